@@ -1,0 +1,23 @@
+//! The contract between the XDP program and the userspace daemon.
+//!
+//! Everything both sides must agree on lives here: limits, the `#[repr(C)]` layouts of
+//! the BPF map keys and values, the outcome counters, and the small pieces of DNS wire
+//! code (name lower-casing, checksums, header bits) that the kernel and userspace both
+//! apply. A change here changes both sides at once.
+#![no_std]
+
+pub mod limits;
+pub mod maps;
+pub mod stats;
+pub mod wire;
+
+#[cfg(feature = "user")]
+mod pod {
+    use crate::maps::{AnswerSlot, NameEntry, NameKey};
+
+    // SAFETY: all are #[repr(C)], Copy, made only of integers and byte arrays, with
+    // explicit padding fields, so every bit pattern is a valid value.
+    unsafe impl<const N: usize> aya::Pod for NameKey<N> {}
+    unsafe impl aya::Pod for NameEntry {}
+    unsafe impl aya::Pod for AnswerSlot {}
+}

@@ -1,0 +1,128 @@
+//! Layouts of the BPF maps. The XDP program reads them; only userspace writes them.
+//!
+//! Lookup is two-level: a name map (one per length bucket, LRU hash keyed by lower-cased
+//! QNAME + QTYPE) gives a [`NameEntry`] that points at an [`AnswerSlot`] in the answer
+//! array. Many names share one answer (every instance on a cluster answers the same CNAME
+//! or addresses), so the per-name cost is a small key and a 16-byte value.
+
+use crate::limits::{ANSWER_MAX_LEN, NAME_BUCKETS};
+
+/// Map names, as the loader and the pinning code refer to them.
+pub const NAME_MAP_NAMES: [&str; 4] = ["NAMES_0", "NAMES_1", "NAMES_2", "NAMES_3"];
+pub const ANSWER_MAP_NAME: &str = "ANSWERS";
+pub const STATS_MAP_NAME: &str = "STATS";
+pub const SCRATCH_MAP_NAME: &str = "SCRATCH";
+
+/// Key of the name maps: QTYPE in network byte order, then the wire-format QNAME
+/// lower-cased (ASCII only, RFC 4343) and zero-padded to the bucket size.
+///
+/// No length field is needed: a wire name ends at its first zero label, so two distinct
+/// names never share a zero-padded form.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct NameKey<const N: usize> {
+    pub qtype: [u8; 2],
+    pub name: [u8; N],
+}
+
+pub type NameKey0 = NameKey<{ NAME_BUCKETS[0] }>;
+pub type NameKey1 = NameKey<{ NAME_BUCKETS[1] }>;
+pub type NameKey2 = NameKey<{ NAME_BUCKETS[2] }>;
+pub type NameKey3 = NameKey<{ NAME_BUCKETS[3] }>;
+
+impl<const N: usize> NameKey<N> {
+    /// Builds a key from an already lower-cased wire name; `None` if it does not fit.
+    pub fn new(lower_wire_name: &[u8], qtype: u16) -> Option<Self> {
+        if lower_wire_name.len() > N {
+            return None;
+        }
+        let mut name = [0u8; N];
+        name[..lower_wire_name.len()].copy_from_slice(lower_wire_name);
+        Some(Self {
+            qtype: qtype.to_be_bytes(),
+            name,
+        })
+    }
+}
+
+/// How the XDP program picks among the `variants` answer slots of a name.
+pub mod select {
+    /// Always the first slot.
+    pub const FIXED: u16 = 0;
+}
+
+/// Value of the name maps.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct NameEntry {
+    /// CLOCK_MONOTONIC (bpf_ktime_get_ns) time after which the entry must not be served.
+    pub expires_ns: u64,
+    /// Index of the first answer slot in the answer array.
+    pub answer: u32,
+    /// Number of consecutive slots the program chooses from (at least 1).
+    pub variants: u16,
+    /// One of [`select`].
+    pub select: u16,
+}
+
+/// Answer flags, in the low bits of [`AnswerSlot::flags`].
+pub mod answer_flags {
+    /// Mask of the RCODE (0..=15; extended RCODEs are never cached).
+    pub const RCODE_MASK: u16 = 0x000f;
+}
+
+/// One precomputed answer: the bytes that follow the question in the response.
+///
+/// The data is the answer, authority and additional sections (without OPT), exactly as
+/// userspace would send them. Compression pointers in it refer only to offsets that do
+/// not depend on the query's letter case, so one slot serves every query whose
+/// lower-cased question is the same.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AnswerSlot {
+    /// Bytes used in `data`.
+    pub len: u16,
+    /// RCODE and flags, see [`answer_flags`].
+    pub flags: u16,
+    /// Section counts, host byte order.
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    /// One's complement sum of `data[..len]` as 16-bit words in native byte order,
+    /// starting at an even offset (see [`crate::wire::csum_add_bytes`]).
+    pub csum: u16,
+    pub _reserved: [u8; 4],
+    pub data: [u8; ANSWER_MAX_LEN],
+}
+
+impl AnswerSlot {
+    pub const fn zeroed() -> Self {
+        Self {
+            len: 0,
+            flags: 0,
+            ancount: 0,
+            nscount: 0,
+            arcount: 0,
+            csum: 0,
+            _reserved: [0; 4],
+            data: [0; ANSWER_MAX_LEN],
+        }
+    }
+}
+
+/// Per-CPU scratch space of the XDP program (the BPF stack is only 512 bytes).
+#[repr(C)]
+pub struct Scratch {
+    /// Values written and read back so the verifier forgets per-path constants and
+    /// merges paths (it does not track what is stored in map memory).
+    pub spill: [u32; 8],
+    /// The question as received: QNAME, QTYPE, QCLASS, padded for 8-byte reads.
+    pub raw: [u8; SCRATCH_RAW_LEN],
+    /// The lookup key being built: QTYPE then the lower-cased name, padded.
+    pub key: [u8; SCRATCH_KEY_LEN],
+}
+
+/// Room for the longest QNAME + QTYPE + QCLASS, rounded up to whole 8-byte words.
+pub const SCRATCH_RAW_LEN: usize = 264;
+/// Room for 2 bytes of QTYPE + the longest name rounded up to 8-byte words.
+pub const SCRATCH_KEY_LEN: usize = 2 + 256 + 8;

@@ -1,0 +1,51 @@
+//! Per-CPU outcome counters of the XDP program, indexed by [`Outcome`].
+
+/// What happened to one packet. New outcomes are appended; indices never change.
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// Answered from the map with XDP_TX.
+    Hit = 0,
+    /// A query we could answer in the kernel, but the name is not in the map: passed up.
+    Miss = 1,
+    /// Not a DNS query for our port (other protocols, other ports): passed up.
+    PassNotDns = 2,
+    /// A DNS packet the fast path does not answer (malformed, responses, other opcodes,
+    /// classes, EDNS versions, IP options, fragments...): passed up for userspace.
+    PassUnsupported = 3,
+    /// An internal failure (helper error, inconsistent map data): passed up.
+    Error = 4,
+    /// The name is in the map but its entry expired: passed up to be refreshed.
+    Expired = 5,
+    /// The answer would not fit the client's UDP payload size: passed up (userspace sets TC).
+    PassTooBig = 6,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::PassNotDns,
+        Outcome::PassUnsupported,
+        Outcome::Error,
+        Outcome::Expired,
+        Outcome::PassTooBig,
+    ];
+
+    /// Stable name used in logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::PassNotDns => "passed_not_dns",
+            Outcome::PassUnsupported => "passed_unsupported",
+            Outcome::Error => "error",
+            Outcome::Expired => "expired",
+            Outcome::PassTooBig => "passed_too_big",
+        }
+    }
+}
+
+/// Slots in the counter array: more than [`Outcome::ALL`] so outcomes can be added
+/// without changing the map layout.
+pub const OUTCOME_SLOTS: u32 = 32;

@@ -1,0 +1,665 @@
+//! instadns fast path: answers hot DNS queries from BPF maps with XDP_TX.
+//!
+//! Ethernet (+ up to two VLAN tags) -> IPv4 or IPv6 -> UDP to the DNS port -> a standard
+//! query with one question (and at most an EDNS(0) OPT record). The lower-cased QNAME and
+//! QTYPE are looked up in the name map of the name's length bucket; on a hit the packet is
+//! rewritten in place into the response userspace prepared and sent back. Anything else,
+//! or anything we are not sure to answer exactly as userspace would, goes up with
+//! XDP_PASS, untouched. The program never drops.
+//!
+//! Verifier notes: variable offsets are stored to the per-CPU scratch map and read back
+//! ([`launder`]) at the points where parsing paths join, so the verifier merges the paths
+//! instead of verifying the rest of the program once per header layout and name length.
+#![no_std]
+#![no_main]
+
+use core::{
+    ffi::c_void,
+    mem::size_of,
+    ptr::{read_unaligned, read_volatile, write_unaligned, write_volatile},
+};
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_PASS, XDP_TX},
+    helpers::generated::{
+        bpf_ktime_get_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
+    macros::{map, xdp},
+    maps::{Array, LruHashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use dns_common::{
+    limits::{
+        ANSWER_MAX_LEN, DEFAULT_EDNS_PAYLOAD, DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS,
+        MAX_NAME_LEN, NAME_BUCKETS, OPT_RR_LEN,
+    },
+    maps::{
+        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
+        answer_flags::RCODE_MASK,
+    },
+    stats::{OUTCOME_SLOTS, Outcome},
+    wire::{
+        CLASS_IN, EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, csum_add_bytes,
+        csum_at_parity, csum_finish, csum_fold, low_bytes_mask, lower_word, opt_record,
+        response_flags, udp_response_limit,
+    },
+};
+
+// Load-time configuration, set by the loader with `EbpfLoader::set_global`.
+/// UDP port we answer on, host byte order.
+#[unsafe(no_mangle)]
+static DNS_PORT: u16 = 53;
+/// UDP payload size we advertise in EDNS(0) responses.
+#[unsafe(no_mangle)]
+static EDNS_PAYLOAD: u16 = DEFAULT_EDNS_PAYLOAD;
+
+// Sizes are placeholders: the loader sets them from the configuration.
+#[map]
+static NAMES_0: LruHashMap<NameKey0, NameEntry> = LruHashMap::with_max_entries(1024, 0);
+#[map]
+static NAMES_1: LruHashMap<NameKey1, NameEntry> = LruHashMap::with_max_entries(1024, 0);
+#[map]
+static NAMES_2: LruHashMap<NameKey2, NameEntry> = LruHashMap::with_max_entries(1024, 0);
+#[map]
+static NAMES_3: LruHashMap<NameKey3, NameEntry> = LruHashMap::with_max_entries(1024, 0);
+#[map]
+static ANSWERS: Array<AnswerSlot> = Array::with_max_entries(1024, 0);
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(OUTCOME_SLOTS, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPV4_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
+const UDP_HLEN: usize = 8;
+const IPPROTO_UDP: u8 = 17;
+/// Hop limit of our responses.
+const RESPONSE_TTL: u8 = 64;
+/// Most EDNS options we walk in a query before leaving it to userspace.
+const MAX_EDNS_OPTIONS: usize = 8;
+/// Longest query we parse; longer ones (rare: a question plus EDNS options) go up.
+/// Keeps every offset well inside the verifier's 64 KiB packet-offset range.
+const MAX_QUERY_LEN: usize = 4096;
+/// Highest offset of the DNS header in a frame we parse (Ethernet, two VLAN tags, IPv6, UDP).
+const MAX_DNS_OFFSET: usize = ETH_HLEN + 8 + IPV6_HLEN + UDP_HLEN;
+/// 8-byte words of the question the key loop reads per bucket: the bucket's name
+/// capacity plus QTYPE and QCLASS, rounded up.
+const BUCKET_WORDS: [usize; 4] = [
+    (NAME_BUCKETS[0] + 4).div_ceil(8),
+    (NAME_BUCKETS[1] + 4).div_ceil(8),
+    (NAME_BUCKETS[2] + 4).div_ceil(8),
+    (NAME_BUCKETS[3] + 4).div_ceil(8),
+];
+const MAX_WORDS: usize = BUCKET_WORDS[3];
+
+/// Where the parsed headers are, all offsets from the start of the frame.
+struct Frame {
+    l3: usize,
+    ipv6: bool,
+    l4: usize,
+    dns: usize,
+    /// Length of the DNS message (UDP payload), which may end before the frame does
+    /// (Ethernet padding).
+    msg_len: usize,
+}
+
+/// What the question and EDNS parse found.
+struct Query {
+    name_len: usize,
+    flags: [u8; 2],
+    /// The client's EDNS UDP payload size, if it sent an OPT record.
+    edns_payload: Option<u16>,
+    dnssec_ok: bool,
+}
+
+#[xdp]
+pub fn instadns(ctx: XdpContext) -> u32 {
+    let (action, outcome) = match try_instadns(&ctx) {
+        Ok(()) => (XDP_TX, Outcome::Hit),
+        Err(outcome) => (XDP_PASS, outcome),
+    };
+    if let Some(counter) = STATS.get_ptr_mut(outcome as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe { *counter += 1 };
+    }
+    action
+}
+
+fn try_instadns(ctx: &XdpContext) -> Result<(), Outcome> {
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(Outcome::Error)?;
+    let frame = parse_frame(ctx, scratch)?;
+    let query = parse_query(ctx, scratch, &frame)?;
+    answer(ctx, scratch, &frame, &query)
+}
+
+/// Bounds-checked pointer to a `T` at `offset` from the start of the frame.
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *mut T)
+}
+
+#[inline(always)]
+fn read_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    let p = ptr_at::<[u8; 2]>(ctx, offset)?;
+    // SAFETY: ptr_at checked the bounds.
+    Some(u16::from_be_bytes(unsafe { read_unaligned(p) }))
+}
+
+#[inline(always)]
+fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
+    let p = ptr_at::<u8>(ctx, offset)?;
+    // SAFETY: ptr_at checked the bounds.
+    Some(unsafe { *p })
+}
+
+/// Stores `value` in scratch memory and reads it back: the verifier does not track
+/// values in map memory, so the result is an unknown scalar on every path and the
+/// states of different paths can be merged. Callers re-check the bounds they need.
+#[inline(always)]
+fn launder(scratch: *mut Scratch, slot: usize, value: usize) -> usize {
+    // SAFETY: scratch points at this CPU's scratch value; `slot` is a constant < 8.
+    unsafe {
+        let p = (*scratch).spill.as_mut_ptr().add(slot);
+        write_volatile(p, value as u32);
+        read_volatile(p) as usize
+    }
+}
+
+fn parse_frame(ctx: &XdpContext, scratch: *mut Scratch) -> Result<Frame, Outcome> {
+    let not_dns = Outcome::PassNotDns;
+    let mut ethertype = read_be16(ctx, 12).ok_or(not_dns)?;
+    let mut l3 = ETH_HLEN;
+    // Up to MAX_VLAN_TAGS (2) tags, unrolled.
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        ethertype = read_be16(ctx, l3 + 2).ok_or(not_dns)?;
+        l3 += 4;
+        if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+            ethertype = read_be16(ctx, l3 + 2).ok_or(not_dns)?;
+            l3 += 4;
+            if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+                return Err(Outcome::PassUnsupported);
+            }
+        }
+    }
+    let frame_len = ctx.data_end() - ctx.data();
+    let (ipv6, l4, ip_payload_len) = match ethertype {
+        ETH_P_IPV4 => {
+            let ip = ptr_at::<[u8; IPV4_HLEN]>(ctx, l3).ok_or(not_dns)?;
+            // SAFETY: ptr_at checked the bounds.
+            let ip = unsafe { read_unaligned(ip) };
+            if ip[9] != IPPROTO_UDP {
+                return Err(not_dns);
+            }
+            // Version 4 without options, not a fragment (MF clear, offset zero).
+            if ip[0] != 0x45 || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+                return Err(Outcome::PassUnsupported);
+            }
+            let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+            if total < IPV4_HLEN || l3 + total > frame_len {
+                return Err(Outcome::PassUnsupported);
+            }
+            (false, l3 + IPV4_HLEN, total - IPV4_HLEN)
+        }
+        ETH_P_IPV6 => {
+            let ip = ptr_at::<[u8; IPV6_HLEN]>(ctx, l3).ok_or(not_dns)?;
+            // SAFETY: ptr_at checked the bounds.
+            let ip = unsafe { read_unaligned(ip) };
+            if ip[0] >> 4 != 6 {
+                return Err(Outcome::PassUnsupported);
+            }
+            if ip[6] != IPPROTO_UDP {
+                // Extension headers (which may lead to UDP) are userspace's business.
+                return Err(if is_ipv6_extension(ip[6]) {
+                    Outcome::PassUnsupported
+                } else {
+                    not_dns
+                });
+            }
+            let payload = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+            if l3 + IPV6_HLEN + payload > frame_len {
+                return Err(Outcome::PassUnsupported);
+            }
+            (true, l3 + IPV6_HLEN, payload)
+        }
+        _ => return Err(not_dns),
+    };
+    let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, l4).ok_or(not_dns)?;
+    // SAFETY: ptr_at checked the bounds.
+    let udp = unsafe { read_unaligned(udp) };
+    if u16::from_be_bytes([udp[2], udp[3]]) != config_port() {
+        return Err(not_dns);
+    }
+    let udp_len = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+    if udp_len != ip_payload_len || udp_len < UDP_HLEN + DNS_HEADER_LEN {
+        return Err(Outcome::PassUnsupported);
+    }
+    // A source port of zero cannot be answered.
+    if udp[0] == 0 && udp[1] == 0 {
+        return Err(Outcome::PassUnsupported);
+    }
+    // Join the VLAN and IP version paths (see `launder`).
+    let l3 = launder(scratch, 0, l3);
+    let l4 = launder(scratch, 1, l4);
+    if udp_len - UDP_HLEN > MAX_QUERY_LEN {
+        return Err(Outcome::PassUnsupported);
+    }
+    let msg_len = launder(scratch, 2, udp_len - UDP_HLEN);
+    if l4 + UDP_HLEN > MAX_DNS_OFFSET || l3 > l4 || msg_len > MAX_QUERY_LEN {
+        return Err(Outcome::Error);
+    }
+    Ok(Frame {
+        l3,
+        ipv6,
+        l4,
+        dns: l4 + UDP_HLEN,
+        msg_len,
+    })
+}
+
+#[inline(always)]
+fn config_port() -> u16 {
+    // SAFETY: a read-only global the loader may patch before loading.
+    unsafe { read_volatile(&DNS_PORT) }
+}
+
+#[inline(always)]
+fn config_edns_payload() -> u16 {
+    // SAFETY: a read-only global the loader may patch before loading.
+    unsafe { read_volatile(&EDNS_PAYLOAD) }
+}
+
+#[inline(always)]
+fn is_ipv6_extension(next: u8) -> bool {
+    matches!(
+        next,
+        0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254
+    )
+}
+
+fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Query, Outcome> {
+    let bad = Outcome::PassUnsupported;
+    let hdr = ptr_at::<[u8; DNS_HEADER_LEN]>(ctx, f.dns).ok_or(bad)?;
+    // SAFETY: ptr_at checked the bounds.
+    let hdr = unsafe { read_unaligned(hdr) };
+    let flags = [hdr[2], hdr[3]];
+    // A query (QR clear), opcode QUERY, not truncated.
+    if flags[0] & (FLAG1_QR | FLAG1_OPCODE_MASK | FLAG1_TC) != 0 {
+        return Err(bad);
+    }
+    let qdcount = u16::from_be_bytes([hdr[4], hdr[5]]);
+    let ancount = u16::from_be_bytes([hdr[6], hdr[7]]);
+    let nscount = u16::from_be_bytes([hdr[8], hdr[9]]);
+    let arcount = u16::from_be_bytes([hdr[10], hdr[11]]);
+    if qdcount != 1 || ancount != 0 || nscount != 0 || arcount > 1 {
+        return Err(bad);
+    }
+
+    // Walk the labels of QNAME for its length; compression pointers and extended
+    // label types are not legal here for us (userspace answers FORMERR).
+    let qname = f.dns + DNS_HEADER_LEN;
+    let mut pos = 0usize;
+    let mut ended = false;
+    for _ in 0..MAX_LABELS {
+        if DNS_HEADER_LEN + pos >= f.msg_len {
+            return Err(bad);
+        }
+        let label = read_u8(ctx, qname + pos).ok_or(bad)? as usize;
+        pos += 1;
+        if label == 0 {
+            ended = true;
+            break;
+        }
+        if label > MAX_LABEL_LEN {
+            return Err(bad);
+        }
+        pos += label;
+        if pos >= MAX_NAME_LEN {
+            return Err(bad);
+        }
+    }
+    if !ended {
+        return Err(bad);
+    }
+    let name_len = launder(scratch, 3, pos);
+    if name_len == 0 || name_len > MAX_NAME_LEN {
+        return Err(Outcome::Error);
+    }
+    let question_end = DNS_HEADER_LEN + name_len + 4;
+    if question_end > f.msg_len {
+        return Err(bad);
+    }
+    let qclass = read_be16(ctx, qname + name_len + 2).ok_or(bad)?;
+    if qclass != CLASS_IN {
+        return Err(bad);
+    }
+
+    let mut query = Query {
+        name_len,
+        flags,
+        edns_payload: None,
+        dnssec_ok: false,
+    };
+    if arcount == 0 {
+        // Nothing may follow the question.
+        return if question_end == f.msg_len {
+            Ok(query)
+        } else {
+            Err(bad)
+        };
+    }
+    // The one additional record must be an EDNS(0) OPT record with the root owner
+    // name that ends the message, with well-formed options.
+    let opt = f.dns + question_end;
+    let rr = ptr_at::<[u8; OPT_RR_LEN]>(ctx, opt).ok_or(bad)?;
+    // SAFETY: ptr_at checked the bounds.
+    let rr = unsafe { read_unaligned(rr) };
+    let rdlen = u16::from_be_bytes([rr[9], rr[10]]) as usize;
+    if rr[0] != 0
+        || u16::from_be_bytes([rr[1], rr[2]]) != TYPE_OPT
+        || rr[6] != 0
+        || question_end + OPT_RR_LEN + rdlen != f.msg_len
+    {
+        // Unknown EDNS versions get BADVERS from userspace.
+        return Err(bad);
+    }
+    let mut option = opt + OPT_RR_LEN;
+    // Equal to option + rdlen (checked above), in a form the verifier can bound.
+    let options_end = f.dns + f.msg_len;
+    let mut walked = false;
+    for _ in 0..MAX_EDNS_OPTIONS {
+        if option == options_end {
+            walked = true;
+            break;
+        }
+        let len = read_be16(ctx, option + 2).ok_or(bad)? as usize;
+        option += 4 + len;
+        if option > options_end {
+            return Err(bad);
+        }
+    }
+    if !walked && option != options_end {
+        return Err(bad);
+    }
+    query.edns_payload = Some(u16::from_be_bytes([rr[3], rr[4]]));
+    query.dnssec_ok = u16::from_be_bytes([rr[7], rr[8]]) & EDNS_FLAG_DO != 0;
+    Ok(query)
+}
+
+/// Builds the lookup key in scratch (QTYPE, lower-cased name zero-padded to the
+/// bucket size) and returns the bucket and the one's complement sum of the question
+/// exactly as received (letter case included).
+fn build_key(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    f: &Frame,
+    name_len: usize,
+) -> Result<(usize, u64), Outcome> {
+    // SAFETY: scratch is this CPU's value; all offsets below stay inside its arrays:
+    // name_len <= 255, so raw needs 259 bytes (264 available) and the word loop reads
+    // raw[..MAX_WORDS * 8] (264) and writes key[2..2 + MAX_WORDS * 8] (266).
+    unsafe {
+        let raw = (*scratch).raw.as_mut_ptr();
+        let key = (*scratch).key.as_mut_ptr();
+        let question_len = name_len + 4;
+        if bpf_xdp_load_bytes(
+            ctx.ctx,
+            (f.dns + DNS_HEADER_LEN) as u32,
+            raw as *mut c_void,
+            question_len as u32,
+        ) != 0
+        {
+            return Err(Outcome::Error);
+        }
+        // QTYPE follows the name.
+        write_unaligned(
+            key as *mut [u8; 2],
+            read_unaligned(raw.add(name_len) as *const [u8; 2]),
+        );
+
+        let bucket = if name_len <= NAME_BUCKETS[0] {
+            0
+        } else if name_len <= NAME_BUCKETS[1] {
+            1
+        } else if name_len <= NAME_BUCKETS[2] {
+            2
+        } else {
+            3
+        };
+        let words = BUCKET_WORDS[bucket];
+        let mut sum: u64 = 0;
+        for i in 0..MAX_WORDS {
+            if i >= words {
+                break;
+            }
+            let at = i * 8;
+            let w = read_unaligned(raw.add(at) as *const u64);
+            let q = w & low_bytes_mask(question_len.saturating_sub(at) as u64);
+            sum += (q & 0xffff_ffff) + (q >> 32);
+            let n = w & low_bytes_mask(name_len.saturating_sub(at) as u64);
+            write_unaligned(key.add(2 + at) as *mut u64, lower_word(n));
+        }
+        Ok((bucket, sum))
+    }
+}
+
+#[inline(always)]
+fn lookup(scratch: *mut Scratch, bucket: usize) -> Option<*const NameEntry> {
+    // SAFETY: the key types are byte arrays (alignment 1) no longer than scratch.key.
+    unsafe {
+        let key = (*scratch).key.as_ptr();
+        match bucket {
+            0 => NAMES_0.get_ptr(&*(key as *const NameKey0)),
+            1 => NAMES_1.get_ptr(&*(key as *const NameKey1)),
+            2 => NAMES_2.get_ptr(&*(key as *const NameKey2)),
+            _ => NAMES_3.get_ptr(&*(key as *const NameKey3)),
+        }
+    }
+}
+
+fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<(), Outcome> {
+    let (bucket, question_sum) = build_key(ctx, scratch, f, q.name_len)?;
+    let entry = lookup(scratch, bucket).ok_or(Outcome::Miss)?;
+    // SAFETY: a valid map value pointer for the duration of this program run.
+    let entry = unsafe { read_unaligned(entry) };
+    // SAFETY: helper without arguments.
+    if unsafe { bpf_ktime_get_ns() } >= entry.expires_ns {
+        return Err(Outcome::Expired);
+    }
+    let slot = ANSWERS.get_ptr(entry.answer).ok_or(Outcome::Error)?;
+    // SAFETY: a valid map value pointer; we read its small header fields.
+    let (data_len, slot_flags, counts, data_sum) = unsafe {
+        (
+            (*slot).len as usize,
+            (*slot).flags,
+            [(*slot).ancount, (*slot).nscount, (*slot).arcount],
+            (*slot).csum,
+        )
+    };
+    if data_len > ANSWER_MAX_LEN {
+        return Err(Outcome::Error);
+    }
+
+    let question_end = DNS_HEADER_LEN + q.name_len + 4;
+    let opt_len = if q.edns_payload.is_some() {
+        OPT_RR_LEN
+    } else {
+        0
+    };
+    let msg_len = question_end + data_len + opt_len;
+    if msg_len > udp_response_limit(q.edns_payload, config_edns_payload()) as usize {
+        return Err(Outcome::PassTooBig);
+    }
+
+    // Resize the frame to the response (dropping any Ethernet padding).
+    let old_frame_len = ctx.data_end() - ctx.data();
+    let new_frame_len = f.dns + msg_len;
+    let delta = new_frame_len as i64 - old_frame_len as i64;
+    if delta != 0 {
+        // SAFETY: helper call; every packet pointer is re-derived and re-checked below.
+        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
+            return Err(Outcome::Error);
+        }
+    }
+
+    // Answer sections, copied from the slot.
+    if data_len > 0 {
+        // SAFETY: data_len <= ANSWER_MAX_LEN, the size of the slot's data.
+        let rc = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                (f.dns + question_end) as u32,
+                (*slot).data.as_ptr() as *mut c_void,
+                data_len as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Outcome::Error);
+        }
+    }
+    let mut sum = question_sum + csum_at_parity(data_sum, q.name_len & 1 == 1) as u64;
+
+    let rcode = (slot_flags & RCODE_MASK) as u8;
+    let mut arcount = counts[2];
+    if let Some(_) = q.edns_payload {
+        let opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
+        // SAFETY: an 11-byte stack array.
+        let rc = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                (f.dns + question_end + data_len) as u32,
+                opt.as_ptr() as *mut c_void,
+                OPT_RR_LEN as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Outcome::Error);
+        }
+        sum += csum_at_parity(
+            csum_fold(csum_add_bytes(0, &opt)),
+            (q.name_len + data_len) & 1 == 1,
+        ) as u64;
+        arcount += 1;
+    }
+
+    // DNS header: ID and QDCOUNT stay; flags and counts are the response's.
+    let hdr = ptr_at::<[u8; DNS_HEADER_LEN]>(ctx, f.dns).ok_or(Outcome::Error)?;
+    let flags = response_flags(q.flags, true, rcode);
+    let an = counts[0].to_be_bytes();
+    let ns = counts[1].to_be_bytes();
+    let ar = arcount.to_be_bytes();
+    // SAFETY: ptr_at checked the bounds.
+    unsafe {
+        let h = &mut *hdr;
+        h[2] = flags[0];
+        h[3] = flags[1];
+        h[6..8].copy_from_slice(&an);
+        h[8..10].copy_from_slice(&ns);
+        h[10..12].copy_from_slice(&ar);
+        sum += words_sum(h);
+    }
+
+    // UDP: swap ports, new length, checksum over pseudo-header, header and message.
+    let udp_len = (UDP_HLEN + msg_len) as u16;
+    let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, f.l4).ok_or(Outcome::Error)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe {
+        let u = &mut *udp;
+        let sport = [u[0], u[1]];
+        u[0] = u[2];
+        u[1] = u[3];
+        u[2] = sport[0];
+        u[3] = sport[1];
+        u[4..6].copy_from_slice(&udp_len.to_be_bytes());
+        u[6] = 0;
+        u[7] = 0;
+        sum += words_sum(u);
+    }
+    // Pseudo-header length and protocol (for IPv6 the length is 32 bits, same sum).
+    sum += udp_len.to_be() as u64 + (IPPROTO_UDP as u16).to_be() as u64;
+
+    if f.ipv6 {
+        let ip = ptr_at::<[u8; IPV6_HLEN]>(ctx, f.l3).ok_or(Outcome::Error)?;
+        // SAFETY: ptr_at checked the bounds.
+        unsafe {
+            let ip = &mut *ip;
+            let src: [u8; 16] = read_unaligned(ip.as_ptr().add(8) as *const [u8; 16]);
+            let dst: [u8; 16] = read_unaligned(ip.as_ptr().add(24) as *const [u8; 16]);
+            write_unaligned(ip.as_mut_ptr().add(8) as *mut [u8; 16], dst);
+            write_unaligned(ip.as_mut_ptr().add(24) as *mut [u8; 16], src);
+            ip[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            ip[7] = RESPONSE_TTL;
+            sum += words_sum(&src) + words_sum(&dst);
+        }
+    } else {
+        let ip = ptr_at::<[u8; IPV4_HLEN]>(ctx, f.l3).ok_or(Outcome::Error)?;
+        // SAFETY: ptr_at checked the bounds.
+        unsafe {
+            let ip = &mut *ip;
+            let src: [u8; 4] = [ip[12], ip[13], ip[14], ip[15]];
+            let dst: [u8; 4] = [ip[16], ip[17], ip[18], ip[19]];
+            ip[12..16].copy_from_slice(&dst);
+            ip[16..20].copy_from_slice(&src);
+            ip[2..4].copy_from_slice(&((IPV4_HLEN as u16) + udp_len).to_be_bytes());
+            ip[8] = RESPONSE_TTL;
+            ip[10] = 0;
+            ip[11] = 0;
+            let ip_csum = !csum_fold(words_sum(ip));
+            ip[10..12].copy_from_slice(&ip_csum.to_ne_bytes());
+            sum += words_sum(&src) + words_sum(&dst);
+        }
+    }
+
+    // The UDP checksum is mandatory on IPv6 and we always send one.
+    let csum = csum_finish(sum).to_ne_bytes();
+    let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, f.l4).ok_or(Outcome::Error)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe {
+        (*udp)[6] = csum[0];
+        (*udp)[7] = csum[1];
+    }
+
+    // Ethernet: back to the sender.
+    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0).ok_or(Outcome::Error)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe {
+        let e = &mut *eth;
+        let dst: [u8; 6] = [e[0], e[1], e[2], e[3], e[4], e[5]];
+        let src: [u8; 6] = [e[6], e[7], e[8], e[9], e[10], e[11]];
+        e[0..6].copy_from_slice(&src);
+        e[6..12].copy_from_slice(&dst);
+    }
+    Ok(())
+}
+
+/// Unfolded one's complement sum of an even-length byte array (native-order words).
+#[inline(always)]
+fn words_sum<const N: usize>(bytes: &[u8; N]) -> u64 {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i + 1 < N {
+        sum += u16::from_ne_bytes([bytes[i], bytes[i + 1]]) as u64;
+        i += 2;
+    }
+    sum
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Unreachable in a verified program: the verifier rejects any reachable loop.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

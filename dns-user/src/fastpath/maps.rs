@@ -1,0 +1,337 @@
+//! Writing answers into the BPF maps.
+//!
+//! Answer slots are shared by content: every name whose answer bytes are identical
+//! points at one slot. A slot whose last name is gone waits in quarantine before reuse,
+//! so an XDP run that read the old name entry an instant earlier never copies a slot
+//! being rewritten.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray},
+};
+use dns_common::{
+    limits::{ANSWER_MAX_LEN, bucket_for},
+    maps::{
+        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1,
+        NameKey2, NameKey3, STATS_MAP_NAME, select,
+    },
+    stats::Outcome,
+    wire::{csum_add_bytes, csum_fold},
+};
+use thiserror::Error;
+
+use super::CacheKey;
+use crate::answer::EncodedAnswer;
+
+/// How long a freed answer slot waits before reuse. An XDP run lasts microseconds.
+const SLOT_QUARANTINE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Error)]
+pub enum MapsError {
+    #[error("the XDP object lacks map {0}")]
+    MissingMap(&'static str),
+    #[error("BPF map operation failed: {0}")]
+    Map(#[from] MapError),
+    #[error("all {0} answer slots are in use; raise --answer-slots")]
+    SlotsFull(u32),
+    #[error("the name does not fit any name map bucket")]
+    NameTooLong,
+}
+
+pub struct KernelMaps {
+    names0: BpfHashMap<MapData, NameKey0, NameEntry>,
+    names1: BpfHashMap<MapData, NameKey1, NameEntry>,
+    names2: BpfHashMap<MapData, NameKey2, NameEntry>,
+    names3: BpfHashMap<MapData, NameKey3, NameEntry>,
+    answers: Array<MapData, AnswerSlot>,
+    stats: PerCpuArray<MapData, u64>,
+    slots: SlotTable,
+    /// Which slot each installed name points at.
+    installed: HashMap<CacheKey, u32>,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MapsError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    Ok(T::try_from(
+        ebpf.take_map(name).ok_or(MapsError::MissingMap(name))?,
+    )?)
+}
+
+impl KernelMaps {
+    /// Takes ownership of the maps of a loaded program.
+    pub fn from_ebpf(ebpf: &mut Ebpf, answer_slots: u32) -> Result<Self, MapsError> {
+        Ok(Self {
+            names0: take(ebpf, NAME_MAP_NAMES[0])?,
+            names1: take(ebpf, NAME_MAP_NAMES[1])?,
+            names2: take(ebpf, NAME_MAP_NAMES[2])?,
+            names3: take(ebpf, NAME_MAP_NAMES[3])?,
+            answers: take(ebpf, ANSWER_MAP_NAME)?,
+            stats: take(ebpf, STATS_MAP_NAME)?,
+            slots: SlotTable::new(answer_slots),
+            installed: HashMap::new(),
+        })
+    }
+
+    /// Points `key` at the answer, valid until `expires_ns` (CLOCK_MONOTONIC).
+    pub fn install(
+        &mut self,
+        key: &CacheKey,
+        answer: &EncodedAnswer,
+        expires_ns: u64,
+    ) -> Result<(), MapsError> {
+        let content = Arc::new(answer.clone());
+        let (slot, fresh) = self
+            .slots
+            .acquire(&content)
+            .ok_or(MapsError::SlotsFull(self.slots.capacity))?;
+        if fresh && let Err(e) = self.answers.set(slot, answer_slot(answer), 0) {
+            self.slots.release(slot);
+            return Err(e.into());
+        }
+        let entry = NameEntry {
+            expires_ns,
+            answer: slot,
+            variants: 1,
+            select: select::FIXED,
+        };
+        if let Err(e) = self.put_name(key, &entry) {
+            self.slots.release(slot);
+            return Err(e);
+        }
+        if let Some(old) = self.installed.insert(*key, slot) {
+            self.slots.release(old);
+        }
+        Ok(())
+    }
+
+    /// Removes `key` from the name maps (if the kernel still has it) and releases its slot.
+    pub fn remove(&mut self, key: &CacheKey) {
+        if let Some(slot) = self.installed.remove(key) {
+            if let Err(e) = self.delete_name(key) {
+                tracing::debug!(error = %e, "name already gone from the map");
+            }
+            self.slots.release(slot);
+        }
+    }
+
+    /// Whether the kernel's map holds `key` (it evicts least recently used entries).
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        let name = key.name.as_bytes();
+        let found = match bucket_for(name.len()) {
+            Some(0) => get(&self.names0, name, key.qtype),
+            Some(1) => get(&self.names1, name, key.qtype),
+            Some(2) => get(&self.names2, name, key.qtype),
+            Some(3) => get(&self.names3, name, key.qtype),
+            _ => None,
+        };
+        found.is_some()
+    }
+
+    pub fn reclaim_quarantine(&mut self) {
+        self.slots.reclaim(Instant::now());
+    }
+
+    /// An outcome counter summed over all CPUs.
+    pub fn counter(&self, outcome: Outcome) -> u64 {
+        self.stats
+            .get(&(outcome as u32), 0)
+            .map(|values| values.iter().sum())
+            .unwrap_or(0)
+    }
+
+    fn put_name(&mut self, key: &CacheKey, entry: &NameEntry) -> Result<(), MapsError> {
+        let name = key.name.as_bytes();
+        match bucket_for(name.len()) {
+            Some(0) => put(&mut self.names0, name, key.qtype, entry),
+            Some(1) => put(&mut self.names1, name, key.qtype, entry),
+            Some(2) => put(&mut self.names2, name, key.qtype, entry),
+            Some(3) => put(&mut self.names3, name, key.qtype, entry),
+            _ => Err(MapsError::NameTooLong),
+        }
+    }
+
+    fn delete_name(&mut self, key: &CacheKey) -> Result<(), MapsError> {
+        let name = key.name.as_bytes();
+        match bucket_for(name.len()) {
+            Some(0) => delete(&mut self.names0, name, key.qtype),
+            Some(1) => delete(&mut self.names1, name, key.qtype),
+            Some(2) => delete(&mut self.names2, name, key.qtype),
+            Some(3) => delete(&mut self.names3, name, key.qtype),
+            _ => Err(MapsError::NameTooLong),
+        }
+    }
+}
+
+fn put<const N: usize>(
+    map: &mut BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    name: &[u8],
+    qtype: u16,
+    entry: &NameEntry,
+) -> Result<(), MapsError>
+where
+    NameKey<N>: aya::Pod,
+{
+    let key = NameKey::<N>::new(name, qtype).ok_or(MapsError::NameTooLong)?;
+    Ok(map.insert(key, entry, 0)?)
+}
+
+fn delete<const N: usize>(
+    map: &mut BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    name: &[u8],
+    qtype: u16,
+) -> Result<(), MapsError>
+where
+    NameKey<N>: aya::Pod,
+{
+    let key = NameKey::<N>::new(name, qtype).ok_or(MapsError::NameTooLong)?;
+    Ok(map.remove(&key)?)
+}
+
+fn get<const N: usize>(
+    map: &BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    name: &[u8],
+    qtype: u16,
+) -> Option<NameEntry>
+where
+    NameKey<N>: aya::Pod,
+{
+    map.get(&NameKey::<N>::new(name, qtype)?, 0).ok()
+}
+
+/// The map value for an answer: its bytes, counts, RCODE and checksum contribution.
+pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
+    let mut slot = AnswerSlot::zeroed();
+    let len = answer.data.len().min(ANSWER_MAX_LEN);
+    slot.data[..len].copy_from_slice(&answer.data[..len]);
+    slot.len = len as u16;
+    slot.flags = answer.rcode & dns_common::maps::answer_flags::RCODE_MASK;
+    slot.ancount = answer.counts[0];
+    slot.nscount = answer.counts[1];
+    slot.arcount = answer.counts[2];
+    slot.csum = csum_fold(csum_add_bytes(0, &answer.data[..len]));
+    slot
+}
+
+/// Allocation of answer slots, shared by content.
+struct SlotTable {
+    capacity: u32,
+    /// Slots never used yet start here.
+    next_fresh: u32,
+    free: Vec<u32>,
+    quarantine: VecDeque<(Instant, u32)>,
+    by_content: HashMap<Arc<EncodedAnswer>, u32>,
+    /// Per slot: its content and how many names point at it.
+    used: HashMap<u32, (Arc<EncodedAnswer>, u32)>,
+}
+
+impl SlotTable {
+    fn new(capacity: u32) -> Self {
+        Self {
+            capacity,
+            next_fresh: 0,
+            free: Vec::new(),
+            quarantine: VecDeque::new(),
+            by_content: HashMap::new(),
+            used: HashMap::new(),
+        }
+    }
+
+    /// A slot holding `content`, and whether it is new (and must be written).
+    fn acquire(&mut self, content: &Arc<EncodedAnswer>) -> Option<(u32, bool)> {
+        if let Some(&slot) = self.by_content.get(content) {
+            if let Some((_, refs)) = self.used.get_mut(&slot) {
+                *refs += 1;
+            }
+            return Some((slot, false));
+        }
+        self.reclaim(Instant::now());
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None if self.next_fresh < self.capacity => {
+                self.next_fresh += 1;
+                self.next_fresh - 1
+            }
+            None => return None,
+        };
+        self.by_content.insert(content.clone(), slot);
+        self.used.insert(slot, (content.clone(), 1));
+        Some((slot, true))
+    }
+
+    fn release(&mut self, slot: u32) {
+        let Some((content, refs)) = self.used.get_mut(&slot) else {
+            return;
+        };
+        *refs -= 1;
+        if *refs == 0 {
+            let content = content.clone();
+            self.by_content.remove(&content);
+            self.used.remove(&slot);
+            self.quarantine.push_back((Instant::now(), slot));
+        }
+    }
+
+    fn reclaim(&mut self, now: Instant) {
+        while let Some(&(since, slot)) = self.quarantine.front() {
+            if now.duration_since(since) < SLOT_QUARANTINE {
+                break;
+            }
+            self.quarantine.pop_front();
+            self.free.push(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(byte: u8) -> Arc<EncodedAnswer> {
+        Arc::new(EncodedAnswer {
+            rcode: 0,
+            authoritative: true,
+            counts: [1, 0, 0],
+            data: vec![byte; 16],
+        })
+    }
+
+    #[test]
+    fn identical_answers_share_a_slot_and_freed_slots_wait_in_quarantine() {
+        let mut t = SlotTable::new(2);
+        let (a, fresh_a) = t.acquire(&answer(1)).unwrap();
+        let (a2, fresh_a2) = t.acquire(&answer(1)).unwrap();
+        assert_eq!((a, fresh_a, a2, fresh_a2), (0, true, 0, false));
+        let (b, _) = t.acquire(&answer(2)).unwrap();
+        assert_eq!(b, 1);
+        assert!(t.acquire(&answer(3)).is_none(), "capacity 2");
+        t.release(a);
+        t.release(a);
+        assert!(
+            t.acquire(&answer(3)).is_none(),
+            "slot 0 is still in quarantine"
+        );
+        t.reclaim(Instant::now() + SLOT_QUARANTINE);
+        assert_eq!(t.acquire(&answer(3)).unwrap(), (0, true));
+    }
+
+    #[test]
+    fn slot_checksum_is_the_sum_of_the_data() {
+        let a = EncodedAnswer {
+            rcode: 3,
+            authoritative: true,
+            counts: [0, 1, 0],
+            data: vec![0x12, 0x34, 0x56],
+        };
+        let s = answer_slot(&a);
+        assert_eq!((s.len, s.flags, s.nscount), (3, 3, 1));
+        assert_eq!(s.csum, csum_fold(csum_add_bytes(0, &[0x12, 0x34, 0x56])));
+    }
+}

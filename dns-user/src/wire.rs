@@ -1,0 +1,507 @@
+//! Query parsing and response assembly on the wire.
+//!
+//! Every response is laid out as the XDP program lays it out: the header, the question
+//! exactly as received (letter case included), the answer sections prepared by
+//! [`crate::answer`], then our OPT record if the query had one. The header and OPT rules
+//! are the shared functions of `dns_common::wire`, so the kernel and userspace agree.
+
+use dns_common::{
+    limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_NAME_LEN},
+    wire::{
+        EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, opt_record, response_flags,
+    },
+};
+
+use crate::answer::EncodedAnswer;
+
+/// DNS RCODEs we send (RFC 1035, RFC 6891 for BADVERS).
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    pub const BADVERS: u16 = 16;
+}
+
+/// A lower-cased wire-format name, stored inline (no allocation per query).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WireName {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl WireName {
+    /// Lower-cases `wire` (an uncompressed, validated wire name).
+    pub fn lowercase(wire: &[u8]) -> Self {
+        debug_assert!(!wire.is_empty() && wire.len() <= MAX_NAME_LEN);
+        let mut bytes = [0u8; MAX_NAME_LEN];
+        dns_common::wire::lowercase_name_into(wire, &mut bytes);
+        Self {
+            len: wire.len() as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for WireName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", display_wire_name(self.as_bytes()))
+    }
+}
+
+/// Presentation form of an uncompressed wire name, with the escapes of RFC 4343.
+pub fn display_wire_name(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut pos = 0;
+    while pos < wire.len() {
+        let len = wire[pos] as usize;
+        pos += 1;
+        if len == 0 {
+            break;
+        }
+        for &b in wire.get(pos..pos + len).unwrap_or_default() {
+            match b {
+                b'.' | b'\\' => {
+                    out.push('\\');
+                    out.push(b as char);
+                }
+                0x21..=0x7e => out.push(b as char),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+        out.push('.');
+        pos += len;
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+/// The EDNS(0) parameters of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+}
+
+/// A parsed standard query.
+#[derive(Debug)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub flags: [u8; 2],
+    /// QNAME, QTYPE and QCLASS exactly as received.
+    pub question: &'a [u8],
+    pub name: WireName,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    pub fn opcode(&self) -> u8 {
+        (self.flags[0] & FLAG1_OPCODE_MASK) >> 3
+    }
+}
+
+/// Why a message is not answered normally.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not answered at all: a response, or too short to carry a header.
+    Drop,
+    /// Answered with an error RCODE (with the question if it parsed, and an OPT
+    /// record if the query had a valid one).
+    Error {
+        id: u16,
+        flags: [u8; 2],
+        rcode: u16,
+        question_len: usize,
+        edns: Option<Edns>,
+    },
+}
+
+/// Parses a query message. Only standard queries (opcode QUERY) with one question
+/// parse successfully; everything else gets the RCODE RFC 1035, RFC 6891 and RFC 8906
+/// call for.
+pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
+    if msg.len() < DNS_HEADER_LEN {
+        return Err(Rejection::Drop);
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let flags = [msg[2], msg[3]];
+    if flags[0] & FLAG1_QR != 0 {
+        return Err(Rejection::Drop);
+    }
+    let count = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]);
+    let (qdcount, ancount, nscount, arcount) = (count(4), count(6), count(8), count(10));
+    let error = |rcode, question_len, edns| Rejection::Error {
+        id,
+        flags,
+        rcode,
+        question_len,
+        edns,
+    };
+
+    // The question, when there is exactly one and it parses, is echoed in errors too.
+    let question = if qdcount == 1 {
+        parse_question(msg, DNS_HEADER_LEN)
+    } else {
+        None
+    };
+    let question_len = question.map_or(0, |(name_len, _, _)| name_len + 4);
+
+    if (flags[0] & FLAG1_OPCODE_MASK) != 0 {
+        return Err(error(rcode::NOTIMP, question_len, None));
+    }
+    let Some((name_len, qtype, qclass)) = question else {
+        return Err(error(rcode::FORMERR, 0, None));
+    };
+    // A query carries no answer or authority records.
+    if ancount != 0 || nscount != 0 {
+        return Err(error(rcode::FORMERR, question_len, None));
+    }
+    let mut pos = DNS_HEADER_LEN + question_len;
+    let mut edns = None;
+    for _ in 0..arcount {
+        let Some(record) = parse_record(msg, pos) else {
+            return Err(error(rcode::FORMERR, question_len, None));
+        };
+        if record.rtype == TYPE_OPT {
+            // One OPT, with the root owner name (RFC 6891 section 6.1.1).
+            if edns.is_some() || !record.owner_is_root || !options_well_formed(record.rdata) {
+                return Err(error(rcode::FORMERR, question_len, None));
+            }
+            edns = Some(Edns {
+                payload: record.class,
+                version: (record.ttl >> 16) as u8,
+                dnssec_ok: (record.ttl as u16) & EDNS_FLAG_DO != 0,
+            });
+        }
+        // Other additional records (TSIG, SIG(0)) are not used yet: ignored.
+        pos = record.end;
+    }
+    if pos != msg.len() {
+        return Err(error(rcode::FORMERR, question_len, edns));
+    }
+    if let Some(e) = edns
+        && e.version != 0
+    {
+        return Err(error(rcode::BADVERS, question_len, edns));
+    }
+    if qtype == TYPE_OPT {
+        return Err(error(rcode::FORMERR, question_len, edns));
+    }
+    let question = &msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len];
+    Ok(Query {
+        id,
+        flags,
+        question,
+        name: WireName::lowercase(&question[..name_len]),
+        qtype,
+        qclass,
+        edns,
+    })
+}
+
+/// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).
+fn parse_question(msg: &[u8], at: usize) -> Option<(usize, u16, u16)> {
+    let name_len = uncompressed_name_len(msg, at)?;
+    let fixed = msg.get(at + name_len..at + name_len + 4)?;
+    Some((
+        name_len,
+        u16::from_be_bytes([fixed[0], fixed[1]]),
+        u16::from_be_bytes([fixed[2], fixed[3]]),
+    ))
+}
+
+/// Length of the uncompressed wire name at `at`, if it is well formed: labels of at
+/// most 63 bytes, at most 255 bytes in all, no compression pointers (the question is the
+/// first name of a message, so a pointer cannot point anywhere valid).
+pub fn uncompressed_name_len(msg: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    loop {
+        let len = *msg.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            break;
+        }
+        if len > MAX_LABEL_LEN {
+            return None;
+        }
+        pos += len;
+        if pos - at >= MAX_NAME_LEN {
+            return None;
+        }
+    }
+    Some(pos - at)
+}
+
+struct RawRecord<'a> {
+    owner_is_root: bool,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    rdata: &'a [u8],
+    end: usize,
+}
+
+/// Parses a resource record at `at` (its owner may be compressed).
+fn parse_record(msg: &[u8], at: usize) -> Option<RawRecord<'_>> {
+    let owner_end = skip_name(msg, at)?;
+    let fixed = msg.get(owner_end..owner_end + 10)?;
+    let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+    let rdata_start = owner_end + 10;
+    let rdata = msg.get(rdata_start..rdata_start + rdlen)?;
+    Some(RawRecord {
+        owner_is_root: msg.get(at) == Some(&0),
+        rtype: u16::from_be_bytes([fixed[0], fixed[1]]),
+        class: u16::from_be_bytes([fixed[2], fixed[3]]),
+        ttl: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+        rdata,
+        end: rdata_start + rdlen,
+    })
+}
+
+/// Skips a possibly compressed name; returns the offset after it.
+fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    loop {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => pos += 1 + len as usize,
+            0xc0..=0xff => {
+                // A pointer ends the name; it must point backwards.
+                let target = (((len & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
+                if target >= at {
+                    return None;
+                }
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+        if pos - at > MAX_NAME_LEN {
+            return None;
+        }
+    }
+}
+
+/// EDNS options must exactly fill the OPT RDATA (RFC 6891 section 6.1.2).
+fn options_well_formed(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(len) = rdata
+            .get(2..4)
+            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+        else {
+            return false;
+        };
+        let Some(rest) = rdata.get(4 + len..) else {
+            return false;
+        };
+        rdata = rest;
+    }
+    true
+}
+
+/// Assembles the response to `query`: header, the question as received, the answer's
+/// sections and, if the query had EDNS, our OPT record.
+///
+/// `limit` is the largest message the transport allows (the UDP limit, or None for
+/// TCP). A response that does not fit is sent truncated (TC set, no records but OPT),
+/// so the client retries over TCP (RFC 2181 section 9, RFC 7766).
+pub fn response(
+    query: &Query<'_>,
+    answer: &EncodedAnswer,
+    our_payload: u16,
+    limit: Option<usize>,
+) -> Vec<u8> {
+    let opt_len = if query.edns.is_some() { 11 } else { 0 };
+    let full_len = DNS_HEADER_LEN + query.question.len() + answer.data.len() + opt_len;
+    let truncated = limit.is_some_and(|limit| full_len > limit);
+    let mut out = Vec::with_capacity(if truncated {
+        DNS_HEADER_LEN + query.question.len() + opt_len
+    } else {
+        full_len
+    });
+    let mut flags = response_flags(
+        query.flags,
+        answer.authoritative,
+        (answer.rcode & 0xf) as u8,
+    );
+    let counts = if truncated {
+        flags[0] |= FLAG1_TC;
+        [0, 0, 0]
+    } else {
+        answer.counts
+    };
+    push_header(&mut out, query.id, flags, 1, counts, query.edns.is_some());
+    out.extend_from_slice(query.question);
+    if !truncated {
+        out.extend_from_slice(&answer.data);
+    }
+    if let Some(edns) = query.edns {
+        out.extend_from_slice(&opt_record(
+            our_payload,
+            (answer.rcode >> 4) as u8,
+            edns.dnssec_ok,
+        ));
+    }
+    out
+}
+
+/// The response to a rejected query: the error RCODE, the question if it parsed, our
+/// OPT record if the query had one (with BADVERS in its extended RCODE bits).
+pub fn error_response(msg: &[u8], rejection: &Rejection, our_payload: u16) -> Option<Vec<u8>> {
+    let Rejection::Error {
+        id,
+        flags,
+        rcode,
+        question_len,
+        edns,
+    } = *rejection
+    else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(DNS_HEADER_LEN + question_len + 11);
+    let qdcount = u16::from(question_len > 0);
+    // AA is not set on errors about the message itself.
+    push_header(
+        &mut out,
+        id,
+        response_flags(flags, false, (rcode & 0xf) as u8),
+        qdcount,
+        [0, 0, 0],
+        edns.is_some(),
+    );
+    out.extend_from_slice(&msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len]);
+    if let Some(edns) = edns {
+        out.extend_from_slice(&opt_record(our_payload, (rcode >> 4) as u8, edns.dnssec_ok));
+    }
+    Some(out)
+}
+
+fn push_header(
+    out: &mut Vec<u8>,
+    id: u16,
+    flags: [u8; 2],
+    qdcount: u16,
+    counts: [u16; 3],
+    opt: bool,
+) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&flags);
+    out.extend_from_slice(&qdcount.to_be_bytes());
+    out.extend_from_slice(&counts[0].to_be_bytes());
+    out.extend_from_slice(&counts[1].to_be_bytes());
+    out.extend_from_slice(&(counts[2] + u16::from(opt)).to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query_bytes(name: &[u8], qtype: u16, flags: [u8; 2], extra: &[u8], arcount: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, flags[0], flags[1], 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(&arcount.to_be_bytes());
+        m.extend_from_slice(name);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(extra);
+        m
+    }
+
+    const NAME: &[u8] = b"\x03WwW\x07example\x03com\x00";
+
+    #[test]
+    fn parses_a_plain_query_and_lowercases_the_key() {
+        let m = query_bytes(NAME, 1, [1, 0], &[], 0);
+        let q = parse_query(&m).unwrap();
+        assert_eq!(q.name.as_bytes(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(q.question, &m[12..]);
+        assert_eq!((q.qtype, q.qclass, q.edns), (1, 1, None));
+    }
+
+    #[test]
+    fn parses_edns_and_rejects_bad_versions_with_badvers() {
+        let opt = [0, 0, 41, 0x10, 0, 0, 1, 0x80, 0, 0, 0];
+        let m = query_bytes(NAME, 1, [0, 0], &opt, 1);
+        match parse_query(&m) {
+            Err(Rejection::Error {
+                rcode,
+                edns: Some(e),
+                ..
+            }) => {
+                assert_eq!(rcode, rcode::BADVERS);
+                assert!(e.dnssec_ok);
+                let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
+                // RCODE low bits 0, extended RCODE 1 in the OPT TTL, version 0.
+                assert_eq!(r[3] & 0xf, 0);
+                assert_eq!(&r[r.len() - 11..], &opt_record(1232, 1, true));
+            }
+            other => panic!("expected BADVERS, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_queries_get_formerr_and_responses_are_dropped() {
+        let formerr = |m: &[u8]| {
+            matches!(
+                parse_query(m),
+                Err(Rejection::Error {
+                    rcode: rcode::FORMERR,
+                    ..
+                })
+            )
+        };
+        assert!(
+            formerr(&query_bytes(b"\xc0\x0c", 1, [0, 0], &[], 0)),
+            "pointer in question"
+        );
+        assert!(
+            formerr(&query_bytes(b"\x03www", 1, [0, 0], &[], 0)),
+            "unterminated name"
+        );
+        assert!(
+            formerr(&query_bytes(NAME, 1, [0, 0], &[0xff], 0)),
+            "trailing garbage"
+        );
+        let two_opts = [[0u8, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]; 2].concat();
+        assert!(
+            formerr(&query_bytes(NAME, 1, [0, 0], &two_opts, 2)),
+            "two OPT records"
+        );
+        let bad_option = [0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 4, 0, 10, 0, 9];
+        assert!(
+            formerr(&query_bytes(NAME, 1, [0, 0], &bad_option, 1)),
+            "option overruns OPT"
+        );
+        assert_eq!(
+            parse_query(&query_bytes(NAME, 1, [0x80, 0], &[], 0)).unwrap_err(),
+            Rejection::Drop
+        );
+        assert_eq!(parse_query(&[0; 11]).unwrap_err(), Rejection::Drop);
+    }
+
+    #[test]
+    fn unknown_opcodes_get_notimp_with_the_question() {
+        let m = query_bytes(NAME, 1, [0x2 << 3, 0], &[], 0);
+        let rejection = parse_query(&m).unwrap_err();
+        let r = error_response(&m, &rejection, 1232).unwrap();
+        assert_eq!(r[3] & 0xf, rcode::NOTIMP as u8);
+        assert_eq!(r[2] & FLAG1_OPCODE_MASK, 0x2 << 3, "opcode echoed");
+        assert_eq!(&r[12..], &m[12..]);
+    }
+
+    #[test]
+    fn display_escapes_special_bytes() {
+        assert_eq!(display_wire_name(b"\x03a.b\x01\x00\x00"), "a\\.b.\\000.");
+        assert_eq!(display_wire_name(b"\x00"), ".");
+    }
+}

@@ -1,0 +1,153 @@
+//! Developer and operator chores for instadns: `cargo xtask <command>`.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "instadns developer and operator tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the build and tests need (Debian packages, bpf-linker, nightly rust-src).
+    /// Idempotent: only what is missing is installed.
+    Setup,
+    /// Set up, then build the release `instadns` binary (eBPF program embedded).
+    Build,
+    /// Set up, build, and serve the demo SQLite database.
+    ///
+    /// Defaults to the loopback interface with XDP in generic (SKB) mode, so that
+    /// `dig @127.0.0.1 ws-123456.apps.example.com` works on this host. Arguments after
+    /// `--` are passed to `instadns serve` and replace the defaults they name
+    /// (for example `cargo xtask run -- --iface eth0 --xdp-mode native`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run the whole test suite: unit tests, BPF_PROG_TEST_RUN fixtures and
+    /// end-to-end tests in network namespaces (needs root).
+    Test {
+        /// Extra arguments for `cargo test` (a test name filter, `--nocapture`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    match run_task(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root).context("entering the workspace root")?;
+    match cli.command {
+        Task::Setup => setup::setup(),
+        Task::Build => {
+            setup::setup()?;
+            build_release()
+        }
+        Task::Run { args } => {
+            setup::setup()?;
+            build_release()?;
+            serve_demo(&root, &args)
+        }
+        Task::Test { args } => {
+            setup::setup()?;
+            test(&args)
+        }
+    }
+}
+
+fn build_release() -> Result<()> {
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--package",
+        "dns-user",
+        "--bin",
+        "instadns",
+    ]))
+}
+
+fn serve_demo(root: &Path, args: &[String]) -> Result<()> {
+    let has = |flag: &str| {
+        args.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let mut cmd = Command::new(root.join("target/release/instadns"));
+    cmd.arg("serve");
+    if !has("--iface") {
+        cmd.args(["--iface", "lo"]);
+        if !has("--xdp-mode") {
+            cmd.args(["--xdp-mode", "skb"]);
+        }
+    }
+    if !has("--db") {
+        cmd.args([
+            "--db",
+            root.join("target/instadns-demo.sqlite")
+                .to_str()
+                .context("non-UTF-8 path")?,
+        ]);
+    }
+    cmd.args(args);
+    if !setup::is_root() {
+        bail!("serving with XDP needs root (CAP_BPF, CAP_NET_ADMIN): run `sudo cargo xtask run`");
+    }
+    eprintln!("xtask: {cmd:?}");
+    run(&mut cmd)
+}
+
+fn test(args: &[String]) -> Result<()> {
+    if !setup::is_root() && std::env::var_os("INSTADNS_TEST_UNPRIVILEGED").is_none() {
+        bail!(
+            "the test suite attaches XDP programs and creates network namespaces: run it as root \
+             (set INSTADNS_TEST_UNPRIVILEGED=1 to run it anyway; the privileged tests will fail)"
+        );
+    }
+    // The end-to-end tests run the real binary; build it first so they test this tree.
+    run(Command::new("cargo").args(["build", "--package", "dns-user", "--bin", "instadns"]))?;
+    run(Command::new("cargo").arg("test").args(args))
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+pub fn cmd_output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}

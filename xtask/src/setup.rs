@@ -1,0 +1,138 @@
+//! `cargo xtask setup`: installs, idempotently and only what is missing, everything the
+//! build and the tests need on a Debian machine of our kind.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cmd_output, run};
+
+/// Debian packages and the reason each is needed.
+const APT_PACKAGES: &[(&str, &str)] = &[
+    ("llvm-22-dev", "bpf-linker links against LLVM 22"),
+    ("libpolly-22-dev", "bpf-linker links against LLVM 22"),
+    ("libzstd-dev", "bpf-linker links against LLVM 22"),
+    ("zlib1g-dev", "bpf-linker links against LLVM 22"),
+    ("iproute2", "network namespaces and veth pairs for tests"),
+    ("ethtool", "setting veth queue counts before attaching XDP"),
+    ("dnsutils", "dig and nsupdate for end-to-end tests"),
+    ("knot-dnsutils", "kdig for end-to-end tests"),
+    ("dnsperf", "load generation for benchmarks"),
+    ("bpftool", "inspecting loaded programs and maps"),
+];
+
+/// The bpf-linker release we build against Debian's LLVM 22.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn setup() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .map(|(pkg, _)| *pkg)
+        .filter(|pkg| !deb_installed(pkg))
+        .collect();
+    if missing.is_empty() {
+        eprintln!("setup: Debian packages present");
+    } else {
+        install_debs(&missing)?;
+    }
+
+    if bpf_linker_ok() {
+        eprintln!("setup: bpf-linker present");
+    } else {
+        eprintln!(
+            "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"
+        );
+        // bpf-linker's build script finds LLVM through llvm-config on PATH, which on
+        // Debian may belong to another LLVM version: name the prefix explicitly.
+        run(Command::new("cargo").env("LLVM_PREFIX", LLVM_PREFIX).args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ]))
+        .context("installing bpf-linker")?;
+    }
+
+    let installed = cmd_output(Command::new("rustup").args([
+        "+nightly",
+        "component",
+        "list",
+        "--installed",
+    ]))
+    .context("the nightly toolchain is needed to build the eBPF program: `rustup toolchain install nightly`")?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("setup: nightly rust-src present");
+    } else {
+        eprintln!("setup: adding rust-src to the nightly toolchain");
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Installs Debian packages with daemons kept from starting: packages such as knot or
+/// unbound must never bind port 53 on the host; tests start them in namespaces.
+pub fn install_debs(packages: &[&str]) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "missing Debian packages {}; run `cargo xtask setup` as root or install them with apt-get",
+            packages.join(" ")
+        );
+    }
+    eprintln!("setup: installing Debian packages: {}", packages.join(" "));
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let own_policy = !policy.exists();
+    if own_policy {
+        std::fs::write(policy, "#!/bin/sh\nexit 101\n").context("writing policy-rc.d")?;
+        set_mode(policy, 0o755)?;
+    }
+    let result = (|| {
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(packages))
+    })();
+    if own_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    result.context("apt-get install")
+}
+
+pub fn deb_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Status}", pkg])
+        .output()
+        .map(|o| o.status.success() && o.stdout == b"installed")
+        .unwrap_or(false)
+}
+
+fn bpf_linker_ok() -> bool {
+    Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+pub fn is_root() -> bool {
+    cmd_output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
+}
