@@ -120,9 +120,13 @@ pub struct Scratch {
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.
     pub key: [u8; SCRATCH_KEY_LEN],
+    /// Headers and question, saved while the frame is grown at its head.
+    pub block: [u8; SCRATCH_BLOCK_LEN],
 }
 
 /// Room for the longest QNAME + QTYPE + QCLASS, rounded up to whole 8-byte words.
 pub const SCRATCH_RAW_LEN: usize = 264;
 /// Room for 2 bytes of QTYPE + the longest name rounded up to 8-byte words.
 pub const SCRATCH_KEY_LEN: usize = 2 + 256 + 8;
+/// Room for Ethernet + 2 VLAN tags + IPv6 + UDP + DNS header + the longest question.
+pub const SCRATCH_BLOCK_LEN: usize = 14 + 8 + 40 + 8 + 12 + 255 + 4;

@@ -19,10 +19,12 @@ pub enum Outcome {
     Expired = 5,
     /// The answer would not fit the client's UDP payload size: passed up (userspace sets TC).
     PassTooBig = 6,
+    /// The frame could not be grown to the response's size (no tailroom): passed up.
+    PassNoRoom = 7,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -30,6 +32,7 @@ impl Outcome {
         Outcome::Error,
         Outcome::Expired,
         Outcome::PassTooBig,
+        Outcome::PassNoRoom,
     ];
 
     /// Stable name used in logs and metrics.
@@ -42,6 +45,7 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Expired => "expired",
             Outcome::PassTooBig => "passed_too_big",
+            Outcome::PassNoRoom => "passed_no_room",
         }
     }
 }

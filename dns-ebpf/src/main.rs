@@ -22,7 +22,8 @@ use core::{
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
     helpers::generated::{
-        bpf_ktime_get_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
     maps::{Array, LruHashMap, PerCpuArray},
@@ -34,7 +35,7 @@ use dns_common::{
         MAX_NAME_LEN, NAME_BUCKETS, OPT_RR_LEN,
     },
     maps::{
-        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
+        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, SCRATCH_BLOCK_LEN, Scratch,
         answer_flags::RCODE_MASK,
     },
     stats::{OUTCOME_SLOTS, Outcome},
@@ -135,6 +136,38 @@ fn try_instadns(ctx: &XdpContext) -> Result<(), Outcome> {
     let frame = parse_frame(ctx, scratch)?;
     let query = parse_query(ctx, scratch, &frame)?;
     answer(ctx, scratch, &frame, &query)
+}
+
+/// Passes every packet. Attached to the peer of a veth we answer on: native XDP_TX on
+/// veth drops frames unless the peer has an XDP program (see ../shared/ebpf-facts.md).
+#[xdp]
+pub fn instadns_pass(_ctx: XdpContext) -> u32 {
+    XDP_PASS
+}
+
+/// The benchmark floor: swaps the MAC addresses and sends the frame back. The cost of
+/// the cheapest possible XDP_TX, against which the fast path's cost is reported.
+#[xdp]
+pub fn instadns_floor(ctx: XdpContext) -> u32 {
+    match swap_macs(&ctx) {
+        Some(()) => XDP_TX,
+        None => XDP_PASS,
+    }
+}
+
+/// Sends the frame back where it came from.
+#[inline(always)]
+fn swap_macs(ctx: &XdpContext) -> Option<()> {
+    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe {
+        let e = &mut *eth;
+        let dst: [u8; 6] = [e[0], e[1], e[2], e[3], e[4], e[5]];
+        let src: [u8; 6] = [e[6], e[7], e[8], e[9], e[10], e[11]];
+        e[0..6].copy_from_slice(&src);
+        e[6..12].copy_from_slice(&dst);
+    }
+    Some(())
 }
 
 /// Bounds-checked pointer to a `T` at `offset` from the start of the frame.
@@ -500,16 +533,7 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
         return Err(Outcome::PassTooBig);
     }
 
-    // Resize the frame to the response (dropping any Ethernet padding).
-    let old_frame_len = ctx.data_end() - ctx.data();
-    let new_frame_len = f.dns + msg_len;
-    let delta = new_frame_len as i64 - old_frame_len as i64;
-    if delta != 0 {
-        // SAFETY: helper call; every packet pointer is re-derived and re-checked below.
-        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
-            return Err(Outcome::Error);
-        }
-    }
+    resize(ctx, scratch, f.dns + question_end, f.dns + msg_len)?;
 
     // Answer sections, copied from the slot.
     if data_len > 0 {
@@ -628,15 +652,45 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
         (*udp)[7] = csum[1];
     }
 
-    // Ethernet: back to the sender.
-    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0).ok_or(Outcome::Error)?;
-    // SAFETY: ptr_at checked the bounds.
+    swap_macs(ctx).ok_or(Outcome::Error)
+}
+
+/// Resizes the frame to `new_len` bytes, keeping its first `keep` bytes (headers and
+/// question) in place; what follows them is rewritten by the caller. Grows at the tail
+/// when there is tailroom, else at the head: veth and generic XDP hand small packets
+/// over in tightly sized buffers, but XDP always leaves 256 bytes of headroom.
+/// On failure the frame is as it was.
+#[inline(always)]
+fn resize(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    keep: usize,
+    new_len: usize,
+) -> Result<(), Outcome> {
+    let delta = new_len as i64 - (ctx.data_end() - ctx.data()) as i64;
+    if delta == 0 {
+        return Ok(());
+    }
+    // SAFETY: helper calls; every packet pointer is re-derived and re-checked after.
     unsafe {
-        let e = &mut *eth;
-        let dst: [u8; 6] = [e[0], e[1], e[2], e[3], e[4], e[5]];
-        let src: [u8; 6] = [e[6], e[7], e[8], e[9], e[10], e[11]];
-        e[0..6].copy_from_slice(&src);
-        e[6..12].copy_from_slice(&dst);
+        if bpf_xdp_adjust_tail(ctx.ctx, delta as i32) == 0 {
+            return Ok(());
+        }
+        if delta < 0 || keep == 0 || keep > SCRATCH_BLOCK_LEN {
+            return Err(Outcome::Error);
+        }
+        let block = (*scratch).block.as_mut_ptr() as *mut c_void;
+        if bpf_xdp_load_bytes(ctx.ctx, 0, block, keep as u32) != 0 {
+            return Err(Outcome::Error);
+        }
+        if bpf_xdp_adjust_head(ctx.ctx, -(delta as i32)) != 0 {
+            return Err(Outcome::PassNoRoom);
+        }
+        if bpf_xdp_store_bytes(ctx.ctx, 0, block, keep as u32) != 0 {
+            // Put the start back: the original bytes are still there.
+            bpf_xdp_adjust_head(ctx.ctx, delta as i32);
+            return Err(Outcome::Error);
+        }
     }
     Ok(())
 }

@@ -1,1 +1,20 @@
+//! The shared harness of instadns's tests: a packet builder, DNS message builders and a
+//! hickory-proto oracle, a BPF_PROG_TEST_RUN rig, and network namespaces joined by veth
+//! with the real server in them. Everything runs for real; tests that need root fail
+//! (never skip) when they cannot.
 
+pub mod dns;
+pub mod netns;
+pub mod packet;
+pub mod server;
+pub mod testrun;
+
+/// Panics unless running as root: the privileged tests must fail, not skip.
+pub fn require_root() {
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "this test attaches XDP programs and creates network namespaces: run `cargo xtask test` as root"
+        );
+    }
+}

@@ -97,6 +97,11 @@ fn serve_demo(root: &Path, args: &[String]) -> Result<()> {
         if !has("--xdp-mode") {
             cmd.args(["--xdp-mode", "skb"]);
         }
+        // On loopback only loopback addresses make sense (and a host's own stub
+        // resolver may hold port 53 elsewhere).
+        if !has("--listen") {
+            cmd.args(["--listen", "127.0.0.1", "--listen", "::1"]);
+        }
     }
     if !has("--db") {
         cmd.args([

@@ -130,10 +130,10 @@ impl AnswerCache {
             return;
         }
         let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
-        if !kernel.contains(key) {
-            if let Err(e) = kernel.install(key, &cached.answer, cached.expires_ns) {
-                tracing::warn!(error = %e, "reinstalling an answer in the fast path failed");
-            }
+        if !kernel.contains(key)
+            && let Err(e) = kernel.install(key, &cached.answer, cached.expires_ns)
+        {
+            tracing::warn!(error = %e, "reinstalling an answer in the fast path failed");
         }
     }
 

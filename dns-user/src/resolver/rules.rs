@@ -112,7 +112,7 @@ impl Pattern {
             labels.push(segments);
         }
         let has = |v| seen.contains(&v);
-        if !has(Var::Id) && !(has(Var::Name) && has(Var::Owner)) {
+        if !(has(Var::Id) || (has(Var::Name) && has(Var::Owner))) {
             return Err(format!(
                 "pattern {text:?} must identify an instance: use {{id}}, or {{name}} and {{owner}}"
             ));

@@ -1,0 +1,240 @@
+//! The real `instadns serve` in the server namespace of a [`VethRig`], and clients.
+
+use std::{
+    collections::HashMap,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream, UdpSocket},
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::netns::{SERVER_V4, SERVER_V6, VethRig, in_netns, ns_exec};
+
+/// Where the metrics endpoint listens inside the server namespace.
+pub const METRICS_ADDR: &str = "127.0.0.1:9153";
+
+/// The instadns binary under test: $INSTADNS_BIN, or the workspace's debug build
+/// (`cargo xtask test` builds it first).
+pub fn instadns_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("INSTADNS_BIN") {
+        return bin.into();
+    }
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/instadns");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo xtask test`",
+        bin.display()
+    );
+    bin
+}
+
+pub struct ServerProcess {
+    child: Child,
+    pub ns: String,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `instadns serve` attached to the rig's server veth and waits until it
+    /// answers /health.
+    pub fn start(rig: &VethRig, db: &Path, extra: &[&str]) -> Self {
+        let log = db.with_extension("log");
+        let log_file = std::fs::File::create(&log).expect("server log");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &rig.server_ns])
+            .arg(instadns_bin())
+            .args([
+                "--log",
+                "info,instadns=debug",
+                "serve",
+                "--iface",
+                &rig.server_if,
+            ])
+            .arg("--db")
+            .arg(db)
+            .args([
+                "--listen",
+                &SERVER_V4.to_string(),
+                "--listen",
+                &SERVER_V6.to_string(),
+            ])
+            .args(["--metrics", METRICS_ADDR])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        // SAFETY: prctl in the child before exec; the server dies with the test thread.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("starting instadns");
+        let mut server = Self {
+            child,
+            ns: rig.server_ns.clone(),
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "instadns exited ({status}) before it was ready:\n{}",
+                    self.log_text()
+                );
+            }
+            if self
+                .http_get("/health")
+                .is_some_and(|b| b.starts_with("ok"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("instadns was not ready within 30 s:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` from the metrics endpoint inside the server namespace (a few tries:
+    /// a new connection on loopback can meet the previous one's TIME_WAIT and be reset).
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        (0..5).find_map(|attempt| {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.http_get_once(path)
+        })
+    }
+
+    fn http_get_once(&self, path: &str) -> Option<String> {
+        let path = path.to_owned();
+        in_netns(&self.ns, move || {
+            let mut stream =
+                TcpStream::connect_timeout(&METRICS_ADDR.parse().ok()?, Duration::from_secs(2))
+                    .ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).ok()?;
+            response
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_owned())
+        })
+    }
+
+    /// Metric samples by their full name with labels.
+    pub fn metrics(&self) -> HashMap<String, f64> {
+        let body = self.http_get("/metrics").expect("metrics");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                l.rsplit_once(' ')
+                    .and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+            })
+            .collect()
+    }
+
+    /// An XDP outcome counter (hit, miss, ...).
+    pub fn xdp(&self, outcome: &str) -> u64 {
+        self.metrics()
+            .get(&format!(
+                "instadns_xdp_packets_total{{outcome=\"{outcome}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0) as u64
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- instadns log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// Runs dig in the client namespace; returns its stdout (dig's exit status checked).
+pub fn dig(rig: &VethRig, args: &[&str]) -> String {
+    let out = ns_exec(
+        &rig.client_ns,
+        "dig",
+        &[&["+time=2", "+tries=1"], args].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "dig {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs kdig in the client namespace; returns its stdout.
+pub fn kdig(rig: &VethRig, args: &[&str]) -> String {
+    let out = ns_exec(
+        &rig.client_ns,
+        "kdig",
+        &[&["+time=2", "+retry=0"], args].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "kdig {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sends raw query bytes over UDP from the client namespace; returns the raw response.
+pub fn udp_exchange(rig: &VethRig, server: SocketAddr, query: &[u8]) -> Vec<u8> {
+    let query = query.to_vec();
+    in_netns(&rig.client_ns, move || {
+        let bind: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        let socket = UdpSocket::bind(bind).expect("client socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        socket.send_to(&query, server).expect("send");
+        let mut buf = vec![0u8; 65535];
+        let (n, _) = socket.recv_from(&mut buf).expect("a response within 2 s");
+        buf.truncate(n);
+        buf
+    })
+}
+
+/// A server running on a fresh demo database in a [`VethRig`]. Fields drop in order:
+/// the server (printing its log if the test failed), then the namespaces, then the
+/// directory holding the database and the log.
+pub struct Deployment {
+    pub server: ServerProcess,
+    pub rig: VethRig,
+    pub dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Native XDP on the server veth, a pass program on the client veth.
+    pub fn start(extra: &[&str]) -> Self {
+        let rig = VethRig::new().with_client_pass_program();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = ServerProcess::start(&rig, &dir.path().join("demo.sqlite"), extra);
+        Self { server, rig, dir }
+    }
+}

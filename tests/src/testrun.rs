@@ -1,0 +1,123 @@
+//! BPF_PROG_TEST_RUN rig: the real XDP program loaded from the embedded object, its maps
+//! filled by the real daemon code path (SQLite demo database -> resolver -> handler ->
+//! map writer), and packets run through it in the kernel.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use aya::{
+    Ebpf,
+    programs::{TestRun as _, TestRunOptions, Xdp},
+};
+use instadns::{
+    fastpath::{
+        AnswerCache, KernelMaps,
+        loader::{self, XdpConfig},
+    },
+    resolver::Resolver,
+    server::{Handler, Transport},
+    store::{Database, DbLocation},
+};
+
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+/// The EDNS payload size the rig's program and handler advertise.
+pub const OUR_PAYLOAD: u16 = 1232;
+
+pub struct FastPathRig {
+    pub rt: tokio::runtime::Runtime,
+    pub handler: Arc<Handler<Database>>,
+    ebpf: Ebpf,
+    _dir: tempfile::TempDir,
+}
+
+impl FastPathRig {
+    /// A rig over a fresh demo database.
+    pub fn new() -> Self {
+        Self::with_capacity(4096, 256)
+    }
+
+    pub fn with_capacity(names: u32, answer_slots: u32) -> Self {
+        crate::require_root();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, dir)
+    }
+
+    fn open(db: &Path, names: u32, answer_slots: u32, dir: tempfile::TempDir) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let db = rt
+            .block_on(Database::open(&DbLocation::Sqlite(db.to_owned())))
+            .expect("demo database");
+        let resolver = rt.block_on(Resolver::new(db)).expect("resolver");
+        let config = XdpConfig::with_capacity(53, OUR_PAYLOAD, names, answer_slots);
+        let mut ebpf =
+            loader::load(&config).expect("the XDP program loads (and passes the verifier)");
+        let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
+        let cache = Arc::new(AnswerCache::new(1 << 20, Some(maps)));
+        let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
+        Self {
+            rt,
+            handler,
+            ebpf,
+            _dir: dir,
+        }
+    }
+
+    /// Asks userspace, as if XDP had passed the query up; userspace answers and installs
+    /// the answer in the maps. Returns userspace's response.
+    pub fn userspace(&self, query: &[u8]) -> Option<Vec<u8>> {
+        self.rt.block_on(self.handler.handle(query, Transport::Udp))
+    }
+
+    fn program(&self, name: &str) -> &Xdp {
+        self.ebpf
+            .program(name)
+            .expect("program in the object")
+            .try_into()
+            .expect("an XDP program")
+    }
+
+    /// Runs the fast path on `frame`: (action, output frame).
+    pub fn run(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        self.run_program(loader::PROGRAM_NAME, frame)
+    }
+
+    pub fn run_program(&self, name: &str, frame: &[u8]) -> (u32, Vec<u8>) {
+        let (action, out, _) = self.run_timed(name, frame, 1);
+        (action, out)
+    }
+
+    /// One BPF_PROG_TEST_RUN call; returns the action, the output and the kernel's
+    /// average duration per repetition.
+    pub fn run_timed(&self, name: &str, frame: &[u8], repeat: u32) -> (u32, Vec<u8>, Duration) {
+        let mut out = vec![0u8; frame.len() + 4096];
+        let result = self
+            .program(name)
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..TestRunOptions::new()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(result.data_size_out as usize);
+        (result.return_value, out, result.duration)
+    }
+
+    /// XDP outcome counters.
+    pub fn counter(&self, outcome: dns_common::stats::Outcome) -> u64 {
+        self.handler
+            .cache()
+            .xdp_counters()
+            .and_then(|c| c.into_iter().find(|(o, _)| *o == outcome).map(|(_, v)| v))
+            .unwrap_or(0)
+    }
+}
+
+impl Default for FastPathRig {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,144 @@
+//! End to end: `instadns serve` attached in native XDP mode to a veth in a server
+//! namespace, real clients in a client namespace. The first query for a name is
+//! answered by userspace, the next by the XDP program (the counters prove which), and
+//! both answers are the same but for the ID.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::rr::RecordType;
+use tests::{
+    dns::QueryBuilder,
+    netns::{SERVER_V4, SERVER_V6},
+    server::{Deployment, dig, kdig, udp_exchange},
+};
+
+fn start() -> Deployment {
+    Deployment::start(&["--xdp-mode", "native"])
+}
+
+/// The part of dig's output that must not change between answers: everything but the
+/// header's ID and the timing lines.
+fn dig_answer(output: &str) -> String {
+    output
+        .lines()
+        .filter(|l| {
+            !l.starts_with(";; Query time")
+                && !l.starts_with(";; WHEN")
+                && !l.starts_with(";; SERVER")
+        })
+        .map(|l| {
+            if l.contains("->>HEADER<<-") {
+                l.split(", id:").next().unwrap_or(l)
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn first_by_userspace_then_by_xdp(server_ip: IpAddr) {
+    let Deployment { server, rig, .. } = &start();
+    let at = format!("@{server_ip}");
+    for (name, qtype, expect) in [
+        ("ws-123456.apps.example.com", "A", "ws-mt1.example.com."),
+        ("blog.alice.example.org", "A", "192.0.2.1"),
+        ("123456.example.org", "AAAA", "2001:db8::1"),
+    ] {
+        let (hits, misses) = (server.xdp("hit"), server.xdp("miss"));
+        let first = dig(rig, &[&at, name, qtype, "+norec"]);
+        assert!(
+            first.contains("status: NOERROR") && first.contains(expect),
+            "first answer for {name}:\n{first}"
+        );
+        assert_eq!(
+            (server.xdp("hit"), server.xdp("miss")),
+            (hits, misses + 1),
+            "the first query went to userspace"
+        );
+
+        let second = dig(rig, &[&at, name, qtype, "+norec"]);
+        assert_eq!(
+            server.xdp("hit"),
+            hits + 1,
+            "the second query for {name} was answered by XDP"
+        );
+        assert_eq!(
+            dig_answer(&first),
+            dig_answer(&second),
+            "XDP's answer equals userspace's"
+        );
+    }
+    assert!(server.metrics()["instadns_queries_total{transport=\"udp\"}"] >= 3.0);
+}
+
+#[test]
+fn first_query_by_userspace_then_xdp_over_ipv4() {
+    first_by_userspace_then_by_xdp(SERVER_V4.into());
+}
+
+#[test]
+fn first_query_by_userspace_then_xdp_over_ipv6() {
+    first_by_userspace_then_by_xdp(SERVER_V6.into());
+}
+
+/// Byte-level: the same query twice (different IDs, mixed case the second time) gets
+/// identical responses apart from the ID, the first from userspace, the second from XDP.
+#[test]
+fn xdp_and_userspace_responses_are_identical_but_for_the_id() {
+    let Deployment { server, rig, .. } = &start();
+    let cases = [
+        (
+            SocketAddr::new(SERVER_V4.into(), 53),
+            "ws-123456.apps.example.com",
+            "WS-123456.apps.Example.COM",
+            RecordType::A,
+        ),
+        (
+            SocketAddr::new(SERVER_V6.into(), 53),
+            "123456.example.org",
+            "123456.EXAMPLE.org",
+            RecordType::AAAA,
+        ),
+    ];
+    for (server_addr, lower_name, upper_name, qtype) in cases {
+        let lower = QueryBuilder::new(lower_name, qtype).id(1);
+        let upper = QueryBuilder::new(upper_name, qtype).id(2);
+        let hits = server.xdp("hit");
+        let from_userspace = udp_exchange(rig, server_addr, &lower.bytes());
+        assert_eq!(
+            server.xdp("hit"),
+            hits,
+            "first exchange answered by userspace"
+        );
+        let from_xdp = udp_exchange(rig, server_addr, &upper.bytes());
+        assert_eq!(
+            server.xdp("hit"),
+            hits + 1,
+            "second exchange answered by XDP"
+        );
+        assert_eq!(&from_xdp[..2], &[0, 2], "ID echoed");
+        // Same bytes except the ID and the question's letter case (echoed as sent).
+        let qlen = tests::dns::wire_name(lower_name).len();
+        assert_eq!(&from_xdp[12..12 + qlen], &upper.bytes()[12..12 + qlen]);
+        assert_eq!(&from_userspace[2..12], &from_xdp[2..12]);
+        assert_eq!(&from_userspace[12 + qlen..], &from_xdp[12 + qlen..]);
+    }
+}
+
+#[test]
+fn tcp_and_kdig_get_the_same_answers() {
+    let Deployment { rig, .. } = &start();
+    let at = format!("@{SERVER_V4}");
+    let udp = dig(rig, &[&at, "ws-123456.apps.example.com", "+short"]);
+    let tcp = dig(rig, &[&at, "ws-123456.apps.example.com", "+short", "+tcp"]);
+    assert_eq!(udp, tcp);
+    assert_eq!(
+        udp.lines().collect::<Vec<_>>(),
+        ["ws-mt1.example.com.", "192.0.2.11"]
+    );
+    let k = kdig(rig, &[&at, "nope.example.org", "A"]);
+    assert!(k.contains("status: NXDOMAIN"), "{k}");
+    let refused = dig(rig, &[&at, "example.net", "A"]);
+    assert!(refused.contains("status: REFUSED"), "{refused}");
+}
