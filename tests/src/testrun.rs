@@ -54,6 +54,14 @@ impl FastPathRig {
         let config = XdpConfig::with_capacity(53, OUR_PAYLOAD, names, answer_slots);
         let mut ebpf =
             loader::load(&config).expect("the XDP program loads (and passes the verifier)");
+        for aux in ["instadns_pass", "instadns_floor"] {
+            let prog: &mut Xdp = ebpf
+                .program_mut(aux)
+                .expect("program in the object")
+                .try_into()
+                .expect("XDP");
+            prog.load().expect("loading a helper program");
+        }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
         let cache = Arc::new(AnswerCache::new(1 << 20, Some(maps)));
         let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));

@@ -41,6 +41,21 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Set up, then run a benchmark (as root). Numbers are reported as ratios against
+    /// baselines measured in the same run.
+    Bench {
+        /// fastpath: kernel ns per packet for each answer kind vs a floor program.
+        #[arg(value_enum)]
+        suite: BenchSuite,
+        /// Fewer samples: a quick look, not a measurement.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchSuite {
+    Fastpath,
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +85,28 @@ fn run_task(cli: Cli) -> Result<()> {
         Task::Test { args } => {
             setup::setup()?;
             test(&args)
+        }
+        Task::Bench { suite, quick } => {
+            setup::setup()?;
+            let suite = match suite {
+                BenchSuite::Fastpath => "fastpath",
+            };
+            let mut cmd = Command::new("cargo");
+            cmd.args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "tests",
+                "--bin",
+                "instadns-bench",
+                "--",
+                suite,
+            ]);
+            if quick {
+                cmd.arg("--quick");
+            }
+            run(&mut cmd)
         }
     }
 }
