@@ -9,8 +9,9 @@ pub const MAX_LABEL_LEN: usize = 63;
 
 /// The name maps are split by wire name length so that short names (the common case on a
 /// platform) use short keys: less kernel memory per entry and a cheaper hash.
-/// Each value is the longest wire name (root label included) a bucket holds.
-pub const NAME_BUCKETS: [usize; 4] = [38, 62, 126, 255];
+/// Each value is the longest wire name (root label included) a bucket holds; each is
+/// 2 less than a multiple of 8, so that name + QTYPE fill whole 8-byte words.
+pub const NAME_BUCKETS: [usize; 4] = [38, 62, 126, 262];
 pub const NAME_BUCKET_COUNT: usize = NAME_BUCKETS.len();
 
 /// Bytes of answer data (the sections after the question) one answer slot holds.

@@ -13,16 +13,17 @@ pub const ANSWER_MAP_NAME: &str = "ANSWERS";
 pub const STATS_MAP_NAME: &str = "STATS";
 pub const SCRATCH_MAP_NAME: &str = "SCRATCH";
 
-/// Key of the name maps: QTYPE in network byte order, then the wire-format QNAME
-/// lower-cased (ASCII only, RFC 4343) and zero-padded to the bucket size.
+/// Key of the name maps: the wire-format QNAME lower-cased (ASCII only, RFC 4343) and
+/// zero-padded to the bucket size, then QTYPE in network byte order. The name comes
+/// first so the XDP program builds it with aligned 8-byte stores.
 ///
 /// No length field is needed: a wire name ends at its first zero label, so two distinct
 /// names never share a zero-padded form.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct NameKey<const N: usize> {
-    pub qtype: [u8; 2],
     pub name: [u8; N],
+    pub qtype: [u8; 2],
 }
 
 pub type NameKey0 = NameKey<{ NAME_BUCKETS[0] }>;
@@ -111,7 +112,9 @@ impl AnswerSlot {
 }
 
 /// Per-CPU scratch space of the XDP program (the BPF stack is only 512 bytes).
-#[repr(C)]
+/// 8-byte aligned, with every array at a multiple of 8, so the program reads and writes
+/// them with aligned 8-byte accesses (the BPF backend splits unaligned ones into bytes).
+#[repr(C, align(8))]
 pub struct Scratch {
     /// Values written and read back so the verifier forgets per-path constants and
     /// merges paths (it does not track what is stored in map memory).
@@ -124,9 +127,11 @@ pub struct Scratch {
     pub block: [u8; SCRATCH_BLOCK_LEN],
 }
 
-/// Room for the longest QNAME + QTYPE + QCLASS, rounded up to whole 8-byte words.
-pub const SCRATCH_RAW_LEN: usize = 264;
-/// Room for 2 bytes of QTYPE + the longest name rounded up to 8-byte words.
-pub const SCRATCH_KEY_LEN: usize = 2 + 256 + 8;
+/// Words the key loop handles for the longest bucket: its name and QTYPE plus QCLASS.
+pub const SCRATCH_WORDS: usize = (crate::limits::NAME_BUCKETS[3] + 4).div_ceil(8);
+/// Room for the question (QNAME + QTYPE + QCLASS) as whole 8-byte words.
+pub const SCRATCH_RAW_LEN: usize = SCRATCH_WORDS * 8;
+/// Room for the key as whole 8-byte words (the loop writes as many words as it reads).
+pub const SCRATCH_KEY_LEN: usize = SCRATCH_WORDS * 8;
 /// Room for Ethernet + 2 VLAN tags + IPv6 + UDP + DNS header + the longest question.
-pub const SCRATCH_BLOCK_LEN: usize = 14 + 8 + 40 + 8 + 12 + 255 + 4;
+pub const SCRATCH_BLOCK_LEN: usize = (14 + 8 + 40 + 8 + 12 + 255 + 4usize).next_multiple_of(8);

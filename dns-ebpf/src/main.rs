@@ -16,13 +16,13 @@
 use core::{
     ffi::c_void,
     mem::size_of,
-    ptr::{read_unaligned, read_volatile, write_unaligned, write_volatile},
+    ptr::{read_unaligned, read_volatile, write_volatile},
 };
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
     helpers::generated::{
-        bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
         bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
@@ -35,8 +35,8 @@ use dns_common::{
         MAX_NAME_LEN, NAME_BUCKETS, OPT_RR_LEN,
     },
     maps::{
-        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, SCRATCH_BLOCK_LEN, Scratch,
-        answer_flags::RCODE_MASK,
+        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, SCRATCH_BLOCK_LEN,
+        SCRATCH_WORDS, Scratch, answer_flags::RCODE_MASK,
     },
     stats::{OUTCOME_SLOTS, Outcome},
     wire::{
@@ -97,6 +97,10 @@ const BUCKET_WORDS: [usize; 4] = [
     (NAME_BUCKETS[3] + 4).div_ceil(8),
 ];
 const MAX_WORDS: usize = BUCKET_WORDS[3];
+const _: () = assert!(
+    MAX_WORDS == SCRATCH_WORDS,
+    "scratch arrays sized for the longest bucket"
+);
 
 /// Where the parsed headers are, all offsets from the start of the frame.
 struct Frame {
@@ -158,14 +162,13 @@ pub fn instadns_floor(ctx: XdpContext) -> u32 {
 /// Sends the frame back where it came from.
 #[inline(always)]
 fn swap_macs(ctx: &XdpContext) -> Option<()> {
-    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)?;
-    // SAFETY: ptr_at checked the bounds.
+    let eth = words_at::<6>(ctx, 0)?;
+    // SAFETY: words_at checked the bounds; offset 0 is aligned (see words_at).
     unsafe {
         let e = &mut *eth;
-        let dst: [u8; 6] = [e[0], e[1], e[2], e[3], e[4], e[5]];
-        let src: [u8; 6] = [e[6], e[7], e[8], e[9], e[10], e[11]];
-        e[0..6].copy_from_slice(&src);
-        e[6..12].copy_from_slice(&dst);
+        e.swap(0, 3);
+        e.swap(1, 4);
+        e.swap(2, 5);
     }
     Some(())
 }
@@ -179,6 +182,15 @@ fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
         return None;
     }
     Some((start + offset) as *mut T)
+}
+
+/// Bounds-checked pointer to `N` 16-bit words at an even `offset`. Frames start 2-byte
+/// aligned: the verifier's own alignment model assumes it (`check_pkt_ptr_alignment`
+/// offsets packet data by NET_IP_ALIGN), and enforces these accesses against it on
+/// architectures without efficient unaligned access.
+#[inline(always)]
+fn words_at<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<*mut [u16; N]> {
+    ptr_at::<[u16; N]>(ctx, offset)
 }
 
 #[inline(always)]
@@ -428,18 +440,18 @@ fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Que
     Ok(query)
 }
 
-/// Builds the lookup key in scratch (QTYPE, lower-cased name zero-padded to the
-/// bucket size) and returns the bucket and the one's complement sum of the question
-/// exactly as received (letter case included).
+/// Builds the lookup key in scratch (the lower-cased name zero-padded to the bucket
+/// size, then QTYPE) and returns the bucket and the one's complement sum of the
+/// question exactly as received (letter case included).
 fn build_key(
     ctx: &XdpContext,
     scratch: *mut Scratch,
     f: &Frame,
     name_len: usize,
 ) -> Result<(usize, u64), Outcome> {
-    // SAFETY: scratch is this CPU's value; all offsets below stay inside its arrays:
-    // name_len <= 255, so raw needs 259 bytes (264 available) and the word loop reads
-    // raw[..MAX_WORDS * 8] (264) and writes key[2..2 + MAX_WORDS * 8] (266).
+    // SAFETY: scratch is this CPU's value, 8-byte aligned with its arrays at multiples
+    // of 8. name_len <= 255, so the question (name_len + 4 bytes) fits raw, and the loop
+    // touches at most MAX_WORDS words of raw and key, their exact sizes.
     unsafe {
         let raw = (*scratch).raw.as_mut_ptr();
         let key = (*scratch).key.as_mut_ptr();
@@ -453,11 +465,7 @@ fn build_key(
         {
             return Err(Outcome::Error);
         }
-        // QTYPE follows the name.
-        write_unaligned(
-            key as *mut [u8; 2],
-            read_unaligned(raw.add(name_len) as *const [u8; 2]),
-        );
+        let qtype = read_unaligned(raw.add(name_len) as *const [u8; 2]);
 
         let bucket = if name_len <= NAME_BUCKETS[0] {
             0
@@ -469,18 +477,48 @@ fn build_key(
             3
         };
         let words = BUCKET_WORDS[bucket];
+        let raw_words = raw as *const u64;
+        let key_words = key as *mut u64;
         let mut sum: u64 = 0;
-        for i in 0..MAX_WORDS {
+        // Words wholly inside the name: copied lower-cased, no masks.
+        let full = name_len / 8;
+        let mut i = 0;
+        for _ in 0..MAX_WORDS {
+            if i >= full {
+                break;
+            }
+            let w = *raw_words.add(i);
+            sum += word_sum(w);
+            *key_words.add(i) = lower_word(w);
+            i += 1;
+        }
+        if i >= MAX_WORDS - 1 {
+            return Err(Outcome::Error);
+        }
+        // The word where the name ends: its last name bytes, then QTYPE and QCLASS
+        // (which run into the next word when 4 or more name bytes are here).
+        let rem = (name_len % 8) as u64;
+        let w = *raw_words.add(i);
+        *key_words.add(i) = lower_word(w & low_bytes_mask(rem));
+        let (question_here, question_next) = if rem >= 4 { (8, rem - 4) } else { (rem + 4, 0) };
+        sum += word_sum(w & low_bytes_mask(question_here));
+        sum += word_sum(*raw_words.add(i + 1) & low_bytes_mask(question_next));
+        // Zero padding up to the bucket's size.
+        for _ in 0..MAX_WORDS {
+            i += 1;
             if i >= words {
                 break;
             }
-            let at = i * 8;
-            let w = read_unaligned(raw.add(at) as *const u64);
-            let q = w & low_bytes_mask(question_len.saturating_sub(at) as u64);
-            sum += (q & 0xffff_ffff) + (q >> 32);
-            let n = w & low_bytes_mask(name_len.saturating_sub(at) as u64);
-            write_unaligned(key.add(2 + at) as *mut u64, lower_word(n));
+            *key_words.add(i) = 0;
         }
+        // QTYPE right after the bucket's name capacity (an even offset).
+        let qtype_at = match bucket {
+            0 => NAME_BUCKETS[0],
+            1 => NAME_BUCKETS[1],
+            2 => NAME_BUCKETS[2],
+            _ => NAME_BUCKETS[3],
+        };
+        *(key.add(qtype_at) as *mut [u8; 2]) = qtype;
         Ok((bucket, sum))
     }
 }
@@ -505,7 +543,7 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
     // SAFETY: a valid map value pointer for the duration of this program run.
     let entry = unsafe { read_unaligned(entry) };
     // SAFETY: helper without arguments.
-    if unsafe { bpf_ktime_get_ns() } >= entry.expires_ns {
+    if unsafe { bpf_ktime_get_coarse_ns() } >= entry.expires_ns {
         return Err(Outcome::Expired);
     }
     let slot = ANSWERS.get_ptr(entry.answer).ok_or(Outcome::Error)?;
@@ -554,104 +592,75 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
 
     let rcode = (slot_flags & RCODE_MASK) as u8;
     let mut arcount = counts[2];
-    if let Some(_) = q.edns_payload {
+    if q.edns_payload.is_some() {
         let opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
-        // SAFETY: an 11-byte stack array.
-        let rc = unsafe {
-            bpf_xdp_store_bytes(
-                ctx.ctx,
-                (f.dns + question_end + data_len) as u32,
-                opt.as_ptr() as *mut c_void,
-                OPT_RR_LEN as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(Outcome::Error);
-        }
-        sum += csum_at_parity(
-            csum_fold(csum_add_bytes(0, &opt)),
-            (q.name_len + data_len) & 1 == 1,
-        ) as u64;
+        let at = ptr_at::<[u8; OPT_RR_LEN]>(ctx, f.dns + question_end + data_len)
+            .ok_or(Outcome::Error)?;
+        // SAFETY: ptr_at checked the bounds.
+        unsafe { *at = opt };
+        let odd = (q.name_len + data_len) & 1 == 1;
+        sum += csum_at_parity(csum_fold(csum_add_bytes(0, &opt)), odd) as u64;
         arcount += 1;
     }
 
     // DNS header: ID and QDCOUNT stay; flags and counts are the response's.
-    let hdr = ptr_at::<[u8; DNS_HEADER_LEN]>(ctx, f.dns).ok_or(Outcome::Error)?;
-    let flags = response_flags(q.flags, true, rcode);
-    let an = counts[0].to_be_bytes();
-    let ns = counts[1].to_be_bytes();
-    let ar = arcount.to_be_bytes();
-    // SAFETY: ptr_at checked the bounds.
+    let hdr = words_at::<6>(ctx, f.dns).ok_or(Outcome::Error)?;
+    // SAFETY: words_at checked the bounds and the alignment.
     unsafe {
         let h = &mut *hdr;
-        h[2] = flags[0];
-        h[3] = flags[1];
-        h[6..8].copy_from_slice(&an);
-        h[8..10].copy_from_slice(&ns);
-        h[10..12].copy_from_slice(&ar);
+        h[1] = u16::from_ne_bytes(response_flags(q.flags, true, rcode));
+        h[3] = counts[0].to_be();
+        h[4] = counts[1].to_be();
+        h[5] = arcount.to_be();
         sum += words_sum(h);
     }
 
-    // UDP: swap ports, new length, checksum over pseudo-header, header and message.
+    // UDP: swap ports, new length; the checksum goes in last.
     let udp_len = (UDP_HLEN + msg_len) as u16;
-    let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, f.l4).ok_or(Outcome::Error)?;
-    // SAFETY: ptr_at checked the bounds.
+    let udp = words_at::<4>(ctx, f.l4).ok_or(Outcome::Error)?;
+    // SAFETY: words_at checked the bounds and the alignment.
     unsafe {
         let u = &mut *udp;
-        let sport = [u[0], u[1]];
-        u[0] = u[2];
-        u[1] = u[3];
-        u[2] = sport[0];
-        u[3] = sport[1];
-        u[4..6].copy_from_slice(&udp_len.to_be_bytes());
-        u[6] = 0;
-        u[7] = 0;
+        u.swap(0, 1);
+        u[2] = udp_len.to_be();
+        u[3] = 0;
         sum += words_sum(u);
     }
     // Pseudo-header length and protocol (for IPv6 the length is 32 bits, same sum).
     sum += udp_len.to_be() as u64 + (IPPROTO_UDP as u16).to_be() as u64;
 
     if f.ipv6 {
-        let ip = ptr_at::<[u8; IPV6_HLEN]>(ctx, f.l3).ok_or(Outcome::Error)?;
-        // SAFETY: ptr_at checked the bounds.
+        let ip = words_at::<{ IPV6_HLEN / 2 }>(ctx, f.l3).ok_or(Outcome::Error)?;
+        // SAFETY: words_at checked the bounds and the alignment.
         unsafe {
-            let ip = &mut *ip;
-            let src: [u8; 16] = read_unaligned(ip.as_ptr().add(8) as *const [u8; 16]);
-            let dst: [u8; 16] = read_unaligned(ip.as_ptr().add(24) as *const [u8; 16]);
-            write_unaligned(ip.as_mut_ptr().add(8) as *mut [u8; 16], dst);
-            write_unaligned(ip.as_mut_ptr().add(24) as *mut [u8; 16], src);
-            ip[4..6].copy_from_slice(&udp_len.to_be_bytes());
-            ip[7] = RESPONSE_TTL;
-            sum += words_sum(&src) + words_sum(&dst);
+            let w = &mut *ip;
+            for k in 4..12 {
+                w.swap(k, k + 8);
+            }
+            w[2] = udp_len.to_be();
+            w[3] = u16::from_ne_bytes([IPPROTO_UDP, RESPONSE_TTL]);
+            for k in 4..IPV6_HLEN / 2 {
+                sum += w[k] as u64;
+            }
         }
     } else {
-        let ip = ptr_at::<[u8; IPV4_HLEN]>(ctx, f.l3).ok_or(Outcome::Error)?;
-        // SAFETY: ptr_at checked the bounds.
+        let ip = words_at::<{ IPV4_HLEN / 2 }>(ctx, f.l3).ok_or(Outcome::Error)?;
+        // SAFETY: words_at checked the bounds and the alignment.
         unsafe {
-            let ip = &mut *ip;
-            let src: [u8; 4] = [ip[12], ip[13], ip[14], ip[15]];
-            let dst: [u8; 4] = [ip[16], ip[17], ip[18], ip[19]];
-            ip[12..16].copy_from_slice(&dst);
-            ip[16..20].copy_from_slice(&src);
-            ip[2..4].copy_from_slice(&((IPV4_HLEN as u16) + udp_len).to_be_bytes());
-            ip[8] = RESPONSE_TTL;
-            ip[10] = 0;
-            ip[11] = 0;
-            let ip_csum = !csum_fold(words_sum(ip));
-            ip[10..12].copy_from_slice(&ip_csum.to_ne_bytes());
-            sum += words_sum(&src) + words_sum(&dst);
+            let w = &mut *ip;
+            w.swap(6, 8);
+            w.swap(7, 9);
+            w[1] = ((IPV4_HLEN as u16) + udp_len).to_be();
+            w[4] = u16::from_ne_bytes([RESPONSE_TTL, IPPROTO_UDP]);
+            w[5] = 0;
+            w[5] = !csum_fold(words_sum(w));
+            sum += w[6] as u64 + w[7] as u64 + w[8] as u64 + w[9] as u64;
         }
     }
 
     // The UDP checksum is mandatory on IPv6 and we always send one.
-    let csum = csum_finish(sum).to_ne_bytes();
-    let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, f.l4).ok_or(Outcome::Error)?;
-    // SAFETY: ptr_at checked the bounds.
-    unsafe {
-        (*udp)[6] = csum[0];
-        (*udp)[7] = csum[1];
-    }
-
+    // SAFETY: checked above, and the frame has not changed size since.
+    unsafe { (*udp)[3] = csum_finish(sum) };
     swap_macs(ctx).ok_or(Outcome::Error)
 }
 
@@ -695,14 +704,20 @@ fn resize(
     Ok(())
 }
 
-/// Unfolded one's complement sum of an even-length byte array (native-order words).
+/// One's complement contribution of an 8-byte word (native order), unfolded.
 #[inline(always)]
-fn words_sum<const N: usize>(bytes: &[u8; N]) -> u64 {
+fn word_sum(w: u64) -> u64 {
+    (w & 0xffff_ffff) + (w >> 32)
+}
+
+/// Unfolded one's complement sum of 16-bit words (native order).
+#[inline(always)]
+fn words_sum<const N: usize>(words: &[u16; N]) -> u64 {
     let mut sum = 0u64;
     let mut i = 0;
-    while i + 1 < N {
-        sum += u16::from_ne_bytes([bytes[i], bytes[i + 1]]) as u64;
-        i += 2;
+    while i < N {
+        sum += words[i] as u64;
+        i += 1;
     }
     sum
 }

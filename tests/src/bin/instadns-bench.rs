@@ -1,8 +1,6 @@
 //! `cargo xtask bench ...`: benchmarks that report ratios against baselines measured in
 //! the same run (the machine is shared and noisy; absolute numbers drift).
 
-use std::time::Duration;
-
 use hickory_proto::rr::RecordType;
 use tests::{
     dns::{EdnsQuery, QueryBuilder},
@@ -22,30 +20,48 @@ fn main() {
     }
 }
 
-/// Kernel-reported time per run of one program on one frame: the median and 90th
-/// percentile of `calls` single BPF_PROG_TEST_RUN calls (repeat=1: a repeated run
-/// would re-process the already rewritten frame).
-fn time_runs(
-    rig: &FastPathRig,
-    program: &str,
-    frame: &[u8],
+/// Pins the calling thread to one CPU: BPF_PROG_TEST_RUN runs on the caller's CPU, and
+/// migrations between runs add noise.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// One benchmarked case: a program, a frame and the action it must return.
+struct Case {
+    name: String,
+    program: &'static str,
+    frame: Vec<u8>,
     expect: u32,
-    calls: usize,
-) -> (f64, f64) {
-    let mut samples: Vec<Duration> = (0..calls)
-        .map(|_| {
-            let (action, _, d) = rig.run_timed(program, frame, 1);
-            assert_eq!(action, expect, "{program}: unexpected action");
-            d
-        })
-        .collect();
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_nanos() as f64;
-    (pick(0.5), pick(0.9))
+    samples: Vec<f64>,
+}
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q) as usize]
+}
+
+/// Kernel-reported ns per run for every case, interleaved call by call (each call is
+/// repeat=1: a repeated run would re-process the already rewritten frame), so drift on
+/// the shared machine hits all cases alike.
+fn measure(rig: &FastPathRig, cases: &mut [Case], calls: usize) {
+    for _ in 0..calls {
+        for case in cases.iter_mut() {
+            let (action, _, d) = rig.run_timed(case.program, &case.frame, 1);
+            assert_eq!(action, case.expect, "{}: unexpected action", case.name);
+            case.samples.push(d.as_nanos() as f64);
+        }
+    }
 }
 
 fn fastpath(calls: usize) {
     tests::require_root();
+    pin_to_cpu(1);
     let rig = FastPathRig::with_capacity(65_536, 1024);
     let q = |name: &str, t| QueryBuilder::new(name, t);
     let edns = EdnsQuery::default();
@@ -86,57 +102,53 @@ fn fastpath(calls: usize) {
             Frame::v4,
         ),
     ];
-    for (_, query, _) in &kinds {
+    let case = |name: &str, program, frame, expect| Case {
+        name: name.to_owned(),
+        program,
+        frame,
+        expect,
+        samples: Vec::new(),
+    };
+    let floor_frame = Frame::v4(q("blog.alice.example.org", RecordType::A).bytes()).build();
+    let mut cases = vec![
+        case(
+            "floor: swap MACs, XDP_TX",
+            "instadns_floor",
+            floor_frame.clone(),
+            XDP_TX,
+        ),
+        case(
+            "empty: XDP_PASS (call overhead)",
+            "instadns_pass",
+            floor_frame,
+            XDP_PASS,
+        ),
+    ];
+    for (name, query, frame) in &kinds {
         rig.userspace(&query.bytes())
             .expect("userspace answers and installs");
+        cases.push(case(name, "instadns", frame(query.bytes()).build(), XDP_TX));
     }
-    let floor_frame = Frame::v4(q("blog.alice.example.org", RecordType::A).bytes()).build();
-    // Interleave the measurements in rounds so drift on the shared machine hits all alike.
-    let rounds = 5;
-    let per_round = calls / rounds;
-    let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    let mut record = |name: &str, r: (f64, f64)| match rows.iter_mut().find(|(n, _)| n == name) {
-        Some((_, v)) => v.push(r),
-        None => rows.push((name.to_owned(), vec![r])),
-    };
-    for _ in 0..rounds {
-        record(
-            "floor: swap MACs, XDP_TX",
-            time_runs(&rig, "instadns_floor", &floor_frame, XDP_TX, per_round),
-        );
-        record(
-            "empty: XDP_PASS (call overhead)",
-            time_runs(&rig, "instadns_pass", &floor_frame, XDP_PASS, per_round),
-        );
-        for (name, query, frame) in &kinds {
-            let f = frame(query.bytes()).build();
-            record(name, time_runs(&rig, "instadns", &f, XDP_TX, per_round));
-        }
-        let miss = Frame::v4(q("ws-234567.apps.example.com", RecordType::A).bytes()).build();
-        record(
-            "miss (XDP_PASS)",
-            time_runs(&rig, "instadns", &miss, XDP_PASS, per_round),
-        );
-        let mut other_port = Frame::v4(vec![0; 48]);
-        other_port.dport = 123;
-        record(
-            "not DNS (XDP_PASS)",
-            time_runs(&rig, "instadns", &other_port.build(), XDP_PASS, per_round),
-        );
-    }
-    let median_of = |v: &[(f64, f64)], i: usize| {
-        let mut x: Vec<f64> = v.iter().map(|r| if i == 0 { r.0 } else { r.1 }).collect();
-        x.sort_by(f64::total_cmp);
-        x[x.len() / 2]
-    };
-    let floor = median_of(&rows[0].1, 0);
+    let miss = Frame::v4(q("ws-234567.apps.example.com", RecordType::A).bytes()).build();
+    cases.push(case("miss (XDP_PASS)", "instadns", miss, XDP_PASS));
+    let mut other_port = Frame::v4(vec![0; 48]);
+    other_port.dport = 123;
+    cases.push(case(
+        "not DNS (XDP_PASS)",
+        "instadns",
+        other_port.build(),
+        XDP_PASS,
+    ));
+
+    measure(&rig, &mut cases, calls);
+    let floor = percentile(&cases[0].samples, 0.5);
     println!(
-        "# fast path: kernel-reported ns per run (BPF_PROG_TEST_RUN, repeat=1, {calls} calls each, {rounds} interleaved rounds)"
+        "# fast path: kernel-reported ns per run (BPF_PROG_TEST_RUN, repeat=1, {calls} calls per case, interleaved, pinned to CPU 1)"
     );
     println!("| packet | median ns | p90 ns | ratio to floor |");
     println!("| --- | ---: | ---: | ---: |");
-    for (name, v) in &rows {
-        let (m, p) = (median_of(v, 0), median_of(v, 1));
-        println!("| {name} | {m:.0} | {p:.0} | {:.2} |", m / floor);
+    for c in &cases {
+        let (m, p) = (percentile(&c.samples, 0.5), percentile(&c.samples, 0.9));
+        println!("| {} | {m:.0} | {p:.0} | {:.2} |", c.name, m / floor);
     }
 }
