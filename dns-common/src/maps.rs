@@ -39,10 +39,7 @@ impl<const N: usize> NameKey<N> {
         }
         let mut name = [0u8; N];
         name[..lower_wire_name.len()].copy_from_slice(lower_wire_name);
-        Some(Self {
-            qtype: qtype.to_be_bytes(),
-            name,
-        })
+        Some(Self { qtype: qtype.to_be_bytes(), name })
     }
 }
 
@@ -92,9 +89,18 @@ pub struct AnswerSlot {
     /// One's complement sum of `data[..len]` as 16-bit words in native byte order,
     /// starting at an even offset (see [`crate::wire::csum_add_bytes`]).
     pub csum: u16,
-    pub _reserved: [u8; 4],
+    /// Round robin: `rotate_count` records of `rotate_size` bytes from
+    /// `rotate_offset` are rotated per response (count < 2: no rotation). Sizes are even
+    /// and the run ends within [`ROTATE_MAX_END`], so it never changes the checksum.
+    pub rotate_offset: u16,
+    pub rotate_count: u8,
+    pub rotate_size: u8,
     pub data: [u8; ANSWER_MAX_LEN],
 }
+
+/// Rotated records end within this many bytes of an answer's data: the XDP program
+/// masks offsets and lengths into it so the verifier can bound its copies.
+pub const ROTATE_MAX_END: usize = 512;
 
 impl AnswerSlot {
     pub const fn zeroed() -> Self {
@@ -105,7 +111,9 @@ impl AnswerSlot {
             nscount: 0,
             arcount: 0,
             csum: 0,
-            _reserved: [0; 4],
+            rotate_offset: 0,
+            rotate_count: 0,
+            rotate_size: 0,
             data: [0; ANSWER_MAX_LEN],
         }
     }
@@ -119,6 +127,9 @@ pub struct Scratch {
     /// Values written and read back so the verifier forgets per-path constants and
     /// merges paths (it does not track what is stored in map memory).
     pub spill: [u32; 8],
+    /// Round-robin counter of this CPU.
+    pub rotation: u32,
+    pub _pad: u32,
     /// The question as received: QNAME, QTYPE, QCLASS, padded for 8-byte reads.
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.

@@ -52,9 +52,7 @@ pub const fn opt_record(payload: u16, ext_rcode: u8, dnssec_ok: bool) -> [u8; 11
     let p = payload.to_be_bytes();
     let flags = if dnssec_ok { EDNS_FLAG_DO } else { 0 }.to_be_bytes();
     let t = TYPE_OPT.to_be_bytes();
-    [
-        0, t[0], t[1], p[0], p[1], ext_rcode, 0, flags[0], flags[1], 0, 0,
-    ]
+    [0, t[0], t[1], p[0], p[1], ext_rcode, 0, flags[0], flags[1], 0, 0]
 }
 
 /// Largest DNS message we may send over UDP to a client: 512 without EDNS, otherwise
@@ -63,16 +61,8 @@ pub const fn udp_response_limit(client_edns_payload: Option<u16>, our_payload: u
     match client_edns_payload {
         None => PLAIN_UDP_PAYLOAD,
         Some(client) => {
-            let client = if client < PLAIN_UDP_PAYLOAD {
-                PLAIN_UDP_PAYLOAD
-            } else {
-                client
-            };
-            if client < our_payload {
-                client
-            } else {
-                our_payload
-            }
+            let client = if client < PLAIN_UDP_PAYLOAD { PLAIN_UDP_PAYLOAD } else { client };
+            if client < our_payload { client } else { our_payload }
         }
     }
 }
@@ -96,11 +86,7 @@ pub const fn lower_word(w: u64) -> u64 {
 /// Mask keeping the first `n` bytes (0..=8) of a native-endian little-endian word.
 #[inline(always)]
 pub const fn low_bytes_mask(n: u64) -> u64 {
-    if n >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (n * 8)) - 1
-    }
+    if n >= 8 { u64::MAX } else { (1u64 << (n * 8)) - 1 }
 }
 
 /// Lower-cases a wire-format name (ASCII letters only).
@@ -138,11 +124,7 @@ pub const fn csum_fold(sum: u64) -> u16 {
 /// data at an even offset (RFC 1071 section 2 (B)).
 #[inline(always)]
 pub const fn csum_at_parity(even_sum: u16, odd_offset: bool) -> u16 {
-    if odd_offset {
-        even_sum.swap_bytes()
-    } else {
-        even_sum
-    }
+    if odd_offset { even_sum.swap_bytes() } else { even_sum }
 }
 
 /// The value to store in a UDP checksum field: the complement of the folded sum, with
@@ -188,14 +170,8 @@ mod tests {
     #[test]
     fn response_flags_copy_rd_cd_and_clear_the_rest() {
         // Query with RD, TC, CD, AD, Z and RA set: only RD and CD survive.
-        let q = [
-            FLAG1_RD | FLAG1_TC | FLAG1_AA,
-            FLAG2_RA | FLAG2_Z | FLAG2_AD | FLAG2_CD | 0x5,
-        ];
-        assert_eq!(
-            response_flags(q, true, 3),
-            [FLAG1_QR | FLAG1_AA | FLAG1_RD, FLAG2_CD | 3]
-        );
+        let q = [FLAG1_RD | FLAG1_TC | FLAG1_AA, FLAG2_RA | FLAG2_Z | FLAG2_AD | FLAG2_CD | 0x5];
+        assert_eq!(response_flags(q, true, 3), [FLAG1_QR | FLAG1_AA | FLAG1_RD, FLAG2_CD | 3]);
     }
 
     #[test]

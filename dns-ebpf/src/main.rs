@@ -31,18 +31,18 @@ use aya_ebpf::{
 };
 use dns_common::{
     limits::{
-        ANSWER_MAX_LEN, DEFAULT_EDNS_PAYLOAD, DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS,
-        MAX_NAME_LEN, NAME_BUCKETS, OPT_RR_LEN,
+        ANSWER_MAX_LEN, DEFAULT_EDNS_PAYLOAD, DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN,
+        NAME_BUCKETS, OPT_RR_LEN,
     },
     maps::{
-        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, SCRATCH_BLOCK_LEN,
+        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, ROTATE_MAX_END, SCRATCH_BLOCK_LEN,
         SCRATCH_WORDS, Scratch, answer_flags::RCODE_MASK,
     },
     stats::{OUTCOME_SLOTS, Outcome},
     wire::{
         CLASS_IN, EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, csum_add_bytes,
-        csum_at_parity, csum_finish, csum_fold, low_bytes_mask, lower_word, opt_record,
-        response_flags, udp_response_limit,
+        csum_at_parity, csum_finish, csum_fold, low_bytes_mask, lower_word, opt_record, response_flags,
+        udp_response_limit,
     },
 };
 
@@ -83,9 +83,10 @@ const IPPROTO_UDP: u8 = 17;
 const RESPONSE_TTL: u8 = 64;
 /// Most EDNS options we walk in a query before leaving it to userspace.
 const MAX_EDNS_OPTIONS: usize = 8;
-/// Longest query we parse; longer ones (rare: a question plus EDNS options) go up.
-/// Keeps every offset well inside the verifier's 64 KiB packet-offset range.
-const MAX_QUERY_LEN: usize = 4096;
+/// Longest query we parse; longer ones (a question plus large EDNS options, which
+/// cannot even arrive unfragmented on a 1500-byte MTU) go up. Keeps every offset well
+/// inside the verifier's 64 KiB packet-offset range.
+const MAX_QUERY_LEN: usize = 2048;
 /// Highest offset of the DNS header in a frame we parse (Ethernet, two VLAN tags, IPv6, UDP).
 const MAX_DNS_OFFSET: usize = ETH_HLEN + 8 + IPV6_HLEN + UDP_HLEN;
 /// 8-byte words of the question the key loop reads per bucket: the bucket's name
@@ -97,10 +98,10 @@ const BUCKET_WORDS: [usize; 4] = [
     (NAME_BUCKETS[3] + 4).div_ceil(8),
 ];
 const MAX_WORDS: usize = BUCKET_WORDS[3];
-const _: () = assert!(
-    MAX_WORDS == SCRATCH_WORDS,
-    "scratch arrays sized for the longest bucket"
-);
+/// Mask bounding rotation offsets and lengths (see `rotate`).
+const ROTATE_MASK: usize = ROTATE_MAX_END - 1;
+const _: () = assert!(ROTATE_MAX_END.is_power_of_two() && 2 * ROTATE_MAX_END <= ANSWER_MAX_LEN + 2);
+const _: () = assert!(MAX_WORDS == SCRATCH_WORDS, "scratch arrays sized for the longest bucket");
 
 /// Where the parsed headers are, all offsets from the start of the frame.
 struct Frame {
@@ -264,11 +265,7 @@ fn parse_frame(ctx: &XdpContext, scratch: *mut Scratch) -> Result<Frame, Outcome
             }
             if ip[6] != IPPROTO_UDP {
                 // Extension headers (which may lead to UDP) are userspace's business.
-                return Err(if is_ipv6_extension(ip[6]) {
-                    Outcome::PassUnsupported
-                } else {
-                    not_dns
-                });
+                return Err(if is_ipv6_extension(ip[6]) { Outcome::PassUnsupported } else { not_dns });
             }
             let payload = u16::from_be_bytes([ip[4], ip[5]]) as usize;
             if l3 + IPV6_HLEN + payload > frame_len {
@@ -302,13 +299,7 @@ fn parse_frame(ctx: &XdpContext, scratch: *mut Scratch) -> Result<Frame, Outcome
     if l4 + UDP_HLEN > MAX_DNS_OFFSET || l3 > l4 || msg_len > MAX_QUERY_LEN {
         return Err(Outcome::Error);
     }
-    Ok(Frame {
-        l3,
-        ipv6,
-        l4,
-        dns: l4 + UDP_HLEN,
-        msg_len,
-    })
+    Ok(Frame { l3, ipv6, l4, dns: l4 + UDP_HLEN, msg_len })
 }
 
 #[inline(always)]
@@ -325,10 +316,7 @@ fn config_edns_payload() -> u16 {
 
 #[inline(always)]
 fn is_ipv6_extension(next: u8) -> bool {
-    matches!(
-        next,
-        0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254
-    )
+    matches!(next, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
 
 fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Query, Outcome> {
@@ -388,19 +376,10 @@ fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Que
         return Err(bad);
     }
 
-    let mut query = Query {
-        name_len,
-        flags,
-        edns_payload: None,
-        dnssec_ok: false,
-    };
+    let mut query = Query { name_len, flags, edns_payload: None, dnssec_ok: false };
     if arcount == 0 {
         // Nothing may follow the question.
-        return if question_end == f.msg_len {
-            Ok(query)
-        } else {
-            Err(bad)
-        };
+        return if question_end == f.msg_len { Ok(query) } else { Err(bad) };
     }
     // The one additional record must be an EDNS(0) OPT record with the root owner
     // name that ends the message, with well-formed options.
@@ -561,11 +540,7 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
     }
 
     let question_end = DNS_HEADER_LEN + q.name_len + 4;
-    let opt_len = if q.edns_payload.is_some() {
-        OPT_RR_LEN
-    } else {
-        0
-    };
+    let opt_len = if q.edns_payload.is_some() { OPT_RR_LEN } else { 0 };
     let msg_len = question_end + data_len + opt_len;
     if msg_len > udp_response_limit(q.edns_payload, config_edns_payload()) as usize {
         return Err(Outcome::PassTooBig);
@@ -588,14 +563,14 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
             return Err(Outcome::Error);
         }
     }
+    rotate(ctx, scratch, slot, f.dns + question_end)?;
     let mut sum = question_sum + csum_at_parity(data_sum, q.name_len & 1 == 1) as u64;
 
     let rcode = (slot_flags & RCODE_MASK) as u8;
     let mut arcount = counts[2];
     if q.edns_payload.is_some() {
         let opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
-        let at = ptr_at::<[u8; OPT_RR_LEN]>(ctx, f.dns + question_end + data_len)
-            .ok_or(Outcome::Error)?;
+        let at = ptr_at::<[u8; OPT_RR_LEN]>(ctx, f.dns + question_end + data_len).ok_or(Outcome::Error)?;
         // SAFETY: ptr_at checked the bounds.
         unsafe { *at = opt };
         let odd = (q.name_len + data_len) & 1 == 1;
@@ -664,18 +639,61 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
     swap_macs(ctx).ok_or(Outcome::Error)
 }
 
+/// Round robin: rewrites the slot's run of equal-sized records (already copied to
+/// `answer_at` in slot order) starting at the next record of this CPU's counter. The
+/// records have one even size, so the checksum of the data does not change.
+#[inline(always)]
+fn rotate(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    slot: *const AnswerSlot,
+    answer_at: usize,
+) -> Result<(), Outcome> {
+    // SAFETY: slot and scratch are valid map values; offsets and lengths are masked into
+    // the first ROTATE_MAX_END bytes of the slot's data (userspace only marks runs that
+    // end there), so every copy stays inside the slot.
+    unsafe {
+        let count = (*slot).rotate_count as usize;
+        if count < 2 {
+            return Ok(());
+        }
+        let size = (*slot).rotate_size as usize;
+        let start = (*slot).rotate_offset as usize & ROTATE_MASK;
+        let counter = &mut (*scratch).rotation;
+        *counter = counter.wrapping_add(1);
+        let k = *counter as usize % count;
+        if k == 0 {
+            return Ok(());
+        }
+        let split = (start + k * size) & ROTATE_MASK;
+        let tail_len = ((count - k) * size) & ROTATE_MASK;
+        let head_len = (k * size) & ROTATE_MASK;
+        if tail_len == 0 || head_len == 0 {
+            return Err(Outcome::Error);
+        }
+        let data = (*slot).data.as_ptr();
+        let out = answer_at + start;
+        if bpf_xdp_store_bytes(ctx.ctx, out as u32, data.add(split) as *mut c_void, tail_len as u32) != 0
+            || bpf_xdp_store_bytes(
+                ctx.ctx,
+                (out + tail_len) as u32,
+                data.add(start) as *mut c_void,
+                head_len as u32,
+            ) != 0
+        {
+            return Err(Outcome::Error);
+        }
+    }
+    Ok(())
+}
+
 /// Resizes the frame to `new_len` bytes, keeping its first `keep` bytes (headers and
 /// question) in place; what follows them is rewritten by the caller. Grows at the tail
 /// when there is tailroom, else at the head: veth and generic XDP hand small packets
 /// over in tightly sized buffers, but XDP always leaves 256 bytes of headroom.
 /// On failure the frame is as it was.
 #[inline(always)]
-fn resize(
-    ctx: &XdpContext,
-    scratch: *mut Scratch,
-    keep: usize,
-    new_len: usize,
-) -> Result<(), Outcome> {
+fn resize(ctx: &XdpContext, scratch: *mut Scratch, keep: usize, new_len: usize) -> Result<(), Outcome> {
     let delta = new_len as i64 - (ctx.data_end() - ctx.data()) as i64;
     if delta == 0 {
         return Ok(());

@@ -6,9 +6,12 @@
 //! used: the same bytes serve every case variant of a question, which is what lets one
 //! BPF map entry (keyed by the lower-cased name) answer them all.
 
+use std::ops::Range;
+
 use hickory_proto::{
-    op::{Message, MessageType, OpCode, Query},
+    op::Query,
     rr::{DNSClass, Name, Record, RecordType},
+    serialize::binary::{BinEncodable as _, BinEncoder},
 };
 use thiserror::Error;
 
@@ -25,17 +28,43 @@ pub struct EncodedAnswer {
     pub counts: [u16; 3],
     /// Answer, authority and additional sections.
     pub data: Vec<u8>,
+    /// Records of `data` rotated per response (round robin), if any.
+    pub rotate: Option<RotateSpan>,
+}
+
+/// A run of equal-sized records in an answer's data whose order is rotated per
+/// response. Equal, even sizes keep every record at the same byte parity, so the
+/// rotation changes neither the length nor the checksum of the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RotateSpan {
+    /// Offset of the first record in `data`.
+    pub offset: u16,
+    pub count: u8,
+    /// Bytes per record.
+    pub size: u8,
+}
+
+/// Rotated runs must end within this many bytes of the data (an XDP bound).
+pub const ROTATE_MAX_END: usize = dns_common::maps::ROTATE_MAX_END;
+
+impl RotateSpan {
+    /// Copies `data` with the records of the span rotated to start at record `k`.
+    pub fn apply(&self, data: &[u8], k: usize, out: &mut Vec<u8>) {
+        let (start, size, count) = (self.offset as usize, self.size as usize, self.count as usize);
+        let k = k % count;
+        let split = start + k * size;
+        let end = start + count * size;
+        out.extend_from_slice(&data[..start]);
+        out.extend_from_slice(&data[split..end]);
+        out.extend_from_slice(&data[start..split]);
+        out.extend_from_slice(&data[end..]);
+    }
 }
 
 impl EncodedAnswer {
     /// An answer with no records, such as REFUSED or SERVFAIL.
     pub fn empty(rcode: u16, authoritative: bool) -> Self {
-        Self {
-            rcode,
-            authoritative,
-            counts: [0; 3],
-            data: Vec::new(),
-        }
+        Self { rcode, authoritative, counts: [0; 3], data: Vec::new(), rotate: None }
     }
 
     pub fn refused() -> Self {
@@ -64,30 +93,38 @@ pub enum EncodeError {
 }
 
 /// Encodes `sections` as they follow the question (`lower_qname`, `qtype`, class IN).
+/// `rotate` names a range of answer records to rotate per response; it is honoured
+/// when those records have one even size and end within [`ROTATE_MAX_END`] bytes.
 pub fn encode(
     lower_qname: &Name,
     qtype: u16,
     rcode: u16,
     authoritative: bool,
     sections: &Sections,
+    rotate: Option<Range<usize>>,
 ) -> Result<EncodedAnswer, EncodeError> {
-    let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
-    let mut query = Query::query(lower_qname.clone(), RecordType::from(qtype));
-    query.set_query_class(DNSClass::IN);
-    msg.add_query(query);
-    msg.answers = sections.answers.clone();
-    msg.authorities = sections.authority.clone();
-    msg.additionals = sections.additional.clone();
-    let bytes = msg
-        .to_vec()
-        .map_err(|e| EncodeError::Encode(e.to_string()))?;
-    let question_len = wire_len(lower_qname) + 4;
-    let data = bytes
-        .get(DNS_HEADER_LEN + question_len..)
-        .ok_or_else(|| EncodeError::Encode("message shorter than its question".into()))?
-        .to_vec();
-    let count =
-        |n: usize| u16::try_from(n).map_err(|_| EncodeError::Encode("too many records".into()));
+    let err = |e: hickory_proto::ProtoError| EncodeError::Encode(e.to_string());
+    let mut buf = Vec::with_capacity(512);
+    let mut spans = Vec::with_capacity(sections.answers.len());
+    let data_start;
+    {
+        let mut enc = BinEncoder::new(&mut buf);
+        // A placeholder header: compression pointers count from the message start.
+        enc.emit_vec(&[0u8; DNS_HEADER_LEN]).map_err(err)?;
+        let mut query = Query::query(lower_qname.clone(), RecordType::from(qtype));
+        query.set_query_class(DNSClass::IN);
+        query.emit(&mut enc).map_err(err)?;
+        data_start = enc.offset();
+        for r in &sections.answers {
+            let start = enc.offset();
+            r.emit(&mut enc).map_err(err)?;
+            spans.push(start - data_start..enc.offset() - data_start);
+        }
+        for r in sections.authority.iter().chain(&sections.additional) {
+            r.emit(&mut enc).map_err(err)?;
+        }
+    }
+    let count = |n: usize| u16::try_from(n).map_err(|_| EncodeError::Encode("too many records".into()));
     Ok(EncodedAnswer {
         rcode,
         authoritative,
@@ -96,8 +133,24 @@ pub fn encode(
             count(sections.authority.len())?,
             count(sections.additional.len())?,
         ],
-        data,
+        data: buf[data_start..].to_vec(),
+        rotate: rotate.and_then(|range| rotate_span(&spans, range)),
     })
+}
+
+fn rotate_span(spans: &[Range<usize>], range: Range<usize>) -> Option<RotateSpan> {
+    let records = spans.get(range)?;
+    let first = records.first()?;
+    let size = first.len();
+    let uniform = records.iter().all(|r| r.len() == size);
+    let end = first.start + records.len() * size;
+    (records.len() >= 2
+        && uniform
+        && size % 2 == 0
+        && size <= 255
+        && records.len() <= 255
+        && end <= ROTATE_MAX_END)
+        .then(|| RotateSpan { offset: first.start as u16, count: records.len() as u8, size: size as u8 })
 }
 
 /// Length of a name in uncompressed wire format.
@@ -136,11 +189,8 @@ mod tests {
         let qname = Name::from_str("ws-1.apps.example.com.").unwrap();
         let target = Name::from_str("ws-mt1.example.com.").unwrap();
         let cname = Record::from_rdata(qname.clone(), 300, RData::CNAME(CNAME(target)));
-        let sections = Sections {
-            answers: vec![cname],
-            ..Default::default()
-        };
-        let a = encode(&qname, 1, 0, true, &sections).unwrap();
+        let sections = Sections { answers: vec![cname], ..Default::default() };
+        let a = encode(&qname, 1, 0, true, &sections, None).unwrap();
         // Owner: pointer to the question name at offset 12.
         assert_eq!(&a.data[..2], &[0xc0, 0x0c]);
         // Target: "ws-mt1" then a pointer to "example.com" inside the question.
@@ -149,6 +199,25 @@ mod tests {
         let suffix_offset = 12 + b"\x04ws-1\x04apps".len();
         assert_eq!(&rdata[7..9], &[0xc0, suffix_offset as u8]);
         assert_eq!(a.counts, [1, 0, 0]);
+    }
+
+    #[test]
+    fn rotation_spans_equal_records_and_rotates_them() {
+        use hickory_proto::rr::rdata::A;
+        let qname = Name::from_str("h.example.org.").unwrap();
+        let addrs: Vec<Record> =
+            (1..=4).map(|i| Record::from_rdata(qname.clone(), 60, RData::A(A::new(192, 0, 2, i)))).collect();
+        let sections = Sections { answers: addrs, ..Default::default() };
+        let a = encode(&qname, 1, 0, true, &sections, Some(0..4)).unwrap();
+        let span = a.rotate.unwrap();
+        assert_eq!((span.offset, span.count, span.size), (0, 4, 16));
+        let mut out = Vec::new();
+        span.apply(&a.data, 1, &mut out);
+        assert_eq!(&out[..16], &a.data[16..32], "starts at the second record");
+        assert_eq!(&out[48..], &a.data[..16], "the first record moved last");
+        // One record, or the range out of bounds: no rotation.
+        assert!(encode(&qname, 1, 0, true, &sections, Some(0..1)).unwrap().rotate.is_none());
+        assert!(encode(&qname, 1, 0, true, &sections, Some(2..9)).unwrap().rotate.is_none());
     }
 
     #[test]

@@ -80,11 +80,7 @@ struct DbArg {
 #[derive(Args)]
 struct ServeArgs {
     /// Interface to attach the XDP program to; repeat for several.
-    #[arg(
-        long = "iface",
-        value_name = "IFACE",
-        required_unless_present = "no_xdp"
-    )]
+    #[arg(long = "iface", value_name = "IFACE", required_unless_present = "no_xdp")]
     ifaces: Vec<String>,
     /// XDP attach mode: auto tries native (driver) mode and falls back to generic (SKB) mode.
     #[arg(long, value_enum, default_value = "auto")]
@@ -123,14 +119,8 @@ struct ServeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("instadns: error: starting the runtime: {e}");
@@ -150,26 +140,18 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Query { name, qtype, db } => query(&name, &qtype, &db.db).await,
-        Command::Db {
-            command: DbCommand::Migrate { db },
-        } => migrate(&db.db),
+        Command::Db { command: DbCommand::Migrate { db } } => migrate(&db.db),
     }
 }
 
 async fn open_db(url: &str) -> Result<Database> {
     let location = DbLocation::parse(url).context("--db")?;
-    Database::open(&location)
-        .await
-        .with_context(|| format!("opening the database {url}"))
+    Database::open(&location).await.with_context(|| format!("opening the database {url}"))
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let db = open_db(&args.db.db).await?;
-    let resolver = Arc::new(
-        Resolver::new(db)
-            .await
-            .context("loading zones from the database")?,
-    );
+    let resolver = Arc::new(Resolver::new(db).await.context("loading zones from the database")?);
 
     // Sockets first: once XDP is attached, what it passes up must find a listener.
     let mut udp = Vec::new();
@@ -184,12 +166,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut ebpf = None;
     let mut kernel = None;
     if !args.no_xdp {
-        let config = XdpConfig::with_capacity(
-            args.port,
-            args.edns_payload,
-            args.map_entries,
-            args.answer_slots,
-        );
+        let config =
+            XdpConfig::with_capacity(args.port, args.edns_payload, args.map_entries, args.answer_slots);
         let mut loaded = loader::load(&config)?;
         for iface in &args.ifaces {
             let mode = loader::attach(&mut loaded, iface, args.xdp_mode)?;
@@ -214,9 +192,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tasks.spawn(server::tcp::serve(listener, handler.clone(), limits));
     }
     if let Some(addr) = args.metrics {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("--metrics {addr}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics {addr}"))?;
         tracing::info!(%addr, "serving /metrics and /health");
         tasks.spawn(server::metrics::serve(listener, handler.clone()));
     }
@@ -243,20 +220,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
 async fn query(name: &str, qtype: &str, db: &str) -> Result<()> {
     let qtype = RecordType::from_str(&qtype.to_ascii_uppercase())
         .with_context(|| format!("unknown query type {qtype:?}"))?;
-    let absolute = if name.ends_with('.') {
-        name.to_owned()
-    } else {
-        format!("{name}.")
-    };
-    let qname = parse_name(&absolute)
-        .map_err(anyhow::Error::msg)
-        .context("NAME")?;
+    let absolute = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
+    let qname = parse_name(&absolute).map_err(anyhow::Error::msg).context("NAME")?;
     let resolver = Resolver::new(open_db(db).await?).await?;
     let res = resolver.resolve(&qname, qtype).await?;
-    println!(
-        ";; {qname} {qtype}: {}",
-        server::metrics::rcode_name(res.rcode)
-    );
+    println!(";; {qname} {qtype}: {}", server::metrics::rcode_name(res.rcode));
     for (title, records) in [
         ("ANSWER", &res.sections.answers),
         ("AUTHORITY", &res.sections.authority),
@@ -283,6 +251,7 @@ async fn query(name: &str, qtype: &str, db: &str) -> Result<()> {
         res.rcode,
         res.authoritative,
         &res.sections,
+        res.rotate.clone(),
     )?;
     println!(";; {} bytes after the question", encoded.data.len());
     Ok(())

@@ -7,9 +7,7 @@
 
 use dns_common::{
     limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_NAME_LEN},
-    wire::{
-        EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, opt_record, response_flags,
-    },
+    wire::{EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, opt_record, response_flags},
 };
 
 use crate::answer::EncodedAnswer;
@@ -38,10 +36,7 @@ impl WireName {
         debug_assert!(!wire.is_empty() && wire.len() <= MAX_NAME_LEN);
         let mut bytes = [0u8; MAX_NAME_LEN];
         dns_common::wire::lowercase_name_into(wire, &mut bytes);
-        Self {
-            len: wire.len() as u8,
-            bytes,
-        }
+        Self { len: wire.len() as u8, bytes }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -118,13 +113,7 @@ pub enum Rejection {
     Drop,
     /// Answered with an error RCODE (with the question if it parsed, and an OPT
     /// record if the query had a valid one).
-    Error {
-        id: u16,
-        flags: [u8; 2],
-        rcode: u16,
-        question_len: usize,
-        edns: Option<Edns>,
-    },
+    Error { id: u16, flags: [u8; 2], rcode: u16, question_len: usize, edns: Option<Edns> },
 }
 
 /// Parses a query message. Only standard queries (opcode QUERY) with one question
@@ -141,20 +130,10 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
     }
     let count = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]);
     let (qdcount, ancount, nscount, arcount) = (count(4), count(6), count(8), count(10));
-    let error = |rcode, question_len, edns| Rejection::Error {
-        id,
-        flags,
-        rcode,
-        question_len,
-        edns,
-    };
+    let error = |rcode, question_len, edns| Rejection::Error { id, flags, rcode, question_len, edns };
 
     // The question, when there is exactly one and it parses, is echoed in errors too.
-    let question = if qdcount == 1 {
-        parse_question(msg, DNS_HEADER_LEN)
-    } else {
-        None
-    };
+    let question = if qdcount == 1 { parse_question(msg, DNS_HEADER_LEN) } else { None };
     let question_len = question.map_or(0, |(name_len, _, _)| name_len + 4);
 
     if (flags[0] & FLAG1_OPCODE_MASK) != 0 {
@@ -199,26 +178,14 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
         return Err(error(rcode::FORMERR, question_len, edns));
     }
     let question = &msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len];
-    Ok(Query {
-        id,
-        flags,
-        question,
-        name: WireName::lowercase(&question[..name_len]),
-        qtype,
-        qclass,
-        edns,
-    })
+    Ok(Query { id, flags, question, name: WireName::lowercase(&question[..name_len]), qtype, qclass, edns })
 }
 
 /// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).
 fn parse_question(msg: &[u8], at: usize) -> Option<(usize, u16, u16)> {
     let name_len = uncompressed_name_len(msg, at)?;
     let fixed = msg.get(at + name_len..at + name_len + 4)?;
-    Some((
-        name_len,
-        u16::from_be_bytes([fixed[0], fixed[1]]),
-        u16::from_be_bytes([fixed[2], fixed[3]]),
-    ))
+    Some((name_len, u16::from_be_bytes([fixed[0], fixed[1]]), u16::from_be_bytes([fixed[2], fixed[3]])))
 }
 
 /// Length of the uncompressed wire name at `at`, if it is well formed: labels of at
@@ -296,10 +263,7 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
 /// EDNS options must exactly fill the OPT RDATA (RFC 6891 section 6.1.2).
 fn options_well_formed(mut rdata: &[u8]) -> bool {
     while !rdata.is_empty() {
-        let Some(len) = rdata
-            .get(2..4)
-            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
-        else {
+        let Some(len) = rdata.get(2..4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
             return false;
         };
         let Some(rest) = rdata.get(4 + len..) else {
@@ -315,12 +279,14 @@ fn options_well_formed(mut rdata: &[u8]) -> bool {
 ///
 /// `limit` is the largest message the transport allows (the UDP limit, or None for
 /// TCP). A response that does not fit is sent truncated (TC set, no records but OPT),
-/// so the client retries over TCP (RFC 2181 section 9, RFC 7766).
+/// so the client retries over TCP (RFC 2181 section 9, RFC 7766). `rotation` picks
+/// the first record of a round-robin run.
 pub fn response(
     query: &Query<'_>,
     answer: &EncodedAnswer,
     our_payload: u16,
     limit: Option<usize>,
+    rotation: usize,
 ) -> Vec<u8> {
     let opt_len = if query.edns.is_some() { 11 } else { 0 };
     let full_len = DNS_HEADER_LEN + query.question.len() + answer.data.len() + opt_len;
@@ -330,11 +296,7 @@ pub fn response(
     } else {
         full_len
     });
-    let mut flags = response_flags(
-        query.flags,
-        answer.authoritative,
-        (answer.rcode & 0xf) as u8,
-    );
+    let mut flags = response_flags(query.flags, answer.authoritative, (answer.rcode & 0xf) as u8);
     let counts = if truncated {
         flags[0] |= FLAG1_TC;
         [0, 0, 0]
@@ -344,14 +306,13 @@ pub fn response(
     push_header(&mut out, query.id, flags, 1, counts, query.edns.is_some());
     out.extend_from_slice(query.question);
     if !truncated {
-        out.extend_from_slice(&answer.data);
+        match answer.rotate {
+            Some(span) => span.apply(&answer.data, rotation, &mut out),
+            None => out.extend_from_slice(&answer.data),
+        }
     }
     if let Some(edns) = query.edns {
-        out.extend_from_slice(&opt_record(
-            our_payload,
-            (answer.rcode >> 4) as u8,
-            edns.dnssec_ok,
-        ));
+        out.extend_from_slice(&opt_record(our_payload, (answer.rcode >> 4) as u8, edns.dnssec_ok));
     }
     out
 }
@@ -359,14 +320,7 @@ pub fn response(
 /// The response to a rejected query: the error RCODE, the question if it parsed, our
 /// OPT record if the query had one (with BADVERS in its extended RCODE bits).
 pub fn error_response(msg: &[u8], rejection: &Rejection, our_payload: u16) -> Option<Vec<u8>> {
-    let Rejection::Error {
-        id,
-        flags,
-        rcode,
-        question_len,
-        edns,
-    } = *rejection
-    else {
+    let Rejection::Error { id, flags, rcode, question_len, edns } = *rejection else {
         return None;
     };
     let mut out = Vec::with_capacity(DNS_HEADER_LEN + question_len + 11);
@@ -387,14 +341,7 @@ pub fn error_response(msg: &[u8], rejection: &Rejection, our_payload: u16) -> Op
     Some(out)
 }
 
-fn push_header(
-    out: &mut Vec<u8>,
-    id: u16,
-    flags: [u8; 2],
-    qdcount: u16,
-    counts: [u16; 3],
-    opt: bool,
-) {
+fn push_header(out: &mut Vec<u8>, id: u16, flags: [u8; 2], qdcount: u16, counts: [u16; 3], opt: bool) {
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&flags);
     out.extend_from_slice(&qdcount.to_be_bytes());
@@ -433,11 +380,7 @@ mod tests {
         let opt = [0, 0, 41, 0x10, 0, 0, 1, 0x80, 0, 0, 0];
         let m = query_bytes(NAME, 1, [0, 0], &opt, 1);
         match parse_query(&m) {
-            Err(Rejection::Error {
-                rcode,
-                edns: Some(e),
-                ..
-            }) => {
+            Err(Rejection::Error { rcode, edns: Some(e), .. }) => {
                 assert_eq!(rcode, rcode::BADVERS);
                 assert!(e.dnssec_ok);
                 let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
@@ -451,41 +394,16 @@ mod tests {
 
     #[test]
     fn malformed_queries_get_formerr_and_responses_are_dropped() {
-        let formerr = |m: &[u8]| {
-            matches!(
-                parse_query(m),
-                Err(Rejection::Error {
-                    rcode: rcode::FORMERR,
-                    ..
-                })
-            )
-        };
-        assert!(
-            formerr(&query_bytes(b"\xc0\x0c", 1, [0, 0], &[], 0)),
-            "pointer in question"
-        );
-        assert!(
-            formerr(&query_bytes(b"\x03www", 1, [0, 0], &[], 0)),
-            "unterminated name"
-        );
-        assert!(
-            formerr(&query_bytes(NAME, 1, [0, 0], &[0xff], 0)),
-            "trailing garbage"
-        );
+        let formerr =
+            |m: &[u8]| matches!(parse_query(m), Err(Rejection::Error { rcode: rcode::FORMERR, .. }));
+        assert!(formerr(&query_bytes(b"\xc0\x0c", 1, [0, 0], &[], 0)), "pointer in question");
+        assert!(formerr(&query_bytes(b"\x03www", 1, [0, 0], &[], 0)), "unterminated name");
+        assert!(formerr(&query_bytes(NAME, 1, [0, 0], &[0xff], 0)), "trailing garbage");
         let two_opts = [[0u8, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]; 2].concat();
-        assert!(
-            formerr(&query_bytes(NAME, 1, [0, 0], &two_opts, 2)),
-            "two OPT records"
-        );
+        assert!(formerr(&query_bytes(NAME, 1, [0, 0], &two_opts, 2)), "two OPT records");
         let bad_option = [0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 4, 0, 10, 0, 9];
-        assert!(
-            formerr(&query_bytes(NAME, 1, [0, 0], &bad_option, 1)),
-            "option overruns OPT"
-        );
-        assert_eq!(
-            parse_query(&query_bytes(NAME, 1, [0x80, 0], &[], 0)).unwrap_err(),
-            Rejection::Drop
-        );
+        assert!(formerr(&query_bytes(NAME, 1, [0, 0], &bad_option, 1)), "option overruns OPT");
+        assert_eq!(parse_query(&query_bytes(NAME, 1, [0x80, 0], &[], 0)).unwrap_err(), Rejection::Drop);
         assert_eq!(parse_query(&[0; 11]).unwrap_err(), Rejection::Drop);
     }
 

@@ -21,13 +21,7 @@ pub struct EdnsQuery {
 
 impl Default for EdnsQuery {
     fn default() -> Self {
-        Self {
-            payload: 1232,
-            version: 0,
-            dnssec_ok: false,
-            other_flags: 0,
-            options: Vec::new(),
-        }
+        Self { payload: 1232, version: 0, dnssec_ok: false, other_flags: 0, options: Vec::new() }
     }
 }
 
@@ -101,11 +95,7 @@ impl QueryBuilder {
 /// Wire form of a presentation name, letter case preserved (no escapes).
 pub fn wire_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }
@@ -118,19 +108,11 @@ pub fn name(s: &str) -> Name {
 }
 
 pub fn a(owner: &str, ttl: u32, ip: &str) -> Record {
-    Record::from_rdata(
-        name(owner),
-        ttl,
-        RData::A(rdata::A::from_str(ip).expect("test IPv4")),
-    )
+    Record::from_rdata(name(owner), ttl, RData::A(rdata::A::from_str(ip).expect("test IPv4")))
 }
 
 pub fn aaaa(owner: &str, ttl: u32, ip: &str) -> Record {
-    Record::from_rdata(
-        name(owner),
-        ttl,
-        RData::AAAA(rdata::AAAA::from_str(ip).expect("test IPv6")),
-    )
+    Record::from_rdata(name(owner), ttl, RData::AAAA(rdata::AAAA::from_str(ip).expect("test IPv6")))
 }
 
 pub fn cname(owner: &str, ttl: u32, target: &str) -> Record {
@@ -139,15 +121,8 @@ pub fn cname(owner: &str, ttl: u32, target: &str) -> Record {
 
 /// The SOA record of a demo zone, as negative answers carry it (TTL = SOA minimum).
 pub fn demo_soa(apex: &str) -> Record {
-    let soa = rdata::SOA::new(
-        name("ns1.example.com."),
-        name("hostmaster.example.com."),
-        1,
-        3600,
-        600,
-        604800,
-        60,
-    );
+    let soa =
+        rdata::SOA::new(name("ns1.example.com."), name("hostmaster.example.com."), 1, 3600, 600, 604800, 60);
     Record::from_rdata(name(apex), 60, RData::SOA(soa))
 }
 

@@ -25,10 +25,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
     if !out.status.success() {
         panic!(
             "{program} {} failed: {}{}",
@@ -56,12 +53,7 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
             let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("namespace file");
             // SAFETY: setns on this thread only, with a valid namespace fd.
             let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "setns into {ns}: {}",
-                std::io::Error::last_os_error()
-            );
+            assert_eq!(rc, 0, "setns into {ns}: {}", std::io::Error::last_os_error());
             f()
         })
         .join()
@@ -76,10 +68,8 @@ fn clear_leftovers() {
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
+        let Some(pid) =
+            name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };
@@ -116,49 +106,16 @@ impl VethRig {
         };
         sh("ip", &["netns", "add", &rig.server_ns]);
         sh("ip", &["netns", "add", &rig.client_ns]);
-        sh(
-            "ip",
-            &[
-                "link",
-                "add",
-                &rig.server_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &rig.client_if,
-            ],
-        );
-        sh(
-            "ip",
-            &["link", "set", &rig.server_if, "netns", &rig.server_ns],
-        );
-        sh(
-            "ip",
-            &["link", "set", &rig.client_if, "netns", &rig.client_ns],
-        );
+        sh("ip", &["link", "add", &rig.server_if, "type", "veth", "peer", "name", &rig.client_if]);
+        sh("ip", &["link", "set", &rig.server_if, "netns", &rig.server_ns]);
+        sh("ip", &["link", "set", &rig.client_if, "netns", &rig.client_ns]);
         for (ns, ifname, v4, v6) in [
             (&rig.server_ns, &rig.server_if, SERVER_V4, SERVER_V6),
             (&rig.client_ns, &rig.client_if, CLIENT_V4, CLIENT_V6),
         ] {
             sh("ip", &["-n", ns, "link", "set", "lo", "up"]);
-            sh(
-                "ip",
-                &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname],
-            );
-            sh(
-                "ip",
-                &[
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &format!("{v6}/64"),
-                    "dev",
-                    ifname,
-                    "nodad",
-                ],
-            );
+            sh("ip", &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            sh("ip", &["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
             sh("ip", &["-n", ns, "link", "set", ifname, "up"]);
         }
         rig
@@ -170,14 +127,10 @@ impl VethRig {
         let ifname = self.client_if.clone();
         let ebpf = in_netns(&self.client_ns, move || {
             let mut ebpf = Ebpf::load(instadns::fastpath::loader::XDP_OBJECT).expect("object");
-            let prog: &mut Xdp = ebpf
-                .program_mut("instadns_pass")
-                .expect("pass program")
-                .try_into()
-                .expect("xdp");
+            let prog: &mut Xdp =
+                ebpf.program_mut("instadns_pass").expect("pass program").try_into().expect("xdp");
             prog.load().expect("load pass program");
-            prog.attach(&ifname, XdpMode::Driver)
-                .expect("attach pass program to the client veth");
+            prog.attach(&ifname, XdpMode::Driver).expect("attach pass program to the client veth");
             ebpf
         });
         self._client_xdp = Some(ebpf);

@@ -64,21 +64,11 @@ impl Frame {
     }
 
     pub fn v4(payload: Vec<u8>) -> Self {
-        Self::udp(
-            Ips::V4(Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1)),
-            40000,
-            53,
-            payload,
-        )
+        Self::udp(Ips::V4(Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1)), 40000, 53, payload)
     }
 
     pub fn v6(payload: Vec<u8>) -> Self {
-        Self::udp(
-            Ips::V6("fd00:53::2".parse().unwrap(), "fd00:53::1".parse().unwrap()),
-            40000,
-            53,
-            payload,
-        )
+        Self::udp(Ips::V6("fd00:53::2".parse().unwrap(), "fd00:53::1".parse().unwrap()), 40000, 53, payload)
     }
 
     /// The frame a responder sends back: addresses and ports swapped, TTL 64.
@@ -107,13 +97,10 @@ impl Frame {
         udp.extend_from_slice(&[0, 0]);
         udp.extend_from_slice(&self.payload);
         let pseudo = match &self.ips {
-            Ips::V4(s, d) => [
-                &s.octets()[..],
-                &d.octets()[..],
-                &[0, self.protocol],
-                &(udp.len() as u16).to_be_bytes(),
-            ]
-            .concat(),
+            Ips::V4(s, d) => {
+                [&s.octets()[..], &d.octets()[..], &[0, self.protocol], &(udp.len() as u16).to_be_bytes()]
+                    .concat()
+            }
             Ips::V6(s, d) => [
                 &s.octets()[..],
                 &d.octets()[..],
@@ -155,9 +142,7 @@ impl Frame {
             Ips::V6(s, d) => {
                 out.extend_from_slice(&0x86ddu16.to_be_bytes());
                 out.extend_from_slice(&[0x60, 0, 0, 0]);
-                out.extend_from_slice(
-                    &((udp.len() as i32 + self.ip_len_delta) as u16).to_be_bytes(),
-                );
+                out.extend_from_slice(&((udp.len() as i32 + self.ip_len_delta) as u16).to_be_bytes());
                 out.push(self.ipv6_next_header.unwrap_or(self.protocol));
                 out.push(self.ttl);
                 out.extend_from_slice(&s.octets());
@@ -205,30 +190,19 @@ pub fn check_checksums(frame: &[u8]) -> Result<Vec<u8>, String> {
             }
             let total = u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]) as usize;
             let udp_len = total - ihl;
-            let pseudo = [
-                &frame[l3 + 12..l3 + 20],
-                &[0, 17],
-                &(udp_len as u16).to_be_bytes()[..],
-            ]
-            .concat();
+            let pseudo = [&frame[l3 + 12..l3 + 20], &[0, 17], &(udp_len as u16).to_be_bytes()[..]].concat();
             (pseudo, l3 + ihl)
         }
         0x86dd => {
             let udp_len = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]) as usize;
-            let pseudo = [
-                &frame[l3 + 8..l3 + 40],
-                &(udp_len as u32).to_be_bytes()[..],
-                &[0, 0, 0, 17],
-            ]
-            .concat();
+            let pseudo =
+                [&frame[l3 + 8..l3 + 40], &(udp_len as u32).to_be_bytes()[..], &[0, 0, 0, 17]].concat();
             (pseudo, l3 + 40)
         }
         other => return Err(format!("not IP: ethertype {other:#x}")),
     };
     let udp_len = u16::from_be_bytes([frame[l4 + 4], frame[l4 + 5]]) as usize;
-    let udp = frame
-        .get(l4..l4 + udp_len)
-        .ok_or("UDP length beyond the frame")?;
+    let udp = frame.get(l4..l4 + udp_len).ok_or("UDP length beyond the frame")?;
     if udp[6..8] == [0, 0] {
         return Err("UDP checksum missing".into());
     }

@@ -22,11 +22,7 @@ pub fn instadns_bin() -> PathBuf {
         return bin.into();
     }
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/instadns");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo xtask test`",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: run the tests with `cargo xtask test`", bin.display());
     bin
 }
 
@@ -45,21 +41,10 @@ impl ServerProcess {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &rig.server_ns])
             .arg(instadns_bin())
-            .args([
-                "--log",
-                "info,instadns=debug",
-                "serve",
-                "--iface",
-                &rig.server_if,
-            ])
+            .args(["--log", "info,instadns=debug", "serve", "--iface", &rig.server_if])
             .arg("--db")
             .arg(db)
-            .args([
-                "--listen",
-                &SERVER_V4.to_string(),
-                "--listen",
-                &SERVER_V6.to_string(),
-            ])
+            .args(["--listen", &SERVER_V4.to_string(), "--listen", &SERVER_V6.to_string()])
             .args(["--metrics", METRICS_ADDR])
             .args(extra)
             .stdout(Stdio::null())
@@ -72,11 +57,7 @@ impl ServerProcess {
             });
         }
         let child = cmd.spawn().expect("starting instadns");
-        let mut server = Self {
-            child,
-            ns: rig.server_ns.clone(),
-            log,
-        };
+        let mut server = Self { child, ns: rig.server_ns.clone(), log };
         server.wait_ready();
         server
     }
@@ -85,15 +66,9 @@ impl ServerProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "instadns exited ({status}) before it was ready:\n{}",
-                    self.log_text()
-                );
+                panic!("instadns exited ({status}) before it was ready:\n{}", self.log_text());
             }
-            if self
-                .http_get("/health")
-                .is_some_and(|b| b.starts_with("ok"))
-            {
+            if self.http_get("/health").is_some_and(|b| b.starts_with("ok")) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -120,19 +95,12 @@ impl ServerProcess {
         let path = path.to_owned();
         in_netns(&self.ns, move || {
             let mut stream =
-                TcpStream::connect_timeout(&METRICS_ADDR.parse().ok()?, Duration::from_secs(2))
-                    .ok()?;
+                TcpStream::connect_timeout(&METRICS_ADDR.parse().ok()?, Duration::from_secs(2)).ok()?;
             stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            write!(
-                stream,
-                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            .ok()?;
+            write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
             let mut response = String::new();
             stream.read_to_string(&mut response).ok()?;
-            response
-                .split_once("\r\n\r\n")
-                .map(|(_, body)| body.to_owned())
+            response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
         })
     }
 
@@ -141,19 +109,14 @@ impl ServerProcess {
         let body = self.http_get("/metrics").expect("metrics");
         body.lines()
             .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                l.rsplit_once(' ')
-                    .and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
-            })
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
             .collect()
     }
 
     /// An XDP outcome counter (hit, miss, ...).
     pub fn xdp(&self, outcome: &str) -> u64 {
         self.metrics()
-            .get(&format!(
-                "instadns_xdp_packets_total{{outcome=\"{outcome}\"}}"
-            ))
+            .get(&format!("instadns_xdp_packets_total{{outcome=\"{outcome}\"}}"))
             .copied()
             .unwrap_or(0.0) as u64
     }
@@ -171,31 +134,15 @@ impl Drop for ServerProcess {
 
 /// Runs dig in the client namespace; returns its stdout (dig's exit status checked).
 pub fn dig(rig: &VethRig, args: &[&str]) -> String {
-    let out = ns_exec(
-        &rig.client_ns,
-        "dig",
-        &[&["+time=2", "+tries=1"], args].concat(),
-    );
-    assert!(
-        out.status.success(),
-        "dig {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = ns_exec(&rig.client_ns, "dig", &[&["+time=2", "+tries=1"], args].concat());
+    assert!(out.status.success(), "dig {args:?} failed: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs kdig in the client namespace; returns its stdout.
 pub fn kdig(rig: &VethRig, args: &[&str]) -> String {
-    let out = ns_exec(
-        &rig.client_ns,
-        "kdig",
-        &[&["+time=2", "+retry=0"], args].concat(),
-    );
-    assert!(
-        out.status.success(),
-        "kdig {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = ns_exec(&rig.client_ns, "kdig", &[&["+time=2", "+retry=0"], args].concat());
+    assert!(out.status.success(), "kdig {args:?} failed: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -203,15 +150,10 @@ pub fn kdig(rig: &VethRig, args: &[&str]) -> String {
 pub fn udp_exchange(rig: &VethRig, server: SocketAddr, query: &[u8]) -> Vec<u8> {
     let query = query.to_vec();
     in_netns(&rig.client_ns, move || {
-        let bind: SocketAddr = if server.is_ipv4() {
-            "0.0.0.0:0".parse().unwrap()
-        } else {
-            "[::]:0".parse().unwrap()
-        };
+        let bind: SocketAddr =
+            if server.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let socket = UdpSocket::bind(bind).expect("client socket");
-        socket
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         socket.send_to(&query, server).expect("send");
         let mut buf = vec![0u8; 65535];
         let (n, _) = socket.recv_from(&mut buf).expect("a response within 2 s");

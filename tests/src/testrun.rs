@@ -37,40 +37,37 @@ impl FastPathRig {
     }
 
     pub fn with_capacity(names: u32, answer_slots: u32) -> Self {
-        crate::require_root();
-        let dir = tempfile::tempdir().expect("temporary directory");
-        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, dir)
+        Self::with_sql(names, answer_slots, "")
     }
 
-    fn open(db: &Path, names: u32, answer_slots: u32, dir: tempfile::TempDir) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let db = rt
-            .block_on(Database::open(&DbLocation::Sqlite(db.to_owned())))
-            .expect("demo database");
+    /// A rig over the demo database plus `sql`, run on the real SQLite file before the
+    /// server reads it.
+    pub fn with_sql(names: u32, answer_slots: u32, sql: &str) -> Self {
+        crate::require_root();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, sql, dir)
+    }
+
+    fn open(db: &Path, names: u32, answer_slots: u32, sql: &str, dir: tempfile::TempDir) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let location = DbLocation::Sqlite(db.to_owned());
+        rt.block_on(Database::open(&location)).expect("demo database");
+        if !sql.is_empty() {
+            rusqlite::Connection::open(db).and_then(|c| c.execute_batch(sql)).expect("test data");
+        }
+        let db = rt.block_on(Database::open(&location)).expect("database");
         let resolver = rt.block_on(Resolver::new(db)).expect("resolver");
         let config = XdpConfig::with_capacity(53, OUR_PAYLOAD, names, answer_slots);
-        let mut ebpf =
-            loader::load(&config).expect("the XDP program loads (and passes the verifier)");
+        let mut ebpf = loader::load(&config).expect("the XDP program loads (and passes the verifier)");
         for aux in ["instadns_pass", "instadns_floor"] {
-            let prog: &mut Xdp = ebpf
-                .program_mut(aux)
-                .expect("program in the object")
-                .try_into()
-                .expect("XDP");
+            let prog: &mut Xdp =
+                ebpf.program_mut(aux).expect("program in the object").try_into().expect("XDP");
             prog.load().expect("loading a helper program");
         }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
         let cache = Arc::new(AnswerCache::new(1 << 20, Some(maps)));
         let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
-        Self {
-            rt,
-            handler,
-            ebpf,
-            _dir: dir,
-        }
+        Self { rt, handler, ebpf, _dir: dir }
     }
 
     /// Asks userspace, as if XDP had passed the query up; userspace answers and installs
@@ -80,11 +77,7 @@ impl FastPathRig {
     }
 
     fn program(&self, name: &str) -> &Xdp {
-        self.ebpf
-            .program(name)
-            .expect("program in the object")
-            .try_into()
-            .expect("an XDP program")
+        self.ebpf.program(name).expect("program in the object").try_into().expect("an XDP program")
     }
 
     /// Runs the fast path on `frame`: (action, output frame).

@@ -22,17 +22,9 @@ fn dig_answer(output: &str) -> String {
     output
         .lines()
         .filter(|l| {
-            !l.starts_with(";; Query time")
-                && !l.starts_with(";; WHEN")
-                && !l.starts_with(";; SERVER")
+            !l.starts_with(";; Query time") && !l.starts_with(";; WHEN") && !l.starts_with(";; SERVER")
         })
-        .map(|l| {
-            if l.contains("->>HEADER<<-") {
-                l.split(", id:").next().unwrap_or(l)
-            } else {
-                l
-            }
-        })
+        .map(|l| if l.contains("->>HEADER<<-") { l.split(", id:").next().unwrap_or(l) } else { l })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -58,16 +50,8 @@ fn first_by_userspace_then_by_xdp(server_ip: IpAddr) {
         );
 
         let second = dig(rig, &[&at, name, qtype, "+norec"]);
-        assert_eq!(
-            server.xdp("hit"),
-            hits + 1,
-            "the second query for {name} was answered by XDP"
-        );
-        assert_eq!(
-            dig_answer(&first),
-            dig_answer(&second),
-            "XDP's answer equals userspace's"
-        );
+        assert_eq!(server.xdp("hit"), hits + 1, "the second query for {name} was answered by XDP");
+        assert_eq!(dig_answer(&first), dig_answer(&second), "XDP's answer equals userspace's");
     }
     assert!(server.metrics()["instadns_queries_total{transport=\"udp\"}"] >= 3.0);
 }
@@ -94,29 +78,16 @@ fn xdp_and_userspace_responses_are_identical_but_for_the_id() {
             "WS-123456.apps.Example.COM",
             RecordType::A,
         ),
-        (
-            SocketAddr::new(SERVER_V6.into(), 53),
-            "123456.example.org",
-            "123456.EXAMPLE.org",
-            RecordType::AAAA,
-        ),
+        (SocketAddr::new(SERVER_V6.into(), 53), "123456.example.org", "123456.EXAMPLE.org", RecordType::AAAA),
     ];
     for (server_addr, lower_name, upper_name, qtype) in cases {
         let lower = QueryBuilder::new(lower_name, qtype).id(1);
         let upper = QueryBuilder::new(upper_name, qtype).id(2);
         let hits = server.xdp("hit");
         let from_userspace = udp_exchange(rig, server_addr, &lower.bytes());
-        assert_eq!(
-            server.xdp("hit"),
-            hits,
-            "first exchange answered by userspace"
-        );
+        assert_eq!(server.xdp("hit"), hits, "first exchange answered by userspace");
         let from_xdp = udp_exchange(rig, server_addr, &upper.bytes());
-        assert_eq!(
-            server.xdp("hit"),
-            hits + 1,
-            "second exchange answered by XDP"
-        );
+        assert_eq!(server.xdp("hit"), hits + 1, "second exchange answered by XDP");
         assert_eq!(&from_xdp[..2], &[0, 2], "ID echoed");
         // Same bytes except the ID and the question's letter case (echoed as sent).
         let qlen = tests::dns::wire_name(lower_name).len();
@@ -133,10 +104,7 @@ fn tcp_and_kdig_get_the_same_answers() {
     let udp = dig(rig, &[&at, "ws-123456.apps.example.com", "+short"]);
     let tcp = dig(rig, &[&at, "ws-123456.apps.example.com", "+short", "+tcp"]);
     assert_eq!(udp, tcp);
-    assert_eq!(
-        udp.lines().collect::<Vec<_>>(),
-        ["ws-mt1.example.com.", "192.0.2.11"]
-    );
+    assert_eq!(udp.lines().collect::<Vec<_>>(), ["ws-mt1.example.com.", "192.0.2.11"]);
     let k = kdig(rig, &[&at, "nope.example.org", "A"]);
     assert!(k.contains("status: NXDOMAIN"), "{k}");
     let refused = dig(rig, &[&at, "example.net", "A"]);

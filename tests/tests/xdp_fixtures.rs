@@ -1,15 +1,89 @@
-//! BPF_PROG_TEST_RUN fixtures: for each crafted packet, the XDP program's action and its
-//! exact output. Hits are compared byte for byte with a response built by hickory-proto
-//! (and userspace's own response must be that same response); everything the fast path
-//! must not answer has to come back XDP_PASS, untouched.
+//! BPF_PROG_TEST_RUN fixtures (katran style): for each crafted packet, the XDP
+//! program's action and its exact output. Hits are compared byte for byte with a
+//! response built by hickory-proto, and userspace's own response must be that same
+//! response; everything the fast path must not answer comes back XDP_PASS, untouched,
+//! and then gets the right answer or error from userspace.
+
+use std::time::Duration;
 
 use dns_common::stats::Outcome;
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::{
+    op::Message,
+    rr::{RData, Record, RecordType, rdata::TXT},
+};
 use tests::{
-    dns::{EdnsQuery, QueryBuilder, a, aaaa, cname, demo_soa, oracle_response},
+    dns::{EdnsQuery, QueryBuilder, a, aaaa, cname, demo_soa, name, oracle_response, wire_name},
     packet::{Frame, check_checksums},
     testrun::{FastPathRig, OUR_PAYLOAD, XDP_PASS, XDP_TX},
 };
+
+const FORMERR: u16 = 1;
+const NOTIMP: u16 = 4;
+const REFUSED: u16 = 5;
+const BADVERS: u16 = 16;
+
+/// A name of exactly `wire_len` bytes in wire format, ending in `suffix`.
+fn name_of_len(wire_len: usize, suffix: &str) -> String {
+    let mut prefix = wire_len - wire_name(suffix).len();
+    let mut labels = Vec::new();
+    let mut letter = b'a';
+    while prefix > 0 {
+        let mut len = (prefix - 1).min(63);
+        if prefix - (len + 1) == 1 {
+            len -= 1; // never leave a single byte: a label needs two
+        }
+        labels.push(String::from_utf8(vec![letter; len]).unwrap());
+        letter += 1;
+        prefix -= len + 1;
+    }
+    labels.push(suffix.trim_end_matches('.').to_owned());
+    labels.join(".") + "."
+}
+
+/// 127 labels: 126 one-letter labels under the one-label zone `x.` (255 bytes).
+fn name_127_labels() -> String {
+    "a.".repeat(126) + "x."
+}
+
+const LONG_NAME_LENGTHS: [usize; 8] = [38, 39, 62, 63, 126, 127, 200, 255];
+const BIG_TXT: usize = 200;
+
+/// Test data beyond the demo: long names in every bucket, 127 labels, TXT, an answer
+/// over 512 bytes, a 1-second TTL, and a cluster of 8+8 rotated addresses.
+fn fixture_sql() -> String {
+    let mut sql = String::from(
+        "INSERT INTO zones (id, apex, soa_mname, soa_rname) VALUES (3, 'x.', 'ns1.example.com.', 'hostmaster.example.com.');
+         INSERT INTO clusters (id, name, address_order) VALUES (3, 'rr8', 'rotate');
+         INSERT INTO instances (id, name, owner, cluster_id) VALUES (345678, 'www', 'carol', 3);
+         INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES
+            (2, '_acme-challenge.blog.alice.example.org.', 'TXT', 60, '\"token-abc\"'),
+            (2, 'short.example.org.', 'A', 1, '192.0.2.99');\n",
+    );
+    for i in 1..=8 {
+        sql +=
+            &format!("INSERT INTO cluster_addresses VALUES (3, '192.0.2.10{i}'), (3, '2001:db8::10{i}');\n");
+    }
+    let txt: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("\"{}\"", c.repeat(BIG_TXT))).collect();
+    sql += &format!(
+        "INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES (2, 'big.example.org.', 'TXT', 60, '{}');\n",
+        txt.join(" ")
+    );
+    for len in LONG_NAME_LENGTHS {
+        sql += &format!(
+            "INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES (2, '{}', 'A', 60, '192.0.2.{len}');\n",
+            name_of_len(len, "example.org.")
+        );
+    }
+    sql += &format!(
+        "INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES (3, '{}', 'A', 60, '192.0.2.127');\n",
+        name_127_labels()
+    );
+    sql
+}
+
+fn rig() -> FastPathRig {
+    FastPathRig::with_sql(4096, 256, &fixture_sql())
+}
 
 enum Expect {
     /// Answered in the kernel with exactly this frame.
@@ -29,18 +103,12 @@ fn run_table(rig: &FastPathRig, fixtures: &[Fixture]) {
     for f in fixtures {
         let (action, out) = rig.run(&f.frame);
         let problem = match &f.expect {
-            Expect::Tx(expected) if action != XDP_TX => {
-                Some(format!("action {action}, expected XDP_TX"))
+            Expect::Tx(_) if action != XDP_TX => Some(format!("action {action}, expected XDP_TX")),
+            Expect::Tx(expected) if &out != expected => {
+                Some(format!("output differs\n  got      {}\n  expected {}", hex(&out), hex(expected)))
             }
-            Expect::Tx(expected) if &out != expected => Some(format!(
-                "output differs\n  got      {}\n  expected {}",
-                hex(&out),
-                hex(expected)
-            )),
             Expect::Tx(_) => check_checksums(&out).err(),
-            Expect::Pass if action != XDP_PASS => {
-                Some(format!("action {action}, expected XDP_PASS"))
-            }
+            Expect::Pass if action != XDP_PASS => Some(format!("action {action}, expected XDP_PASS")),
             Expect::Pass if out != f.frame => Some("XDP_PASS but the packet was modified".into()),
             Expect::Pass => None,
         };
@@ -96,14 +164,15 @@ impl Hit<'_> {
 }
 
 fn hit<'a>(description: &'a str, query: QueryBuilder, answers: Vec<Record>) -> Hit<'a> {
-    Hit {
-        description,
-        query,
-        warm: None,
-        answers,
-        authority: vec![],
-        rcode: 0,
-    }
+    Hit { description, query, warm: None, answers, authority: vec![], rcode: 0 }
+}
+
+fn negative<'a>(description: &'a str, query: QueryBuilder, zone: &str, rcode: u16) -> Hit<'a> {
+    Hit { description, query, warm: None, answers: vec![], authority: vec![demo_soa(zone)], rcode }
+}
+
+fn q(name: &str, t: RecordType) -> QueryBuilder {
+    QueryBuilder::new(name, t)
 }
 
 fn service_answer() -> Vec<Record> {
@@ -113,10 +182,17 @@ fn service_answer() -> Vec<Record> {
     ]
 }
 
+fn txt(owner: &str, ttl: u32, strings: &[&str]) -> Record {
+    Record::from_rdata(
+        name(owner),
+        ttl,
+        RData::TXT(TXT::new(strings.iter().map(|s| s.to_string()).collect())),
+    )
+}
+
 #[test]
-fn hits_are_answered_in_the_kernel_byte_for_byte() {
-    let rig = FastPathRig::new();
-    let q = |name: &str, t| QueryBuilder::new(name, t);
+fn hits_of_every_answer_kind_are_answered_in_the_kernel_byte_for_byte() {
+    let rig = rig();
     let edns = EdnsQuery::default();
     let fixtures = vec![
         hit(
@@ -127,20 +203,14 @@ fn hits_are_answered_in_the_kernel_byte_for_byte() {
         .fixture(&rig, Frame::v4),
         hit(
             "A through an in-zone CNAME, IPv6, EDNS",
-            q("ws-123456.apps.example.com", RecordType::A)
-                .edns(edns.clone())
-                .id(7),
+            q("ws-123456.apps.example.com", RecordType::A).edns(edns.clone()).id(7),
             service_answer(),
         )
         .fixture(&rig, Frame::v6),
         hit(
             "CNAME, IPv4",
             q("ws-123456.apps.example.com", RecordType::CNAME),
-            vec![cname(
-                "ws-123456.apps.example.com.",
-                300,
-                "ws-mt1.example.com.",
-            )],
+            vec![cname("ws-123456.apps.example.com.", 300, "ws-mt1.example.com.")],
         )
         .fixture(&rig, Frame::v4),
         hit(
@@ -156,16 +226,40 @@ fn hits_are_answered_in_the_kernel_byte_for_byte() {
         )
         .fixture(&rig, Frame::v6),
         hit(
-            "AAAA, IPv4, EDNS with DO",
-            q("123456.example.org", RecordType::AAAA).edns(EdnsQuery {
-                dnssec_ok: true,
-                ..edns.clone()
-            }),
-            vec![aaaa("123456.example.org.", 60, "2001:db8::1")],
+            "TXT (ACME DNS-01 value), IPv4",
+            q("_acme-challenge.blog.alice.example.org", RecordType::TXT),
+            vec![txt("_acme-challenge.blog.alice.example.org.", 60, &["token-abc"])],
+        )
+        .fixture(&rig, Frame::v4),
+        hit(
+            "SOA at the apex",
+            q("example.com", RecordType::SOA),
+            vec![{
+                let mut soa = demo_soa("example.com.");
+                soa.ttl = 3600;
+                soa
+            }],
+        )
+        .fixture(&rig, Frame::v6),
+        hit(
+            "NS set at the apex",
+            q("example.org", RecordType::NS),
+            vec![
+                Record::from_rdata(
+                    name("example.org."),
+                    3600,
+                    RData::NS(hickory_proto::rr::rdata::NS(name("ns1.example.com."))),
+                ),
+                Record::from_rdata(
+                    name("example.org."),
+                    3600,
+                    RData::NS(hickory_proto::rr::rdata::NS(name("ns2.example.com."))),
+                ),
+            ],
         )
         .fixture(&rig, Frame::v4),
         Hit {
-            description: "mixed-case query hits the lower-cased entry and echoes its case, IPv4",
+            description: "mixed-case query hits the lower-cased entry and echoes its case",
             query: q("WS-123456.Apps.EXAMPLE.com", RecordType::A),
             warm: Some(q("ws-123456.apps.example.com", RecordType::A).id(99)),
             answers: service_answer(),
@@ -173,41 +267,50 @@ fn hits_are_answered_in_the_kernel_byte_for_byte() {
             rcode: 0,
         }
         .fixture(&rig, Frame::v4),
-        Hit {
-            description: "mixed-case query, IPv6",
-            query: q("123456.Example.ORG", RecordType::AAAA),
-            warm: None,
-            answers: vec![aaaa("123456.example.org.", 60, "2001:db8::1")],
-            authority: vec![],
-            rcode: 0,
-        }
+        negative("NXDOMAIN with the SOA, IPv4", q("nope.example.org", RecordType::A), "example.org.", 3)
+            .fixture(&rig, Frame::v4),
+        negative(
+            "NXDOMAIN, EDNS with DO, IPv6",
+            q("nope2.example.com", RecordType::AAAA).edns(EdnsQuery { dnssec_ok: true, ..edns.clone() }),
+            "example.com.",
+            3,
+        )
         .fixture(&rig, Frame::v6),
-        Hit {
-            description: "NXDOMAIN with the SOA, IPv4",
-            query: q("nope.example.org", RecordType::A),
-            warm: None,
-            answers: vec![],
-            authority: vec![demo_soa("example.org.")],
-            rcode: 3,
-        }
+        negative("NODATA at an empty non-terminal", q("apps.example.com", RecordType::A), "example.com.", 0)
+            .fixture(&rig, Frame::v6),
+        negative(
+            "NODATA for a type the name lacks (MX at a host)",
+            q("blog.alice.example.org", RecordType::MX),
+            "example.org.",
+            0,
+        )
         .fixture(&rig, Frame::v4),
-        Hit {
-            description: "NODATA at an empty non-terminal, IPv6",
-            query: q("apps.example.com", RecordType::A),
-            warm: None,
-            answers: vec![],
-            authority: vec![demo_soa("example.com.")],
-            rcode: 0,
-        }
-        .fixture(&rig, Frame::v6),
+        hit("802.1Q VLAN-tagged", q("ws-123456.apps.example.com", RecordType::A), service_answer()).fixture(
+            &rig,
+            |p| {
+                let mut f = Frame::v4(p);
+                f.vlans = vec![42];
+                f
+            },
+        ),
         hit(
-            "802.1Q VLAN-tagged A",
-            q("ws-123456.apps.example.com", RecordType::A),
-            service_answer(),
+            "QinQ: two VLAN tags, IPv6",
+            q("123456.example.org", RecordType::AAAA),
+            vec![aaaa("123456.example.org.", 60, "2001:db8::1")],
+        )
+        .fixture(&rig, |p| {
+            let mut f = Frame::v6(p);
+            f.vlans = vec![100, 42];
+            f
+        }),
+        hit(
+            "Ethernet padding after the IP packet is dropped",
+            q("blog.alice.example.org", RecordType::A),
+            vec![a("blog.alice.example.org.", 60, "192.0.2.1")],
         )
         .fixture(&rig, |p| {
             let mut f = Frame::v4(p);
-            f.vlans = vec![42];
+            f.trailer = vec![0; 18];
             f
         }),
     ];
@@ -221,9 +324,219 @@ fn hits_are_answered_in_the_kernel_byte_for_byte() {
 }
 
 #[test]
+fn header_bits_follow_the_rules() {
+    let rig = rig();
+    // RD clear, CD, AD and Z set in the query: the response copies RD (clear) and CD,
+    // clears AD and Z, sets AA, leaves RA clear.
+    let mut query = q("blog.alice.example.org", RecordType::A);
+    query.flags = [0x00, 0x10 | 0x20 | 0x40];
+    let bytes = query.bytes();
+    let oracle =
+        oracle_response(&bytes, vec![a("blog.alice.example.org.", 60, "192.0.2.1")], vec![], 0, OUR_PAYLOAD);
+    assert_eq!(oracle[2..4], [0x84, 0x10], "oracle: QR AA, CD only");
+    let userspace = rig.userspace(&bytes).unwrap();
+    assert_eq!(hex(&userspace), hex(&oracle));
+    let frame = Frame::v4(bytes);
+    run_table(
+        &rig,
+        &[Fixture {
+            description: "RD clear, CD/AD/Z set".into(),
+            expect: Expect::Tx(frame.reply(oracle).build()),
+            frame: frame.build(),
+        }],
+    );
+}
+
+#[test]
+fn edns_follows_rfc6891_and_rfc8906() {
+    let rig = rig();
+    let answer = || vec![a("blog.alice.example.org.", 60, "192.0.2.1")];
+    let base = || q("blog.alice.example.org", RecordType::A);
+    let fixtures = vec![
+        hit("EDNS(0): our payload size in the response", base().edns(EdnsQuery::default()), answer())
+            .fixture(&rig, Frame::v4),
+        hit("DO bit copied", base().edns(EdnsQuery { dnssec_ok: true, ..Default::default() }), answer())
+            .fixture(&rig, Frame::v6),
+        hit(
+            "unknown EDNS flag bits cleared",
+            base().edns(EdnsQuery { other_flags: 0x4001, ..Default::default() }),
+            answer(),
+        )
+        .fixture(&rig, Frame::v4),
+        hit(
+            "unknown EDNS option not echoed",
+            base().edns(EdnsQuery { options: vec![(65001, b"xyz".to_vec())], ..Default::default() }),
+            answer(),
+        )
+        .fixture(&rig, Frame::v4),
+        hit(
+            "DNS cookie and padding options ignored (not implemented), not echoed",
+            base()
+                .edns(EdnsQuery { options: vec![(10, vec![1; 8]), (12, vec![0; 40])], ..Default::default() }),
+            answer(),
+        )
+        .fixture(&rig, Frame::v6),
+        hit(
+            "client payload below 512 treated as 512",
+            base().edns(EdnsQuery { payload: 100, ..Default::default() }),
+            answer(),
+        )
+        .fixture(&rig, Frame::v4),
+    ];
+    run_table(&rig, &fixtures);
+}
+
+#[test]
+fn answers_over_the_clients_payload_size_go_up_for_truncation() {
+    let rig = rig();
+    let strings: Vec<String> = ["a", "b", "c"].iter().map(|c| c.repeat(BIG_TXT)).collect();
+    let strs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    let big = || q("big.example.org", RecordType::TXT);
+    // With a large EDNS payload the answer fits (about 630 bytes) and is served.
+    let fits = hit(
+        "big TXT with EDNS 4096: fits our 1232",
+        big().edns(EdnsQuery { payload: 4096, ..Default::default() }),
+        vec![txt("big.example.org.", 60, &strs)],
+    )
+    .fixture(&rig, Frame::v4);
+    let too_big: Vec<(String, QueryBuilder)> = vec![
+        ("big TXT without EDNS (512)".into(), big()),
+        ("big TXT with EDNS 512".into(), big().edns(EdnsQuery { payload: 512, ..Default::default() })),
+        (
+            "big TXT with EDNS 100 (means 512)".into(),
+            big().edns(EdnsQuery { payload: 100, ..Default::default() }),
+        ),
+    ];
+    let before = rig.counter(Outcome::PassTooBig);
+    let mut fixtures = vec![fits];
+    for (description, query) in &too_big {
+        fixtures.push(Fixture {
+            description: description.clone(),
+            frame: Frame::v4(query.bytes()).build(),
+            expect: Expect::Pass,
+        });
+    }
+    run_table(&rig, &fixtures);
+    assert_eq!(rig.counter(Outcome::PassTooBig) - before, 3);
+    // Userspace then answers with TC set, the question and (with EDNS) the OPT record.
+    for (description, query) in &too_big {
+        let r = Message::from_vec(&rig.userspace(&query.bytes()).unwrap()).unwrap();
+        assert!(r.metadata.truncation, "{description}: TC set");
+        assert!(r.answers.is_empty(), "{description}: no records");
+        assert_eq!(r.edns.is_some(), query.edns.is_some(), "{description}: OPT iff the query had one");
+    }
+}
+
+#[test]
+fn names_of_every_legal_length_hit_in_their_bucket() {
+    let rig = rig();
+    let mut fixtures = Vec::new();
+    for len in LONG_NAME_LENGTHS {
+        let owner = name_of_len(len, "example.org.");
+        assert_eq!(wire_name(&owner).len(), len);
+        let upper = owner.to_ascii_uppercase();
+        fixtures.push(
+            Hit {
+                description: &format!("{len}-byte name, queried in upper case"),
+                query: q(&upper, RecordType::A),
+                warm: Some(q(&owner, RecordType::A)),
+                answers: vec![a(&owner, 60, &format!("192.0.2.{len}"))],
+                authority: vec![],
+                rcode: 0,
+            }
+            .fixture(&rig, Frame::v6),
+        );
+    }
+    let deep = name_127_labels();
+    assert_eq!((wire_name(&deep).len(), deep.matches('.').count()), (255, 127));
+    fixtures.push(
+        hit("127 labels, 255 bytes", q(&deep, RecordType::A), vec![a(&deep, 60, "192.0.2.127")])
+            .fixture(&rig, Frame::v4),
+    );
+    run_table(&rig, &fixtures);
+}
+
+#[test]
+fn expired_entries_go_up_and_are_refreshed() {
+    let rig = rig();
+    let query = q("short.example.org", RecordType::A);
+    let oracle = oracle_response(
+        &query.bytes(),
+        vec![a("short.example.org.", 1, "192.0.2.99")],
+        vec![],
+        0,
+        OUR_PAYLOAD,
+    );
+    assert_eq!(hex(&rig.userspace(&query.bytes()).unwrap()), hex(&oracle));
+    let frame = Frame::v4(query.bytes());
+    let fresh = Fixture {
+        description: "within its 1 s TTL".into(),
+        frame: frame.build(),
+        expect: Expect::Tx(frame.reply(oracle.clone()).build()),
+    };
+    run_table(&rig, &[fresh]);
+    std::thread::sleep(Duration::from_millis(1300));
+    let expired_before = rig.counter(Outcome::Expired);
+    run_table(
+        &rig,
+        &[Fixture { description: "after its TTL".into(), frame: frame.build(), expect: Expect::Pass }],
+    );
+    assert_eq!(rig.counter(Outcome::Expired) - expired_before, 1);
+    // Userspace answers the query that came up and refreshes the entry.
+    assert_eq!(hex(&rig.userspace(&query.bytes()).unwrap()), hex(&oracle));
+    run_table(
+        &rig,
+        &[Fixture {
+            description: "refreshed".into(),
+            frame: frame.build(),
+            expect: Expect::Tx(frame.reply(oracle).build()),
+        }],
+    );
+}
+
+#[test]
+fn address_sets_marked_rotate_are_answered_round_robin() {
+    let rig = rig();
+    for (qtype, frame, prefix) in [
+        (RecordType::A, Frame::v4 as fn(Vec<u8>) -> Frame, "192.0.2.10"),
+        (RecordType::AAAA, Frame::v6, "2001:db8::10"),
+    ] {
+        let query = q("www.carol.example.org", qtype).edns(EdnsQuery::default());
+        let expected: Vec<Record> = (1..=8)
+            .map(|i| {
+                if qtype == RecordType::A {
+                    a("www.carol.example.org.", 60, &format!("{prefix}{i}"))
+                } else {
+                    aaaa("www.carol.example.org.", 60, &format!("{prefix}{i}"))
+                }
+            })
+            .collect();
+        let sorted = |records: &[Record]| {
+            let mut v: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+            v.sort();
+            v
+        };
+        let userspace = Message::from_vec(&rig.userspace(&query.bytes()).unwrap()).unwrap();
+        assert_eq!(sorted(&userspace.answers), sorted(&expected), "userspace answers all 8");
+        let mut firsts = Vec::new();
+        for _ in 0..8 {
+            let (action, out) = rig.run(&frame(query.bytes()).build());
+            assert_eq!(action, XDP_TX, "{qtype}: answered by XDP");
+            let payload = check_checksums(&out).expect("valid checksums after rotation");
+            let r = Message::from_vec(&payload).unwrap();
+            assert_eq!(sorted(&r.answers), sorted(&expected), "{qtype}: all 8 records every time");
+            firsts.push(r.answers[0].to_string());
+        }
+        firsts.sort();
+        firsts.dedup();
+        assert_eq!(firsts.len(), 8, "{qtype}: 8 queries started with 8 different records");
+    }
+}
+
+#[test]
 fn misses_and_non_dns_packets_pass_unchanged() {
-    let rig = FastPathRig::new();
-    let never_asked = QueryBuilder::new("ws-234567.apps.example.com", RecordType::A).bytes();
+    let rig = rig();
+    let never_asked = q("ws-234567.apps.example.com", RecordType::A).bytes();
     let mut ntp = Frame::v4(vec![0x23; 48]);
     ntp.dport = 123;
     let mut tcp = Frame::v4(never_asked.clone());
@@ -241,25 +554,269 @@ fn misses_and_non_dns_packets_pass_unchanged() {
             frame: Frame::v6(never_asked.clone()).build(),
             expect: Expect::Pass,
         },
-        Fixture {
-            description: "UDP to another port".into(),
-            frame: ntp.build(),
-            expect: Expect::Pass,
-        },
-        Fixture {
-            description: "TCP".into(),
-            frame: tcp.build(),
-            expect: Expect::Pass,
-        },
-        Fixture {
-            description: "ARP".into(),
-            frame: arp,
-            expect: Expect::Pass,
-        },
+        Fixture { description: "UDP to another port".into(), frame: ntp.build(), expect: Expect::Pass },
+        Fixture { description: "TCP".into(), frame: tcp.build(), expect: Expect::Pass },
+        Fixture { description: "ARP".into(), frame: arp, expect: Expect::Pass },
     ];
     let misses = rig.counter(Outcome::Miss);
     let not_dns = rig.counter(Outcome::PassNotDns);
     run_table(&rig, &fixtures);
     assert_eq!(rig.counter(Outcome::Miss) - misses, 2);
     assert_eq!(rig.counter(Outcome::PassNotDns) - not_dns, 3);
+}
+
+/// What userspace does with the DNS message of a passed-up packet.
+#[derive(Debug, PartialEq)]
+enum Userspace {
+    /// Answers with this RCODE.
+    Rcode(u16),
+    /// Sends nothing (responses, runts).
+    Drops,
+    /// Not a DNS-level problem: the kernel stack would handle (or drop) the packet.
+    Kernel,
+}
+
+struct Malformed {
+    description: &'static str,
+    frame: Vec<u8>,
+    userspace: Userspace,
+    /// The DNS message, for the userspace check.
+    message: Vec<u8>,
+}
+
+/// A valid, installed query; each malformed case changes one thing.
+fn base_query() -> Vec<u8> {
+    q("blog.alice.example.org", RecordType::A).bytes()
+}
+
+fn dns_case(description: &'static str, message: Vec<u8>, userspace: Userspace) -> Malformed {
+    Malformed { description, frame: Frame::v4(message.clone()).build(), userspace, message }
+}
+
+fn mutated(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut m = base_query();
+    f(&mut m);
+    m
+}
+
+fn with_opt(opt: &[u8]) -> Vec<u8> {
+    mutated(|m| {
+        m[11] = 1;
+        m.extend_from_slice(opt);
+    })
+}
+
+fn frame_case(description: &'static str, frame: Frame) -> Malformed {
+    Malformed {
+        description,
+        message: frame.payload.clone(),
+        frame: frame.build(),
+        userspace: Userspace::Kernel,
+    }
+}
+
+fn malformed_cases() -> Vec<Malformed> {
+    use Userspace::*;
+    let name_end = 12 + wire_name("blog.alice.example.org").len();
+    let opt = |version: u8, rdata: &[u8]| {
+        let mut o = vec![0, 0, 41, 4, 0xd0, 0, version, 0, 0];
+        o.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        o.extend_from_slice(rdata);
+        o
+    };
+    let option =
+        |code: u16, data: &[u8]| [&code.to_be_bytes()[..], &(data.len() as u16).to_be_bytes(), data].concat();
+    let question = |name: &[u8]| {
+        let mut m = vec![0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(name);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        m
+    };
+    let long_name: Vec<u8> =
+        [&[63u8][..], &[b'a'; 63], &[63], &[b'b'; 63], &[63], &[b'c'; 63], &[63], &[b'd'; 63], &[0]].concat();
+    assert_eq!(long_name.len(), 257);
+    let mut cases = vec![
+        dns_case("response (QR set)", mutated(|m| m[2] |= 0x80), Drops),
+        dns_case("opcode IQUERY", mutated(|m| m[2] |= 1 << 3), Rcode(NOTIMP)),
+        dns_case("opcode STATUS", mutated(|m| m[2] |= 2 << 3), Rcode(NOTIMP)),
+        dns_case("opcode NOTIFY", mutated(|m| m[2] |= 4 << 3), Rcode(NOTIMP)),
+        dns_case("opcode UPDATE", mutated(|m| m[2] |= 5 << 3), Rcode(NOTIMP)),
+        dns_case("opcode 15", mutated(|m| m[2] |= 15 << 3), Rcode(NOTIMP)),
+        dns_case("TC set in a query", mutated(|m| m[2] |= 0x02), Rcode(0)),
+        dns_case("QDCOUNT 0", mutated(|m| m[5] = 0), Rcode(FORMERR)),
+        dns_case("QDCOUNT 2", mutated(|m| m[5] = 2), Rcode(FORMERR)),
+        dns_case("ANCOUNT 1", mutated(|m| m[7] = 1), Rcode(FORMERR)),
+        dns_case("NSCOUNT 1", mutated(|m| m[9] = 1), Rcode(FORMERR)),
+        dns_case(
+            "ARCOUNT 2, two OPT records",
+            mutated(|m| {
+                m[11] = 2;
+                m.extend_from_slice(&[opt(0, &[]), opt(0, &[])].concat());
+            }),
+            Rcode(FORMERR),
+        ),
+        dns_case("ARCOUNT 1 but no record", mutated(|m| m[11] = 1), Rcode(FORMERR)),
+        dns_case(
+            "additional record that is not OPT",
+            with_opt(&[0, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]),
+            Rcode(0),
+        ),
+        dns_case(
+            "OPT with a non-root owner",
+            with_opt(&[&[1, b'x', 0][..], &opt(0, &[])[1..]].concat()),
+            Rcode(FORMERR),
+        ),
+        dns_case("EDNS version 1", with_opt(&opt(1, &[])), Rcode(BADVERS)),
+        dns_case("EDNS version 255", with_opt(&opt(255, &[])), Rcode(BADVERS)),
+        dns_case(
+            "EDNS version 1 with an unknown option",
+            with_opt(&opt(1, &option(65001, b"x"))),
+            Rcode(BADVERS),
+        ),
+        dns_case(
+            "OPT RDLENGTH beyond the message",
+            with_opt(&{
+                let mut o = opt(0, &[]);
+                o[10] = 20;
+                o
+            }),
+            Rcode(FORMERR),
+        ),
+        dns_case("EDNS option overrunning the OPT", with_opt(&opt(0, &[0, 10, 0, 9, 1])), Rcode(FORMERR)),
+        dns_case("EDNS option header cut short", with_opt(&opt(0, &[0, 10, 0])), Rcode(FORMERR)),
+        dns_case(
+            "more EDNS options than the fast path walks",
+            with_opt(&opt(0, &option(65001, b"").repeat(9))),
+            Rcode(0),
+        ),
+        dns_case("trailing garbage after the question", mutated(|m| m.push(0)), Rcode(FORMERR)),
+        dns_case(
+            "trailing garbage after the OPT",
+            mutated(|m| {
+                m[11] = 1;
+                m.extend_from_slice(&opt(0, &[]));
+                m.extend_from_slice(&[1, 2, 3]);
+            }),
+            Rcode(FORMERR),
+        ),
+        dns_case("class CH", mutated(|m| m[name_end + 3] = 3), Rcode(REFUSED)),
+        dns_case("class NONE", mutated(|m| m[name_end + 3] = 254), Rcode(REFUSED)),
+        dns_case("class ANY", mutated(|m| m[name_end + 3] = 255), Rcode(REFUSED)),
+        dns_case(
+            "compression pointer in the question",
+            question(&[4, b'b', b'l', b'o', b'g', 0xc0, 12]),
+            Rcode(FORMERR),
+        ),
+        dns_case("pointer as the whole question name", question(&[0xc0, 12]), Rcode(FORMERR)),
+        dns_case("extended label type 0x40", question(&[0x41, b'x', 0]), Rcode(FORMERR)),
+        dns_case("reserved label type 0x80", question(&[0x81, b'x', 0]), Rcode(FORMERR)),
+        dns_case("label of 64 bytes", question(&[&[64u8][..], &[b'a'; 64], &[0]].concat()), Rcode(FORMERR)),
+        dns_case("name of 257 bytes", question(&long_name), Rcode(FORMERR)),
+        dns_case("name cut off inside a label", base_query()[..name_end - 5].to_vec(), Rcode(FORMERR)),
+        dns_case("name cut off before its root label", base_query()[..name_end - 1].to_vec(), Rcode(FORMERR)),
+        dns_case("QTYPE and QCLASS missing", base_query()[..name_end].to_vec(), Rcode(FORMERR)),
+        dns_case("QCLASS cut short", base_query()[..name_end + 3].to_vec(), Rcode(FORMERR)),
+        dns_case("header only", base_query()[..12].to_vec(), Rcode(FORMERR)),
+        dns_case("shorter than a header", base_query()[..11].to_vec(), Drops),
+        dns_case("empty UDP payload", Vec::new(), Drops),
+        dns_case(
+            "query over 2048 bytes (EDNS padding)",
+            with_opt(&opt(0, &option(12, &vec![0; 2100]))),
+            Rcode(0),
+        ),
+    ];
+    let mut f = Frame::v4(base_query());
+    f.udp_len_delta = 4;
+    cases.push(frame_case("UDP length beyond the IP packet", f));
+    let mut f = Frame::v4(base_query());
+    f.udp_len_delta = -1;
+    cases.push(frame_case("UDP length short of the IP packet", f));
+    let mut f = Frame::v4(base_query());
+    f.ip_len_delta = 10;
+    cases.push(frame_case("IPv4 total length beyond the frame", f));
+    let mut f = Frame::v4(base_query());
+    f.ip_options = vec![1, 1, 1, 0];
+    cases.push(frame_case("IPv4 with options", f));
+    let mut f = Frame::v4(base_query());
+    f.ip_frag = 0x2000;
+    cases.push(frame_case("IPv4 first fragment (MF)", f));
+    let mut f = Frame::v4(base_query());
+    f.ip_frag = 0x0010;
+    cases.push(frame_case("IPv4 later fragment (offset)", f));
+    let mut f = Frame::v6(base_query());
+    f.ipv6_next_header = Some(0);
+    cases.push(frame_case("IPv6 hop-by-hop extension header", f));
+    let mut f = Frame::v6(base_query());
+    f.ipv6_next_header = Some(44);
+    cases.push(frame_case("IPv6 fragment header", f));
+    let mut f = Frame::v6(base_query());
+    f.ip_len_delta = 30;
+    cases.push(frame_case("IPv6 payload length beyond the frame", f));
+    let mut f = Frame::v4(base_query());
+    f.dport = 5353;
+    cases.push(frame_case("another destination port", f));
+    let mut f = Frame::v4(base_query());
+    f.sport = 0;
+    cases.push(frame_case("source port 0", f));
+    let mut f = Frame::v4(base_query());
+    f.vlans = vec![1, 2, 3];
+    cases.push(frame_case("three VLAN tags", f));
+    let mut v6_in_v4 = Frame::v4(base_query()).build();
+    v6_in_v4[14] = 0x65;
+    cases.push(Malformed {
+        description: "IPv4 ethertype, version 6",
+        frame: v6_in_v4,
+        userspace: Userspace::Kernel,
+        message: vec![],
+    });
+    let mut bare = vec![0u8; 14];
+    bare[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    cases.push(Malformed {
+        description: "Ethernet header only (IPv4 ethertype)",
+        frame: bare,
+        userspace: Userspace::Kernel,
+        message: vec![],
+    });
+    let truncated_ip = Frame::v4(base_query()).build()[..30].to_vec();
+    cases.push(Malformed {
+        description: "frame cut inside the IPv4 header",
+        frame: truncated_ip,
+        userspace: Userspace::Kernel,
+        message: vec![],
+    });
+    cases
+}
+
+#[test]
+fn malformed_and_unsupported_packets_pass_up_untouched_and_get_the_right_error() {
+    let rig = rig();
+    rig.userspace(&base_query()).expect("the base query is installed");
+    let (action, _) = rig.run(&Frame::v4(base_query()).build());
+    assert_eq!(action, XDP_TX, "the unmodified base query is a hit");
+    let cases = malformed_cases();
+    assert!(cases.len() >= 40, "{} malformed fixtures", cases.len());
+    let fixtures: Vec<Fixture> = cases
+        .iter()
+        .map(|c| Fixture { description: c.description.into(), frame: c.frame.clone(), expect: Expect::Pass })
+        .collect();
+    let hits = rig.counter(Outcome::Hit);
+    run_table(&rig, &fixtures);
+    assert_eq!(rig.counter(Outcome::Hit), hits, "none answered in the kernel");
+    let mut failures = Vec::new();
+    for c in &cases {
+        let got = match rig.userspace(&c.message) {
+            None => Userspace::Drops,
+            Some(r) => Userspace::Rcode(
+                (r[3] & 0xf) as u16
+                    | Message::from_vec(&r)
+                        .ok()
+                        .and_then(|m| m.edns)
+                        .map_or(0, |e| (e.rcode_high() as u16) << 4),
+            ),
+        };
+        if c.userspace != Userspace::Kernel && got != c.userspace {
+            failures.push(format!("{}: userspace gave {got:?}, expected {:?}", c.description, c.userspace));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -112,21 +112,11 @@ fn run_task(cli: Cli) -> Result<()> {
 }
 
 fn build_release() -> Result<()> {
-    run(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--package",
-        "dns-user",
-        "--bin",
-        "instadns",
-    ]))
+    run(Command::new("cargo").args(["build", "--release", "--package", "dns-user", "--bin", "instadns"]))
 }
 
 fn serve_demo(root: &Path, args: &[String]) -> Result<()> {
-    let has = |flag: &str| {
-        args.iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    };
+    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
     let mut cmd = Command::new(root.join("target/release/instadns"));
     cmd.arg("serve");
     if !has("--iface") {
@@ -141,12 +131,7 @@ fn serve_demo(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     if !has("--db") {
-        cmd.args([
-            "--db",
-            root.join("target/instadns-demo.sqlite")
-                .to_str()
-                .context("non-UTF-8 path")?,
-        ]);
+        cmd.args(["--db", root.join("target/instadns-demo.sqlite").to_str().context("non-UTF-8 path")?]);
     }
     cmd.args(args);
     if !setup::is_root() {
@@ -179,10 +164,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 pub fn cmd_output(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -26,11 +26,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn setup() -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .map(|(pkg, _)| *pkg)
-        .filter(|pkg| !deb_installed(pkg))
-        .collect();
+    let missing: Vec<&str> =
+        APT_PACKAGES.iter().map(|(pkg, _)| *pkg).filter(|pkg| !deb_installed(pkg)).collect();
     if missing.is_empty() {
         eprintln!("setup: Debian packages present");
     } else {
@@ -40,9 +37,7 @@ pub fn setup() -> Result<()> {
     if bpf_linker_ok() {
         eprintln!("setup: bpf-linker present");
     } else {
-        eprintln!(
-            "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"
-        );
+        eprintln!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
         // bpf-linker's build script finds LLVM through llvm-config on PATH, which on
         // Debian may belong to another LLVM version: name the prefix explicitly.
         run(Command::new("cargo").env("LLVM_PREFIX", LLVM_PREFIX).args([
@@ -58,24 +53,15 @@ pub fn setup() -> Result<()> {
         .context("installing bpf-linker")?;
     }
 
-    let installed = cmd_output(Command::new("rustup").args([
-        "+nightly",
-        "component",
-        "list",
-        "--installed",
-    ]))
-    .context("the nightly toolchain is needed to build the eBPF program: `rustup toolchain install nightly`")?;
+    let installed = cmd_output(Command::new("rustup").args(["+nightly", "component", "list", "--installed"]))
+        .context(
+            "the nightly toolchain is needed to build the eBPF program: `rustup toolchain install nightly`",
+        )?;
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         eprintln!("setup: nightly rust-src present");
     } else {
         eprintln!("setup: adding rust-src to the nightly toolchain");
-        run(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     Ok(())
 }
@@ -118,17 +104,11 @@ pub fn deb_installed(pkg: &str) -> bool {
 }
 
 fn bpf_linker_ok() -> bool {
-    Command::new("bpf-linker")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    Command::new("bpf-linker").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 pub fn is_root() -> bool {
-    cmd_output(Command::new("id").arg("-u"))
-        .map(|s| s.trim() == "0")
-        .unwrap_or(false)
+    cmd_output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
 
 fn set_mode(path: &std::path::Path, mode: u32) -> Result<()> {

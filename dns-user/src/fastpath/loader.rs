@@ -12,8 +12,7 @@ use dns_common::{
 use thiserror::Error;
 
 /// The XDP object built from crate dns-ebpf by our build script.
-pub static XDP_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/instadns-xdp"));
+pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/instadns-xdp"));
 
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "instadns";
@@ -36,12 +35,7 @@ impl XdpConfig {
         Self {
             dns_port,
             edns_payload,
-            name_entries: [
-                share(1, 1024),
-                share(4, 1024),
-                share(16, 256),
-                share(64, 256),
-            ],
+            name_entries: [share(1, 1024), share(4, 1024), share(16, 256), share(64, 256)],
             answer_slots: answer_slots.max(16),
         }
     }
@@ -115,10 +109,7 @@ pub fn load(config: &XdpConfig) -> Result<Ebpf, LoadError> {
 }
 
 pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, LoadError> {
-    Ok(ebpf
-        .program_mut(PROGRAM_NAME)
-        .ok_or(LoadError::MissingProgram)?
-        .try_into()?)
+    Ok(ebpf.program_mut(PROGRAM_NAME).ok_or(LoadError::MissingProgram)?.try_into()?)
 }
 
 /// Attaches the loaded program to `iface`. In auto mode a failed native attach falls
@@ -136,19 +127,13 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str, mode: XdpModeArg) -> Result<Attached
             AttachedMode::Native => XdpMode::Driver,
             AttachedMode::Skb => XdpMode::Skb,
         };
-        prog.attach(iface, flags)
-            .map(|_| mode)
-            .map_err(|source| AttachError {
-                iface: iface.into(),
-                mode: if mode == AttachedMode::Native {
-                    "native"
-                } else {
-                    "skb"
-                },
-                hint: attach_hint(iface, mode, &source),
-                no_such_interface: matches!(source, ProgramError::UnknownInterface { .. }),
-                source: Box::new(source),
-            })
+        prog.attach(iface, flags).map(|_| mode).map_err(|source| AttachError {
+            iface: iface.into(),
+            mode: if mode == AttachedMode::Native { "native" } else { "skb" },
+            hint: attach_hint(iface, mode, &source),
+            no_such_interface: matches!(source, ProgramError::UnknownInterface { .. }),
+            source: Box::new(source),
+        })
     };
     match mode {
         XdpModeArg::Native => try_attach(prog, AttachedMode::Native),
@@ -195,10 +180,7 @@ fn attach_hint(iface: &str, mode: AttachedMode, err: &ProgramError) -> String {
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         tracing::debug!("could not raise RLIMIT_MEMLOCK (fine on kernels >= 5.11)");

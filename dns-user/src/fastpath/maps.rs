@@ -18,8 +18,8 @@ use aya::{
 use dns_common::{
     limits::{ANSWER_MAX_LEN, bucket_for},
     maps::{
-        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1,
-        NameKey2, NameKey3, STATS_MAP_NAME, select,
+        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2,
+        NameKey3, STATS_MAP_NAME, select,
     },
     stats::Outcome,
     wire::{csum_add_bytes, csum_fold},
@@ -52,17 +52,13 @@ pub struct KernelMaps {
     answers: Array<MapData, AnswerSlot>,
     stats: PerCpuArray<MapData, u64>,
     slots: SlotTable,
-    /// Which slot each installed name points at.
-    installed: HashMap<CacheKey, u32>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MapsError>
 where
     T: TryFrom<aya::maps::Map, Error = MapError>,
 {
-    Ok(T::try_from(
-        ebpf.take_map(name).ok_or(MapsError::MissingMap(name))?,
-    )?)
+    Ok(T::try_from(ebpf.take_map(name).ok_or(MapsError::MissingMap(name))?)?)
 }
 
 impl KernelMaps {
@@ -76,60 +72,54 @@ impl KernelMaps {
             answers: take(ebpf, ANSWER_MAP_NAME)?,
             stats: take(ebpf, STATS_MAP_NAME)?,
             slots: SlotTable::new(answer_slots),
-            installed: HashMap::new(),
         })
     }
 
-    /// Points `key` at the answer, valid until `expires_ns` (CLOCK_MONOTONIC).
+    /// Points `key` at the answer, valid until `expires_ns` (CLOCK_MONOTONIC); releases
+    /// `previous`, the slot the key pointed at before. Returns the slot now used.
     pub fn install(
         &mut self,
         key: &CacheKey,
         answer: &EncodedAnswer,
         expires_ns: u64,
-    ) -> Result<(), MapsError> {
+        previous: Option<u32>,
+    ) -> Result<u32, MapsError> {
         let content = Arc::new(answer.clone());
-        let (slot, fresh) = self
-            .slots
-            .acquire(&content)
-            .ok_or(MapsError::SlotsFull(self.slots.capacity))?;
+        let (slot, fresh) = self.slots.acquire(&content).ok_or(MapsError::SlotsFull(self.slots.capacity))?;
         if fresh && let Err(e) = self.answers.set(slot, answer_slot(answer), 0) {
             self.slots.release(slot);
             return Err(e.into());
         }
-        let entry = NameEntry {
-            expires_ns,
-            answer: slot,
-            variants: 1,
-            select: select::FIXED,
-        };
+        let entry = NameEntry { expires_ns, answer: slot, variants: 1, select: select::FIXED };
         if let Err(e) = self.put_name(key, &entry) {
             self.slots.release(slot);
             return Err(e);
         }
-        if let Some(old) = self.installed.insert(*key, slot) {
+        if let Some(old) = previous {
             self.slots.release(old);
         }
-        Ok(())
+        Ok(slot)
     }
 
-    /// Removes `key` from the name maps (if the kernel still has it) and releases its slot.
-    pub fn remove(&mut self, key: &CacheKey) {
-        if let Some(slot) = self.installed.remove(key) {
-            if let Err(e) = self.delete_name(key) {
-                tracing::debug!(error = %e, "name already gone from the map");
-            }
+    /// Removes `key` from the name maps (if the kernel still has it) and releases
+    /// `slot`, the answer slot it pointed at.
+    pub fn remove(&mut self, key: &CacheKey, slot: Option<u32>) {
+        if let Err(e) = self.delete_name(key) {
+            tracing::trace!(error = %e, "name already gone from the map");
+        }
+        if let Some(slot) = slot {
             self.slots.release(slot);
         }
     }
 
     /// Whether the kernel's map holds `key` (it evicts least recently used entries).
     pub fn contains(&self, key: &CacheKey) -> bool {
-        let name = key.name.as_bytes();
+        let (name, qtype) = (key.name(), key.qtype());
         let found = match bucket_for(name.len()) {
-            Some(0) => get(&self.names0, name, key.qtype),
-            Some(1) => get(&self.names1, name, key.qtype),
-            Some(2) => get(&self.names2, name, key.qtype),
-            Some(3) => get(&self.names3, name, key.qtype),
+            Some(0) => get(&self.names0, name, qtype),
+            Some(1) => get(&self.names1, name, qtype),
+            Some(2) => get(&self.names2, name, qtype),
+            Some(3) => get(&self.names3, name, qtype),
             _ => None,
         };
         found.is_some()
@@ -141,30 +131,27 @@ impl KernelMaps {
 
     /// An outcome counter summed over all CPUs.
     pub fn counter(&self, outcome: Outcome) -> u64 {
-        self.stats
-            .get(&(outcome as u32), 0)
-            .map(|values| values.iter().sum())
-            .unwrap_or(0)
+        self.stats.get(&(outcome as u32), 0).map(|values| values.iter().sum()).unwrap_or(0)
     }
 
     fn put_name(&mut self, key: &CacheKey, entry: &NameEntry) -> Result<(), MapsError> {
-        let name = key.name.as_bytes();
+        let (name, qtype) = (key.name(), key.qtype());
         match bucket_for(name.len()) {
-            Some(0) => put(&mut self.names0, name, key.qtype, entry),
-            Some(1) => put(&mut self.names1, name, key.qtype, entry),
-            Some(2) => put(&mut self.names2, name, key.qtype, entry),
-            Some(3) => put(&mut self.names3, name, key.qtype, entry),
+            Some(0) => put(&mut self.names0, name, qtype, entry),
+            Some(1) => put(&mut self.names1, name, qtype, entry),
+            Some(2) => put(&mut self.names2, name, qtype, entry),
+            Some(3) => put(&mut self.names3, name, qtype, entry),
             _ => Err(MapsError::NameTooLong),
         }
     }
 
     fn delete_name(&mut self, key: &CacheKey) -> Result<(), MapsError> {
-        let name = key.name.as_bytes();
+        let (name, qtype) = (key.name(), key.qtype());
         match bucket_for(name.len()) {
-            Some(0) => delete(&mut self.names0, name, key.qtype),
-            Some(1) => delete(&mut self.names1, name, key.qtype),
-            Some(2) => delete(&mut self.names2, name, key.qtype),
-            Some(3) => delete(&mut self.names3, name, key.qtype),
+            Some(0) => delete(&mut self.names0, name, qtype),
+            Some(1) => delete(&mut self.names1, name, qtype),
+            Some(2) => delete(&mut self.names2, name, qtype),
+            Some(3) => delete(&mut self.names3, name, qtype),
             _ => Err(MapsError::NameTooLong),
         }
     }
@@ -217,6 +204,11 @@ pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
     slot.nscount = answer.counts[1];
     slot.arcount = answer.counts[2];
     slot.csum = csum_fold(csum_add_bytes(0, &answer.data[..len]));
+    if let Some(r) = answer.rotate {
+        slot.rotate_offset = r.offset;
+        slot.rotate_count = r.count;
+        slot.rotate_size = r.size;
+    }
     slot
 }
 
@@ -300,6 +292,7 @@ mod tests {
             authoritative: true,
             counts: [1, 0, 0],
             data: vec![byte; 16],
+            rotate: None,
         })
     }
 
@@ -314,10 +307,7 @@ mod tests {
         assert!(t.acquire(&answer(3)).is_none(), "capacity 2");
         t.release(a);
         t.release(a);
-        assert!(
-            t.acquire(&answer(3)).is_none(),
-            "slot 0 is still in quarantine"
-        );
+        assert!(t.acquire(&answer(3)).is_none(), "slot 0 is still in quarantine");
         t.reclaim(Instant::now() + SLOT_QUARANTINE);
         assert_eq!(t.acquire(&answer(3)).unwrap(), (0, true));
     }
@@ -329,6 +319,7 @@ mod tests {
             authoritative: true,
             counts: [0, 1, 0],
             data: vec![0x12, 0x34, 0x56],
+            rotate: None,
         };
         let s = answer_slot(&a);
         assert_eq!((s.len, s.flags, s.nscount), (3, 3, 1));

@@ -19,15 +19,38 @@ use dns_common::{
     stats::Outcome,
 };
 
-pub use maps::{KernelMaps, MapsError};
+pub use maps::{KernelMaps, MapsError, answer_slot};
 
-use crate::{answer::EncodedAnswer, resolver::Tag, wire::WireName};
+use crate::{answer::EncodedAnswer, resolver::Tag};
 
-/// The key both sides use: lower-cased wire QNAME and QTYPE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    pub name: WireName,
-    pub qtype: u16,
+/// The key both sides use: the lower-cased wire QNAME followed by QTYPE (big endian),
+/// boxed so that millions of entries cost their length, not the longest name's.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Box<[u8]>);
+
+impl CacheKey {
+    /// `lower_name` must already be lower-cased wire format.
+    pub fn new(lower_name: &[u8], qtype: u16) -> Self {
+        let mut bytes = Vec::with_capacity(lower_name.len() + 2);
+        bytes.extend_from_slice(lower_name);
+        bytes.extend_from_slice(&qtype.to_be_bytes());
+        Self(bytes.into_boxed_slice())
+    }
+
+    pub fn name(&self) -> &[u8] {
+        &self.0[..self.0.len() - 2]
+    }
+
+    pub fn qtype(&self) -> u16 {
+        let n = self.0.len();
+        u16::from_be_bytes([self.0[n - 2], self.0[n - 1]])
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} type {}", crate::wire::display_wire_name(self.name()), self.qtype())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +58,8 @@ struct Cached {
     answer: Arc<EncodedAnswer>,
     expires_ns: u64,
     tags: Arc<[Tag]>,
+    /// The answer slot the kernel's name entry points at, if installed.
+    slot: Option<u32>,
 }
 
 /// Default bound of the userspace cache.
@@ -46,12 +71,10 @@ pub struct AnswerCache {
     kernel: Option<Mutex<KernelMaps>>,
 }
 
-/// Monotonic clock in nanoseconds: the clock `bpf_ktime_get_ns` reads.
+/// Monotonic clock in nanoseconds: the clock the XDP program's expiry check reads
+/// (its coarse variant lags by at most a tick).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -62,16 +85,12 @@ pub fn kernel_can_serve(key: &CacheKey, answer: &EncodedAnswer) -> bool {
     answer.authoritative
         && answer.rcode <= 15
         && answer.data.len() <= ANSWER_MAX_LEN
-        && bucket_for(key.name.as_bytes().len()).is_some()
+        && bucket_for(key.name().len()).is_some()
 }
 
 impl AnswerCache {
     pub fn new(max_entries: usize, kernel: Option<KernelMaps>) -> Self {
-        Self {
-            entries: RwLock::new(HashMap::new()),
-            max_entries,
-            kernel: kernel.map(Mutex::new),
-        }
+        Self { entries: RwLock::new(HashMap::new()), max_entries, kernel: kernel.map(Mutex::new) }
     }
 
     pub fn has_kernel(&self) -> bool {
@@ -85,129 +104,111 @@ impl AnswerCache {
         (monotonic_ns() < cached.expires_ns).then(|| cached.answer.clone())
     }
 
-    /// Caches an answer for `ttl` and, when the kernel can serve it, installs it in
-    /// the maps so the next identical query is answered by XDP.
+    /// Caches an answer for `ttl` seconds and, when the kernel can serve it, installs it
+    /// in the maps so the next identical query is answered by XDP.
     pub fn insert(&self, key: CacheKey, answer: Arc<EncodedAnswer>, ttl: u32, tags: Vec<Tag>) {
         if ttl == 0 {
             return;
         }
         let expires_ns = monotonic_ns() + Duration::from_secs(ttl.into()).as_nanos() as u64;
-        {
-            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-            if entries.len() >= self.max_entries && !entries.contains_key(&key) {
-                let now = monotonic_ns();
-                entries.retain(|_, c| c.expires_ns > now);
-                if entries.len() >= self.max_entries {
-                    tracing::debug!("userspace answer cache full; not caching");
-                    return;
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
+            let now = monotonic_ns();
+            let expired: Vec<CacheKey> =
+                entries.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
+            for k in expired {
+                if let Some(old) = entries.remove(&k) {
+                    self.uninstall(&k, old.slot);
                 }
             }
-            entries.insert(
-                key,
-                Cached {
-                    answer: answer.clone(),
-                    expires_ns,
-                    tags: tags.into(),
-                },
-            );
+            if entries.len() >= self.max_entries {
+                tracing::debug!("userspace answer cache full; not caching");
+                return;
+            }
         }
-        self.install(&key, &answer, expires_ns);
+        let previous = entries.get(&key).and_then(|c| c.slot);
+        let slot = self.install(&key, &answer, expires_ns, previous);
+        entries.insert(key, Cached { answer, expires_ns, tags: tags.into(), slot });
     }
 
-    /// Makes sure the kernel holds the cached answer for `key` (it may have been
-    /// evicted by the kernel's LRU): called when a query the kernel could have
-    /// answered reached userspace.
+    /// Makes sure the kernel holds the cached answer for `key` (its LRU may have evicted
+    /// it): called when a query the kernel could have answered reached userspace.
     pub fn ensure_in_kernel(&self, key: &CacheKey) {
         let Some(kernel) = &self.kernel else { return };
-        let cached = {
-            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            match entries.get(key) {
-                Some(c) => c.clone(),
-                None => return,
-            }
-        };
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let Some(cached) = entries.get_mut(key) else { return };
         if !kernel_can_serve(key, &cached.answer) {
             return;
         }
         let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
-        if !kernel.contains(key)
-            && let Err(e) = kernel.install(key, &cached.answer, cached.expires_ns)
-        {
-            tracing::warn!(error = %e, "reinstalling an answer in the fast path failed");
+        if cached.slot.is_some() && kernel.contains(key) {
+            return;
+        }
+        match kernel.install(key, &cached.answer, cached.expires_ns, cached.slot) {
+            Ok(slot) => cached.slot = Some(slot),
+            Err(e) => tracing::warn!(error = %e, ?key, "reinstalling an answer in the fast path failed"),
         }
     }
 
-    fn install(&self, key: &CacheKey, answer: &EncodedAnswer, expires_ns: u64) {
-        let Some(kernel) = &self.kernel else { return };
-        if !kernel_can_serve(key, answer) {
-            return;
-        }
+    /// Installs in the kernel if it can serve the answer; returns the slot used.
+    fn install(
+        &self,
+        key: &CacheKey,
+        answer: &EncodedAnswer,
+        expires_ns: u64,
+        previous: Option<u32>,
+    ) -> Option<u32> {
+        let kernel = self.kernel.as_ref()?;
         let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = kernel.install(key, answer, expires_ns) {
-            tracing::warn!(error = %e, name = ?key.name, "installing an answer in the fast path failed");
+        if !kernel_can_serve(key, answer) {
+            kernel.remove(key, previous);
+            return None;
+        }
+        match kernel.install(key, answer, expires_ns, previous) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                tracing::warn!(error = %e, ?key, "installing an answer in the fast path failed");
+                kernel.remove(key, previous);
+                None
+            }
+        }
+    }
+
+    fn uninstall(&self, key: &CacheKey, slot: Option<u32>) {
+        if let Some(kernel) = &self.kernel {
+            kernel.lock().unwrap_or_else(|p| p.into_inner()).remove(key, slot);
         }
     }
 
     /// Removes every answer carrying one of `tags`, from the cache and the kernel.
     pub fn invalidate(&self, tags: &[Tag]) -> usize {
-        let removed: Vec<CacheKey> = {
-            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<CacheKey> = entries
-                .iter()
-                .filter(|(_, c)| c.tags.iter().any(|t| tags.contains(t)))
-                .map(|(k, _)| *k)
-                .collect();
-            for k in &keys {
-                entries.remove(k);
-            }
-            keys
-        };
-        if let Some(kernel) = &self.kernel {
-            let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
-            for key in &removed {
-                kernel.remove(key);
-            }
-        }
-        removed.len()
+        self.remove_where(|c| c.tags.iter().any(|t| tags.contains(t)))
     }
 
     /// Drops expired entries (and their kernel entries and answer slots).
     pub fn sweep(&self) {
         let now = monotonic_ns();
-        let expired: Vec<CacheKey> = {
-            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<CacheKey> = entries
-                .iter()
-                .filter(|(_, c)| c.expires_ns <= now)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in &keys {
-                entries.remove(k);
-            }
-            keys
-        };
+        self.remove_where(|c| c.expires_ns <= now);
         if let Some(kernel) = &self.kernel {
-            let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
-            for key in &expired {
-                kernel.remove(key);
-            }
-            kernel.reclaim_quarantine();
+            kernel.lock().unwrap_or_else(|p| p.into_inner()).reclaim_quarantine();
         }
+    }
+
+    fn remove_where(&self, pred: impl Fn(&Cached) -> bool) -> usize {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<CacheKey> = entries.iter().filter(|(_, c)| pred(c)).map(|(k, _)| k.clone()).collect();
+        for k in &keys {
+            if let Some(old) = entries.remove(k) {
+                self.uninstall(k, old.slot);
+            }
+        }
+        keys.len()
     }
 
     /// The XDP outcome counters summed over CPUs, if the program is loaded.
     pub fn xdp_counters(&self) -> Option<Vec<(Outcome, u64)>> {
-        let kernel = self
-            .kernel
-            .as_ref()?
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        Some(
-            Outcome::ALL
-                .iter()
-                .map(|o| (*o, kernel.counter(*o)))
-                .collect(),
-        )
+        let kernel = self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+        Some(Outcome::ALL.iter().map(|o| (*o, kernel.counter(*o))).collect())
     }
 
     pub fn len(&self) -> usize {

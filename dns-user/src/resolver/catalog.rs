@@ -76,6 +76,8 @@ pub struct Cluster {
     /// Service name to the target of its CNAME.
     pub services: HashMap<String, Name>,
     pub addresses: Vec<IpAddr>,
+    /// Rotate the addresses per response (round robin).
+    pub rotate: bool,
 }
 
 #[derive(Debug, Default)]
@@ -136,20 +138,11 @@ impl Catalog {
             };
             match parse_name(&ns.nsdname) {
                 Ok(target) => {
-                    let record = Record::from_rdata(
-                        zone.apex.clone(),
-                        ns_ttl[&ns.zone_id],
-                        RData::NS(NS(target)),
-                    );
-                    zone.records
-                        .entry(zone.apex.clone())
-                        .or_default()
-                        .push(record);
+                    let record =
+                        Record::from_rdata(zone.apex.clone(), ns_ttl[&ns.zone_id], RData::NS(NS(target)));
+                    zone.records.entry(zone.apex.clone()).or_default().push(record);
                 }
-                Err(e) => warnings.push(format!(
-                    "NS {} of zone {} skipped: {e}",
-                    ns.nsdname, zone.apex
-                )),
+                Err(e) => warnings.push(format!("NS {} of zone {} skipped: {e}", ns.nsdname, zone.apex)),
             }
         }
         for r in &rows.records {
@@ -171,15 +164,8 @@ impl Catalog {
                 Ok(Record::from_rdata(owner, r.ttl, rdata))
             })();
             match record {
-                Ok(record) => zone
-                    .records
-                    .entry(record.name.clone())
-                    .or_default()
-                    .push(record),
-                Err(e) => warnings.push(format!(
-                    "record {} ({} {}) skipped: {e}",
-                    r.id, r.name, r.rtype
-                )),
+                Ok(record) => zone.records.entry(record.name.clone()).or_default().push(record),
+                Err(e) => warnings.push(format!("record {} ({} {}) skipped: {e}", r.id, r.name, r.rtype)),
             }
         }
         for rule in &rows.rules {
@@ -195,12 +181,7 @@ impl Catalog {
                 }
             };
             match Pattern::parse(&rule.pattern) {
-                Ok(pattern) => zone.rules.push(Rule {
-                    id: rule.id,
-                    pattern,
-                    kind,
-                    ttl: rule.ttl,
-                }),
+                Ok(pattern) => zone.rules.push(Rule { id: rule.id, pattern, kind, ttl: rule.ttl }),
                 Err(e) => warnings.push(format!("rule {} skipped: {e}", rule.id)),
             }
         }
@@ -209,15 +190,25 @@ impl Catalog {
             .clusters
             .iter()
             .map(|c| {
-                (
-                    c.id,
-                    Cluster {
-                        id: c.id,
-                        name: c.name.clone(),
-                        services: HashMap::new(),
-                        addresses: Vec::new(),
-                    },
-                )
+                let rotate = match c.address_order.as_str() {
+                    "rotate" => true,
+                    "fixed" => false,
+                    other => {
+                        warnings.push(format!(
+                            "cluster {}: unknown address order {other:?}, using fixed",
+                            c.name
+                        ));
+                        false
+                    }
+                };
+                let cluster = Cluster {
+                    id: c.id,
+                    name: c.name.clone(),
+                    services: HashMap::new(),
+                    addresses: Vec::new(),
+                    rotate,
+                };
+                (c.id, cluster)
             })
             .collect();
         for s in &rows.services {
@@ -226,14 +217,11 @@ impl Catalog {
             };
             match parse_name(&s.target) {
                 Ok(target) => {
-                    cluster
-                        .services
-                        .insert(s.service.to_ascii_lowercase(), target);
+                    cluster.services.insert(s.service.to_ascii_lowercase(), target);
                 }
-                Err(e) => warnings.push(format!(
-                    "service {} of cluster {} skipped: {e}",
-                    s.service, cluster.name
-                )),
+                Err(e) => {
+                    warnings.push(format!("service {} of cluster {} skipped: {e}", s.service, cluster.name))
+                }
             }
         }
         for a in &rows.addresses {
@@ -242,25 +230,19 @@ impl Catalog {
             };
             match IpAddr::from_str(&a.address) {
                 Ok(ip) => cluster.addresses.push(ip),
-                Err(e) => warnings.push(format!(
-                    "address {:?} of cluster {} skipped: {e}",
-                    a.address, cluster.name
-                )),
+                Err(e) => {
+                    warnings.push(format!("address {:?} of cluster {} skipped: {e}", a.address, cluster.name))
+                }
             }
         }
 
-        let zones = zones
-            .into_values()
-            .map(|z| (z.apex.clone(), Arc::new(z)))
-            .collect();
+        let zones = zones.into_values().map(|z| (z.apex.clone(), Arc::new(z))).collect();
         (Self { zones, clusters }, warnings)
     }
 
     /// The zone with the longest apex that is a suffix of `qname` (lower-cased).
     pub fn find_zone(&self, qname: &Name) -> Option<&Arc<Zone>> {
-        (0..=qname.num_labels() as usize)
-            .rev()
-            .find_map(|n| self.zones.get(&qname.trim_to(n)))
+        (0..=qname.num_labels() as usize).rev().find_map(|n| self.zones.get(&qname.trim_to(n)))
     }
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {

@@ -49,6 +49,8 @@ pub struct Resolution {
     /// How long the answer may be served from a cache (the smallest TTL in it), or
     /// None if it must not be cached.
     pub cache_ttl: Option<u32>,
+    /// Answer records whose order is rotated per response (round robin).
+    pub rotate: Option<std::ops::Range<usize>>,
     pub tags: Vec<Tag>,
     /// Human-readable steps: which zone, rule, instance and cluster produced it.
     pub trace: Vec<String>,
@@ -61,6 +63,7 @@ impl Resolution {
             authoritative: true,
             sections: Sections::default(),
             cache_ttl: None,
+            rotate: None,
             tags: Vec::new(),
             trace: Vec::new(),
         }
@@ -94,10 +97,7 @@ pub struct Resolver<S> {
 impl<S: Store> Resolver<S> {
     /// Loads the catalog from the store.
     pub async fn new(store: S) -> Result<Self, StoreError> {
-        let resolver = Self {
-            store,
-            catalog: RwLock::new(Arc::new(Catalog::default())),
-        };
+        let resolver = Self { store, catalog: RwLock::new(Arc::new(Catalog::default())) };
         resolver.reload().await?;
         Ok(resolver)
     }
@@ -117,10 +117,7 @@ impl<S: Store> Resolver<S> {
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Answers `qname` (lower-cased) / `qtype`, class IN.
@@ -137,9 +134,7 @@ impl<S: Store> Resolver<S> {
                     res.trace.push(format!("{name} is in none of our zones"));
                     return Ok(res);
                 }
-                res.trace.push(format!(
-                    "CNAME target {name} is outside our zones: not followed"
-                ));
+                res.trace.push(format!("CNAME target {name} is outside our zones: not followed"));
                 break;
             };
             res.tag(Tag::Zone(zone.id));
@@ -148,21 +143,14 @@ impl<S: Store> Resolver<S> {
                 Step::Done => break,
                 Step::Chase(target) => {
                     if depth == MAX_CNAME_CHAIN {
-                        res.trace.push(format!(
-                            "CNAME chain longer than {MAX_CNAME_CHAIN}: stopped"
-                        ));
+                        res.trace.push(format!("CNAME chain longer than {MAX_CNAME_CHAIN}: stopped"));
                     }
                     name = target;
                 }
             }
         }
         res.cache_ttl = if matches!(res.rcode, rcode::NOERROR | rcode::NXDOMAIN) {
-            res.sections
-                .answers
-                .iter()
-                .chain(&res.sections.authority)
-                .map(|r| r.ttl)
-                .min()
+            res.sections.answers.iter().chain(&res.sections.authority).map(|r| r.ttl).min()
         } else {
             None
         };
@@ -190,29 +178,22 @@ impl<S: Store> Resolver<S> {
             let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
                 (Some(id), _, _) => self.store.instance_by_id(id).await?,
                 (None, Some(owner), Some(instance_name)) => {
-                    self.store
-                        .instance_by_owner_name(owner, instance_name)
-                        .await?
+                    self.store.instance_by_owner_name(owner, instance_name).await?
                 }
                 _ => None,
             };
             // The pattern matched, but the instance must also carry the captured
             // name and owner when the pattern names them.
-            let Some(instance) = instance
-                .filter(|i| caps.owner.is_none() || i.owner.as_deref() == caps.owner.as_deref())
+            let Some(instance) =
+                instance.filter(|i| caps.owner.is_none() || i.owner.as_deref() == caps.owner.as_deref())
             else {
-                res.trace.push(format!(
-                    "rule {} matched, but no such instance",
-                    rule.pattern
-                ));
+                res.trace.push(format!("rule {} matched, but no such instance", rule.pattern));
                 continue;
             };
             res.tag(Tag::Instance(instance.id));
             let Some(cluster) = catalog.clusters.get(&instance.cluster_id) else {
-                res.trace.push(format!(
-                    "instance {} is on unknown cluster {}",
-                    instance.id, instance.cluster_id
-                ));
+                res.trace
+                    .push(format!("instance {} is on unknown cluster {}", instance.id, instance.cluster_id));
                 continue;
             };
             res.tag(Tag::Cluster(cluster.id));
@@ -229,14 +210,10 @@ impl<S: Store> Resolver<S> {
                 RuleKind::Service => {
                     let service = caps.service.as_deref().unwrap_or_default();
                     let Some(target) = cluster.services.get(service) else {
-                        res.trace.push(format!(
-                            "cluster {} has no service {service:?}",
-                            cluster.name
-                        ));
+                        res.trace.push(format!("cluster {} has no service {service:?}", cluster.name));
                         continue;
                     };
-                    let cname =
-                        Record::from_rdata(name.clone(), ttl, RData::CNAME(CNAME(target.clone())));
+                    let cname = Record::from_rdata(name.clone(), ttl, RData::CNAME(CNAME(target.clone())));
                     res.sections.answers.push(cname);
                     return Ok(if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
                         Step::Done
@@ -247,10 +224,13 @@ impl<S: Store> Resolver<S> {
                 RuleKind::Host => {
                     let records = address_records(name, ttl, &cluster.addresses, qtype);
                     if records.is_empty() {
-                        res.trace
-                            .push(format!("no {qtype} records for cluster {}", cluster.name));
+                        res.trace.push(format!("no {qtype} records for cluster {}", cluster.name));
                         res.negative(zone, rcode::NOERROR);
                     } else {
+                        let first = res.sections.answers.len();
+                        if cluster.rotate && records.len() > 1 {
+                            res.rotate = Some(first..first + records.len());
+                        }
                         res.sections.answers.extend(records);
                     }
                     return Ok(Step::Done);
@@ -322,10 +302,7 @@ fn answer_from_rrsets(
     let of_type = |t: RecordType| records.iter().filter(move |r| r.record_type() == t);
     if qtype == RecordType::ANY {
         // RFC 8482: answer ANY with one RRset rather than everything.
-        let first = records
-            .iter()
-            .map(Record::record_type)
-            .min_by_key(|t| u16::from(*t));
+        let first = records.iter().map(Record::record_type).min_by_key(|t| u16::from(*t));
         if let Some(t) = first {
             res.sections.answers.extend(of_type(t).cloned());
         }

@@ -38,9 +38,9 @@ impl Var {
             }
             _ => {
                 !value.is_empty()
-                    && value.iter().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_'
-                    })
+                    && value
+                        .iter()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
             }
         }
     }
@@ -93,9 +93,7 @@ impl Pattern {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.is_empty() || text.ends_with('.') || text.starts_with('.') {
-            return Err(format!(
-                "pattern {text:?} must be a relative name such as {{service}}-{{id}}.apps"
-            ));
+            return Err(format!("pattern {text:?} must be a relative name such as {{service}}-{{id}}.apps"));
         }
         let mut labels = Vec::new();
         let mut seen = Vec::new();
@@ -117,10 +115,7 @@ impl Pattern {
                 "pattern {text:?} must identify an instance: use {{id}}, or {{name}} and {{owner}}"
             ));
         }
-        Ok(Self {
-            text: text.to_owned(),
-            labels,
-        })
+        Ok(Self { text: text.to_owned(), labels })
     }
 
     pub fn label_count(&self) -> usize {
@@ -128,10 +123,7 @@ impl Pattern {
     }
 
     pub fn uses(&self, var: Var) -> bool {
-        self.labels
-            .iter()
-            .flatten()
-            .any(|s| *s == Segment::Var(var))
+        self.labels.iter().flatten().any(|s| *s == Segment::Var(var))
     }
 
     /// Matches the labels of a name below the apex (leftmost first), all of them.
@@ -186,9 +178,7 @@ fn parse_label(label: &str) -> Result<Vec<Segment>, String> {
     let mut rest = label;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix('{') {
-            let end = after
-                .find('}')
-                .ok_or_else(|| format!("unclosed placeholder in {label:?}"))?;
+            let end = after.find('}').ok_or_else(|| format!("unclosed placeholder in {label:?}"))?;
             let var = Var::parse(&after[..end]).ok_or_else(|| {
                 format!(
                     "unknown placeholder {{{}}}: use {{id}}, {{service}}, {{name}} or {{owner}}",
@@ -196,22 +186,15 @@ fn parse_label(label: &str) -> Result<Vec<Segment>, String> {
                 )
             })?;
             if matches!(segments.last(), Some(Segment::Var(_))) {
-                return Err(format!(
-                    "placeholders in {label:?} need literal text between them"
-                ));
+                return Err(format!("placeholders in {label:?} need literal text between them"));
             }
             segments.push(Segment::Var(var));
             rest = &after[end + 1..];
         } else {
             let end = rest.find('{').unwrap_or(rest.len());
             let lit = &rest[..end];
-            if !lit
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            {
-                return Err(format!(
-                    "literal {lit:?} may hold only lower-case letters, digits, '-' and '_'"
-                ));
+            if !lit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+                return Err(format!("literal {lit:?} may hold only lower-case letters, digits, '-' and '_'"));
             }
             segments.push(Segment::Lit(lit.as_bytes().to_vec()));
             rest = &rest[end..];
@@ -266,17 +249,8 @@ mod tests {
     fn host_patterns() {
         let p = Pattern::parse("{name}.{owner}").unwrap();
         let c = p.matches(&labels("blog.alice")).unwrap();
-        assert_eq!(
-            (c.name.as_deref(), c.owner.as_deref()),
-            (Some("blog"), Some("alice"))
-        );
-        assert_eq!(
-            p.matches_ancestor(&labels("alice"))
-                .unwrap()
-                .owner
-                .as_deref(),
-            Some("alice")
-        );
+        assert_eq!((c.name.as_deref(), c.owner.as_deref()), (Some("blog"), Some("alice")));
+        assert_eq!(p.matches_ancestor(&labels("alice")).unwrap().owner.as_deref(), Some("alice"));
         let id = Pattern::parse("{id}").unwrap();
         assert_eq!(id.matches(&labels("123456")).unwrap().id, Some(123456));
         assert!(id.matches(&labels("blog")).is_none());
@@ -284,16 +258,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_patterns_with_reasons() {
-        for bad in [
-            "",
-            "{id}.",
-            "{foo}",
-            "{service}{id}",
-            "{id}.{id}",
-            "{name}",
-            "{id}.Apps",
-            "{id",
-        ] {
+        for bad in ["", "{id}.", "{foo}", "{service}{id}", "{id}.{id}", "{name}", "{id}.Apps", "{id"] {
             assert!(Pattern::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

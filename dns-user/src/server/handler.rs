@@ -38,17 +38,14 @@ pub struct Handler<S> {
     resolver: Arc<Resolver<S>>,
     cache: Arc<AnswerCache>,
     edns_payload: u16,
+    /// Round-robin position for rotated answers.
+    rotation: std::sync::atomic::AtomicUsize,
     pub stats: QueryStats,
 }
 
 impl<S: Store> Handler<S> {
     pub fn new(resolver: Arc<Resolver<S>>, cache: Arc<AnswerCache>, edns_payload: u16) -> Self {
-        Self {
-            resolver,
-            cache,
-            edns_payload,
-            stats: QueryStats::default(),
-        }
+        Self { resolver, cache, edns_payload, rotation: Default::default(), stats: QueryStats::default() }
     }
 
     pub fn cache(&self) -> &Arc<AnswerCache> {
@@ -83,7 +80,8 @@ impl<S: Store> Handler<S> {
             }
             Transport::Tcp => None,
         };
-        let response = wire::response(&query, &answer, self.edns_payload, limit);
+        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let response = wire::response(&query, &answer, self.edns_payload, limit, rotation);
         if response.len() > 2 && response[2] & dns_common::wire::FLAG1_TC != 0 {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
         }
@@ -103,10 +101,7 @@ impl<S: Store> Handler<S> {
             }
             _ => {}
         }
-        let key = CacheKey {
-            name: query.name,
-            qtype: query.qtype,
-        };
+        let key = CacheKey::new(query.name.as_bytes(), query.qtype);
         if let Some(answer) = self.cache.lookup(&key) {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             if transport == Transport::Udp {
@@ -121,11 +116,7 @@ impl<S: Store> Handler<S> {
                 return Arc::new(EncodedAnswer::empty(rcode::FORMERR, false));
             }
         };
-        let resolution = match self
-            .resolver
-            .resolve(&name, RecordType::from(query.qtype))
-            .await
-        {
+        let resolution = match self.resolver.resolve(&name, RecordType::from(query.qtype)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, %name, "lookup failed; answering SERVFAIL");
@@ -138,6 +129,7 @@ impl<S: Store> Handler<S> {
             resolution.rcode,
             resolution.authoritative,
             &resolution.sections,
+            resolution.rotate.clone(),
         ) {
             Ok(e) => Arc::new(e),
             Err(e) => {
@@ -146,8 +138,7 @@ impl<S: Store> Handler<S> {
             }
         };
         if let Some(ttl) = resolution.cache_ttl {
-            self.cache
-                .insert(key, encoded.clone(), ttl, resolution.tags);
+            self.cache.insert(key, encoded.clone(), ttl, resolution.tags);
         }
         encoded
     }

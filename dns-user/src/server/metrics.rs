@@ -41,57 +41,34 @@ pub async fn serve<S: Store>(listener: TcpListener, handler: Arc<Handler<S>>) {
 pub fn render<S: Store>(handler: &Handler<S>) -> String {
     let mut out = String::new();
     if let Some(counters) = handler.cache().xdp_counters() {
-        out.push_str(
-            "# HELP instadns_xdp_packets_total Packets seen by the XDP program, by outcome.\n",
-        );
+        out.push_str("# HELP instadns_xdp_packets_total Packets seen by the XDP program, by outcome.\n");
         out.push_str("# TYPE instadns_xdp_packets_total counter\n");
         for (outcome, value) in counters {
-            let _ = writeln!(
-                out,
-                "instadns_xdp_packets_total{{outcome=\"{}\"}} {value}",
-                outcome.name()
-            );
+            let _ = writeln!(out, "instadns_xdp_packets_total{{outcome=\"{}\"}} {value}", outcome.name());
         }
     }
     let s = &handler.stats;
     out.push_str("# HELP instadns_queries_total Queries answered by userspace, by transport.\n");
     out.push_str("# TYPE instadns_queries_total counter\n");
-    let _ = writeln!(
-        out,
-        "instadns_queries_total{{transport=\"udp\"}} {}",
-        s.udp.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "instadns_queries_total{{transport=\"tcp\"}} {}",
-        s.tcp.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "instadns_queries_total{{transport=\"udp\"}} {}", s.udp.load(Ordering::Relaxed));
+    let _ = writeln!(out, "instadns_queries_total{{transport=\"tcp\"}} {}", s.tcp.load(Ordering::Relaxed));
     out.push_str("# HELP instadns_responses_total Userspace responses by RCODE.\n");
     out.push_str("# TYPE instadns_responses_total counter\n");
     for (rcode, count) in s.rcodes.iter().enumerate() {
         let count = count.load(Ordering::Relaxed);
         if count > 0 {
-            let _ = writeln!(
-                out,
-                "instadns_responses_total{{rcode=\"{}\"}} {count}",
-                rcode_name(rcode as u16)
-            );
+            let _ =
+                writeln!(out, "instadns_responses_total{{rcode=\"{}\"}} {count}", rcode_name(rcode as u16));
         }
     }
-    out.push_str("# HELP instadns_userspace_cache_hits_total Userspace answers served from the answer cache.\n");
-    out.push_str("# TYPE instadns_userspace_cache_hits_total counter\n");
-    let _ = writeln!(
-        out,
-        "instadns_userspace_cache_hits_total {}",
-        s.cache_hits.load(Ordering::Relaxed)
+    out.push_str(
+        "# HELP instadns_userspace_cache_hits_total Userspace answers served from the answer cache.\n",
     );
+    out.push_str("# TYPE instadns_userspace_cache_hits_total counter\n");
+    let _ = writeln!(out, "instadns_userspace_cache_hits_total {}", s.cache_hits.load(Ordering::Relaxed));
     out.push_str("# HELP instadns_truncated_total UDP responses sent truncated (TC).\n");
     out.push_str("# TYPE instadns_truncated_total counter\n");
-    let _ = writeln!(
-        out,
-        "instadns_truncated_total {}",
-        s.truncated.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
     out.push_str("# HELP instadns_cache_entries Answers in the userspace answer cache.\n");
     out.push_str("# TYPE instadns_cache_entries gauge\n");
     let _ = writeln!(out, "instadns_cache_entries {}", handler.cache().len());

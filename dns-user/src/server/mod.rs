@@ -22,9 +22,7 @@ pub fn bind_udp(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
     socket.set_reuse_address(true)?;
     socket.set_recv_buffer_size(4 << 20).ok();
     socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .with_context(|| bind_hint(addr, "UDP"))?;
+    socket.bind(&addr.into()).with_context(|| bind_hint(addr, "UDP"))?;
     Ok(tokio::net::UdpSocket::from_std(socket.into())?)
 }
 
@@ -35,9 +33,7 @@ pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     }
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .with_context(|| bind_hint(addr, "TCP"))?;
+    socket.bind(&addr.into()).with_context(|| bind_hint(addr, "TCP"))?;
     socket.listen(1024)?;
     Ok(tokio::net::TcpListener::from_std(socket.into())?)
 }

@@ -23,11 +23,7 @@ pub struct TcpLimits {
 
 impl Default for TcpLimits {
     fn default() -> Self {
-        Self {
-            max_connections: 1024,
-            idle_timeout: Duration::from_secs(10),
-            max_in_flight: 64,
-        }
+        Self { max_connections: 1024, idle_timeout: Duration::from_secs(10), max_in_flight: 64 }
     }
 }
 

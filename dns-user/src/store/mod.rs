@@ -33,17 +33,11 @@ pub enum DbLocation {
 impl DbLocation {
     /// `sqlite:PATH`, a plain path (SQLite), or `postgres://...`.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
-        let bad = |reason: &str| StoreError::BadUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad = |reason: &str| StoreError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self::Postgres(url.to_owned()));
         }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
         if path.is_empty() {
             return Err(bad("empty path"));
         }
@@ -101,6 +95,8 @@ pub struct RuleRow {
 pub struct ClusterRow {
     pub id: i64,
     pub name: String,
+    /// `fixed` or `rotate`.
+    pub address_order: String,
 }
 
 #[derive(Clone, Debug)]
@@ -142,10 +138,7 @@ pub struct Instance {
 /// lookup; small ones are loaded whole.
 pub trait Store: Send + Sync + 'static {
     fn catalog_rows(&self) -> impl Future<Output = Result<CatalogRows, StoreError>> + Send;
-    fn instance_by_id(
-        &self,
-        id: i64,
-    ) -> impl Future<Output = Result<Option<Instance>, StoreError>> + Send;
+    fn instance_by_id(&self, id: i64) -> impl Future<Output = Result<Option<Instance>, StoreError>> + Send;
     fn instance_by_owner_name(
         &self,
         owner: &str,
@@ -187,11 +180,7 @@ impl Store for Database {
         }
     }
 
-    async fn instance_by_owner_name(
-        &self,
-        owner: &str,
-        name: &str,
-    ) -> Result<Option<Instance>, StoreError> {
+    async fn instance_by_owner_name(&self, owner: &str, name: &str) -> Result<Option<Instance>, StoreError> {
         match self {
             Self::Sqlite(s) => s.instance_by_owner_name(owner, name).await,
         }
@@ -210,22 +199,10 @@ mod tests {
 
     #[test]
     fn parses_database_locations() {
-        assert_eq!(
-            DbLocation::parse("sqlite:/x/y.db").unwrap(),
-            DbLocation::Sqlite("/x/y.db".into())
-        );
-        assert_eq!(
-            DbLocation::parse("sqlite:///x.db").unwrap(),
-            DbLocation::Sqlite("/x.db".into())
-        );
-        assert_eq!(
-            DbLocation::parse("rel.db").unwrap(),
-            DbLocation::Sqlite("rel.db".into())
-        );
-        assert!(matches!(
-            DbLocation::parse("postgres://u@h/db").unwrap(),
-            DbLocation::Postgres(_)
-        ));
+        assert_eq!(DbLocation::parse("sqlite:/x/y.db").unwrap(), DbLocation::Sqlite("/x/y.db".into()));
+        assert_eq!(DbLocation::parse("sqlite:///x.db").unwrap(), DbLocation::Sqlite("/x.db".into()));
+        assert_eq!(DbLocation::parse("rel.db").unwrap(), DbLocation::Sqlite("rel.db".into()));
+        assert!(matches!(DbLocation::parse("postgres://u@h/db").unwrap(), DbLocation::Postgres(_)));
         assert!(DbLocation::parse("mysql://h/db").is_err());
         assert!(DbLocation::parse("sqlite:").is_err());
     }

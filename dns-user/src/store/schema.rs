@@ -34,7 +34,10 @@ CREATE TABLE records (
 CREATE INDEX records_zone ON records(zone_id);
 CREATE TABLE clusters (
     id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
+    name TEXT NOT NULL UNIQUE,
+    -- How host names answer the cluster's addresses: all in a fixed order, or all
+    -- rotated per response (round robin).
+    address_order TEXT NOT NULL DEFAULT 'fixed' CHECK (address_order IN ('fixed', 'rotate'))
 );
 CREATE TABLE cluster_services (
     cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,

@@ -10,8 +10,8 @@ use std::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::{
-    AddressRow, CatalogRows, ClusterRow, Instance, NsRow, RecordRow, RuleRow, ServiceRow, Store,
-    StoreError, ZoneRow, demo::DEMO_SQL, schema::SQLITE_MIGRATIONS,
+    AddressRow, CatalogRows, ClusterRow, Instance, NsRow, RecordRow, RuleRow, ServiceRow, Store, StoreError,
+    ZoneRow, demo::DEMO_SQL, schema::SQLITE_MIGRATIONS,
 };
 
 /// Most idle connections kept for reuse.
@@ -39,10 +39,7 @@ impl SqliteStore {
         let fresh = !path.exists();
         if fresh && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Invalid(format!(
-                    "creating the database directory {}: {e}",
-                    dir.display()
-                ))
+                StoreError::Invalid(format!("creating the database directory {}: {e}", dir.display()))
             })?;
         }
         let mut conn = connect(&path)?;
@@ -51,12 +48,7 @@ impl SqliteStore {
             conn.execute_batch(&format!("BEGIN; {DEMO_SQL} COMMIT;"))?;
             tracing::info!(path = %path.display(), "created a new database with the demo data");
         }
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path,
-                idle: Mutex::new(vec![conn]),
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { path, idle: Mutex::new(vec![conn]) }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -77,15 +69,8 @@ impl SqliteStore {
 }
 
 impl Inner {
-    fn run<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let pooled = self
-            .idle
-            .lock()
-            .map_err(|_| StoreError::Worker("pool poisoned".into()))?
-            .pop();
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().map_err(|_| StoreError::Worker("pool poisoned".into()))?.pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => connect(&self.path)?,
@@ -103,25 +88,18 @@ impl Inner {
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-    )?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
     Ok(conn)
 }
 
 /// Applies the migrations this database has not seen; returns how many ran.
 pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: u32 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-        [],
-        |r| r.get(0),
-    )?;
+    let current: u32 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
     let newest = SQLITE_MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if current > newest {
         return Err(StoreError::Invalid(format!(
@@ -132,10 +110,7 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     for (version, sql) in SQLITE_MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [version],
-        )?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
         tx.commit()?;
         tracing::info!(version, "applied schema migration");
         applied += 1;
@@ -210,12 +185,18 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             rows.clusters = conn
-                .prepare("SELECT id, name FROM clusters ORDER BY id")?
-                .query_map([], |r| Ok(ClusterRow { id: r.get(0)?, name: r.get(1)? }))?
+                .prepare("SELECT id, name, address_order FROM clusters ORDER BY id")?
+                .query_map([], |r| {
+                    Ok(ClusterRow { id: r.get(0)?, name: r.get(1)?, address_order: r.get(2)? })
+                })?
                 .collect::<Result<_, _>>()?;
             rows.services = conn
-                .prepare("SELECT cluster_id, service, target FROM cluster_services ORDER BY cluster_id, service")?
-                .query_map([], |r| Ok(ServiceRow { cluster_id: r.get(0)?, service: r.get(1)?, target: r.get(2)? }))?
+                .prepare(
+                    "SELECT cluster_id, service, target FROM cluster_services ORDER BY cluster_id, service",
+                )?
+                .query_map([], |r| {
+                    Ok(ServiceRow { cluster_id: r.get(0)?, service: r.get(1)?, target: r.get(2)? })
+                })?
                 .collect::<Result<_, _>>()?;
             rows.addresses = conn
                 .prepare("SELECT cluster_id, address FROM cluster_addresses ORDER BY cluster_id, address")?
@@ -229,20 +210,14 @@ impl Store for SqliteStore {
     async fn instance_by_id(&self, id: i64) -> Result<Option<Instance>, StoreError> {
         self.with_conn(move |conn| {
             Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?1"
-                ))?
+                .prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?1"))?
                 .query_row(params![id], read_instance)
                 .optional()?)
         })
         .await
     }
 
-    async fn instance_by_owner_name(
-        &self,
-        owner: &str,
-        name: &str,
-    ) -> Result<Option<Instance>, StoreError> {
+    async fn instance_by_owner_name(&self, owner: &str, name: &str) -> Result<Option<Instance>, StoreError> {
         let (owner, name) = (owner.to_owned(), name.to_owned());
         self.with_conn(move |conn| {
             Ok(conn
@@ -259,9 +234,7 @@ impl Store for SqliteStore {
         let owner = owner.to_owned();
         self.with_conn(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT 1 FROM instances WHERE owner = ?1 AND name IS NOT NULL LIMIT 1",
-                )?
+                .prepare_cached("SELECT 1 FROM instances WHERE owner = ?1 AND name IS NOT NULL LIMIT 1")?
                 .query_row(params![owner], |_| Ok(()))
                 .optional()?
                 .is_some())

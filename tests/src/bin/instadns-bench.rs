@@ -66,41 +66,17 @@ fn fastpath(calls: usize) {
     let q = |name: &str, t| QueryBuilder::new(name, t);
     let edns = EdnsQuery::default();
     let kinds: Vec<(&str, QueryBuilder, fn(Vec<u8>) -> Frame)> = vec![
-        (
-            "hit: A host name, IPv4",
-            q("blog.alice.example.org", RecordType::A),
-            Frame::v4,
-        ),
-        (
-            "hit: AAAA host name, IPv6",
-            q("123456.example.org", RecordType::AAAA),
-            Frame::v6,
-        ),
-        (
-            "hit: CNAME",
-            q("ws-123456.apps.example.com", RecordType::CNAME),
-            Frame::v4,
-        ),
-        (
-            "hit: A via CNAME chain",
-            q("ws-123456.apps.example.com", RecordType::A),
-            Frame::v4,
-        ),
+        ("hit: A host name, IPv4", q("blog.alice.example.org", RecordType::A), Frame::v4),
+        ("hit: AAAA host name, IPv6", q("123456.example.org", RecordType::AAAA), Frame::v6),
+        ("hit: CNAME", q("ws-123456.apps.example.com", RecordType::CNAME), Frame::v4),
+        ("hit: A via CNAME chain", q("ws-123456.apps.example.com", RecordType::A), Frame::v4),
         (
             "hit: A via CNAME, EDNS, IPv6",
             q("ws-123456.apps.example.com", RecordType::A).edns(edns),
             Frame::v6,
         ),
-        (
-            "hit: NXDOMAIN + SOA",
-            q("nope.example.org", RecordType::A),
-            Frame::v4,
-        ),
-        (
-            "hit: NODATA + SOA (ENT)",
-            q("apps.example.com", RecordType::A),
-            Frame::v4,
-        ),
+        ("hit: NXDOMAIN + SOA", q("nope.example.org", RecordType::A), Frame::v4),
+        ("hit: NODATA + SOA (ENT)", q("apps.example.com", RecordType::A), Frame::v4),
     ];
     let case = |name: &str, program, frame, expect| Case {
         name: name.to_owned(),
@@ -111,34 +87,18 @@ fn fastpath(calls: usize) {
     };
     let floor_frame = Frame::v4(q("blog.alice.example.org", RecordType::A).bytes()).build();
     let mut cases = vec![
-        case(
-            "floor: swap MACs, XDP_TX",
-            "instadns_floor",
-            floor_frame.clone(),
-            XDP_TX,
-        ),
-        case(
-            "empty: XDP_PASS (call overhead)",
-            "instadns_pass",
-            floor_frame,
-            XDP_PASS,
-        ),
+        case("floor: swap MACs, XDP_TX", "instadns_floor", floor_frame.clone(), XDP_TX),
+        case("empty: XDP_PASS (call overhead)", "instadns_pass", floor_frame, XDP_PASS),
     ];
     for (name, query, frame) in &kinds {
-        rig.userspace(&query.bytes())
-            .expect("userspace answers and installs");
+        rig.userspace(&query.bytes()).expect("userspace answers and installs");
         cases.push(case(name, "instadns", frame(query.bytes()).build(), XDP_TX));
     }
     let miss = Frame::v4(q("ws-234567.apps.example.com", RecordType::A).bytes()).build();
     cases.push(case("miss (XDP_PASS)", "instadns", miss, XDP_PASS));
     let mut other_port = Frame::v4(vec![0; 48]);
     other_port.dport = 123;
-    cases.push(case(
-        "not DNS (XDP_PASS)",
-        "instadns",
-        other_port.build(),
-        XDP_PASS,
-    ));
+    cases.push(case("not DNS (XDP_PASS)", "instadns", other_port.build(), XDP_PASS));
 
     measure(&rig, &mut cases, calls);
     let floor = percentile(&cases[0].samples, 0.5);
