@@ -3,6 +3,7 @@
 //! with the real server in them. Everything runs for real; tests that need root fail
 //! (never skip) when they cannot.
 
+pub mod data;
 pub mod dns;
 pub mod netns;
 pub mod packet;

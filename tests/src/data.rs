@@ -1,0 +1,62 @@
+//! Test data beyond the demo database, shared by the fixture and differential tests.
+
+use crate::dns::wire_name;
+
+/// A name of exactly `wire_len` bytes in wire format, ending in `suffix`.
+pub fn name_of_len(wire_len: usize, suffix: &str) -> String {
+    let mut prefix = wire_len - wire_name(suffix).len();
+    let mut labels = Vec::new();
+    let mut letter = b'a';
+    while prefix > 0 {
+        let mut len = (prefix - 1).min(63);
+        if prefix - (len + 1) == 1 {
+            len -= 1; // never leave a single byte: a label needs two
+        }
+        labels.push(String::from_utf8(vec![letter; len]).unwrap());
+        letter += 1;
+        prefix -= len + 1;
+    }
+    labels.push(suffix.trim_end_matches('.').to_owned());
+    labels.join(".") + "."
+}
+
+/// 127 labels: 126 one-letter labels under the one-label zone `x.` (255 bytes).
+pub fn name_127_labels() -> String {
+    "a.".repeat(126) + "x."
+}
+
+pub const LONG_NAME_LENGTHS: [usize; 8] = [38, 39, 62, 63, 126, 127, 200, 255];
+pub const BIG_TXT: usize = 200;
+
+/// Test data beyond the demo: long names in every bucket, 127 labels, TXT, an answer
+/// over 512 bytes, a 1-second TTL, and a cluster of 8+8 rotated addresses.
+pub fn fixture_sql() -> String {
+    let mut sql = String::from(
+        "INSERT INTO zones (id, apex, soa_mname, soa_rname) VALUES (3, 'x.', 'ns1.example.com.', 'hostmaster.example.com.');
+         INSERT INTO clusters (id, name, address_order) VALUES (3, 'rr8', 'rotate');
+         INSERT INTO instances (id, name, owner, cluster_id) VALUES (345678, 'www', 'carol', 3);
+         INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES
+            (2, '_acme-challenge.blog.alice.example.org.', 'TXT', 60, '\"token-abc\"'),
+            (2, 'short.example.org.', 'A', 1, '192.0.2.99');\n",
+    );
+    for i in 1..=8 {
+        sql +=
+            &format!("INSERT INTO cluster_addresses VALUES (3, '192.0.2.10{i}'), (3, '2001:db8::10{i}');\n");
+    }
+    let txt: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("\"{}\"", c.repeat(BIG_TXT))).collect();
+    sql += &format!(
+        "INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES (2, 'big.example.org.', 'TXT', 60, '{}');\n",
+        txt.join(" ")
+    );
+    for len in LONG_NAME_LENGTHS {
+        sql += &format!(
+            "INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES (2, '{}', 'A', 60, '192.0.2.{len}');\n",
+            name_of_len(len, "example.org.")
+        );
+    }
+    sql += &format!(
+        "INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES (3, '{}', 'A', 60, '192.0.2.127');\n",
+        name_127_labels()
+    );
+    sql
+}
