@@ -150,7 +150,7 @@ fn rotate_span(spans: &[Range<usize>], range: Range<usize>) -> Option<RotateSpan
         && size <= 255
         && records.len() <= 255
         && end <= ROTATE_MAX_END)
-        .then(|| RotateSpan { offset: first.start as u16, count: records.len() as u8, size: size as u8 })
+        .then_some(RotateSpan { offset: first.start as u16, count: records.len() as u8, size: size as u8 })
 }
 
 /// Length of a name in uncompressed wire format.

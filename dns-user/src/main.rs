@@ -176,7 +176,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         kernel = Some(KernelMaps::from_ebpf(&mut loaded, config.answer_slots)?);
         ebpf = Some(loaded);
     }
-    let cache = Arc::new(AnswerCache::new(DEFAULT_CACHE_ENTRIES, kernel));
+    // The userspace cache holds at least what the kernel maps can, or installs stop.
+    let cache_entries = DEFAULT_CACHE_ENTRIES.max(args.map_entries as usize * 2);
+    let cache = Arc::new(AnswerCache::new(cache_entries, kernel));
     let handler = Arc::new(Handler::new(resolver, cache.clone(), args.edns_payload));
 
     let limits = TcpLimits {

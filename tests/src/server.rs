@@ -94,13 +94,27 @@ impl ServerProcess {
     fn http_get_once(&self, path: &str) -> Option<String> {
         let path = path.to_owned();
         in_netns(&self.ns, move || {
-            let mut stream =
+            let stream =
                 TcpStream::connect_timeout(&METRICS_ADDR.parse().ok()?, Duration::from_secs(2)).ok()?;
             stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response).ok()?;
-            response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+            (&stream).write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).ok()?;
+            // Read the head, then exactly Content-Length bytes, and close first (the
+            // server keeps the connection open): the closing side keeps the TIME_WAIT.
+            let mut reader = std::io::BufReader::new(&stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().ok()?;
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).ok()?;
+            String::from_utf8(body).ok()
         })
     }
 

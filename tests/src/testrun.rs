@@ -65,7 +65,7 @@ impl FastPathRig {
             prog.load().expect("loading a helper program");
         }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
-        let cache = Arc::new(AnswerCache::new(1 << 20, Some(maps)));
+        let cache = Arc::new(AnswerCache::new((names as usize).max(1 << 20), Some(maps)));
         let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
         Self { rt, handler, ebpf, _dir: dir }
     }

@@ -29,7 +29,11 @@ fn edns_variants() -> Vec<Option<EdnsQuery>> {
         None,
         Some(EdnsQuery::default()),
         Some(EdnsQuery { dnssec_ok: true, payload: 4096, ..Default::default() }),
-        Some(EdnsQuery { other_flags: 0x0100, options: vec![(10, vec![7; 8]), (65001, vec![])], ..Default::default() }),
+        Some(EdnsQuery {
+            other_flags: 0x0100,
+            options: vec![(10, vec![7; 8]), (65001, vec![])],
+            ..Default::default()
+        }),
     ]
 }
 
@@ -52,7 +56,16 @@ fn xdp_and_userspace_send_the_same_dns_message() {
         "example.org".to_owned(),
         name_of_len(127, "example.org.").trim_end_matches('.').to_owned(),
     ];
-    let types = [RecordType::A, RecordType::AAAA, RecordType::CNAME, RecordType::TXT, RecordType::MX, RecordType::SOA, RecordType::NS, RecordType::ANY];
+    let types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::SOA,
+        RecordType::NS,
+        RecordType::ANY,
+    ];
     let (mut compared, mut rotated, mut passed) = (0, 0, Vec::new());
     let mut id = 0u16;
     for name in &names {
@@ -66,7 +79,8 @@ fn xdp_and_userspace_send_the_same_dns_message() {
                         let mut query = QueryBuilder::new(&variant, qtype).id(id);
                         query.edns = edns.clone();
                         let bytes = query.bytes();
-                        let frame = if v6 { Frame::v6(bytes.clone()) } else { Frame::v4(bytes.clone()) }.build();
+                        let frame =
+                            if v6 { Frame::v6(bytes.clone()) } else { Frame::v4(bytes.clone()) }.build();
                         let (action, out) = rig.run(&frame);
                         let from_userspace = rig.userspace(&bytes).expect("userspace answers");
                         if action == XDP_PASS {
@@ -81,13 +95,19 @@ fn xdp_and_userspace_send_the_same_dns_message() {
                             continue;
                         }
                         // Only a rotated address set may differ, and only in its order.
-                        let (x, u) = (Message::from_vec(&from_xdp).unwrap(), Message::from_vec(&from_userspace).unwrap());
+                        let (x, u) = (
+                            Message::from_vec(&from_xdp).unwrap(),
+                            Message::from_vec(&from_userspace).unwrap(),
+                        );
                         let sorted = |m: &Message| {
                             let mut v: Vec<String> = m.answers.iter().map(|r| r.to_string()).collect();
                             v.sort();
                             v
                         };
-                        assert!(name.starts_with("www.carol"), "{what}: XDP and userspace differ:\n  xdp  {from_xdp:02x?}\n  user {from_userspace:02x?}");
+                        assert!(
+                            name.starts_with("www.carol"),
+                            "{what}: XDP and userspace differ:\n  xdp  {from_xdp:02x?}\n  user {from_userspace:02x?}"
+                        );
                         assert_eq!(from_xdp.len(), from_userspace.len(), "{what}");
                         assert_eq!(from_xdp[..12], from_userspace[..12], "{what}: header");
                         assert_eq!(sorted(&x), sorted(&u), "{what}: same records");
@@ -99,7 +119,10 @@ fn xdp_and_userspace_send_the_same_dns_message() {
         }
     }
     let total = names.len() * types.len() * 3 * edns_variants().len() * 2;
-    eprintln!("{compared} identical, {rotated} identical but for round-robin order, {} passed up of {total}", passed.len());
+    eprintln!(
+        "{compared} identical, {rotated} identical but for round-robin order, {} passed up of {total}",
+        passed.len()
+    );
     assert!(rotated > 0, "the corpus includes rotated answers");
     assert!(passed.is_empty(), "every query of the corpus fits and is answered by XDP: {passed:?}");
     assert_eq!(compared + rotated, total);

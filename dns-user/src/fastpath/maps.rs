@@ -13,7 +13,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap as BpfHashMap, IterableMap as _, MapData, MapError, PerCpuArray},
 };
 use dns_common::{
     limits::{ANSWER_MAX_LEN, bucket_for},
@@ -129,6 +129,23 @@ impl KernelMaps {
         self.slots.reclaim(Instant::now());
     }
 
+    /// Capacity and kernel memory of each map, as the kernel reports them.
+    pub fn usage(&self) -> Vec<MapUsage> {
+        let named = |name: &'static str, data: &MapData| MapUsage::of(name, data);
+        vec![
+            named(NAME_MAP_NAMES[0], self.names0.map()),
+            named(NAME_MAP_NAMES[1], self.names1.map()),
+            named(NAME_MAP_NAMES[2], self.names2.map()),
+            named(NAME_MAP_NAMES[3], self.names3.map()),
+            named(ANSWER_MAP_NAME, self.answers.map()),
+        ]
+    }
+
+    /// Answer slots in use.
+    pub fn slots_used(&self) -> usize {
+        self.slots.used.len()
+    }
+
     /// An outcome counter summed over all CPUs.
     pub fn counter(&self, outcome: Outcome) -> u64 {
         self.stats.get(&(outcome as u32), 0).map(|values| values.iter().sum()).unwrap_or(0)
@@ -191,6 +208,30 @@ where
     NameKey<N>: aya::Pod,
 {
     map.get(&NameKey::<N>::new(name, qtype)?, 0).ok()
+}
+
+/// What a map holds and costs.
+#[derive(Clone, Debug)]
+pub struct MapUsage {
+    pub name: &'static str,
+    pub max_entries: u32,
+    /// Kernel memory of the map (`memlock` in the map's fdinfo).
+    pub memory_bytes: u64,
+}
+
+impl MapUsage {
+    fn of(name: &'static str, data: &MapData) -> Self {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let fd = data.fd().as_fd().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+        let field = |key: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Self { name, max_entries: field("max_entries:") as u32, memory_bytes: field("memlock:") }
+    }
 }
 
 /// The map value for an answer: its bytes, counts, RCODE and checksum contribution.

@@ -19,7 +19,7 @@ use dns_common::{
     stats::Outcome,
 };
 
-pub use maps::{KernelMaps, MapsError, answer_slot};
+pub use maps::{KernelMaps, MapUsage, MapsError, answer_slot};
 
 use crate::{answer::EncodedAnswer, resolver::Tag};
 
@@ -69,7 +69,12 @@ pub struct AnswerCache {
     entries: RwLock<HashMap<CacheKey, Cached>>,
     max_entries: usize,
     kernel: Option<Mutex<KernelMaps>>,
+    /// When a full cache last swept out expired entries (monotonic ns).
+    last_full_sweep: std::sync::atomic::AtomicU64,
 }
+
+/// How often a full cache may scan for expired entries to make room.
+const FULL_SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// Monotonic clock in nanoseconds: the clock the XDP program's expiry check reads
 /// (its coarse variant lags by at most a tick).
@@ -90,7 +95,12 @@ pub fn kernel_can_serve(key: &CacheKey, answer: &EncodedAnswer) -> bool {
 
 impl AnswerCache {
     pub fn new(max_entries: usize, kernel: Option<KernelMaps>) -> Self {
-        Self { entries: RwLock::new(HashMap::new()), max_entries, kernel: kernel.map(Mutex::new) }
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            max_entries,
+            kernel: kernel.map(Mutex::new),
+            last_full_sweep: Default::default(),
+        }
     }
 
     pub fn has_kernel(&self) -> bool {
@@ -113,12 +123,17 @@ impl AnswerCache {
         let expires_ns = monotonic_ns() + Duration::from_secs(ttl.into()).as_nanos() as u64;
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.max_entries && !entries.contains_key(&key) {
+            // Full: scan for expired entries at most once a second (a scan is O(n)).
             let now = monotonic_ns();
-            let expired: Vec<CacheKey> =
-                entries.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
-            for k in expired {
-                if let Some(old) = entries.remove(&k) {
-                    self.uninstall(&k, old.slot);
+            let last = self.last_full_sweep.load(std::sync::atomic::Ordering::Relaxed);
+            if now.saturating_sub(last) >= FULL_SWEEP_INTERVAL_NS {
+                self.last_full_sweep.store(now, std::sync::atomic::Ordering::Relaxed);
+                let expired: Vec<CacheKey> =
+                    entries.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
+                for k in expired {
+                    if let Some(old) = entries.remove(&k) {
+                        self.uninstall(&k, old.slot);
+                    }
                 }
             }
             if entries.len() >= self.max_entries {
@@ -209,6 +224,11 @@ impl AnswerCache {
     pub fn xdp_counters(&self) -> Option<Vec<(Outcome, u64)>> {
         let kernel = self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
         Some(Outcome::ALL.iter().map(|o| (*o, kernel.counter(*o))).collect())
+    }
+
+    /// Capacity and kernel memory of the maps, if the program is loaded.
+    pub fn map_usage(&self) -> Option<Vec<MapUsage>> {
+        Some(self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner()).usage())
     }
 
     pub fn len(&self) -> usize {

@@ -1,39 +1,60 @@
 //! `/metrics` in the Prometheus text format, and `/health`.
 
-use std::{fmt::Write as _, sync::Arc, sync::atomic::Ordering};
+use std::{fmt::Write as _, sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpListener,
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{TcpListener, TcpStream},
 };
 
 use super::handler::Handler;
 use crate::store::Store;
 
+/// Closes a connection idle this long.
+const IDLE: Duration = Duration::from_secs(30);
+
 pub async fn serve<S: Store>(listener: TcpListener, handler: Arc<Handler<S>>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let Ok((stream, _)) = listener.accept().await else { continue };
         let handler = handler.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let Ok(n) = stream.read(&mut buf).await else {
-                return;
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match path {
-                "/metrics" => ("200 OK", render(&handler)),
-                "/health" => ("200 OK", "ok\n".to_owned()),
-                _ => ("404 Not Found", "not found\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = connection(stream, &handler).await;
         });
+    }
+}
+
+/// HTTP/1.1 with keep-alive: requests are answered in turn until the client closes or
+/// goes idle. The server never closes first after answering, so the client's side
+/// holds TIME_WAIT and rapid scrapes from one host never collide with it.
+async fn connection<S: Store>(stream: TcpStream, handler: &Handler<S>) -> std::io::Result<()> {
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    loop {
+        let mut request_line = String::new();
+        match tokio::time::timeout(IDLE, reader.read_line(&mut request_line)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Ok(()),
+        }
+        // Skip the headers.
+        loop {
+            let mut line = String::new();
+            match tokio::time::timeout(IDLE, reader.read_line(&mut line)).await {
+                Ok(Ok(n)) if n > 0 && line != "\r\n" && line != "\n" => continue,
+                Ok(Ok(n)) if n > 0 => break,
+                _ => return Ok(()),
+            }
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+        let (status, body) = match path {
+            "/metrics" => ("200 OK", render(handler)),
+            "/health" => ("200 OK", "ok\n".to_owned()),
+            _ => ("404 Not Found", "not found\n".to_owned()),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        writer.write_all(response.as_bytes()).await?;
     }
 }
 

@@ -1,7 +1,13 @@
 //! `cargo xtask bench ...`: benchmarks that report ratios against baselines measured in
 //! the same run (the machine is shared and noisy; absolute numbers drift).
 
-use hickory_proto::rr::RecordType;
+use std::{sync::Arc, time::Instant};
+
+use hickory_proto::rr::{RData, Record, RecordType, rdata};
+use instadns::{
+    answer::{Sections, encode},
+    fastpath::CacheKey,
+};
 use tests::{
     dns::{EdnsQuery, QueryBuilder},
     packet::Frame,
@@ -12,9 +18,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     match args.first().map(String::as_str) {
-        Some("fastpath") => fastpath(if quick { 2_000 } else { 20_000 }),
+        Some("fastpath") => {
+            fastpath(if quick { 2_000 } else { 20_000 });
+            scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] });
+            live(if quick { 3 } else { 10 });
+        }
+        // The parts of `fastpath`, one at a time.
+        Some("testrun") => fastpath(if quick { 2_000 } else { 20_000 }),
+        Some("scale") => scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] }),
+        Some("live") => live(if quick { 3 } else { 10 }),
         _ => {
-            eprintln!("usage: instadns-bench fastpath [--quick]");
+            eprintln!("usage: instadns-bench fastpath|testrun|scale|live [--quick]");
             std::process::exit(2);
         }
     }
@@ -65,7 +79,8 @@ fn fastpath(calls: usize) {
     let rig = FastPathRig::with_capacity(65_536, 1024);
     let q = |name: &str, t| QueryBuilder::new(name, t);
     let edns = EdnsQuery::default();
-    let kinds: Vec<(&str, QueryBuilder, fn(Vec<u8>) -> Frame)> = vec![
+    type Kind = (&'static str, QueryBuilder, fn(Vec<u8>) -> Frame);
+    let kinds: Vec<Kind> = vec![
         ("hit: A host name, IPv4", q("blog.alice.example.org", RecordType::A), Frame::v4),
         ("hit: AAAA host name, IPv6", q("123456.example.org", RecordType::AAAA), Frame::v6),
         ("hit: CNAME", q("ws-123456.apps.example.com", RecordType::CNAME), Frame::v4),
@@ -111,4 +126,214 @@ fn fastpath(calls: usize) {
         let (m, p) = (percentile(&c.samples, 0.5), percentile(&c.samples, 0.9));
         println!("| {} | {m:.0} | {p:.0} | {:.2} |", c.name, m / floor);
     }
+}
+
+/// Resident memory of this process, from /proc/self/status.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            })
+        })
+        .flatten()
+        .unwrap_or(0)
+        * 1024
+}
+
+/// A platform-shaped service name of fixed width (so all share one answer slot).
+fn service_name(i: usize) -> String {
+    format!("ws-{i:08}.apps.example.com")
+}
+
+/// Hit cost with a few vs many names in the map: each size gets its own program and
+/// maps, filled through the daemon's cache path; 1,000 distinct names are probed so the
+/// hash table's cache misses count.
+fn scale(sizes: &[usize]) {
+    tests::require_root();
+    pin_to_cpu(1);
+    let probes = 1_000;
+    println!();
+    println!(
+        "# fast path at scale: hit cost with few and many names (kernel ns per run, {probes} distinct names probed)"
+    );
+    println!(
+        "| names | name map capacity | kernel bytes (name map) | bytes per name | userspace bytes per name | fill rate (names/s) | hit median ns | ratio to floor |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for &n in sizes {
+        // LRU hash maps evict from per-CPU free lists before they are full: headroom.
+        let rig = FastPathRig::with_capacity((n + n / 4 + 4096) as u32, 1024);
+        let qname = tests::dns::name(&(service_name(0) + "."));
+        let target = tests::dns::name("ws-mt1.example.com.");
+        let sections = Sections {
+            answers: vec![
+                Record::from_rdata(qname.clone(), 300, RData::CNAME(rdata::CNAME(target.clone()))),
+                Record::from_rdata(target, 300, RData::A(rdata::A::new(192, 0, 2, 11))),
+            ],
+            ..Default::default()
+        };
+        let answer = Arc::new(encode(&qname, 1, 0, true, &sections, None).expect("encode"));
+        let cache = rig.handler.cache();
+        let rss_before = rss_bytes();
+        let started = Instant::now();
+        for i in 0..n {
+            let wire = tests::dns::wire_name(&service_name(i));
+            cache.insert(CacheKey::new(&wire, 1), answer.clone(), 86_400, Vec::new());
+        }
+        let fill_rate = n as f64 / started.elapsed().as_secs_f64();
+        let user_per_name = rss_bytes().saturating_sub(rss_before) as f64 / n as f64;
+        let usage = cache.map_usage().expect("maps");
+        let names0 = &usage[0];
+        let floor_frame = Frame::v4(QueryBuilder::new(&service_name(0), RecordType::A).bytes()).build();
+        let step = (n / probes).max(1);
+        let frames: Vec<Vec<u8>> = (0..probes.min(n))
+            .map(|p| Frame::v4(QueryBuilder::new(&service_name(p * step), RecordType::A).bytes()).build())
+            .collect();
+        // The floor runs right before each probe, so both see the same cache state.
+        let (mut floors, mut hits) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            for frame in &frames {
+                let (action, _, d) = rig.run_timed("instadns_floor", &floor_frame, 1);
+                assert_eq!(action, XDP_TX);
+                floors.push(d.as_nanos() as f64);
+                let (action, _, d) = rig.run_timed("instadns", frame, 1);
+                assert_eq!(action, XDP_TX, "every probed name is in the map");
+                hits.push(d.as_nanos() as f64);
+            }
+        }
+        let floor = percentile(&floors, 0.5);
+        let median = percentile(&hits, 0.5);
+        println!(
+            "| {n} | {} | {} | {:.0} | {user_per_name:.0} | {fill_rate:.0} | {median:.0} | {:.2} |",
+            names0.max_entries,
+            names0.memory_bytes,
+            names0.memory_bytes as f64 / names0.max_entries as f64,
+            median / floor
+        );
+    }
+}
+
+/// A program's cumulative run time and count, as the kernel accounts them with
+/// `kernel.bpf_stats_enabled=1`.
+fn prog_stats(id: u64) -> (u64, u64) {
+    let out = tests::netns::sh("bpftool", &["-j", "prog", "show", "id", &id.to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| {
+        text.split(&format!("\"{key}\":"))
+            .nth(1)
+            .and_then(|r| r.split([',', '}']).next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("run_time_ns"), field("run_cnt"))
+}
+
+/// The id of the XDP program attached to `iface` in namespace `ns`.
+fn attached_prog_id(ns: &str, iface: &str) -> u64 {
+    let out = tests::netns::sh("ip", &["-n", ns, "-d", "link", "show", "dev", iface]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("prog/xdp id ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("an XDP program on the server veth")
+}
+
+/// Restores a sysctl when dropped.
+struct Sysctl {
+    key: &'static str,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(key: &'static str, value: &str) -> Self {
+        let old = std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        tests::netns::sh("sysctl", &["-qw", &format!("{key}={value}")]);
+        Self { key, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if !self.old.is_empty() {
+            let _ = std::process::Command::new("sysctl")
+                .args(["-qw", &format!("{}={}", self.key, self.old)])
+                .status();
+        }
+    }
+}
+
+/// The program under real traffic: the daemon with native XDP on the veth rig, dnsperf
+/// in the client namespace sending the demo's hot names; the kernel's own accounting
+/// gives the program's cost per packet.
+fn live(seconds: u32) {
+    use tests::{
+        netns::SERVER_V4,
+        server::{Deployment, dig},
+    };
+    tests::require_root();
+    let d = Deployment::start(&["--xdp-mode", "native"]);
+    let hot = [
+        ("ws-123456.apps.example.com", "A"),
+        ("ws-234567.apps.example.com", "A"),
+        ("blog.alice.example.org", "A"),
+        ("blog.alice.example.org", "AAAA"),
+        ("123456.example.org", "A"),
+        ("shop.bob.example.org", "AAAA"),
+        ("nope.example.org", "A"),
+        ("apps.example.com", "A"),
+    ];
+    let at = format!("@{SERVER_V4}");
+    for (name, t) in hot {
+        dig(&d.rig, &[&at, name, t]);
+    }
+    let queries = d.dir.path().join("queries.txt");
+    std::fs::write(&queries, hot.iter().map(|(n, t)| format!("{n} {t}\n")).collect::<String>()).unwrap();
+    let _stats = Sysctl::set("kernel.bpf_stats_enabled", "1");
+    let id = attached_prog_id(&d.rig.server_ns, &d.rig.server_if);
+    let (t0, c0) = prog_stats(id);
+    let hits0 = d.server.xdp("hit");
+    let out = tests::netns::ns_exec(
+        &d.rig.client_ns,
+        "dnsperf",
+        &[
+            "-s",
+            &SERVER_V4.to_string(),
+            "-d",
+            queries.to_str().unwrap(),
+            "-l",
+            &seconds.to_string(),
+            "-c",
+            "4",
+            "-q",
+            "2000",
+            "-S",
+            "0",
+        ],
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    let (t1, c1) = prog_stats(id);
+    let hits = d.server.xdp("hit") - hits0;
+    let qps = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Queries per second:"))
+        .map(str::trim)
+        .unwrap_or("?");
+    let lost =
+        report.lines().find_map(|l| l.trim().strip_prefix("Queries lost:")).map(str::trim).unwrap_or("?");
+    let runs = c1 - c0;
+    println!();
+    println!(
+        "# fast path under real traffic (veth rig, native XDP, dnsperf {seconds} s, kernel.bpf_stats_enabled=1)"
+    );
+    println!(
+        "| program runs | of which hits | ns per run (run_time_ns / run_cnt) | dnsperf queries/s | dnsperf lost |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!("| {runs} | {hits} | {:.0} | {qps} | {lost} |", (t1 - t0) as f64 / runs.max(1) as f64);
 }
