@@ -8,6 +8,7 @@
 
 pub mod answer;
 pub mod fastpath;
+pub mod invalidation;
 pub mod resolver;
 pub mod server;
 pub mod store;

@@ -1,125 +1,39 @@
 //! The `instadns` binary: the daemon and its command-line tools.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    str::FromStr as _,
-    sync::Arc,
-    time::Duration,
-};
+mod cli;
+
+use std::{net::SocketAddr, str::FromStr as _, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser as _;
 use hickory_proto::rr::RecordType;
 use instadns::{
     answer,
     fastpath::{
-        AnswerCache, DEFAULT_CACHE_ENTRIES, KernelMaps,
-        loader::{self, XdpConfig, XdpModeArg},
+        AnswerCache, DEFAULT_CACHE_ENTRIES, KernelMaps, STALE_MAX,
+        loader::{self, XdpConfig},
     },
+    invalidation::Follower,
     resolver::{Resolver, catalog::parse_name},
     server::{self, Handler, tcp::TcpLimits},
-    store::{Database, DbLocation, sqlite},
+    store::{
+        AcmeChallenge, ByoInstances, Database, DbLocation,
+        admin::{ClusterUpdate, NewZone},
+        rfc3339, unix_now,
+    },
 };
 use tracing_subscriber::EnvFilter;
 
-/// Where the database lives unless --db says otherwise.
-const DEFAULT_DB: &str = "sqlite:/var/lib/instadns/instadns.sqlite";
-
-#[derive(Parser)]
-#[command(
-    name = "instadns",
-    version,
-    about = "Authoritative DNS for multi-tenant platforms: hot answers served by XDP, the truth in a database",
-    long_about = None
-)]
-struct Cli {
-    /// Log filter (error, warn, info, debug, trace, or tracing directives).
-    #[arg(long, global = true, env = "INSTADNS_LOG", default_value = "info")]
-    log: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve DNS: attach the XDP fast path and answer over UDP and TCP.
-    Serve(ServeArgs),
-    /// Print what the server would answer for NAME and why (zone, rule, instance, cluster).
-    Query {
-        /// The query name, e.g. ws-123456.apps.example.com
-        name: String,
-        /// The query type (A, AAAA, CNAME, TXT, SOA, NS, ANY, ...).
-        #[arg(default_value = "A")]
-        qtype: String,
-        #[command(flatten)]
-        db: DbArg,
-    },
-    /// Database maintenance.
-    Db {
-        #[command(subcommand)]
-        command: DbCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum DbCommand {
-    /// Apply pending schema migrations (the server also does this on start).
-    Migrate {
-        #[command(flatten)]
-        db: DbArg,
-    },
-}
-
-#[derive(Args)]
-struct DbArg {
-    /// The database: sqlite:PATH (or a plain path). A new SQLite file starts with the demo data.
-    #[arg(long, env = "INSTADNS_DB", default_value = DEFAULT_DB)]
-    db: String,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Interface to attach the XDP program to; repeat for several.
-    #[arg(long = "iface", value_name = "IFACE", required_unless_present = "no_xdp")]
-    ifaces: Vec<String>,
-    /// XDP attach mode: auto tries native (driver) mode and falls back to generic (SKB) mode.
-    #[arg(long, value_enum, default_value = "auto")]
-    xdp_mode: XdpModeArg,
-    /// Serve from userspace only, without the XDP fast path.
-    #[arg(long, conflicts_with_all = ["ifaces", "xdp_mode"])]
-    no_xdp: bool,
-    #[command(flatten)]
-    db: DbArg,
-    /// Address to listen on (UDP and TCP); repeat for several. Default: all IPv4 and IPv6 addresses.
-    #[arg(long = "listen", value_name = "ADDR", default_values_t = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)])]
-    listen: Vec<IpAddr>,
-    /// DNS port, for the sockets and the XDP program.
-    #[arg(long, default_value_t = 53)]
-    port: u16,
-    /// UDP payload size advertised in EDNS(0) responses (512 to 4096).
-    #[arg(long, default_value_t = dns_common::limits::DEFAULT_EDNS_PAYLOAD, value_parser = clap::value_parser!(u16).range(512..=4096))]
-    edns_payload: u16,
-    /// Names the XDP maps hold (spread over the name-length buckets, short names first).
-    #[arg(long, default_value_t = 262_144)]
-    map_entries: u32,
-    /// Distinct answers the XDP answer array holds (names with identical answers share one).
-    #[arg(long, default_value_t = 16_384)]
-    answer_slots: u32,
-    /// Serve Prometheus metrics (/metrics) and /health on this address, e.g. 127.0.0.1:9153.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<SocketAddr>,
-    /// Most TCP connections served at once.
-    #[arg(long, default_value_t = 1024)]
-    tcp_max_connections: usize,
-    /// Seconds an idle TCP connection stays open.
-    #[arg(long, default_value_t = 10)]
-    tcp_idle_timeout: u64,
-}
+use cli::{
+    AcmeCommand, Cli, ClusterCommand, Command, DbCommand, DomainCommand, InstanceCommand, ServeArgs,
+    ZoneCommand,
+};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -138,9 +52,14 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(args) => serve(args).await,
-        Command::Query { name, qtype, db } => query(&name, &qtype, &db.db).await,
-        Command::Db { command: DbCommand::Migrate { db } } => migrate(&db.db),
+        Command::Serve(args) => serve(*args).await,
+        Command::Query { name, qtype, db } => query(&name, &qtype, &open_db(&db.db).await?).await,
+        Command::Db { command } => db_command(command).await,
+        Command::Zone { db, command } => zone_command(&open_db(&db.db).await?, command).await,
+        Command::Cluster { db, command } => cluster_command(&open_db(&db.db).await?, command).await,
+        Command::Instance { db, command } => instance_command(&open_db(&db.db).await?, command).await,
+        Command::Domain { db, command } => domain_command(&open_db(&db.db).await?, command).await,
+        Command::Acme { db, command } => acme_command(&open_db(&db.db).await?, command).await,
     }
 }
 
@@ -150,8 +69,28 @@ async fn open_db(url: &str) -> Result<Database> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let db = open_db(&args.db.db).await?;
-    let resolver = Arc::new(Resolver::new(db).await.context("loading zones from the database")?);
+    let location = DbLocation::parse(&args.db.db).context("--db")?;
+    // A fleet node may start before its database: keep trying (SQLite errors are final).
+    let mut db = loop {
+        match Database::open(&location).await {
+            Ok(db) => break db,
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unreachable; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening the database {}", args.db.db)),
+        }
+    };
+    match (&args.instance_db, &args.instance_sql) {
+        (Some(url), Some(sql)) => {
+            let byo = ByoInstances::connect(url, sql).await.context("--instance-db / --instance-sql")?;
+            db = db.with_byo(byo);
+            tracing::info!("instances are looked up with --instance-sql");
+        }
+        (None, None) => {}
+        _ => bail!("--instance-db and --instance-sql go together"),
+    }
+    let resolver = Arc::new(Resolver::new(db.clone()).await.context("loading zones from the database")?);
 
     // Sockets first: once XDP is attached, what it passes up must find a listener.
     let mut udp = Vec::new();
@@ -199,11 +138,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(%addr, "serving /metrics and /health");
         tasks.spawn(server::metrics::serve(listener, handler.clone()));
     }
+    tasks.spawn(Follower::new(db, handler.clone()).run());
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
-            cache.sweep();
+            cache.sweep(STALE_MAX);
         }
     });
     tracing::info!("instadns ready");
@@ -219,12 +159,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn query(name: &str, qtype: &str, db: &str) -> Result<()> {
+async fn query(name: &str, qtype: &str, db: &Database) -> Result<()> {
     let qtype = RecordType::from_str(&qtype.to_ascii_uppercase())
-        .with_context(|| format!("unknown query type {qtype:?}"))?;
+        .with_context(|| format!("TYPE: unknown query type {qtype:?}"))?;
     let absolute = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
     let qname = parse_name(&absolute).map_err(anyhow::Error::msg).context("NAME")?;
-    let resolver = Resolver::new(open_db(db).await?).await?;
+    let resolver = Resolver::new(db.clone()).await?;
     let res = resolver.resolve(&qname, qtype).await?;
     println!(";; {qname} {qtype}: {}", server::metrics::rcode_name(res.rcode));
     for (title, records) in [
@@ -240,7 +180,7 @@ async fn query(name: &str, qtype: &str, db: &str) -> Result<()> {
         }
     }
     match res.cache_ttl {
-        Some(ttl) => println!(";; cacheable for {ttl}s (XDP fast path)"),
+        Some(ttl) => println!(";; cacheable for {ttl}s (served by XDP once asked)"),
         None => println!(";; not cacheable"),
     }
     println!(";; why:");
@@ -259,14 +199,206 @@ async fn query(name: &str, qtype: &str, db: &str) -> Result<()> {
     Ok(())
 }
 
-fn migrate(db: &str) -> Result<()> {
-    match DbLocation::parse(db).context("--db")? {
-        DbLocation::Sqlite(path) => {
-            sqlite::SqliteStore::open_blocking(path.clone())
-                .with_context(|| format!("migrating {}", path.display()))?;
-            println!("{}: schema up to date", path.display());
-            Ok(())
+async fn db_command(command: DbCommand) -> Result<()> {
+    match command {
+        DbCommand::Migrate { db } => {
+            open_db(&db.db).await?;
+            println!("schema up to date");
         }
-        DbLocation::Postgres(_) => bail!("PostgreSQL support is not built yet"),
+        DbCommand::Demo { db } => {
+            let db = open_db(&db.db).await?;
+            db.seed_demo().await.context("loading the demo data (into an empty database)")?;
+            println!("demo data loaded");
+        }
     }
+    Ok(())
+}
+
+async fn zone_command(db: &Database, command: ZoneCommand) -> Result<()> {
+    match command {
+        ZoneCommand::Add { apex, ns, mname, rname, ttl, minimum, rules } => {
+            let mname = mname
+                .or_else(|| ns.first().cloned())
+                .context("--ns: a zone needs at least one name server")?;
+            let rname = rname.unwrap_or_else(|| format!("hostmaster.{}", apex.trim_end_matches('.')));
+            let rules =
+                rules.iter().map(|r| cli::parse_rule(r)).collect::<Result<Vec<_>>>().context("--rule")?;
+            db.add_zone(&NewZone {
+                apex: apex.clone(),
+                soa_mname: mname,
+                soa_rname: rname,
+                ns,
+                soa_minimum: minimum,
+                ttl,
+                rules,
+            })
+            .await?;
+            println!("zone {apex} added");
+        }
+        ZoneCommand::List => {
+            for (z, ns, rules) in db.list_zones().await? {
+                println!(
+                    "{}  SOA {} {} serial {}  NS {}",
+                    z.apex,
+                    z.soa_mname,
+                    z.soa_rname,
+                    z.soa_serial,
+                    ns.join(" ")
+                );
+                for (pattern, kind, ttl) in rules {
+                    println!("    rule {pattern} -> {kind} (TTL {ttl})");
+                }
+            }
+        }
+        ZoneCommand::Import { file, origin } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("FILE {}", file.display()))?;
+            let (apex, n) = db
+                .import_zone(&text, origin.as_deref())
+                .await
+                .with_context(|| format!("FILE {}", file.display()))?;
+            println!("zone {apex}: {n} records imported");
+        }
+        ZoneCommand::Export { zone } => print!("{}", db.export_zone(&zone).await.context("ZONE")?),
+        ZoneCommand::Rule { command } => match command {
+            cli::RuleCommand::Add { zone, pattern, kind, ttl } => {
+                db.add_rule(&zone, &pattern, &kind, ttl).await?;
+                println!("rule {pattern} -> {kind} added to {zone}");
+            }
+            cli::RuleCommand::Rm { zone, pattern } => {
+                db.remove_rule(&zone, &pattern).await?;
+                println!("rule {pattern} removed from {zone}");
+            }
+        },
+        ZoneCommand::Record { command } => match command {
+            cli::RecordCommand::Add { zone, name, rtype, data, ttl } => {
+                db.add_record(&zone, &name, &rtype, ttl, &data).await?;
+                println!("record added");
+            }
+        },
+    }
+    Ok(())
+}
+
+fn cluster_update(args: cli::ClusterArgs) -> Result<ClusterUpdate> {
+    Ok(ClusterUpdate {
+        set_services: args
+            .services
+            .iter()
+            .map(|s| cli::parse_service(s))
+            .collect::<Result<_>>()
+            .context("--service")?,
+        remove_services: args.remove_services,
+        add_addresses: args.addresses,
+        remove_addresses: args.remove_addresses,
+        address_order: args.order,
+    })
+}
+
+async fn cluster_command(db: &Database, command: ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Add { name, args } => {
+            let order = args.order.clone().unwrap_or_else(|| "fixed".into());
+            db.add_cluster(&name, &order, &cluster_update(args)?).await?;
+            println!("cluster {name} added");
+        }
+        ClusterCommand::Set { name, args } => {
+            db.set_cluster(&name, &cluster_update(args)?).await.context("NAME")?;
+            println!("cluster {name} updated");
+        }
+        ClusterCommand::List => {
+            for c in db.list_clusters().await? {
+                println!("{}  order {}  instances {}", c.cluster.name, c.cluster.address_order, c.instances);
+                for (service, target) in &c.services {
+                    println!("    service {service} -> {target}");
+                }
+                for a in &c.addresses {
+                    println!("    address {a}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn instance_command(db: &Database, command: InstanceCommand) -> Result<()> {
+    match command {
+        InstanceCommand::Add { id, cluster, name, owner, ttl } => {
+            db.add_instance(id, &cluster, name.as_deref(), owner.as_deref(), ttl).await?;
+            println!("instance {id} added on cluster {cluster}");
+        }
+        InstanceCommand::Move { id, to } => {
+            let t = db.move_instance(id, &to).await?;
+            println!(
+                "instance {id} moved from {} to {} at {} (tombstone recorded)",
+                t.from_cluster,
+                t.to_cluster,
+                rfc3339(t.moved_at)
+            );
+        }
+        InstanceCommand::Rm { id } => {
+            db.remove_instance(id).await?;
+            println!("instance {id} removed");
+        }
+        InstanceCommand::Show { id } => {
+            let info = db.show_instance(id).await?;
+            let i = &info.instance;
+            println!("instance {}", i.id);
+            println!("  cluster  {}", info.cluster);
+            if let (Some(n), Some(o)) = (&i.name, &i.owner) {
+                println!("  name     {n}.{o}");
+            }
+            println!("  ttl      {}", i.ttl.map_or("rule default".into(), |t| format!("{t}s")));
+            for d in &info.domains {
+                println!("  domain   {d}");
+            }
+            for t in &info.tombstones {
+                println!("  moved    {} -> {} at {}", t.from_cluster, t.to_cluster, rfc3339(t.moved_at));
+            }
+        }
+        InstanceCommand::List { cluster, limit } => {
+            for (i, cluster) in db.list_instances(cluster.as_deref(), limit).await? {
+                let name = match (&i.name, &i.owner) {
+                    (Some(n), Some(o)) => format!("{n}.{o}"),
+                    _ => "-".into(),
+                };
+                println!("{}  {cluster}  {name}  {}", i.id, i.ttl.map_or("-".into(), |t| t.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn domain_command(db: &Database, command: DomainCommand) -> Result<()> {
+    match command {
+        DomainCommand::Add { hostname, instance } => {
+            db.add_domain(&hostname, instance).await?;
+            println!("{hostname} -> instance {instance}");
+        }
+        DomainCommand::Rm { hostname } => {
+            db.remove_domain(&hostname).await?;
+            println!("{hostname} removed");
+        }
+    }
+    Ok(())
+}
+
+async fn acme_command(db: &Database, command: AcmeCommand) -> Result<()> {
+    match command {
+        AcmeCommand::Set { name, txt, cname, ttl, expires } => {
+            let (kind, value) = match (txt, cname) {
+                (Some(t), None) => ("txt", t),
+                (None, Some(c)) => ("cname", c),
+                _ => bail!("give exactly one of --txt VALUE or --cname TARGET"),
+            };
+            let expires_at = expires.map(|s| unix_now() + i64::from(s));
+            db.set_acme(&AcmeChallenge { name: name.clone(), kind: kind.into(), value, ttl, expires_at })
+                .await?;
+            println!("_acme-challenge.{} set", name.trim_end_matches('.'));
+        }
+        AcmeCommand::Clear { name, txt } => {
+            let n = db.clear_acme(&name, txt.as_deref()).await?;
+            println!("{n} challenge answer(s) removed");
+        }
+    }
+    Ok(())
 }

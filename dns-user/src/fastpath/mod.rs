@@ -9,8 +9,11 @@ pub mod loader;
 mod maps;
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -24,9 +27,10 @@ pub use maps::{KernelMaps, MapUsage, MapsError, answer_slot};
 use crate::{answer::EncodedAnswer, resolver::Tag};
 
 /// The key both sides use: the lower-cased wire QNAME followed by QTYPE (big endian),
-/// boxed so that millions of entries cost their length, not the longest name's.
+/// shared so that millions of entries cost their length, not the longest name's, and
+/// the tag index holds them by reference.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey(Box<[u8]>);
+pub struct CacheKey(Arc<[u8]>);
 
 impl CacheKey {
     /// `lower_name` must already be lower-cased wire format.
@@ -34,7 +38,7 @@ impl CacheKey {
         let mut bytes = Vec::with_capacity(lower_name.len() + 2);
         bytes.extend_from_slice(lower_name);
         bytes.extend_from_slice(&qtype.to_be_bytes());
-        Self(bytes.into_boxed_slice())
+        Self(bytes.into())
     }
 
     pub fn name(&self) -> &[u8] {
@@ -44,6 +48,48 @@ impl CacheKey {
     pub fn qtype(&self) -> u16 {
         let n = self.0.len();
         u16::from_be_bytes([self.0[n - 2], self.0[n - 1]])
+    }
+}
+
+/// The entries and the index from tags to the entries carrying them.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<CacheKey, Cached>,
+    by_tag: HashMap<Tag, HashSet<CacheKey>>,
+}
+
+impl Entries {
+    fn insert(&mut self, key: CacheKey, cached: Cached) -> Option<Cached> {
+        let tags = cached.tags.clone();
+        let old = self.map.insert(key.clone(), cached);
+        if let Some(old) = &old {
+            self.unindex(&key, old, Some(&tags));
+        }
+        for tag in tags.iter() {
+            self.by_tag.entry(tag.clone()).or_default().insert(key.clone());
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &CacheKey) -> Option<Cached> {
+        let old = self.map.remove(key)?;
+        self.unindex(key, &old, None);
+        Some(old)
+    }
+
+    /// Drops `key` from the index sets of `old`'s tags (but those it still carries).
+    fn unindex(&mut self, key: &CacheKey, old: &Cached, keep: Option<&Arc<[Tag]>>) {
+        for tag in old.tags.iter() {
+            if keep.is_some_and(|k| k.contains(tag)) {
+                continue;
+            }
+            if let Some(set) = self.by_tag.get_mut(tag) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_tag.remove(tag);
+                }
+            }
+        }
     }
 }
 
@@ -65,12 +111,22 @@ struct Cached {
 /// Default bound of the userspace cache.
 pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
 
+/// How long after expiry an answer may still be served while the database cannot be
+/// reached (RFC 8767 suggests one to three days; an hour keeps memory bounded).
+pub const STALE_MAX: Duration = Duration::from_secs(3600);
+
+/// TTL of a stale answer re-served during a database outage (RFC 8767 section 4).
+pub const STALE_TTL: u32 = 30;
+
 pub struct AnswerCache {
-    entries: RwLock<HashMap<CacheKey, Cached>>,
+    entries: RwLock<Entries>,
     max_entries: usize,
     kernel: Option<Mutex<KernelMaps>>,
     /// When a full cache last swept out expired entries (monotonic ns).
-    last_full_sweep: std::sync::atomic::AtomicU64,
+    last_full_sweep: AtomicU64,
+    /// Bumped by every invalidation: an answer resolved before a change is not cached
+    /// after it (see [`AnswerCache::epoch`]).
+    epoch: AtomicU64,
 }
 
 /// How often a full cache may scan for expired entries to make room.
@@ -96,10 +152,11 @@ pub fn kernel_can_serve(key: &CacheKey, answer: &EncodedAnswer) -> bool {
 impl AnswerCache {
     pub fn new(max_entries: usize, kernel: Option<KernelMaps>) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
             max_entries,
             kernel: kernel.map(Mutex::new),
             last_full_sweep: Default::default(),
+            epoch: Default::default(),
         }
     }
 
@@ -110,40 +167,78 @@ impl AnswerCache {
     /// A fresh cached answer for `key`.
     pub fn lookup(&self, key: &CacheKey) -> Option<Arc<EncodedAnswer>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let cached = entries.get(key)?;
+        let cached = entries.map.get(key)?;
         (monotonic_ns() < cached.expires_ns).then(|| cached.answer.clone())
     }
 
+    /// A cached answer for `key` that expired at most `max_stale` ago: what to serve
+    /// while the database cannot be reached (RFC 8767).
+    pub fn lookup_stale(&self, key: &CacheKey, max_stale: Duration) -> Option<Arc<EncodedAnswer>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let cached = entries.map.get(key)?;
+        (monotonic_ns() < cached.expires_ns.saturating_add(max_stale.as_nanos() as u64))
+            .then(|| cached.answer.clone())
+    }
+
+    /// The current invalidation epoch: read it before resolving, and pass it to
+    /// [`AnswerCache::insert`], which drops the answer if a change came in between.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Caches an answer for `ttl` seconds and, when the kernel can serve it, installs it
-    /// in the maps so the next identical query is answered by XDP.
-    pub fn insert(&self, key: CacheKey, answer: Arc<EncodedAnswer>, ttl: u32, tags: Vec<Tag>) {
+    /// in the maps so the next identical query is answered by XDP. Not cached if an
+    /// invalidation happened since `epoch` was read (the answer may predate it).
+    pub fn insert(&self, key: CacheKey, answer: Arc<EncodedAnswer>, ttl: u32, tags: Vec<Tag>, epoch: u64) {
         if ttl == 0 {
             return;
         }
         let expires_ns = monotonic_ns() + Duration::from_secs(ttl.into()).as_nanos() as u64;
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.map.len() >= self.max_entries && !entries.map.contains_key(&key) {
             // Full: scan for expired entries at most once a second (a scan is O(n)).
             let now = monotonic_ns();
-            let last = self.last_full_sweep.load(std::sync::atomic::Ordering::Relaxed);
+            let last = self.last_full_sweep.load(Ordering::Relaxed);
             if now.saturating_sub(last) >= FULL_SWEEP_INTERVAL_NS {
-                self.last_full_sweep.store(now, std::sync::atomic::Ordering::Relaxed);
+                self.last_full_sweep.store(now, Ordering::Relaxed);
                 let expired: Vec<CacheKey> =
-                    entries.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
+                    entries.map.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
                 for k in expired {
                     if let Some(old) = entries.remove(&k) {
                         self.uninstall(&k, old.slot);
                     }
                 }
             }
-            if entries.len() >= self.max_entries {
+            if entries.map.len() >= self.max_entries {
                 tracing::debug!("userspace answer cache full; not caching");
                 return;
             }
         }
-        let previous = entries.get(&key).and_then(|c| c.slot);
+        let previous = entries.map.get(&key).and_then(|c| c.slot);
         let slot = self.install(&key, &answer, expires_ns, previous);
         entries.insert(key, Cached { answer, expires_ns, tags: tags.into(), slot });
+    }
+
+    /// Serves `key`'s stale answer again for `ttl` seconds (kernel included) while the
+    /// database is unreachable; returns it.
+    pub fn extend_stale(&self, key: &CacheKey, max_stale: Duration, ttl: u32) -> Option<Arc<EncodedAnswer>> {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let now = monotonic_ns();
+        let cached = entries.map.get(key)?;
+        if now >= cached.expires_ns.saturating_add(max_stale.as_nanos() as u64) {
+            return None;
+        }
+        let (answer, previous) = (cached.answer.clone(), cached.slot);
+        let expires_ns = now + Duration::from_secs(ttl.into()).as_nanos() as u64;
+        let slot = self.install(key, &answer, expires_ns, previous);
+        if let Some(c) = entries.map.get_mut(key) {
+            c.expires_ns = expires_ns;
+            c.slot = slot;
+        }
+        Some(answer)
     }
 
     /// Makes sure the kernel holds the cached answer for `key` (its LRU may have evicted
@@ -151,7 +246,7 @@ impl AnswerCache {
     pub fn ensure_in_kernel(&self, key: &CacheKey) {
         let Some(kernel) = &self.kernel else { return };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let Some(cached) = entries.get_mut(key) else { return };
+        let Some(cached) = entries.map.get_mut(key) else { return };
         if !kernel_can_serve(key, &cached.answer) {
             return;
         }
@@ -195,15 +290,43 @@ impl AnswerCache {
         }
     }
 
-    /// Removes every answer carrying one of `tags`, from the cache and the kernel.
-    pub fn invalidate(&self, tags: &[Tag]) -> usize {
-        self.remove_where(|c| c.tags.iter().any(|t| tags.contains(t)))
+    /// Starts an invalidation: answers resolved before it will not be cached. Returns
+    /// the keys of the answers carrying any of `tags`.
+    pub fn begin_invalidation<'t>(&self, tags: impl IntoIterator<Item = &'t Tag>) -> Vec<CacheKey> {
+        let entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let mut keys: HashSet<CacheKey> = HashSet::new();
+        for tag in tags {
+            if let Some(set) = entries.by_tag.get(tag) {
+                keys.extend(set.iter().cloned());
+            }
+        }
+        keys.into_iter().collect()
     }
 
-    /// Drops expired entries (and their kernel entries and answer slots).
-    pub fn sweep(&self) {
+    /// Removes answers, from the cache and the kernel.
+    pub fn remove(&self, keys: &[CacheKey]) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            if let Some(old) = entries.remove(k) {
+                self.uninstall(k, old.slot);
+            }
+        }
+    }
+
+    /// Removes every answer carrying one of `tags`, from the cache and the kernel.
+    pub fn invalidate(&self, tags: &[Tag]) -> usize {
+        let keys = self.begin_invalidation(tags);
+        self.remove(&keys);
+        keys.len()
+    }
+
+    /// Drops entries expired more than `keep_stale` ago (and their kernel entries and
+    /// answer slots); younger expired ones are kept to serve stale if the database
+    /// goes down.
+    pub fn sweep(&self, keep_stale: Duration) {
         let now = monotonic_ns();
-        self.remove_where(|c| c.expires_ns <= now);
+        self.remove_where(|c| c.expires_ns.saturating_add(keep_stale.as_nanos() as u64) <= now);
         if let Some(kernel) = &self.kernel {
             kernel.lock().unwrap_or_else(|p| p.into_inner()).reclaim_quarantine();
         }
@@ -211,7 +334,8 @@ impl AnswerCache {
 
     fn remove_where(&self, pred: impl Fn(&Cached) -> bool) -> usize {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let keys: Vec<CacheKey> = entries.iter().filter(|(_, c)| pred(c)).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<CacheKey> =
+            entries.map.iter().filter(|(_, c)| pred(c)).map(|(k, _)| k.clone()).collect();
         for k in &keys {
             if let Some(old) = entries.remove(k) {
                 self.uninstall(k, old.slot);
@@ -232,7 +356,7 @@ impl AnswerCache {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).map.len()
     }
 
     pub fn is_empty(&self) -> bool {

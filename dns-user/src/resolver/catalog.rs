@@ -23,6 +23,8 @@ pub enum RuleKind {
     Service,
     /// `A`/`AAAA` of the cluster's load balancer.
     Host,
+    /// `TXT` describing the instance's last move (old cluster, new cluster, time).
+    Tombstone,
 }
 
 #[derive(Clone, Debug)]
@@ -175,6 +177,7 @@ impl Catalog {
             let kind = match rule.kind.as_str() {
                 "service" => RuleKind::Service,
                 "host" => RuleKind::Host,
+                "tombstone" => RuleKind::Tombstone,
                 other => {
                     warnings.push(format!("rule {} skipped: unknown kind {other:?}", rule.id));
                     continue;
@@ -247,5 +250,14 @@ impl Catalog {
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
         self.zones.values()
+    }
+
+    /// Every service name some cluster offers.
+    pub fn service_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.clusters.values().flat_map(|c| c.services.keys().cloned()).collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }

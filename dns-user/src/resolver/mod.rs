@@ -1,7 +1,12 @@
 //! The resolution core: a question in, an authoritative answer out. No sockets, no
-//! BPF, no SQL: zone data comes from the in-memory [`Catalog`], instances from a
-//! [`Store`]. Every front end (UDP, TCP, `instadns query`) and the fast path's map
-//! entries are built from what this module answers, so they cannot disagree.
+//! BPF, no SQL: zone data comes from the in-memory [`Catalog`], instances, custom
+//! domains and challenges from a [`Store`]. Every front end (UDP, TCP, `instadns
+//! query`) and the fast path's map entries are built from what this module answers, so
+//! they cannot disagree.
+//!
+//! Order at a name: static records, then ACME challenge answers (`_acme-challenge.`),
+//! then custom domains, then the zone's name rules; a name with none of these is an
+//! empty non-terminal (NODATA) if names exist below it, or does not exist (NXDOMAIN).
 
 pub mod catalog;
 pub mod rules;
@@ -13,14 +18,15 @@ use std::{
 
 use hickory_proto::rr::{
     Name, RData, Record, RecordType,
-    rdata::{A, AAAA, CNAME},
+    rdata::{A, AAAA, CNAME, TXT},
 };
 
 pub use catalog::{Catalog, Cluster, Rule, RuleKind, Zone};
+use rules::Captures;
 
 use crate::{
     answer::Sections,
-    store::{Instance, Store, StoreError},
+    store::{Instance, Store, StoreError, rfc3339, unix_now},
     wire::rcode,
 };
 
@@ -28,16 +34,23 @@ use crate::{
 /// to stop loops; 8 is what common servers use).
 pub const MAX_CNAME_CHAIN: usize = 8;
 
-/// What an answer depends on, so a change in the database can find the answers
-/// (and map entries) it invalidates.
+/// The label under which DNS-01 challenges are answered (RFC 8555 section 8.4).
+pub const ACME_LABEL: &str = "_acme-challenge";
+
+/// TTL of host answers for custom domains of instances without their own TTL.
+pub const DOMAIN_TTL: u32 = 60;
+
+/// What an answer depends on, so that a change in the database finds exactly the
+/// answers (and map entries) it invalidates.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Tag {
+    /// The zone's static data: SOA, NS, records, rules.
     Zone(i64),
     Instance(i64),
     Cluster(i64),
-    /// The answer says a name does not exist or has no data of the type: any new
-    /// instance may change it.
-    Negative,
+    /// Whether names exist at or below this name (lower-case, absolute): negative
+    /// answers and empty non-terminals, custom domains, challenge names.
+    Name(String),
 }
 
 /// An authoritative answer with the facts behind it.
@@ -75,10 +88,11 @@ impl Resolution {
         }
     }
 
-    fn negative(&mut self, zone: &Zone, rcode: u16) {
+    /// NXDOMAIN or NODATA at `name`: the SOA in authority (RFC 2308).
+    fn negative(&mut self, zone: &Zone, name: &Name, rcode: u16) {
         self.rcode = rcode;
         self.sections.authority.push(zone.negative_soa());
-        self.tag(Tag::Negative);
+        self.tag(Tag::Name(name.to_ascii()));
     }
 }
 
@@ -91,19 +105,29 @@ enum Step {
 
 pub struct Resolver<S> {
     store: S,
-    catalog: RwLock<Arc<Catalog>>,
+    catalog: RwLock<Option<Arc<Catalog>>>,
 }
 
 impl<S: Store> Resolver<S> {
-    /// Loads the catalog from the store.
+    /// A resolver with the catalog loaded from the store.
     pub async fn new(store: S) -> Result<Self, StoreError> {
-        let resolver = Self { store, catalog: RwLock::new(Arc::new(Catalog::default())) };
+        let resolver = Self::unloaded(store);
         resolver.reload().await?;
         Ok(resolver)
     }
 
+    /// A resolver whose catalog is not loaded yet (the database may be down): it
+    /// answers SERVFAIL until [`Resolver::reload`] succeeds.
+    pub fn unloaded(store: S) -> Self {
+        Self { store, catalog: RwLock::new(None) }
+    }
+
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
     /// Re-reads the small tables into a new catalog.
@@ -112,17 +136,17 @@ impl<S: Store> Resolver<S> {
         for w in warnings {
             tracing::warn!("{w}");
         }
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
         Ok(())
     }
 
-    pub fn catalog(&self) -> Arc<Catalog> {
+    pub fn catalog(&self) -> Option<Arc<Catalog>> {
         self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Answers `qname` (lower-cased) / `qtype`, class IN.
     pub async fn resolve(&self, qname: &Name, qtype: RecordType) -> Result<Resolution, StoreError> {
-        let catalog = self.catalog();
+        let catalog = self.catalog().ok_or_else(|| StoreError::Unavailable("zones not loaded yet".into()))?;
         let mut res = Resolution::new();
         let mut name = qname.clone();
         for depth in 0..=MAX_CNAME_CHAIN {
@@ -170,82 +194,238 @@ impl<S: Store> Resolver<S> {
             res.trace.push("static records".into());
             return Ok(answer_from_rrsets(records, name, qtype, zone, res));
         }
+        if let Some(step) = self.acme(zone, name, qtype, res).await? {
+            return Ok(step);
+        }
+        if let Some(step) = self.custom_domain(catalog, zone, name, qtype, res).await? {
+            return Ok(step);
+        }
         let relative = relative_labels(name, &zone.apex);
         for rule in &zone.rules {
-            let Some(caps) = rule.pattern.matches(&relative) else {
-                continue;
-            };
-            let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
-                (Some(id), _, _) => self.store.instance_by_id(id).await?,
-                (None, Some(owner), Some(instance_name)) => {
-                    self.store.instance_by_owner_name(owner, instance_name).await?
-                }
-                _ => None,
-            };
-            // The pattern matched, but the instance must also carry the captured
-            // name and owner when the pattern names them.
-            let Some(instance) =
-                instance.filter(|i| caps.owner.is_none() || i.owner.as_deref() == caps.owner.as_deref())
-            else {
-                res.trace.push(format!("rule {} matched, but no such instance", rule.pattern));
-                continue;
-            };
-            res.tag(Tag::Instance(instance.id));
-            let Some(cluster) = catalog.clusters.get(&instance.cluster_id) else {
-                res.trace
-                    .push(format!("instance {} is on unknown cluster {}", instance.id, instance.cluster_id));
-                continue;
-            };
-            res.tag(Tag::Cluster(cluster.id));
-            res.trace.push(format!(
-                "rule {} ({:?}): instance {}{} on cluster {}",
-                rule.pattern,
-                rule.kind,
-                instance.id,
-                describe_instance(&instance),
-                cluster.name
-            ));
-            let ttl = instance.ttl.unwrap_or(rule.ttl);
-            match rule.kind {
-                RuleKind::Service => {
-                    let service = caps.service.as_deref().unwrap_or_default();
-                    let Some(target) = cluster.services.get(service) else {
-                        res.trace.push(format!("cluster {} has no service {service:?}", cluster.name));
-                        continue;
-                    };
-                    let cname = Record::from_rdata(name.clone(), ttl, RData::CNAME(CNAME(target.clone())));
-                    res.sections.answers.push(cname);
-                    return Ok(if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
-                        Step::Done
-                    } else {
-                        Step::Chase(target.clone())
-                    });
-                }
-                RuleKind::Host => {
-                    let records = address_records(name, ttl, &cluster.addresses, qtype);
-                    if records.is_empty() {
-                        res.trace.push(format!("no {qtype} records for cluster {}", cluster.name));
-                        res.negative(zone, rcode::NOERROR);
-                    } else {
-                        let first = res.sections.answers.len();
-                        if cluster.rotate && records.len() > 1 {
-                            res.rotate = Some(first..first + records.len());
-                        }
-                        res.sections.answers.extend(records);
-                    }
-                    return Ok(Step::Done);
-                }
+            let Some(caps) = rule.pattern.matches(&relative) else { continue };
+            if let Some(step) = self.apply_rule(catalog, zone, rule, &caps, name, qtype, res).await? {
+                return Ok(step);
             }
         }
         // Nothing at this name: an empty non-terminal (NODATA) or nothing (NXDOMAIN).
         if self.is_empty_non_terminal(zone, &relative, name).await? {
             res.trace.push("empty non-terminal".into());
-            res.negative(zone, rcode::NOERROR);
+            res.negative(zone, name, rcode::NOERROR);
         } else {
             res.trace.push("no such name".into());
-            res.negative(zone, rcode::NXDOMAIN);
+            res.negative(zone, name, rcode::NXDOMAIN);
         }
         Ok(Step::Done)
+    }
+
+    /// `_acme-challenge.<name>`: the challenge's TXT values (those not expired), or its
+    /// CNAME into a validation zone.
+    async fn acme(
+        &self,
+        zone: &Zone,
+        name: &Name,
+        qtype: RecordType,
+        res: &mut Resolution,
+    ) -> Result<Option<Step>, StoreError> {
+        let Some(first) = name.iter().next() else { return Ok(None) };
+        if !first.eq_ignore_ascii_case(ACME_LABEL.as_bytes()) || name.num_labels() < 2 {
+            return Ok(None);
+        }
+        let validated = name.base_name().to_ascii();
+        let now = unix_now();
+        let challenges: Vec<_> = self
+            .store
+            .acme(&validated)
+            .await?
+            .into_iter()
+            .filter(|c| c.expires_at.is_none_or(|t| t > now))
+            .collect();
+        if challenges.is_empty() {
+            return Ok(None);
+        }
+        res.tag(Tag::Name(name.to_ascii()));
+        res.trace.push(format!("ACME challenge for {validated}"));
+        if let Some(c) = challenges.iter().find(|c| c.kind == "cname") {
+            let target = catalog::parse_name(&c.value).map_err(StoreError::Invalid)?;
+            res.sections.answers.push(Record::from_rdata(
+                name.clone(),
+                c.ttl,
+                RData::CNAME(CNAME(target.clone())),
+            ));
+            return Ok(Some(if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
+                Step::Done
+            } else {
+                Step::Chase(target)
+            }));
+        }
+        if !matches!(qtype, RecordType::TXT | RecordType::ANY) {
+            res.negative(zone, name, rcode::NOERROR);
+            return Ok(Some(Step::Done));
+        }
+        for c in challenges {
+            // Never cached past the value's expiry.
+            let ttl = c.expires_at.map_or(c.ttl, |t| c.ttl.min((t - now).clamp(1, u32::MAX.into()) as u32));
+            res.sections.answers.push(Record::from_rdata(
+                name.clone(),
+                ttl,
+                RData::TXT(TXT::new(vec![c.value])),
+            ));
+        }
+        Ok(Some(Step::Done))
+    }
+
+    /// A custom domain of an instance (a hostname delegated to us) answers like the
+    /// instance's host names.
+    async fn custom_domain(
+        &self,
+        catalog: &Catalog,
+        zone: &Zone,
+        name: &Name,
+        qtype: RecordType,
+        res: &mut Resolution,
+    ) -> Result<Option<Step>, StoreError> {
+        let Some(id) = self.store.domain_instance(&name.to_ascii()).await? else { return Ok(None) };
+        let Some(instance) = self.store.instance_by_id(id).await? else { return Ok(None) };
+        let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
+        res.tag(Tag::Name(name.to_ascii()));
+        res.trace.push(format!("custom domain of instance {id}"));
+        self.host_answer(zone, cluster, name, instance.ttl.unwrap_or(DOMAIN_TTL), qtype, res);
+        Ok(Some(Step::Done))
+    }
+
+    fn cluster_of<'c>(
+        &self,
+        catalog: &'c Catalog,
+        instance: &Instance,
+        res: &mut Resolution,
+    ) -> Option<&'c Cluster> {
+        res.tag(Tag::Instance(instance.id));
+        let cluster = catalog.clusters.get(&instance.cluster_id);
+        match cluster {
+            Some(c) => res.tag(Tag::Cluster(c.id)),
+            None => res
+                .trace
+                .push(format!("instance {} is on unknown cluster {}", instance.id, instance.cluster_id)),
+        }
+        cluster
+    }
+
+    /// Applies a rule whose pattern matched; `None` if it yields nothing (the next rule
+    /// is tried).
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_rule(
+        &self,
+        catalog: &Catalog,
+        zone: &Zone,
+        rule: &Rule,
+        caps: &Captures,
+        name: &Name,
+        qtype: RecordType,
+        res: &mut Resolution,
+    ) -> Result<Option<Step>, StoreError> {
+        if rule.kind == RuleKind::Tombstone {
+            return self.tombstone(zone, rule, caps, name, qtype, res).await;
+        }
+        let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
+            (Some(id), _, _) => self.store.instance_by_id(id).await?,
+            (None, Some(owner), Some(instance_name)) => {
+                self.store.instance_by_owner_name(owner, instance_name).await?
+            }
+            _ => None,
+        };
+        // The instance must also carry the name and owner the pattern captured.
+        let Some(instance) = instance.filter(|i| {
+            caps.owner.is_none()
+                || (i.owner.as_deref() == caps.owner.as_deref() && i.name.as_deref() == caps.name.as_deref())
+        }) else {
+            res.trace.push(format!("rule {} matched, but no such instance", rule.pattern));
+            return Ok(None);
+        };
+        let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
+        res.trace.push(format!(
+            "rule {} ({:?}): instance {}{} on cluster {}",
+            rule.pattern,
+            rule.kind,
+            instance.id,
+            describe_instance(&instance),
+            cluster.name
+        ));
+        let ttl = instance.ttl.unwrap_or(rule.ttl);
+        match rule.kind {
+            RuleKind::Service => {
+                let service = caps.service.as_deref().unwrap_or_default();
+                let Some(target) = cluster.services.get(service) else {
+                    res.trace.push(format!("cluster {} has no service {service:?}", cluster.name));
+                    return Ok(None);
+                };
+                let cname = Record::from_rdata(name.clone(), ttl, RData::CNAME(CNAME(target.clone())));
+                res.sections.answers.push(cname);
+                Ok(Some(if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
+                    Step::Done
+                } else {
+                    Step::Chase(target.clone())
+                }))
+            }
+            RuleKind::Host => {
+                self.host_answer(zone, cluster, name, ttl, qtype, res);
+                Ok(Some(Step::Done))
+            }
+            RuleKind::Tombstone => unreachable!("handled above"),
+        }
+    }
+
+    /// The cluster's addresses of the query's family at `name`.
+    fn host_answer(
+        &self,
+        zone: &Zone,
+        cluster: &Cluster,
+        name: &Name,
+        ttl: u32,
+        qtype: RecordType,
+        res: &mut Resolution,
+    ) {
+        let records = address_records(name, ttl, &cluster.addresses, qtype);
+        if records.is_empty() {
+            res.trace.push(format!("no {qtype} records for cluster {}", cluster.name));
+            res.negative(zone, name, rcode::NOERROR);
+            return;
+        }
+        let first = res.sections.answers.len();
+        if cluster.rotate && records.len() > 1 {
+            res.rotate = Some(first..first + records.len());
+        }
+        res.sections.answers.extend(records);
+    }
+
+    /// A tombstone rule: TXT describing the instance's last move.
+    async fn tombstone(
+        &self,
+        zone: &Zone,
+        rule: &Rule,
+        caps: &Captures,
+        name: &Name,
+        qtype: RecordType,
+        res: &mut Resolution,
+    ) -> Result<Option<Step>, StoreError> {
+        let Some(id) = caps.id else { return Ok(None) };
+        res.tag(Tag::Instance(id));
+        let Some(t) = self.store.last_tombstone(id).await? else {
+            res.trace.push(format!("rule {}: instance {id} never moved", rule.pattern));
+            return Ok(None);
+        };
+        res.tag(Tag::Name(name.to_ascii()));
+        res.trace.push(format!("tombstone of instance {id}: {} -> {}", t.from_cluster, t.to_cluster));
+        if !matches!(qtype, RecordType::TXT | RecordType::ANY) {
+            res.negative(zone, name, rcode::NOERROR);
+            return Ok(Some(Step::Done));
+        }
+        let text = format!("from={} to={} moved_at={}", t.from_cluster, t.to_cluster, rfc3339(t.moved_at));
+        res.sections.answers.push(Record::from_rdata(
+            name.clone(),
+            rule.ttl,
+            RData::TXT(TXT::new(vec![text])),
+        ));
+        Ok(Some(Step::Done))
     }
 
     /// A name with nothing of its own exists if names exist below it (RFC 8020): static
@@ -260,9 +440,7 @@ impl<S: Store> Resolver<S> {
             return Ok(true);
         }
         for rule in &zone.rules {
-            let Some(caps) = rule.pattern.matches_ancestor(relative) else {
-                continue;
-            };
+            let Some(caps) = rule.pattern.matches_ancestor(relative) else { continue };
             let exists = match (caps.id, caps.owner.as_deref()) {
                 (Some(id), _) => self.store.instance_by_id(id).await?.is_some(),
                 (None, Some(owner)) => self.store.owner_exists(owner).await?,
@@ -275,6 +453,36 @@ impl<S: Store> Resolver<S> {
             }
         }
         Ok(false)
+    }
+
+    /// The names (lower-case, absolute) an instance with these fields makes exist,
+    /// empty non-terminals included: what a change of the instance can affect.
+    pub fn names_of_instance(&self, id: i64, owner: Option<&str>, name: Option<&str>) -> Vec<String> {
+        let Some(catalog) = self.catalog() else { return Vec::new() };
+        let services = catalog.service_names();
+        let mut out = Vec::new();
+        for zone in catalog.zones() {
+            let apex = zone.apex.to_ascii();
+            for rule in &zone.rules {
+                let uses_service = rule.pattern.uses(rules::Var::Service);
+                let service_values: Vec<Option<String>> =
+                    if uses_service { services.iter().cloned().map(Some).collect() } else { vec![None] };
+                for service in service_values {
+                    let caps = Captures {
+                        id: Some(id),
+                        service,
+                        name: name.map(str::to_owned),
+                        owner: owner.map(str::to_owned),
+                    };
+                    for relative in rule.pattern.instantiate(&caps).into_iter().flatten() {
+                        out.push(format!("{relative}.{apex}").to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
@@ -320,7 +528,7 @@ fn answer_from_rrsets(
         }
     }
     res.trace.push(format!("no {qtype} records at {name}"));
-    res.negative(zone, rcode::NOERROR);
+    res.negative(zone, name, rcode::NOERROR);
     Step::Done
 }
 

@@ -134,6 +134,27 @@ impl Pattern {
         self.match_tail(labels)
     }
 
+    /// The relative name the pattern gives for these values, and the names above it
+    /// that the pattern makes exist (its empty non-terminals), nearest first. `None` if
+    /// a placeholder the pattern uses has no value.
+    pub fn instantiate(&self, caps: &Captures) -> Option<Vec<String>> {
+        let mut labels = Vec::with_capacity(self.labels.len());
+        for template in &self.labels {
+            let mut label = String::new();
+            for segment in template {
+                match segment {
+                    Segment::Lit(l) => label.push_str(&String::from_utf8_lossy(l)),
+                    Segment::Var(Var::Id) => label.push_str(&caps.id?.to_string()),
+                    Segment::Var(Var::Service) => label.push_str(caps.service.as_deref()?),
+                    Segment::Var(Var::Name) => label.push_str(caps.name.as_deref()?),
+                    Segment::Var(Var::Owner) => label.push_str(caps.owner.as_deref()?),
+                }
+            }
+            labels.push(label);
+        }
+        Some((0..labels.len()).map(|skip| labels[skip..].join(".")).collect())
+    }
+
     /// Matches fewer labels than the pattern has against the pattern's rightmost
     /// labels: the name would be an empty non-terminal above names of this pattern.
     pub fn matches_ancestor(&self, labels: &[&[u8]]) -> Option<Captures> {
@@ -243,6 +264,9 @@ mod tests {
         assert!(p.matches(&labels("ws-12")).is_none());
         assert!(p.matches_ancestor(&labels("apps")).is_some());
         assert!(p.matches_ancestor(&labels("other")).is_none());
+        let caps = Captures { id: Some(7), service: Some("ws".into()), ..Default::default() };
+        assert_eq!(p.instantiate(&caps).unwrap(), ["ws-7.apps", "apps"]);
+        assert!(p.instantiate(&Captures { id: Some(7), ..Default::default() }).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::{
     answer::{EncodedAnswer, encode, name_from_wire},
-    fastpath::{AnswerCache, CacheKey},
+    fastpath::{AnswerCache, CacheKey, STALE_MAX, STALE_TTL},
     resolver::Resolver,
     store::Store,
     wire::{self, Query, parse_query, rcode},
@@ -30,6 +30,8 @@ pub struct QueryStats {
     pub tcp: AtomicU64,
     pub cache_hits: AtomicU64,
     pub truncated: AtomicU64,
+    /// Stale answers served while the database was unreachable.
+    pub stale: AtomicU64,
     /// Responses by RCODE (index = RCODE, BADVERS = 16).
     pub rcodes: [AtomicU64; 17],
 }
@@ -109,23 +111,38 @@ impl<S: Store> Handler<S> {
             }
             return answer;
         }
-        let name = match name_from_wire(query.name.as_bytes()) {
+        self.resolve_and_cache(&key, false).await
+    }
+
+    /// Resolves `key` afresh and caches (and installs) the answer if cacheable; when
+    /// `replacing` a cached answer, an uncacheable one removes it. While the database is
+    /// unreachable, a recently expired answer is served again instead (RFC 8767); with
+    /// none, SERVFAIL.
+    async fn resolve_and_cache(&self, key: &CacheKey, replacing: bool) -> Arc<EncodedAnswer> {
+        let epoch = self.cache.epoch();
+        let name = match name_from_wire(key.name()) {
             Ok(name) => name,
             Err(e) => {
                 tracing::debug!(error = %e, "undecodable question name");
                 return Arc::new(EncodedAnswer::empty(rcode::FORMERR, false));
             }
         };
-        let resolution = match self.resolver.resolve(&name, RecordType::from(query.qtype)).await {
+        let resolution = match self.resolver.resolve(&name, RecordType::from(key.qtype())).await {
             Ok(r) => r,
             Err(e) => {
+                if e.is_unavailable()
+                    && let Some(stale) = self.cache.extend_stale(key, STALE_MAX, STALE_TTL)
+                {
+                    self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                    return stale;
+                }
                 tracing::warn!(error = %e, %name, "lookup failed; answering SERVFAIL");
                 return Arc::new(EncodedAnswer::servfail());
             }
         };
         let encoded = match encode(
             &name,
-            query.qtype,
+            key.qtype(),
             resolution.rcode,
             resolution.authoritative,
             &resolution.sections,
@@ -137,10 +154,18 @@ impl<S: Store> Handler<S> {
                 return Arc::new(EncodedAnswer::servfail());
             }
         };
-        if let Some(ttl) = resolution.cache_ttl {
-            self.cache.insert(key, encoded.clone(), ttl, resolution.tags);
+        match resolution.cache_ttl {
+            Some(ttl) => self.cache.insert(key.clone(), encoded.clone(), ttl, resolution.tags, epoch),
+            None if replacing => self.cache.remove(std::slice::from_ref(key)),
+            None => {}
         }
         encoded
+    }
+
+    /// Replaces a cached answer after a database change (so hot names stay in the fast
+    /// path). Call after [`AnswerCache::begin_invalidation`].
+    pub async fn refresh(&self, key: &CacheKey) {
+        self.resolve_and_cache(key, true).await;
     }
 
     fn count_rcode(&self, rcode: u16) {

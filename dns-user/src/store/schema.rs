@@ -1,70 +1,215 @@
-//! Schema migrations, applied in order by `instadns db migrate` and on start.
-//! A migration is never edited once released: add a new one.
+//! The schema, as ordered migrations for SQLite and PostgreSQL, applied by
+//! `instadns db migrate` and on start. A released migration is never edited: add one.
+//!
+//! Every table whose rows shape answers is watched: triggers append what changed to
+//! `changes` (and, in PostgreSQL, NOTIFY `instadns_changes`), whoever wrote it (the
+//! CLI, another process, another node), so the daemon invalidates exactly the answers
+//! that depend on it.
 
-/// (version, SQL) pairs for SQLite.
-pub const SQLITE_MIGRATIONS: &[(u32, &str)] = &[(1, SQLITE_V1)];
+/// Watched tables and the column that identifies what changed.
+pub const WATCHED: &[(&str, &str)] = &[
+    ("zones", "id"),
+    ("zone_ns", "zone_id"),
+    ("records", "zone_id"),
+    ("name_rules", "zone_id"),
+    ("clusters", "id"),
+    ("cluster_services", "cluster_id"),
+    ("cluster_addresses", "cluster_id"),
+    ("instances", "id"),
+    ("domains", "instance_id"),
+    ("acme_challenges", "name"),
+    ("tombstones", "instance_id"),
+];
 
-const SQLITE_V1: &str = r#"
+/// The PostgreSQL NOTIFY channel.
+pub const CHANGE_CHANNEL: &str = "instadns_changes";
+
+/// Tables in both dialects. `{id}` is the auto-numbered key, `{int}` a 64-bit integer,
+/// `{now}` the current Unix time.
+const TABLES: &str = r#"
 CREATE TABLE zones (
-    id INTEGER PRIMARY KEY,
+    id {id},
     apex TEXT NOT NULL UNIQUE,
     soa_mname TEXT NOT NULL,
     soa_rname TEXT NOT NULL,
-    soa_serial INTEGER NOT NULL DEFAULT 1,
-    soa_refresh INTEGER NOT NULL DEFAULT 3600,
-    soa_retry INTEGER NOT NULL DEFAULT 600,
-    soa_expire INTEGER NOT NULL DEFAULT 604800,
-    soa_minimum INTEGER NOT NULL DEFAULT 60,
-    soa_ttl INTEGER NOT NULL DEFAULT 3600,
-    ns_ttl INTEGER NOT NULL DEFAULT 3600
+    soa_serial {int} NOT NULL DEFAULT 1,
+    soa_refresh {int} NOT NULL DEFAULT 3600,
+    soa_retry {int} NOT NULL DEFAULT 600,
+    soa_expire {int} NOT NULL DEFAULT 604800,
+    soa_minimum {int} NOT NULL DEFAULT 60,
+    soa_ttl {int} NOT NULL DEFAULT 3600,
+    ns_ttl {int} NOT NULL DEFAULT 3600,
+    -- TTL of static records imported without one.
+    default_ttl {int} NOT NULL DEFAULT 3600
 );
 CREATE TABLE zone_ns (
-    zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    zone_id {int} NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
     nsdname TEXT NOT NULL,
     PRIMARY KEY (zone_id, nsdname)
 );
 CREATE TABLE records (
-    id INTEGER PRIMARY KEY,
-    zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    id {id},
+    zone_id {int} NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
     rtype TEXT NOT NULL,
-    ttl INTEGER NOT NULL,
+    ttl {int} NOT NULL,
     rdata TEXT NOT NULL
 );
-CREATE INDEX records_zone ON records(zone_id);
+CREATE INDEX records_zone ON records (zone_id);
 CREATE TABLE clusters (
-    id INTEGER PRIMARY KEY,
+    id {id},
     name TEXT NOT NULL UNIQUE,
     -- How host names answer the cluster's addresses: all in a fixed order, or all
     -- rotated per response (round robin).
     address_order TEXT NOT NULL DEFAULT 'fixed' CHECK (address_order IN ('fixed', 'rotate'))
 );
 CREATE TABLE cluster_services (
-    cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    cluster_id {int} NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
     service TEXT NOT NULL,
     target TEXT NOT NULL,
     PRIMARY KEY (cluster_id, service)
 );
 CREATE TABLE cluster_addresses (
-    cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    cluster_id {int} NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
     address TEXT NOT NULL,
     PRIMARY KEY (cluster_id, address)
 );
 CREATE TABLE instances (
-    id INTEGER PRIMARY KEY,
+    -- The platform's own, immutable instance id.
+    id {int} PRIMARY KEY,
     name TEXT,
     owner TEXT,
-    cluster_id INTEGER NOT NULL REFERENCES clusters(id),
-    ttl INTEGER,
+    cluster_id {int} NOT NULL REFERENCES clusters(id),
+    ttl {int},
     UNIQUE (owner, name)
 );
-CREATE INDEX instances_owner ON instances(owner);
+CREATE INDEX instances_cluster ON instances (cluster_id);
 CREATE TABLE name_rules (
-    id INTEGER PRIMARY KEY,
-    zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    id {id},
+    zone_id {int} NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
     pattern TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('service', 'host')),
-    ttl INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('service', 'host', 'tombstone')),
+    ttl {int} NOT NULL,
     UNIQUE (zone_id, pattern)
 );
+CREATE TABLE domains (
+    hostname TEXT PRIMARY KEY,
+    instance_id {int} NOT NULL REFERENCES instances(id) ON DELETE CASCADE
+);
+CREATE INDEX domains_instance ON domains (instance_id);
+CREATE TABLE acme_challenges (
+    id {id},
+    -- The name whose certificate is being validated: answers go to _acme-challenge.<name>.
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('txt', 'cname')),
+    value TEXT NOT NULL,
+    ttl {int} NOT NULL DEFAULT 60,
+    -- Unix time after which a TXT value is no longer served (NULL: until cleared).
+    expires_at {int},
+    UNIQUE (name, kind, value)
+);
+CREATE INDEX acme_name ON acme_challenges (name);
+CREATE TABLE tombstones (
+    id {id},
+    instance_id {int} NOT NULL,
+    from_cluster TEXT NOT NULL,
+    to_cluster TEXT NOT NULL,
+    moved_at {int} NOT NULL
+);
+CREATE INDEX tombstones_instance ON tombstones (instance_id);
+CREATE TABLE changes (
+    id {id},
+    tbl TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    -- I insert, U update, D delete.
+    op TEXT NOT NULL,
+    -- What else identifies the names the row produces: an instance's "owner name" (for
+    -- an update both the old and the new), a domain's hostname.
+    detail TEXT,
+    at {int} NOT NULL DEFAULT {now}
+);
+CREATE INDEX changes_at ON changes (at);
 "#;
+
+fn tables(id: &str, int: &str, now: &str) -> String {
+    TABLES.replace("{id}", id).replace("{int}", int).replace("{now}", now)
+}
+
+/// The `detail` of a table's change rows, as an SQL expression over `row` (NEW or OLD).
+fn detail(table: &str, row: &str) -> String {
+    match table {
+        "instances" => format!("COALESCE({row}.owner, '') || ' ' || COALESCE({row}.name, '')"),
+        "domains" => format!("{row}.hostname"),
+        _ => "NULL".to_owned(),
+    }
+}
+
+fn sqlite_v1() -> String {
+    let mut sql = tables("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "(unixepoch())");
+    for (table, key) in WATCHED {
+        let log = |row: &str, op: &str| {
+            format!(
+                "INSERT INTO changes (tbl, row_key, op, detail) VALUES ('{table}', {row}.{key}, '{op}', {});",
+                detail(table, row)
+            )
+        };
+        sql += &format!(
+            "CREATE TRIGGER {table}_ins AFTER INSERT ON {table} BEGIN {} END;\n\
+             CREATE TRIGGER {table}_upd AFTER UPDATE ON {table} BEGIN {} {} END;\n\
+             CREATE TRIGGER {table}_del AFTER DELETE ON {table} BEGIN {} END;\n",
+            log("NEW", "I"),
+            log("OLD", "U"),
+            log("NEW", "U"),
+            log("OLD", "D"),
+        );
+    }
+    sql
+}
+
+fn postgres_v1() -> String {
+    let mut sql = tables("BIGSERIAL PRIMARY KEY", "BIGINT", "(extract(epoch FROM now())::bigint)");
+    sql += &format!(
+        r#"
+CREATE FUNCTION instadns_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    tbl TEXT := TG_TABLE_NAME;
+    o TEXT := substr(TG_OP, 1, 1);
+    r JSONB;
+    cid BIGINT;
+BEGIN
+    -- An update logs the old row first (its names go away), then the new one.
+    FOREACH r IN ARRAY (CASE TG_OP
+            WHEN 'INSERT' THEN ARRAY[to_jsonb(NEW)]
+            WHEN 'DELETE' THEN ARRAY[to_jsonb(OLD)]
+            ELSE ARRAY[to_jsonb(OLD), to_jsonb(NEW)] END) LOOP
+        INSERT INTO changes (tbl, row_key, op, detail)
+        VALUES (tbl, r ->> TG_ARGV[0], o, CASE tbl
+                WHEN 'instances' THEN COALESCE(r ->> 'owner', '') || ' ' || COALESCE(r ->> 'name', '')
+                WHEN 'domains' THEN r ->> 'hostname'
+                ELSE NULL END)
+        RETURNING id INTO cid;
+        PERFORM pg_notify('{CHANGE_CHANNEL}', cid::text);
+    END LOOP;
+    RETURN NULL;
+END
+$fn$;
+"#
+    );
+    for (table, key) in WATCHED {
+        sql += &format!(
+            "CREATE TRIGGER {table}_change AFTER INSERT OR UPDATE OR DELETE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION instadns_change('{key}');\n"
+        );
+    }
+    sql
+}
+
+/// (version, SQL) for SQLite, in order.
+pub fn sqlite_migrations() -> Vec<(u32, String)> {
+    vec![(1, sqlite_v1())]
+}
+
+/// (version, SQL) for PostgreSQL, in order.
+pub fn postgres_migrations() -> Vec<(u32, String)> {
+    vec![(1, postgres_v1())]
+}

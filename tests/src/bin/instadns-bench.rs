@@ -180,7 +180,7 @@ fn scale(sizes: &[usize]) {
         let started = Instant::now();
         for i in 0..n {
             let wire = tests::dns::wire_name(&service_name(i));
-            cache.insert(CacheKey::new(&wire, 1), answer.clone(), 86_400, Vec::new());
+            cache.insert(CacheKey::new(&wire, 1), answer.clone(), 86_400, Vec::new(), cache.epoch());
         }
         let fill_rate = n as f64 / started.elapsed().as_secs_f64();
         let user_per_name = rss_bytes().saturating_sub(rss_before) as f64 / n as f64;

@@ -1,0 +1,195 @@
+//! PostgreSQL backend: one database shared by a fleet of edge nodes. Changes reach
+//! every node through LISTEN/NOTIFY (see [`super::changes`]).
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::StreamExt as _;
+use tokio_postgres::{
+    AsyncMessage, NoTls,
+    types::{ToSql, Type},
+};
+
+use super::{
+    StoreError,
+    schema::postgres_migrations,
+    sql::{Row, Statement, Value},
+};
+
+/// Connections kept per node.
+const POOL_SIZE: usize = 16;
+/// How long a statement may wait for a connection before the database counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    url: String,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl PgStore {
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects (checking that the server answers) without migrating.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: format!("{e}") })?;
+        let mut config = config;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+        let store = Self { pool, url: url.to_owned() };
+        store.query("SELECT 1", vec![]).await?;
+        Ok(store)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        let boxed = to_params(&params);
+        let rows = client.query(&stmt, &refs(&boxed)).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        let boxed = to_params(&params);
+        Ok(client.execute(&stmt, &refs(&boxed)).await?)
+    }
+
+    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<Vec<Row>>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut results = Vec::with_capacity(statements.len());
+        for (sql, params) in &statements {
+            let boxed = to_params(params);
+            let rows = tx.query(sql.as_str(), &refs(&boxed)).await?;
+            results.push(rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Applies the migrations this database has not seen, one node at a time.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        client.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('instadns-migrate'))", &[]).await?;
+        let current: i64 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[]).await?.get(0);
+        let migrations = postgres_migrations();
+        super::admin::check_schema_version(current as u32, &migrations)?;
+        let mut applied = 0;
+        for (version, sql) in migrations.iter().filter(|(v, _)| i64::from(*v) > current) {
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&i64::from(*version)]).await?;
+            tracing::info!(version, "applied schema migration");
+            applied += 1;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Listens on `channel`; each notification's payload is sent to `tx`. Returns when
+    /// the connection is lost (the caller reconnects and catches up).
+    pub async fn listen(
+        &self,
+        channel: &str,
+        tx: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<(), StoreError> {
+        let config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| StoreError::BadUrl { url: self.url.clone(), reason: format!("{e}") })?;
+        let (client, mut connection) = config.connect(NoTls).await?;
+        let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if msg_tx.send(Ok(n.payload().to_owned())).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = msg_tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
+        let result = loop {
+            match msg_rx.recv().await {
+                Some(Ok(payload)) => {
+                    if tx.send(payload).is_err() {
+                        break Ok(());
+                    }
+                }
+                Some(Err(e)) => break Err(e.into()),
+                None => break Err(StoreError::Unavailable("the notification connection closed".into())),
+            }
+        };
+        driver.abort();
+        result
+    }
+}
+
+fn to_params(params: &[Value]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|v| -> Box<dyn ToSql + Sync + Send> {
+            match v {
+                Value::Int(i) => Box::new(*i),
+                Value::Text(t) => Box::new(t.clone()),
+            }
+        })
+        .collect()
+}
+
+fn refs(boxed: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    boxed.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+fn from_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let v = match *column.type_() {
+            Type::INT8 => Value::Int(row.try_get::<_, Option<i64>>(i)?),
+            Type::INT4 => Value::Int(row.try_get::<_, Option<i32>>(i)?.map(i64::from)),
+            Type::INT2 => Value::Int(row.try_get::<_, Option<i16>>(i)?.map(i64::from)),
+            Type::BOOL => Value::Int(row.try_get::<_, Option<bool>>(i)?.map(i64::from)),
+            _ => Value::Text(row.try_get::<_, Option<String>>(i)?),
+        };
+        values.push(v);
+    }
+    Ok(Row(values))
+}
