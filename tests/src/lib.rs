@@ -7,6 +7,7 @@ pub mod data;
 pub mod dns;
 pub mod netns;
 pub mod packet;
+pub mod postgres;
 pub mod server;
 pub mod testrun;
 

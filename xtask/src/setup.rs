@@ -19,6 +19,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("knot-dnsutils", "kdig for end-to-end tests"),
     ("dnsperf", "load generation for benchmarks"),
     ("bpftool", "inspecting loaded programs and maps"),
+    ("postgresql", "the PostgreSQL store's tests start a real server"),
+    ("unbound", "the resolver interoperability test"),
 ];
 
 /// The bpf-linker release we build against Debian's LLVM 22.

@@ -39,6 +39,34 @@ pub fn absolute_name(input: &str, what: &str) -> Result<String, StoreError> {
     Ok(name.to_lowercase().to_ascii())
 }
 
+/// RDATA in zone-file form. TXT strings are quoted and escaped (hickory prints them
+/// bare, which would not read back).
+pub fn presentation(data: &RData) -> String {
+    match data {
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| {
+                let mut out = String::from("\"");
+                for &b in s.iter() {
+                    match b {
+                        b'"' | b'\\' => {
+                            out.push('\\');
+                            out.push(b as char);
+                        }
+                        0x20..=0x7e => out.push(b as char),
+                        _ => out.push_str(&format!("\\{b:03}")),
+                    }
+                }
+                out.push('"');
+                out
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
 /// A new zone.
 #[derive(Clone, Debug)]
 pub struct NewZone {
@@ -259,7 +287,7 @@ impl Database {
                             owner.to_ascii(),
                             record.record_type().to_string(),
                             record.ttl,
-                            data.to_string(),
+                            presentation(data),
                         ));
                     }
                 }

@@ -27,8 +27,9 @@ use crate::params;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database error: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    /// A statement the PostgreSQL server rejected.
+    #[error("database error: {message}")]
+    Postgres { message: String, sqlstate: String },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database worker failed: {0}")]
@@ -43,10 +44,34 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => {
+                Self::Postgres { message: db.message().to_owned(), sqlstate: db.code().code().to_owned() }
+            }
+            // No answer from the server: the connection failed or was cut.
+            None => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
 impl StoreError {
     /// Whether the database could not be reached (as opposed to a bad request).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Postgres(_) | Self::Worker(_))
+        matches!(self, Self::Unavailable(_) | Self::Worker(_))
+    }
+
+    /// Whether a UNIQUE constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Postgres { sqlstate, .. } => sqlstate == "23505",
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            _ => false,
+        }
     }
 }
 

@@ -1,0 +1,392 @@
+//! One battery of store checks, run against every store: an embedded SQLite file and a
+//! real PostgreSQL server started for the test. Both must give the same answers, the
+//! same management behaviour and the same change log.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use hickory_proto::{
+    op::Message,
+    rr::{Name, RecordType},
+};
+use instadns::{
+    fastpath::AnswerCache,
+    invalidation::Follower,
+    resolver::Resolver,
+    server::{Handler, Transport},
+    store::{
+        AcmeChallenge, ByoInstances, Database, DbLocation, StoreError,
+        admin::{ClusterUpdate, NewZone, presentation},
+        changes::Change,
+        unix_now,
+    },
+};
+use tests::{dns::QueryBuilder, postgres::PgServer};
+
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgServer),
+}
+
+impl Backend {
+    fn location(&self) -> DbLocation {
+        match self {
+            Backend::Sqlite(dir) => DbLocation::Sqlite(dir.path().join("battery.sqlite")),
+            Backend::Postgres(pg) => DbLocation::Postgres(pg.url.clone()),
+        }
+    }
+
+    /// A database holding the demo data.
+    async fn open(&self) -> Database {
+        let db = Database::open(&self.location()).await.expect("open");
+        if let Backend::Postgres(_) = self {
+            db.seed_demo().await.expect("demo data");
+        }
+        db
+    }
+}
+
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+/// "RCODE | record; record" for a resolution, records in presentation form.
+async fn answer(db: &Database, qname: &str, qtype: RecordType) -> String {
+    let resolver = Resolver::new(db.clone()).await.expect("resolver");
+    let r = resolver.resolve(&name(qname), qtype).await.expect("resolve");
+    let records: Vec<String> = r
+        .sections
+        .answers
+        .iter()
+        .map(|r| format!("{} {} IN {} {}", r.name, r.ttl, r.record_type(), presentation(&r.data)))
+        .collect();
+    format!("{} | {}", r.rcode, records.join("; "))
+}
+
+async fn demo_answers(db: &Database) {
+    let a = answer(db, "ws-123456.apps.example.com.", RecordType::A).await;
+    assert_eq!(
+        a,
+        "0 | ws-123456.apps.example.com. 300 IN CNAME ws-mt1.example.com.; ws-mt1.example.com. 300 IN A 192.0.2.11"
+    );
+    assert_eq!(
+        answer(db, "blog.alice.example.org.", RecordType::AAAA).await,
+        "0 | blog.alice.example.org. 60 IN AAAA 2001:db8::1"
+    );
+    assert_eq!(
+        answer(db, "234567.example.org.", RecordType::A).await,
+        "0 | 234567.example.org. 60 IN A 192.0.2.2"
+    );
+    assert_eq!(answer(db, "alice.example.org.", RecordType::A).await, "0 | ", "empty non-terminal: NODATA");
+    assert_eq!(answer(db, "apps.example.com.", RecordType::A).await, "0 | ", "empty non-terminal: NODATA");
+    assert_eq!(answer(db, "nope.example.org.", RecordType::A).await, "3 | ", "NXDOMAIN");
+    assert_eq!(answer(db, "ws-1.apps.example.com.", RecordType::A).await, "3 | ", "no instance 1");
+    assert_eq!(answer(db, "example.net.", RecordType::A).await, "5 | ", "REFUSED outside our zones");
+    assert!(answer(db, "example.org.", RecordType::NS).await.contains("IN NS ns1.example.com."));
+}
+
+async fn management(db: &Database) {
+    // Zones.
+    let zone = NewZone {
+        apex: "Example.NET".into(),
+        soa_mname: "ns1.example.com".into(),
+        soa_rname: "hostmaster.example.net".into(),
+        ns: vec!["ns1.example.com".into(), "ns2.example.com".into()],
+        soa_minimum: 30,
+        ttl: 600,
+        rules: vec![("{id}".into(), "host".into(), 45)],
+    };
+    db.add_zone(&zone).await.expect("zone add");
+    assert!(matches!(db.add_zone(&zone).await, Err(StoreError::Conflict(_))), "duplicate zone");
+    let bad = NewZone {
+        apex: "bad.test".into(),
+        rules: vec![("{nope}".into(), "host".into(), 60)],
+        ..zone.clone()
+    };
+    let e = db.add_zone(&bad).await.unwrap_err().to_string();
+    assert!(e.contains("--rule") && e.contains("{nope}"), "the error names the bad rule: {e}");
+    let e = db.add_zone(&NewZone { apex: "a..b".into(), ..zone.clone() }).await.unwrap_err().to_string();
+    assert!(e.contains("APEX"), "{e}");
+    let zones = db.list_zones().await.unwrap();
+    let net = zones.iter().find(|(z, _, _)| z.apex == "example.net.").expect("listed, lower-cased");
+    assert_eq!((net.1.len(), net.2[0].0.as_str(), net.0.soa_minimum), (2, "{id}", 30));
+
+    // Clusters.
+    let update = ClusterUpdate {
+        set_services: vec![("ws".into(), "ws-mt3.example.com".into())],
+        add_addresses: vec![
+            "192.0.2.3".parse().unwrap(),
+            "192.0.2.33".parse().unwrap(),
+            "2001:db8::3".parse().unwrap(),
+        ],
+        ..Default::default()
+    };
+    db.add_cluster("mt3", "fixed", &update).await.expect("cluster add");
+    assert!(matches!(db.add_cluster("mt3", "fixed", &update).await, Err(StoreError::Conflict(_))));
+    assert!(db.add_cluster("bad name", "fixed", &update).await.unwrap_err().to_string().contains("NAME"));
+    assert!(db.add_cluster("mt4", "sideways", &update).await.unwrap_err().to_string().contains("--order"));
+    let remove = ClusterUpdate {
+        remove_addresses: vec!["192.0.2.33".parse().unwrap()],
+        address_order: Some("rotate".into()),
+        ..Default::default()
+    };
+    db.set_cluster("mt3", &remove).await.unwrap();
+    let mt3 = db.list_clusters().await.unwrap().into_iter().find(|c| c.cluster.name == "mt3").unwrap();
+    assert_eq!(mt3.addresses, ["192.0.2.3", "2001:db8::3"]);
+    assert_eq!(mt3.cluster.address_order, "rotate");
+    assert_eq!(mt3.services, [("ws".to_owned(), "ws-mt3.example.com.".to_owned())]);
+    assert!(matches!(db.set_cluster("nope", &remove).await, Err(StoreError::NotFound(_))));
+
+    // Instances.
+    db.add_instance(777, "mt3", Some("app"), Some("carol"), Some(20)).await.expect("instance add");
+    assert!(matches!(db.add_instance(777, "mt3", None, None, None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.add_instance(778, "nope", None, None, None).await, Err(StoreError::NotFound(_))));
+    assert!(
+        matches!(
+            db.add_instance(779, "mt3", Some("app"), Some("carol"), None).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "name taken"
+    );
+    assert!(
+        db.add_instance(780, "mt3", Some("App!"), Some("carol"), None)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("--name")
+    );
+    assert_eq!(
+        answer(db, "app.carol.example.org.", RecordType::A).await,
+        "0 | app.carol.example.org. 20 IN A 192.0.2.3"
+    );
+    assert_eq!(answer(db, "777.example.net.", RecordType::A).await, "0 | 777.example.net. 20 IN A 192.0.2.3");
+    let t = db.move_instance(777, "mt1").await.expect("move");
+    assert_eq!((t.from_cluster.as_str(), t.to_cluster.as_str()), ("mt3", "mt1"));
+    assert!(matches!(db.move_instance(777, "mt1").await, Err(StoreError::Conflict(_))), "already there");
+    assert!(matches!(db.move_instance(1, "mt1").await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        answer(db, "ws-777.apps.example.com.", RecordType::CNAME).await,
+        "0 | ws-777.apps.example.com. 20 IN CNAME ws-mt1.example.com."
+    );
+    let info = db.show_instance(777).await.unwrap();
+    assert_eq!((info.cluster.as_str(), info.tombstones.len()), ("mt1", 1));
+    let tomb = answer(db, "_moved.777.example.org.", RecordType::TXT).await;
+    assert!(tomb.contains("from=mt3 to=mt1 moved_at=20"), "tombstone TXT: {tomb}");
+
+    // Custom domains.
+    db.add_domain("WWW.Customer.example.org", 777).await.expect("domain add");
+    assert!(matches!(db.add_domain("www.customer.example.org", 123456).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.add_domain("x.example.org", 4242).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        answer(db, "www.customer.example.org.", RecordType::A).await,
+        "0 | www.customer.example.org. 20 IN A 192.0.2.1"
+    );
+    assert_eq!(db.show_instance(777).await.unwrap().domains, ["www.customer.example.org."]);
+    db.remove_domain("www.customer.example.org").await.unwrap();
+    assert_eq!(answer(db, "www.customer.example.org.", RecordType::A).await, "3 | ");
+
+    // ACME DNS-01.
+    let txt = |value: &str, expires_at| AcmeChallenge {
+        name: "app.carol.example.org".into(),
+        kind: "txt".into(),
+        value: value.into(),
+        ttl: 60,
+        expires_at,
+    };
+    db.set_acme(&txt("one", None)).await.unwrap();
+    db.set_acme(&txt("two", Some(unix_now() + 30))).await.unwrap();
+    db.set_acme(&txt("gone", Some(unix_now() - 1))).await.unwrap();
+    let a = answer(db, "_acme-challenge.app.carol.example.org.", RecordType::TXT).await;
+    assert!(
+        a.contains("IN TXT \"one\"") && a.contains("IN TXT \"two\"") && !a.contains("gone"),
+        "live values only: {a}"
+    );
+    assert!(
+        a.contains(" 30 IN TXT \"two\"") || a.contains(" 29 IN TXT \"two\""),
+        "TTL capped by the expiry: {a}"
+    );
+    let delegate =
+        AcmeChallenge { kind: "cname".into(), value: "app-carol.acme.example.net".into(), ..txt("", None) };
+    db.set_acme(&delegate).await.unwrap();
+    assert_eq!(
+        answer(db, "_acme-challenge.app.carol.example.org.", RecordType::TXT).await,
+        "3 | _acme-challenge.app.carol.example.org. 60 IN CNAME app-carol.acme.example.net.",
+        "CNAME delegation replaces the TXT values; the target is in our zone example.net but does not exist"
+    );
+    assert_eq!(db.clear_acme("app.carol.example.org", None).await.unwrap(), 1);
+    assert!(matches!(db.clear_acme("app.carol.example.org", None).await, Err(StoreError::NotFound(_))));
+
+    db.remove_instance(777).await.unwrap();
+    assert!(matches!(db.remove_instance(777).await, Err(StoreError::NotFound(_))));
+    assert_eq!(answer(db, "app.carol.example.org.", RecordType::A).await, "3 | ");
+}
+
+async fn change_log(db: &Database) {
+    let cursor = db.change_cursor().await.unwrap();
+    db.add_instance(4242, "mt2", Some("web"), Some("dave"), None).await.unwrap();
+    db.move_instance(4242, "mt1").await.unwrap();
+    db.add_domain("shop.dave.example", 4242).await.unwrap();
+    db.remove_instance(4242).await.unwrap();
+    let changes: Vec<(String, String, String, Option<String>)> = db
+        .changes_since(cursor, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|Change { table, key, op, detail, .. }| (table, key, op, detail))
+        .collect();
+    let has = |t: &str, k: &str, op: &str, d: Option<&str>| {
+        changes.iter().any(|c| c.0 == t && c.1 == k && c.2 == op && c.3.as_deref() == d)
+    };
+    assert!(has("instances", "4242", "I", Some("dave web")), "{changes:?}");
+    assert!(has("tombstones", "4242", "I", None), "{changes:?}");
+    assert!(has("instances", "4242", "U", Some("dave web")), "{changes:?}");
+    assert!(has("domains", "4242", "I", Some("shop.dave.example.")), "{changes:?}");
+    assert!(has("domains", "4242", "D", Some("shop.dave.example.")), "cascade logged: {changes:?}");
+    assert!(has("instances", "4242", "D", Some("dave web")), "{changes:?}");
+}
+
+/// Answers cached by the server are replaced in place after a change (the next query
+/// is a cache hit with the new answer), negative answers included.
+async fn invalidation(db: &Database) {
+    let resolver = Arc::new(Resolver::new(db.clone()).await.unwrap());
+    let cache = Arc::new(AnswerCache::new(1 << 16, None));
+    let handler = Arc::new(Handler::new(resolver, cache, 1232));
+    let follower = Follower::new(db.clone(), handler.clone());
+    let ask = |qname: &'static str| {
+        let handler = handler.clone();
+        async move {
+            let r = handler
+                .handle(&QueryBuilder::new(qname, RecordType::A).bytes(), Transport::Udp)
+                .await
+                .unwrap();
+            Message::from_vec(&r).unwrap()
+        }
+    };
+    let target = |m: &Message| m.answers.first().map(|r| r.data.to_string()).unwrap_or_default();
+    let catch_up = |cursor: i64| {
+        let (db, follower) = (db.clone(), &follower);
+        async move {
+            let changes = db.changes_since(cursor, 1000).await.unwrap();
+            follower.apply(&changes).await;
+        }
+    };
+
+    let cursor = db.change_cursor().await.unwrap();
+    assert_eq!(target(&ask("ws-123456.apps.example.com").await), "ws-mt1.example.com.");
+    assert_eq!(ask("ws-5150.apps.example.com").await.metadata.response_code.low(), 3, "NXDOMAIN, cached");
+    db.move_instance(123456, "mt2").await.unwrap();
+    db.add_instance(5150, "mt1", None, None, None).await.unwrap();
+    catch_up(cursor).await;
+    let hits = handler.stats.cache_hits.load(Ordering::Relaxed);
+    assert_eq!(target(&ask("ws-123456.apps.example.com").await), "ws-mt2.example.com.", "moved");
+    assert_eq!(
+        target(&ask("ws-5150.apps.example.com").await),
+        "ws-mt1.example.com.",
+        "the new instance exists"
+    );
+    assert_eq!(
+        handler.stats.cache_hits.load(Ordering::Relaxed),
+        hits + 2,
+        "both answers were replaced in the cache"
+    );
+
+    // A cluster change re-resolves the names of its instances.
+    let cursor = db.change_cursor().await.unwrap();
+    let update = ClusterUpdate {
+        set_services: vec![("ws".into(), "ws-mt2b.example.com".into())],
+        ..Default::default()
+    };
+    db.set_cluster("mt2", &update).await.unwrap();
+    catch_up(cursor).await;
+    assert_eq!(target(&ask("ws-123456.apps.example.com").await), "ws-mt2b.example.com.");
+    db.move_instance(123456, "mt1").await.unwrap();
+}
+
+async fn zone_files(db: &Database) {
+    let exported = db.export_zone("example.com").await.unwrap();
+    assert!(
+        exported.contains("example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com."),
+        "{exported}"
+    );
+    assert!(exported.contains("ws-mt1.example.com. 300 IN A 192.0.2.11"), "{exported}");
+    let (apex, n) = db.import_zone(&exported, None).await.unwrap();
+    assert_eq!((apex.as_str(), n), ("example.com.", 4));
+    assert_eq!(db.export_zone("example.com").await.unwrap(), exported, "round trip");
+    let text = "$ORIGIN imported.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 7 3600 600 86400 30\n@ IN NS ns1\nns1 IN A 192.0.2.200\nwww 60 IN CNAME ns1\ntxt IN TXT \"hello world\" \"second\"\n";
+    let (apex, n) = db.import_zone(text, None).await.unwrap();
+    assert_eq!((apex.as_str(), n), ("imported.test.", 3));
+    assert_eq!(
+        answer(db, "www.imported.test.", RecordType::A).await,
+        "0 | www.imported.test. 60 IN CNAME ns1.imported.test.; ns1.imported.test. 300 IN A 192.0.2.200"
+    );
+    let txt = answer(db, "txt.imported.test.", RecordType::TXT).await;
+    assert!(txt.contains("TXT \"hello world\" \"second\""), "{txt}");
+    assert!(db.export_zone("imported.test").await.unwrap().contains("IN TXT \"hello world\" \"second\""));
+    let e =
+        db.import_zone("$ORIGIN x.test.\n$TTL 60\nwww IN A 192.0.2.1\n", None).await.unwrap_err().to_string();
+    assert!(e.contains("no SOA"), "{e}");
+    let e = db.import_zone("$ORIGIN x.test.\nwww IN A 192.0.2.1\n", None).await.unwrap_err().to_string();
+    assert!(e.contains("zone file") && e.contains("ttl"), "{e}");
+}
+
+fn run_battery(backend: Backend) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = backend.open().await;
+        demo_answers(&db).await;
+        management(&db).await;
+        change_log(&db).await;
+        invalidation(&db).await;
+        zone_files(&db).await;
+    });
+}
+
+#[test]
+fn battery_on_sqlite() {
+    run_battery(Backend::Sqlite(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn battery_on_postgresql() {
+    run_battery(Backend::Postgres(PgServer::start()));
+}
+
+/// Bring your own database: the platform's own table says where instances run.
+#[test]
+fn instances_from_the_platforms_own_postgresql() {
+    let pg = PgServer::start();
+    pg.psql("CREATE SCHEMA platform; CREATE TABLE platform.apps (app_id BIGINT PRIMARY KEY, placement TEXT, ttl BIGINT)");
+    pg.psql(
+        "INSERT INTO platform.apps VALUES (5555, 'mt2', NULL), (6666, 'mt1', 15), (7777, 'nowhere', NULL)",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let ours = Backend::Postgres(PgServer::start());
+        let db = ours.open().await;
+        let e = ByoInstances::connect(&pg.url, "SELECT placement FROM platform.apps WHERE app_id = 1")
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("$1"), "{e}");
+        let byo =
+            ByoInstances::connect(&pg.url, "SELECT placement, ttl FROM platform.apps WHERE app_id = $1")
+                .await
+                .unwrap();
+        let db = db.with_byo(byo);
+        assert_eq!(
+            answer(&db, "ws-5555.apps.example.com.", RecordType::CNAME).await,
+            "0 | ws-5555.apps.example.com. 300 IN CNAME ws-mt2.example.com."
+        );
+        assert_eq!(
+            answer(&db, "6666.example.org.", RecordType::A).await,
+            "0 | 6666.example.org. 15 IN A 192.0.2.1"
+        );
+        assert_eq!(
+            answer(&db, "ws-123456.apps.example.com.", RecordType::A).await,
+            "3 | ",
+            "not in the platform's table"
+        );
+        let resolver = Resolver::new(db.clone()).await.unwrap();
+        let e = resolver.resolve(&name("ws-7777.apps.example.com."), RecordType::A).await.unwrap_err();
+        assert!(e.to_string().contains("nowhere"), "an unknown cluster is an error, not a guess: {e}");
+    });
+}
