@@ -33,17 +33,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `instadns serve` attached to the rig's server veth and waits until it
-    /// answers /health.
-    pub fn start(rig: &VethRig, db: &Path, extra: &[&str]) -> Self {
-        let log = db.with_extension("log");
+    /// Starts `instadns serve` attached to the rig's server veth, on database `db` (a
+    /// path or URL), logging to `log`, and waits until it answers /health.
+    pub fn start(rig: &VethRig, db: &str, log: &Path, extra: &[&str]) -> Self {
+        let log = log.to_owned();
         let log_file = std::fs::File::create(&log).expect("server log");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &rig.server_ns])
             .arg(instadns_bin())
             .args(["--log", "info,instadns=debug", "serve", "--iface", &rig.server_if])
-            .arg("--db")
-            .arg(db)
+            .args(["--db", db])
             .args(["--listen", &SERVER_V4.to_string(), "--listen", &SERVER_V6.to_string()])
             .args(["--metrics", METRICS_ADDR])
             .args(extra)
@@ -186,11 +185,55 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Native XDP on the server veth, a pass program on the client veth.
+    /// Native XDP on the server veth, a pass program on the client veth, a new SQLite
+    /// demo database (`dir/demo.sqlite`).
     pub fn start(extra: &[&str]) -> Self {
-        let rig = VethRig::new().with_client_pass_program();
         let dir = tempfile::tempdir().expect("temporary directory");
-        let server = ServerProcess::start(&rig, &dir.path().join("demo.sqlite"), extra);
+        let db = dir.path().join("demo.sqlite");
+        Self::start_on(db.to_str().expect("UTF-8 path"), dir, extra)
+    }
+
+    /// The same on database `db` (a path or URL).
+    pub fn start_on(db: &str, dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let rig = VethRig::new().with_client_pass_program();
+        let server = ServerProcess::start(&rig, db, &dir.path().join("instadns.log"), extra);
         Self { server, rig, dir }
     }
+}
+
+/// Runs the instadns CLI on database `db`; panics with its output if it fails.
+pub fn cli(db: &str, args: &[&str]) -> String {
+    let out = Command::new(instadns_bin()).args(args).args(["--db", db]).output().expect("instadns CLI");
+    assert!(out.status.success(), "instadns {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sends `query` from the client namespace every millisecond until `done` accepts a
+/// response; returns the time that took, or None after `timeout`.
+pub fn poll_until(
+    rig: &VethRig,
+    server: SocketAddr,
+    query: &[u8],
+    timeout: Duration,
+    done: impl Fn(&[u8]) -> bool + Send,
+) -> Option<Duration> {
+    let query = query.to_vec();
+    in_netns(&rig.client_ns, move || {
+        let bind: SocketAddr =
+            if server.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+        let socket = UdpSocket::bind(bind).expect("client socket");
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let started = Instant::now();
+        let mut buf = vec![0u8; 65535];
+        while started.elapsed() < timeout {
+            socket.send_to(&query, server).expect("send");
+            if let Ok((n, _)) = socket.recv_from(&mut buf)
+                && done(&buf[..n])
+            {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    })
 }

@@ -56,7 +56,12 @@ struct Row {
     checks: Vec<(&'static str, fn(&Dig) -> bool)>,
 }
 
-fn row(section: &'static str, title: &'static str, args: &str, checks: Vec<(&'static str, fn(&Dig) -> bool)>) -> Row {
+fn row(
+    section: &'static str,
+    title: &'static str,
+    args: &str,
+    checks: Vec<(&'static str, fn(&Dig) -> bool)>,
+) -> Row {
     Row { section, title, args: args.split_whitespace().map(str::to_owned).collect(), checks }
 }
 
@@ -115,78 +120,121 @@ fn tc_present(d: &Dig) -> bool {
 fn rows() -> Vec<Row> {
     let z = ZONE;
     vec![
-        row("8.1.1", "Is the server configured for the zone?", &format!("+noedns +noad +norec soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("aa", aa_present),
-            ("rd not present", rd_absent),
-            ("ad not present", ad_absent),
-            ("no OPT", opt_absent),
-        ]),
-        row("8.1.2", "Testing unknown types", &format!("+noedns +noad +norec type1000 {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("empty answer", empty_answer),
-            ("aa", aa_present),
-            ("rd not present", rd_absent),
-            ("no OPT", opt_absent),
-        ]),
-        row("8.1.3.1", "Testing CD=1 queries", &format!("+noedns +noad +norec +cd soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("aa", aa_present),
-        ]),
-        row("8.1.3.2", "Testing AD=1 queries", &format!("+noedns +norec +ad soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("aa", aa_present),
-            ("ad not present", ad_absent),
-        ]),
-        row("8.1.3.3", "Testing reserved bit", &format!("+noedns +noad +norec +zflag soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("MBZ not in the response", no_mbz),
-            ("aa", aa_present),
-        ]),
-        row("8.1.4", "Testing unknown opcodes", "+noedns +noad +opcode=15 +norec +header-only", vec![
-            ("status NOTIMP", status_notimp),
-            ("no SOA", soa_absent),
-            ("aa not present", aa_absent),
-        ]),
-        row("8.1.5", "Testing TCP", &format!("+noedns +noad +norec +tcp soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("aa", aa_present),
-        ]),
-        row("8.2.1", "Testing minimal EDNS", &format!("+nocookie +edns=0 +noad +norec soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("OPT present", opt_present),
-            ("EDNS version 0", edns_version_0),
-            ("aa", aa_present),
-        ]),
-        row("8.2.2", "Testing EDNS version negotiation", &format!("+nocookie +edns=1 +noednsneg +noad +norec soa {z}"), vec![
-            ("status BADVERS", status_badvers),
-            ("no SOA", soa_absent),
-            ("OPT present", opt_present),
-            ("EDNS version 0", edns_version_0),
-            ("aa not present", aa_absent),
-        ]),
-        row("8.2.3", "Testing unknown EDNS options", &format!("+nocookie +edns=0 +noad +norec +ednsopt=100 soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("OPT present", opt_present),
-            ("OPT=100 not present", no_option_100),
-            ("EDNS version 0", edns_version_0),
-            ("aa", aa_present),
-        ]),
-        row("8.2.4", "Testing unknown EDNS flags", &format!("+nocookie +edns=0 +noad +norec +ednsflags=0x40 soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("OPT present", opt_present),
-            ("MBZ not present", no_mbz),
-            ("EDNS version 0", edns_version_0),
-            ("aa", aa_present),
-        ]),
+        row(
+            "8.1.1",
+            "Is the server configured for the zone?",
+            &format!("+noedns +noad +norec soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("aa", aa_present),
+                ("rd not present", rd_absent),
+                ("ad not present", ad_absent),
+                ("no OPT", opt_absent),
+            ],
+        ),
+        row(
+            "8.1.2",
+            "Testing unknown types",
+            &format!("+noedns +noad +norec type1000 {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("empty answer", empty_answer),
+                ("aa", aa_present),
+                ("rd not present", rd_absent),
+                ("no OPT", opt_absent),
+            ],
+        ),
+        row(
+            "8.1.3.1",
+            "Testing CD=1 queries",
+            &format!("+noedns +noad +norec +cd soa {z}"),
+            vec![("status NOERROR", status_noerror), ("SOA in the answer", soa_present), ("aa", aa_present)],
+        ),
+        row(
+            "8.1.3.2",
+            "Testing AD=1 queries",
+            &format!("+noedns +norec +ad soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("aa", aa_present),
+                ("ad not present", ad_absent),
+            ],
+        ),
+        row(
+            "8.1.3.3",
+            "Testing reserved bit",
+            &format!("+noedns +noad +norec +zflag soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("MBZ not in the response", no_mbz),
+                ("aa", aa_present),
+            ],
+        ),
+        row(
+            "8.1.4",
+            "Testing unknown opcodes",
+            "+noedns +noad +opcode=15 +norec +header-only",
+            vec![("status NOTIMP", status_notimp), ("no SOA", soa_absent), ("aa not present", aa_absent)],
+        ),
+        row(
+            "8.1.5",
+            "Testing TCP",
+            &format!("+noedns +noad +norec +tcp soa {z}"),
+            vec![("status NOERROR", status_noerror), ("SOA in the answer", soa_present), ("aa", aa_present)],
+        ),
+        row(
+            "8.2.1",
+            "Testing minimal EDNS",
+            &format!("+nocookie +edns=0 +noad +norec soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("OPT present", opt_present),
+                ("EDNS version 0", edns_version_0),
+                ("aa", aa_present),
+            ],
+        ),
+        row(
+            "8.2.2",
+            "Testing EDNS version negotiation",
+            &format!("+nocookie +edns=1 +noednsneg +noad +norec soa {z}"),
+            vec![
+                ("status BADVERS", status_badvers),
+                ("no SOA", soa_absent),
+                ("OPT present", opt_present),
+                ("EDNS version 0", edns_version_0),
+                ("aa not present", aa_absent),
+            ],
+        ),
+        row(
+            "8.2.3",
+            "Testing unknown EDNS options",
+            &format!("+nocookie +edns=0 +noad +norec +ednsopt=100 soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("OPT present", opt_present),
+                ("OPT=100 not present", no_option_100),
+                ("EDNS version 0", edns_version_0),
+                ("aa", aa_present),
+            ],
+        ),
+        row(
+            "8.2.4",
+            "Testing unknown EDNS flags",
+            &format!("+nocookie +edns=0 +noad +norec +ednsflags=0x40 soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("OPT present", opt_present),
+                ("MBZ not present", no_mbz),
+                ("EDNS version 0", edns_version_0),
+                ("aa", aa_present),
+            ],
+        ),
         row(
             "8.2.5",
             "Testing EDNS version negotiation with unknown EDNS flags",
@@ -217,16 +265,26 @@ fn rows() -> Vec<Row> {
             "8.2.7",
             "Testing truncated responses (a 630-byte TXT answer for a 512-byte buffer)",
             "+nocookie +edns=0 +noad +norec +dnssec +bufsize=512 +ignore txt big.example.org",
-            vec![("status NOERROR", status_noerror), ("TC set", tc_present), ("OPT present", opt_present), ("EDNS version 0", edns_version_0)],
+            vec![
+                ("status NOERROR", status_noerror),
+                ("TC set", tc_present),
+                ("OPT present", opt_present),
+                ("EDNS version 0", edns_version_0),
+            ],
         ),
-        row("8.2.8", "Testing DNSSEC queries", &format!("+nocookie +edns=0 +noad +norec +dnssec soa {z}"), vec![
-            ("status NOERROR", status_noerror),
-            ("SOA in the answer", soa_present),
-            ("OPT present", opt_present),
-            ("DO copied", do_copied),
-            ("EDNS version 0", edns_version_0),
-            ("aa", aa_present),
-        ]),
+        row(
+            "8.2.8",
+            "Testing DNSSEC queries",
+            &format!("+nocookie +edns=0 +noad +norec +dnssec soa {z}"),
+            vec![
+                ("status NOERROR", status_noerror),
+                ("SOA in the answer", soa_present),
+                ("OPT present", opt_present),
+                ("DO copied", do_copied),
+                ("EDNS version 0", edns_version_0),
+                ("aa", aa_present),
+            ],
+        ),
         row(
             "8.2.9",
             "Testing EDNS version negotiation with DNSSEC",
@@ -259,13 +317,11 @@ fn rows() -> Vec<Row> {
 fn rfc8906_section_8_every_row() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
     let strings: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("\"{}\"", c.repeat(200))).collect();
-    let out = std::process::Command::new(tests::server::instadns_bin())
-        .args(["zone", "record", "add", "example.org", "big.example.org", "TXT", &strings.join(" ")])
-        .arg("--db")
-        .arg(d.dir.path().join("demo.sqlite"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "adding the big TXT record: {}", String::from_utf8_lossy(&out.stderr));
+    let db = d.dir.path().join("demo.sqlite");
+    tests::server::cli(
+        db.to_str().unwrap(),
+        &["zone", "record", "add", "example.org", "big.example.org", "TXT", &strings.join(" ")],
+    );
     std::thread::sleep(std::time::Duration::from_millis(200));
 
     let at = format!("@{SERVER_V4}");
@@ -275,11 +331,18 @@ fn rfc8906_section_8_every_row() {
         for attempt in ["first (userspace)", "repeat (XDP where it applies)"] {
             let mut args: Vec<&str> = vec![&at];
             args.extend(r.args.iter().map(String::as_str));
-            let out = tests::netns::ns_exec(&d.rig.client_ns, "dig", &[&["+time=2", "+tries=1"], &args[..]].concat());
+            let out = tests::netns::ns_exec(
+                &d.rig.client_ns,
+                "dig",
+                &[&["+time=2", "+tries=1"], &args[..]].concat(),
+            );
             let dig = Dig { text: String::from_utf8_lossy(&out.stdout).into_owned() };
             for (what, check) in &r.checks {
                 if !check(&dig) {
-                    failures.push(format!("{} {} ({attempt}): expected {what}\n{}", r.section, r.title, dig.text));
+                    failures.push(format!(
+                        "{} {} ({attempt}): expected {what}\n{}",
+                        r.section, r.title, dig.text
+                    ));
                 }
             }
         }

@@ -11,7 +11,7 @@ use std::{
 
 use tests::{
     netns::{SERVER_V4, ns_exec},
-    server::{Deployment, instadns_bin},
+    server::Deployment,
 };
 
 struct Unbound {
@@ -52,10 +52,14 @@ fn start_unbound(d: &Deployment) -> Unbound {
         ),
     )
     .unwrap();
-    let check = Command::new("unbound-checkconf").arg(&conf).output().expect("unbound-checkconf (package unbound)");
+    let check =
+        Command::new("unbound-checkconf").arg(&conf).output().expect("unbound-checkconf (package unbound)");
     assert!(check.status.success(), "unbound.conf: {}", String::from_utf8_lossy(&check.stdout));
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &d.rig.client_ns, "unbound", "-d", "-c"]).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(["netns", "exec", &d.rig.client_ns, "unbound", "-d", "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: prctl in the child before exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -66,7 +70,8 @@ fn start_unbound(d: &Deployment) -> Unbound {
     let unbound = Unbound { child: cmd.spawn().expect("starting unbound"), log };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = ns_exec(&d.rig.client_ns, "dig", &["@127.0.0.1", "+time=1", "+tries=1", "example.com", "SOA"]);
+        let out =
+            ns_exec(&d.rig.client_ns, "dig", &["@127.0.0.1", "+time=1", "+tries=1", "example.com", "SOA"]);
         if String::from_utf8_lossy(&out.stdout).contains("status: NOERROR") {
             return unbound;
         }
@@ -85,10 +90,7 @@ fn unbound_with_qname_minimisation_and_0x20_resolves_through_instadns() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
     // The customer's own zone, CNAMEing its www to the instance's host name.
     let db = d.dir.path().join("demo.sqlite");
-    let cli = |args: &[&str]| {
-        let out = Command::new(instadns_bin()).args(args).arg("--db").arg(&db).output().unwrap();
-        assert!(out.status.success(), "instadns {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let cli = |args: &[&str]| tests::server::cli(db.to_str().unwrap(), args);
     cli(&["zone", "add", "customer.test", "--ns", "ns1.example.com"]);
     cli(&["zone", "record", "add", "customer.test", "www.customer.test", "CNAME", "123456.example.org."]);
     cli(&["domain", "add", "www.customer.test", "--instance", "123456"]);
@@ -107,7 +109,10 @@ fn unbound_with_qname_minimisation_and_0x20_resolves_through_instadns() {
 
     let custom = resolve(&d, "www.customer.test", "A");
     assert!(custom.contains("status: NOERROR"), "{custom}");
-    assert!(custom.contains("CNAME\t123456.example.org.") && custom.contains("192.0.2.1"), "through the CNAME: {custom}");
+    assert!(
+        custom.contains("CNAME\t123456.example.org.") && custom.contains("192.0.2.1"),
+        "through the CNAME: {custom}"
+    );
 
     let missing = resolve(&d, "nope.example.org", "A");
     assert!(missing.contains("status: NXDOMAIN"), "{missing}");

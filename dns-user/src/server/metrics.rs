@@ -87,6 +87,11 @@ pub fn render<S: Store>(handler: &Handler<S>) -> String {
     );
     out.push_str("# TYPE instadns_userspace_cache_hits_total counter\n");
     let _ = writeln!(out, "instadns_userspace_cache_hits_total {}", s.cache_hits.load(Ordering::Relaxed));
+    out.push_str(
+        "# HELP instadns_stale_answers_total Expired answers served while the database was unreachable.\n",
+    );
+    out.push_str("# TYPE instadns_stale_answers_total counter\n");
+    let _ = writeln!(out, "instadns_stale_answers_total {}", s.stale.load(Ordering::Relaxed));
     out.push_str("# HELP instadns_truncated_total UDP responses sent truncated (TC).\n");
     out.push_str("# TYPE instadns_truncated_total counter\n");
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
