@@ -110,3 +110,61 @@ fn tcp_and_kdig_get_the_same_answers() {
     let refused = dig(rig, &[&at, "example.net", "A"]);
     assert!(refused.contains("status: REFUSED"), "{refused}");
 }
+
+/// RFC 7766: pipelined queries on one connection are all answered (in any order, each
+/// with its ID), an idle connection is closed, and connections beyond the limit are
+/// refused.
+#[test]
+fn tcp_follows_rfc7766() {
+    use std::{
+        io::{Read as _, Write as _},
+        net::TcpStream,
+        time::{Duration, Instant},
+    };
+    let Deployment { rig, .. } =
+        &Deployment::start(&["--xdp-mode", "native", "--tcp-idle-timeout", "1", "--tcp-max-connections", "3"]);
+    let server: SocketAddr = SocketAddr::new(SERVER_V4.into(), 53);
+    tests::netns::in_netns(&rig.client_ns, move || {
+        let connect = || {
+            let s = TcpStream::connect_timeout(&server, Duration::from_secs(2)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s
+        };
+        let read_message = |s: &mut TcpStream| -> Option<Vec<u8>> {
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).ok()?;
+            let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut m).ok()?;
+            Some(m)
+        };
+        // Pipelining: five queries written at once, five answers back.
+        let mut s = connect();
+        let names = ["ws-123456.apps.example.com", "blog.alice.example.org", "nope.example.org", "example.com", "234567.example.org"];
+        let mut batch = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let q = QueryBuilder::new(name, RecordType::A).id(100 + i as u16).bytes();
+            batch.extend_from_slice(&(q.len() as u16).to_be_bytes());
+            batch.extend_from_slice(&q);
+        }
+        s.write_all(&batch).unwrap();
+        let mut ids: Vec<u16> = (0..names.len()).map(|_| read_message(&mut s).expect("an answer")).map(|m| u16::from_be_bytes([m[0], m[1]])).collect();
+        ids.sort();
+        assert_eq!(ids, [100, 101, 102, 103, 104]);
+
+        // Idle timeout: the server closes a silent connection after about 1 s.
+        let started = Instant::now();
+        let mut buf = [0u8; 1];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "closed, not data");
+        assert!(started.elapsed() < Duration::from_secs(3), "closed by the idle timeout");
+
+        // Connection limit: with 3 open, a 4th is closed at once.
+        let held: Vec<TcpStream> = (0..3).map(|_| connect()).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut extra = connect();
+        let q = QueryBuilder::new("example.com", RecordType::SOA).bytes();
+        let _ = extra.write_all(&[&(q.len() as u16).to_be_bytes()[..], &q].concat());
+        assert!(read_message(&mut extra).is_none(), "the connection over the limit is not served");
+        drop(held);
+    });
+}
