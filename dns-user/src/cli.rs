@@ -1,7 +1,7 @@
 //! Command-line interface definitions.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
 };
 
@@ -9,8 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use instadns::fastpath::loader::XdpModeArg;
 
-/// Where the database lives unless --db says otherwise.
-pub const DEFAULT_DB: &str = "sqlite:/var/lib/instadns/instadns.sqlite";
+pub use instadns::config::DEFAULT_DB;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +80,37 @@ pub enum Command {
         #[command(subcommand)]
         command: AcmeCommand,
     },
+    /// Validate a configuration file; reports the first error with its line and key.
+    CheckConfig {
+        /// The file (default: /etc/instadns/instadns.toml).
+        file: Option<PathBuf>,
+    },
+    /// Print the documented default configuration file.
+    DefaultConfig,
+    /// Show the pinned fast path: attached interfaces, map capacity and fill, hit ratio and
+    /// queries per second.
+    Status {
+        #[command(flatten)]
+        pins: PinArgs,
+        /// Seconds to sample the counters for queries per second.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+    },
+    /// Detach the XDP program from every interface and remove the pinned maps.
+    Detach {
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct PinArgs {
+    /// The pin directory (default: the config file's, else /sys/fs/bpf/instadns).
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// The configuration file to take the pin directory from.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -100,9 +130,21 @@ pub enum DbCommand {
 #[derive(Args)]
 pub struct DbArg {
     /// The database: sqlite:PATH (or a plain path; a new file starts with the demo data) or
-    /// postgres://USER@HOST/DB (host may be a socket directory: postgres://u@%2Fpath/db).
-    #[arg(long, global = true, env = "INSTADNS_DB", default_value = DEFAULT_DB)]
-    pub db: String,
+    /// postgres://USER@HOST/DB (a socket directory as host: postgres://USER@localhost/DB?host=/run/postgresql).
+    /// Default: the config file's, else sqlite:/var/lib/instadns/instadns.sqlite.
+    #[arg(long, global = true, env = "INSTADNS_DB")]
+    pub db: Option<String>,
+}
+
+impl DbArg {
+    /// The database URL: the flag (or $INSTADNS_DB), else the default config file's, else
+    /// the built-in default.
+    pub fn url(&self) -> String {
+        self.db.clone().unwrap_or_else(|| {
+            let default = std::path::Path::new(instadns::config::DEFAULT_CONFIG_PATH);
+            instadns::config::Config::load(default).map(|c| c.db).unwrap_or_else(|_| DEFAULT_DB.to_owned())
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -298,44 +340,57 @@ pub enum AcmeCommand {
     },
 }
 
+/// Flags of `serve`: each overrides the configuration file's value.
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Interface to attach the XDP program to; repeat for several.
-    #[arg(long = "iface", value_name = "IFACE", required_unless_present = "no_xdp")]
+    /// Configuration file (default: /etc/instadns/instadns.toml if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to attach the XDP program to; repeat for several (replaces the config's).
+    #[arg(long = "iface", value_name = "IFACE")]
     pub ifaces: Vec<String>,
-    /// XDP attach mode: auto tries native (driver) mode and falls back to generic (SKB) mode.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub xdp_mode: XdpModeArg,
+    /// XDP attach mode of the --iface interfaces: auto tries native (driver) mode and falls
+    /// back to generic (SKB) mode.
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeArg>,
     /// Serve from userspace only, without the XDP fast path.
     #[arg(long, conflicts_with_all = ["ifaces", "xdp_mode"])]
     pub no_xdp: bool,
     #[command(flatten)]
     pub db: DbArg,
     /// Address to listen on (UDP and TCP); repeat for several. Default: all IPv4 and IPv6 addresses.
-    #[arg(long = "listen", value_name = "ADDR", default_values_t = [IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)])]
+    #[arg(long = "listen", value_name = "ADDR")]
     pub listen: Vec<IpAddr>,
-    /// DNS port, for the sockets and the XDP program.
-    #[arg(long, default_value_t = 53)]
-    pub port: u16,
-    /// UDP payload size advertised in EDNS(0) responses (512 to 4096).
-    #[arg(long, default_value_t = dns_common::limits::DEFAULT_EDNS_PAYLOAD, value_parser = clap::value_parser!(u16).range(512..=4096))]
-    pub edns_payload: u16,
+    /// DNS port, for the sockets and the XDP program [default: 53].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// UDP payload size advertised in EDNS(0) responses, 512 to 4096 [default: 1232].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(512..=4096))]
+    pub edns_payload: Option<u16>,
     /// Names the XDP maps hold (spread over the name-length buckets, short names first). LRU
-    /// maps start evicting before they are full: leave headroom over the hot set.
-    #[arg(long, default_value_t = 262_144)]
-    pub map_entries: u32,
-    /// Distinct answers the XDP answer array holds (names with identical answers share one).
-    #[arg(long, default_value_t = 16_384)]
-    pub answer_slots: u32,
-    /// Serve Prometheus metrics (/metrics) and /health on this address, e.g. 127.0.0.1:9153.
+    /// maps start evicting before they are full: leave headroom over the hot set [default: 262144].
+    #[arg(long)]
+    pub map_entries: Option<u32>,
+    /// Distinct answers the XDP answer array holds; names with identical answers share one
+    /// [default: 16384].
+    #[arg(long)]
+    pub answer_slots: Option<u32>,
+    /// Serve Prometheus /metrics, /health and /ready on this address, e.g. 127.0.0.1:9153.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// Most TCP connections served at once.
-    #[arg(long, default_value_t = 1024)]
-    pub tcp_max_connections: usize,
-    /// Seconds an idle TCP connection stays open.
-    #[arg(long, default_value_t = 10)]
-    pub tcp_idle_timeout: u64,
+    /// Most TCP connections served at once [default: 1024].
+    #[arg(long)]
+    pub tcp_max_connections: Option<usize>,
+    /// Seconds an idle TCP connection stays open [default: 10].
+    #[arg(long)]
+    pub tcp_idle_timeout: Option<u64>,
+    /// Where to pin the maps and links on bpffs, so restarts keep the fast path answering
+    /// [default: /sys/fs/bpf/instadns].
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// Detach the XDP program and remove the pins when stopping.
+    #[arg(long)]
+    pub detach_on_exit: bool,
     /// Look instances up in the platform's own PostgreSQL instead of our instances table
     /// (with --instance-sql).
     #[arg(long, value_name = "URL", requires = "instance_sql")]

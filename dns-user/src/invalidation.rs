@@ -4,7 +4,14 @@
 //! it affects, and replaces those answers (in the userspace cache and the XDP maps) or,
 //! for large batches, removes them.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::mpsc;
 
@@ -26,16 +33,24 @@ const CATCH_UP_OVERLAP: i64 = 1000;
 /// Log entries older than this are pruned.
 const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 
+/// What the follower did, for metrics.
+#[derive(Default)]
+pub struct FollowerStats {
+    /// Changes applied.
+    pub changes: AtomicU64,
+    /// Cached answers replaced or removed because of them.
+    pub answers: AtomicU64,
+}
+
 pub struct Follower {
     db: Database,
     handler: Arc<Handler<Database>>,
-    /// Invalidation delays observed (commit to applied), for metrics.
-    pub applied: Arc<std::sync::atomic::AtomicU64>,
+    pub stats: Arc<FollowerStats>,
 }
 
 impl Follower {
     pub fn new(db: Database, handler: Arc<Handler<Database>>) -> Self {
-        Self { db, handler, applied: Default::default() }
+        Self { db, handler, stats: Default::default() }
     }
 
     /// Follows changes until the process ends.
@@ -209,7 +224,8 @@ impl Follower {
         } else {
             cache.remove(&keys);
         }
-        self.applied.fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.stats.answers.fetch_add(keys.len() as u64, Ordering::Relaxed);
         tracing::debug!(changes = changes.len(), answers = keys.len(), "applied database changes");
     }
 }

@@ -7,8 +7,10 @@
 //! encodes the sections; [`fastpath`] caches the answer and installs it in the maps.
 
 pub mod answer;
+pub mod config;
 pub mod fastpath;
 pub mod invalidation;
+pub mod notify;
 pub mod resolver;
 pub mod server;
 pub mod store;

@@ -2,20 +2,29 @@
 
 mod cli;
 
-use std::{net::SocketAddr, str::FromStr as _, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr as _,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use hickory_proto::rr::RecordType;
 use instadns::{
     answer,
+    config::{Config, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH, DEFAULT_PIN_DIR, InstanceDb, Interface},
     fastpath::{
-        AnswerCache, DEFAULT_CACHE_ENTRIES, KernelMaps, STALE_MAX,
-        loader::{self, XdpConfig},
+        AnswerCache, CacheKey, DEFAULT_CACHE_ENTRIES, KernelMaps, MapUsage,
+        loader::{self, XdpConfig, XdpModeArg},
+        pin, pinned_keys,
     },
     invalidation::Follower,
+    notify,
     resolver::{Resolver, catalog::parse_name},
-    server::{self, Handler, tcp::TcpLimits},
+    server::{self, Handler, metrics::DaemonStatus, tcp::TcpLimits},
     store::{
         AcmeChallenge, ByoInstances, Database, DbLocation,
         admin::{ClusterUpdate, NewZone},
@@ -52,14 +61,41 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(args) => serve(*args).await,
-        Command::Query { name, qtype, db } => query(&name, &qtype, &open_db(&db.db).await?).await,
+        Command::Serve(args) => {
+            let path = args
+                .config
+                .clone()
+                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
+            serve(serve_config(&args)?, path).await
+        }
+        Command::Query { name, qtype, db } => query(&name, &qtype, &open_db(&db.url()).await?).await,
         Command::Db { command } => db_command(command).await,
-        Command::Zone { db, command } => zone_command(&open_db(&db.db).await?, command).await,
-        Command::Cluster { db, command } => cluster_command(&open_db(&db.db).await?, command).await,
-        Command::Instance { db, command } => instance_command(&open_db(&db.db).await?, command).await,
-        Command::Domain { db, command } => domain_command(&open_db(&db.db).await?, command).await,
-        Command::Acme { db, command } => acme_command(&open_db(&db.db).await?, command).await,
+        Command::Zone { db, command } => zone_command(&open_db(&db.url()).await?, command).await,
+        Command::Cluster { db, command } => cluster_command(&open_db(&db.url()).await?, command).await,
+        Command::Instance { db, command } => instance_command(&open_db(&db.url()).await?, command).await,
+        Command::Domain { db, command } => domain_command(&open_db(&db.url()).await?, command).await,
+        Command::Acme { db, command } => acme_command(&open_db(&db.url()).await?, command).await,
+        Command::CheckConfig { file } => {
+            let path = file.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into());
+            Config::load(&path)?;
+            println!("{}: OK", path.display());
+            Ok(())
+        }
+        Command::DefaultConfig => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+        Command::Status { pins, interval } => status(&pin_dir(&pins)?, interval).await,
+        Command::Detach { pins } => {
+            let dir = pin_dir(&pins)?;
+            let removed = pin::detach_all(&dir)?;
+            if removed.is_empty() {
+                println!("nothing pinned under {}", dir.display());
+            } else {
+                println!("removed {} from {}: {}", removed.len(), dir.display(), removed.join(", "));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -68,8 +104,85 @@ async fn open_db(url: &str) -> Result<Database> {
     Database::open(&location).await.with_context(|| format!("opening the database {url}"))
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
-    let location = DbLocation::parse(&args.db.db).context("--db")?;
+/// The configuration file's settings with the flags' overrides.
+fn serve_config(args: &ServeArgs) -> Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => Config::load(Path::new(DEFAULT_CONFIG_PATH))?,
+        None => Config::default(),
+    };
+    if let Some(db) = &args.db.db {
+        config.db = db.clone();
+    }
+    if !args.ifaces.is_empty() {
+        config.interfaces = args
+            .ifaces
+            .iter()
+            .map(|name| Interface { name: name.clone(), xdp_mode: args.xdp_mode.unwrap_or(XdpModeArg::Auto) })
+            .collect();
+    } else if let Some(mode) = args.xdp_mode {
+        config.interfaces.iter_mut().for_each(|i| i.xdp_mode = mode);
+    }
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    config.port = args.port.unwrap_or(config.port);
+    config.edns_payload = args.edns_payload.unwrap_or(config.edns_payload);
+    config.maps.entries = args.map_entries.unwrap_or(config.maps.entries);
+    config.maps.answer_slots = args.answer_slots.unwrap_or(config.maps.answer_slots);
+    config.metrics = args.metrics.or(config.metrics);
+    config.tcp.max_connections = args.tcp_max_connections.unwrap_or(config.tcp.max_connections);
+    config.tcp.idle_timeout = args.tcp_idle_timeout.unwrap_or(config.tcp.idle_timeout);
+    if let Some(dir) = &args.pin_dir {
+        config.pin_dir = dir.clone();
+    }
+    config.detach_on_exit |= args.detach_on_exit;
+    if let (Some(url), Some(sql)) = (&args.instance_db, &args.instance_sql) {
+        config.instance_db = Some(InstanceDb { url: url.clone(), sql: sql.clone() });
+    }
+    if args.no_xdp {
+        config.interfaces.clear();
+    } else if config.interfaces.is_empty() {
+        bail!(
+            "no interface to attach XDP to: give --iface IFACE, add an [[interface]] to the configuration, or run with --no-xdp"
+        );
+    }
+    Ok(config)
+}
+
+fn pin_dir(args: &cli::PinArgs) -> Result<PathBuf> {
+    if let Some(dir) = &args.pin_dir {
+        return Ok(dir.clone());
+    }
+    let path = args.config.clone().unwrap_or_else(|| DEFAULT_CONFIG_PATH.into());
+    if args.config.is_some() || path.exists() {
+        return Ok(Config::load(&path)?.pin_dir);
+    }
+    Ok(DEFAULT_PIN_DIR.into())
+}
+
+/// Imports the configured zone files.
+async fn import_zone_files(db: &Database, config: &Config) -> Result<()> {
+    for file in &config.zone_files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("zone_files: {}", file.display()))?;
+        let (apex, n) =
+            db.import_zone(&text, None).await.with_context(|| format!("zone_files: {}", file.display()))?;
+        tracing::info!(zone = apex, records = n, file = %file.display(), "zone file imported");
+    }
+    Ok(())
+}
+
+/// Re-resolves `keys` (up to 32 at once), installing fresh answers.
+async fn warm(handler: &Handler<Database>, keys: Vec<CacheKey>) {
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(keys)
+        .for_each_concurrent(32, |key| async move { handler.refresh(&key).await })
+        .await;
+}
+
+async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
+    let location = DbLocation::parse(&config.db).context("db")?;
     // A fleet node may start before its database: keep trying (SQLite errors are final).
     let mut db = loop {
         match Database::open(&location).await {
@@ -78,51 +191,85 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 tracing::warn!(error = %e, "database unreachable; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e) => return Err(e).with_context(|| format!("opening the database {}", args.db.db)),
+            Err(e) => return Err(e).with_context(|| format!("opening the database {}", config.db)),
         }
     };
-    match (&args.instance_db, &args.instance_sql) {
-        (Some(url), Some(sql)) => {
-            let byo = ByoInstances::connect(url, sql).await.context("--instance-db / --instance-sql")?;
-            db = db.with_byo(byo);
-            tracing::info!("instances are looked up with --instance-sql");
-        }
-        (None, None) => {}
-        _ => bail!("--instance-db and --instance-sql go together"),
+    if let Some(byo) = &config.instance_db {
+        db = db.with_byo(ByoInstances::connect(&byo.url, &byo.sql).await.context("instance_db")?);
+        tracing::info!("instances are looked up with the instance_db SQL");
     }
+    import_zone_files(&db, &config).await?;
     let resolver = Arc::new(Resolver::new(db.clone()).await.context("loading zones from the database")?);
 
     // Sockets first: once XDP is attached, what it passes up must find a listener.
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
-    for ip in &args.listen {
-        let addr = SocketAddr::new(*ip, args.port);
+    for ip in &config.listen {
+        let addr = SocketAddr::new(*ip, config.port);
         udp.push(Arc::new(server::bind_udp(addr)?));
         tcp.push(server::bind_tcp(addr)?);
         tracing::info!(%addr, "listening on UDP and TCP");
     }
 
+    // The fast path: maps pinned by layout, adopted if an earlier daemon left them.
+    let xdp_config = XdpConfig::with_capacity(
+        config.port,
+        config.edns_payload,
+        config.maps.entries,
+        config.maps.answer_slots,
+    );
     let mut ebpf = None;
     let mut kernel = None;
-    if !args.no_xdp {
-        let config =
-            XdpConfig::with_capacity(args.port, args.edns_payload, args.map_entries, args.answer_slots);
-        let mut loaded = loader::load(&config)?;
-        for iface in &args.ifaces {
-            let mode = loader::attach(&mut loaded, iface, args.xdp_mode)?;
-            tracing::info!(iface, %mode, "XDP fast path attached");
-        }
-        kernel = Some(KernelMaps::from_ebpf(&mut loaded, config.answer_slots)?);
+    let mut old_layouts = Vec::new();
+    let mut adopted_layout = false;
+    if !config.interfaces.is_empty() {
+        pin::prepare(&config.pin_dir)?;
+        let layout = pin::layout_dir_name(&xdp_config);
+        let layout_dir = config.pin_dir.join(&layout);
+        adopted_layout = pin::has_maps(&layout_dir);
+        old_layouts = pin::other_layouts(&config.pin_dir, &layout);
+        std::fs::create_dir_all(&layout_dir).with_context(|| format!("pin_dir: {}", layout_dir.display()))?;
+        let mut loaded = loader::load_with_pins(&xdp_config, Some(&layout_dir))?;
+        kernel = Some(KernelMaps::from_ebpf(&mut loaded, xdp_config.answer_slots)?);
         ebpf = Some(loaded);
     }
     // The userspace cache holds at least what the kernel maps can, or installs stop.
-    let cache_entries = DEFAULT_CACHE_ENTRIES.max(args.map_entries as usize * 2);
+    let cache_entries = DEFAULT_CACHE_ENTRIES.max(config.maps.entries as usize * 2);
     let cache = Arc::new(AnswerCache::new(cache_entries, kernel));
-    let handler = Arc::new(Handler::new(resolver, cache.clone(), args.edns_payload));
+    let handler = Arc::new(Handler::new(resolver, cache.clone(), config.edns_payload));
+
+    let adopted_keys = if adopted_layout { cache.adopt_kernel_entries() } else { Vec::new() };
+    if adopted_layout {
+        tracing::info!(names = adopted_keys.len(), "adopted the pinned maps of the previous daemon");
+    }
+    // New maps replacing another layout are filled before the swap, so hits continue.
+    for dir in &old_layouts {
+        let keys = pinned_keys(dir);
+        tracing::info!(names = keys.len(), old = %dir.display(), "warming new maps from the previous layout");
+        warm(&handler, keys).await;
+    }
+    let mut attached = Vec::new();
+    if let Some(ebpf) = ebpf.as_mut() {
+        for iface in &config.interfaces {
+            let attachment = pin::attach(ebpf, &config.pin_dir, &iface.name, iface.xdp_mode)?;
+            let (mode, how) = match attachment {
+                pin::Attachment::New(m) => (m, "attached"),
+                pin::Attachment::Adopted(m) => (m, "took over the pinned link (program swapped atomically)"),
+            };
+            tracing::info!(iface = iface.name, %mode, "XDP fast path {how}");
+            attached.push((iface.name.clone(), mode.label().to_owned()));
+        }
+    }
+    for dir in &old_layouts {
+        for m in std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok()) {
+            let _ = std::fs::remove_file(m.path());
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
 
     let limits = TcpLimits {
-        max_connections: args.tcp_max_connections,
-        idle_timeout: Duration::from_secs(args.tcp_idle_timeout),
+        max_connections: config.tcp.max_connections,
+        idle_timeout: Duration::from_secs(config.tcp.idle_timeout),
         ..TcpLimits::default()
     };
     let mut tasks = tokio::task::JoinSet::new();
@@ -132,30 +279,172 @@ async fn serve(args: ServeArgs) -> Result<()> {
     for listener in tcp {
         tasks.spawn(server::tcp::serve(listener, handler.clone(), limits));
     }
-    if let Some(addr) = args.metrics {
+    let follower = Follower::new(db.clone(), handler.clone());
+    let status = Arc::new(DaemonStatus {
+        attached,
+        xdp: !config.interfaces.is_empty(),
+        db: db.clone(),
+        follower: follower.stats.clone(),
+    });
+    if let Some(addr) = config.metrics {
         let listener =
-            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics {addr}"))?;
-        tracing::info!(%addr, "serving /metrics and /health");
-        tasks.spawn(server::metrics::serve(listener, handler.clone()));
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics {addr}"))?;
+        tracing::info!(%addr, "serving /metrics, /health and /ready");
+        tasks.spawn(server::metrics::serve(listener, handler.clone(), status));
     }
-    tasks.spawn(Follower::new(db, handler.clone()).run());
+    tasks.spawn(follower.run());
+    if !adopted_keys.is_empty() {
+        // Re-resolve what the kernel held (it keeps answering meanwhile).
+        let handler = handler.clone();
+        tasks.spawn(async move {
+            let n = adopted_keys.len();
+            let started = std::time::Instant::now();
+            warm(&handler, adopted_keys).await;
+            tracing::info!(names = n, took = ?started.elapsed(), "re-resolved the adopted names");
+            std::future::pending::<()>().await;
+        });
+    }
+    let stale_max = Duration::from_secs(config.ttl.stale_max);
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
-            cache.sweep(STALE_MAX);
+            cache.sweep(stale_max);
         }
     });
     tracing::info!("instadns ready");
+    notify::notify("READY=1");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = tasks.join_next() => bail!("a server task ended unexpectedly"),
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut config = config;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                notify::notify("RELOADING=1");
+                match reload(&mut config, config_path.as_deref(), &db, &handler, ebpf.as_mut()).await {
+                    Ok(()) => tracing::info!("configuration and zones reloaded"),
+                    Err(e) => tracing::error!(error = format!("{e:#}"), "reload failed; keeping the running configuration"),
+                }
+                notify::notify("READY=1");
+            }
+            _ = tasks.join_next() => bail!("a server task ended unexpectedly"),
+        }
     }
-    tracing::info!("shutting down; detaching XDP");
-    drop(ebpf);
+    notify::notify("STOPPING=1");
+    if config.detach_on_exit {
+        drop(ebpf);
+        let removed = pin::detach_all(&config.pin_dir)?;
+        tracing::info!(pins = removed.len(), "detached the fast path and removed its pins");
+    } else if ebpf.is_some() {
+        tracing::info!("stopping; the pinned fast path keeps answering what its maps hold");
+    }
+    Ok(())
+}
+
+/// SIGHUP: re-reads the configuration file, imports its zone files, reloads the zones
+/// and attaches interfaces added to it. Settings that need a restart are reported.
+async fn reload(
+    config: &mut Config,
+    path: Option<&Path>,
+    db: &Database,
+    handler: &Handler<Database>,
+    ebpf: Option<&mut aya::Ebpf>,
+) -> Result<()> {
+    let fresh = match path {
+        Some(p) => Config::load(p)?,
+        None => config.clone(),
+    };
+    import_zone_files(db, &fresh).await?;
+    handler.resolver().reload().await?;
+    if let Some(ebpf) = ebpf {
+        let added: Vec<Interface> = fresh
+            .interfaces
+            .iter()
+            .filter(|i| !config.interfaces.iter().any(|c| c.name == i.name))
+            .cloned()
+            .collect();
+        for iface in added {
+            let attachment = pin::attach(ebpf, &config.pin_dir, &iface.name, iface.xdp_mode)?;
+            tracing::info!(iface = iface.name, ?attachment, "XDP fast path attached on reload");
+            config.interfaces.push(iface);
+        }
+    }
+    if fresh.listen != config.listen
+        || fresh.port != config.port
+        || fresh.db != config.db
+        || fresh.maps != config.maps
+    {
+        tracing::warn!("listen, port, db and maps changes take effect at the next restart");
+    }
+    config.zone_files = fresh.zone_files;
+    Ok(())
+}
+
+/// `instadns status`: what the pinned fast path is doing.
+async fn status(pin_dir: &Path, interval: f64) -> Result<()> {
+    use aya::maps::{Map, MapData, PerCpuArray};
+    use dns_common::{maps::STATS_MAP_NAME, stats::Outcome};
+    let links = pin::pinned_links(pin_dir);
+    if links.is_empty() {
+        println!("no XDP attachment pinned under {}", pin_dir.display());
+    }
+    for (iface, mode) in &links {
+        println!("interface {iface}: XDP {mode}");
+    }
+    let layouts: Vec<PathBuf> = std::fs::read_dir(pin_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("layout-")))
+        .collect();
+    for dir in &layouts {
+        let names = pinned_keys(dir).len();
+        let mut capacity = 0;
+        for m in pin::PINNED_MAPS.iter().take(4) {
+            if let Some(u) = MapUsage::of_pin(m, &dir.join(m)) {
+                capacity += u.max_entries as u64;
+            }
+        }
+        println!(
+            "maps {}: {names} names of {capacity} ({:.1}% full)",
+            dir.display(),
+            names as f64 * 100.0 / capacity.max(1) as f64
+        );
+        let stats_path = dir.join(STATS_MAP_NAME);
+        let read = || -> Result<Vec<u64>> {
+            let data = MapData::from_pin(&stats_path).context("opening the pinned counters")?;
+            let counters = PerCpuArray::<MapData, u64>::try_from(Map::PerCpuArray(data))?;
+            Ok(Outcome::ALL
+                .iter()
+                .map(|o| counters.get(&(*o as u32), 0).map(|v| v.iter().sum()).unwrap_or(0))
+                .collect())
+        };
+        let before = read()?;
+        tokio::time::sleep(Duration::from_secs_f64(interval)).await;
+        let after = read()?;
+        let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        let dns = |v: &[u64]| {
+            v.iter()
+                .zip(Outcome::ALL)
+                .filter(|(_, o)| *o != Outcome::PassNotDns)
+                .map(|(n, _)| *n)
+                .sum::<u64>()
+        };
+        let hit = Outcome::Hit as usize;
+        println!(
+            "queries: {:.0}/s now, {:.1}% answered by XDP now, {:.1}% since the counters started ({} queries)",
+            dns(&delta) as f64 / interval,
+            delta[hit] as f64 * 100.0 / dns(&delta).max(1) as f64,
+            after[hit] as f64 * 100.0 / dns(&after).max(1) as f64,
+            dns(&after)
+        );
+        for (o, n) in Outcome::ALL.iter().zip(&after) {
+            println!("  {:<20} {n}", o.name());
+        }
+    }
     Ok(())
 }
 
@@ -202,11 +491,11 @@ async fn query(name: &str, qtype: &str, db: &Database) -> Result<()> {
 async fn db_command(command: DbCommand) -> Result<()> {
     match command {
         DbCommand::Migrate { db } => {
-            open_db(&db.db).await?;
+            open_db(&db.url()).await?;
             println!("schema up to date");
         }
         DbCommand::Demo { db } => {
-            let db = open_db(&db.db).await?;
+            let db = open_db(&db.url()).await?;
             db.seed_demo().await.context("loading the demo data (into an empty database)")?;
             println!("demo data loaded");
         }

@@ -30,12 +30,41 @@ pub struct ServerProcess {
     child: Child,
     pub ns: String,
     log: PathBuf,
+    /// This server's pin directory on bpffs.
+    pub pin_dir: PathBuf,
+}
+
+/// Where test servers pin their maps and links: one directory per server, named after
+/// the test process so leftovers of killed runs can be recognised.
+const TEST_PIN_ROOT: &str = "/sys/fs/bpf/instadns-test";
+
+static NEXT_PIN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A fresh pin directory for a test server (pins of dead test runs are removed first).
+pub fn test_pin_dir() -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(TEST_PIN_ROOT) {
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: Option<i32> = name.split('-').next().and_then(|p| p.parse().ok());
+            // SAFETY: signal 0 only probes for the process.
+            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let n = NEXT_PIN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Path::new(TEST_PIN_ROOT).join(format!("{}-{n}", std::process::id()))
 }
 
 impl ServerProcess {
     /// Starts `instadns serve` attached to the rig's server veth, on database `db` (a
     /// path or URL), logging to `log`, and waits until it answers /health.
     pub fn start(rig: &VethRig, db: &str, log: &Path, extra: &[&str]) -> Self {
+        Self::start_pinned(rig, db, log, &test_pin_dir(), extra)
+    }
+
+    /// The same, with the pins in `pin_dir` (a restarted server reuses its predecessor's).
+    pub fn start_pinned(rig: &VethRig, db: &str, log: &Path, pin_dir: &Path, extra: &[&str]) -> Self {
         let log = log.to_owned();
         let log_file = std::fs::File::create(&log).expect("server log");
         let mut cmd = Command::new("ip");
@@ -45,6 +74,8 @@ impl ServerProcess {
             .args(["--db", db])
             .args(["--listen", &SERVER_V4.to_string(), "--listen", &SERVER_V6.to_string()])
             .args(["--metrics", METRICS_ADDR])
+            .arg("--pin-dir")
+            .arg(pin_dir)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log_file);
@@ -56,7 +87,7 @@ impl ServerProcess {
             });
         }
         let child = cmd.spawn().expect("starting instadns");
-        let mut server = Self { child, ns: rig.server_ns.clone(), log };
+        let mut server = Self { child, ns: rig.server_ns.clone(), log, pin_dir: pin_dir.to_owned() };
         server.wait_ready();
         server
     }
@@ -135,10 +166,19 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// SIGKILL: the daemon dies at once, its pinned fast path stays.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
         if std::thread::panicking() {
             eprintln!("--- instadns log ---\n{}", self.log_text());
         }

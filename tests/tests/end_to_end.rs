@@ -121,8 +121,14 @@ fn tcp_follows_rfc7766() {
         net::TcpStream,
         time::{Duration, Instant},
     };
-    let Deployment { rig, .. } =
-        &Deployment::start(&["--xdp-mode", "native", "--tcp-idle-timeout", "1", "--tcp-max-connections", "3"]);
+    let Deployment { rig, .. } = &Deployment::start(&[
+        "--xdp-mode",
+        "native",
+        "--tcp-idle-timeout",
+        "1",
+        "--tcp-max-connections",
+        "3",
+    ]);
     let server: SocketAddr = SocketAddr::new(SERVER_V4.into(), 53);
     tests::netns::in_netns(&rig.client_ns, move || {
         let connect = || {
@@ -139,7 +145,13 @@ fn tcp_follows_rfc7766() {
         };
         // Pipelining: five queries written at once, five answers back.
         let mut s = connect();
-        let names = ["ws-123456.apps.example.com", "blog.alice.example.org", "nope.example.org", "example.com", "234567.example.org"];
+        let names = [
+            "ws-123456.apps.example.com",
+            "blog.alice.example.org",
+            "nope.example.org",
+            "example.com",
+            "234567.example.org",
+        ];
         let mut batch = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let q = QueryBuilder::new(name, RecordType::A).id(100 + i as u16).bytes();
@@ -147,7 +159,10 @@ fn tcp_follows_rfc7766() {
             batch.extend_from_slice(&q);
         }
         s.write_all(&batch).unwrap();
-        let mut ids: Vec<u16> = (0..names.len()).map(|_| read_message(&mut s).expect("an answer")).map(|m| u16::from_be_bytes([m[0], m[1]])).collect();
+        let mut ids: Vec<u16> = (0..names.len())
+            .map(|_| read_message(&mut s).expect("an answer"))
+            .map(|m| u16::from_be_bytes([m[0], m[1]]))
+            .collect();
         ids.sort();
         assert_eq!(ids, [100, 101, 102, 103, 104]);
 

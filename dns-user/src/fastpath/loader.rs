@@ -1,9 +1,11 @@
 //! Loading the embedded XDP program and attaching it to interfaces, with errors that
 //! tell the operator what to do.
 
+use std::path::Path;
+
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{ProgramError, Xdp, XdpMode},
+    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use dns_common::{
     limits::NAME_BUCKET_COUNT,
@@ -48,6 +50,15 @@ pub enum AttachedMode {
     Skb,
 }
 
+impl AttachedMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Skb => "skb",
+        }
+    }
+}
+
 impl std::fmt::Display for AttachedMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -58,7 +69,8 @@ impl std::fmt::Display for AttachedMode {
 }
 
 /// The requested attach mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
     /// Native (driver) mode, falling back to generic (SKB) mode.
     Auto,
@@ -94,8 +106,19 @@ pub struct AttachError {
 
 /// Loads the program with its configuration into the kernel (not attached yet).
 pub fn load(config: &XdpConfig) -> Result<Ebpf, LoadError> {
+    load_with_pins(config, None)
+}
+
+/// Loads the program; with `layout_dir`, its maps are pinned there (and maps already
+/// pinned there are reused, content and all).
+pub fn load_with_pins(config: &XdpConfig, layout_dir: Option<&Path>) -> Result<Ebpf, LoadError> {
     raise_memlock_limit();
     let mut loader = EbpfLoader::new();
+    if let Some(dir) = layout_dir {
+        for name in super::pin::PINNED_MAPS {
+            loader.map_pin_path(name, dir.join(name));
+        }
+    }
     loader
         .override_global("DNS_PORT", &config.dns_port, true)
         .override_global("EDNS_PAYLOAD", &config.edns_payload, true)
@@ -114,7 +137,11 @@ pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, LoadError> {
 
 /// Attaches the loaded program to `iface`. In auto mode a failed native attach falls
 /// back to generic mode, with a log line saying so.
-pub fn attach(ebpf: &mut Ebpf, iface: &str, mode: XdpModeArg) -> Result<AttachedMode, AttachError> {
+pub fn attach(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    mode: XdpModeArg,
+) -> Result<(AttachedMode, XdpLinkId), AttachError> {
     let prog = program(ebpf).map_err(|e| AttachError {
         iface: iface.into(),
         mode: "any",
@@ -127,7 +154,7 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str, mode: XdpModeArg) -> Result<Attached
             AttachedMode::Native => XdpMode::Driver,
             AttachedMode::Skb => XdpMode::Skb,
         };
-        prog.attach(iface, flags).map(|_| mode).map_err(|source| AttachError {
+        prog.attach(iface, flags).map(|id| (mode, id)).map_err(|source| AttachError {
             iface: iface.into(),
             mode: if mode == AttachedMode::Native { "native" } else { "skb" },
             hint: attach_hint(iface, mode, &source),

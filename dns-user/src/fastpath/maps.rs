@@ -129,6 +129,35 @@ impl KernelMaps {
         self.slots.reclaim(Instant::now());
     }
 
+    /// Every name entry the kernel holds (after adopting an earlier daemon's pinned maps).
+    pub fn entries(&self) -> Vec<(CacheKey, NameEntry)> {
+        let mut out = Vec::new();
+        collect(&self.names0, &mut out);
+        collect(&self.names1, &mut out);
+        collect(&self.names2, &mut out);
+        collect(&self.names3, &mut out);
+        out
+    }
+
+    /// Takes over the answer slots that `entries` (found in adopted maps) point at: the
+    /// slot table learns their contents and reference counts, so new answers neither
+    /// overwrite them nor leak them. Returns each entry's answer, as the kernel holds it.
+    pub fn adopt(&mut self, entries: &[(CacheKey, NameEntry)]) -> Vec<Option<Arc<EncodedAnswer>>> {
+        let mut contents: HashMap<u32, Option<Arc<EncodedAnswer>>> = HashMap::new();
+        for (_, entry) in entries {
+            contents.entry(entry.answer).or_insert_with(|| {
+                self.answers.get(&entry.answer, 0).ok().map(|slot| Arc::new(answer_of_slot(&slot)))
+            });
+        }
+        for (_, entry) in entries {
+            if let Some(Some(content)) = contents.get(&entry.answer) {
+                self.slots.adopt(entry.answer, content);
+            }
+        }
+        self.slots.finish_adoption();
+        entries.iter().map(|(_, e)| contents.get(&e.answer).cloned().flatten()).collect()
+    }
+
     /// Capacity and kernel memory of each map, as the kernel reports them.
     pub fn usage(&self) -> Vec<MapUsage> {
         let named = |name: &'static str, data: &MapData| MapUsage::of(name, data);
@@ -172,6 +201,57 @@ impl KernelMaps {
             _ => Err(MapsError::NameTooLong),
         }
     }
+}
+
+fn collect<const N: usize>(
+    map: &BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    out: &mut Vec<(CacheKey, NameEntry)>,
+) where
+    NameKey<N>: aya::Pod,
+{
+    for (key, entry) in map.iter().filter_map(Result::ok) {
+        if let Some(len) = wire_len(&key.name) {
+            out.push((CacheKey::new(&key.name[..len], u16::from_be_bytes(key.qtype)), entry));
+        }
+    }
+}
+
+/// Length of the wire name at the start of a zero-padded key (None if malformed).
+fn wire_len(name: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let len = *name.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            return Some(pos);
+        }
+        pos += len;
+    }
+}
+
+/// The keys held by the name maps pinned in `layout_dir` (of any earlier layout with the
+/// same key format), for warming new maps before they replace old ones.
+pub fn pinned_keys(layout_dir: &std::path::Path) -> Vec<CacheKey> {
+    fn keys<const N: usize>(path: &std::path::Path, out: &mut Vec<CacheKey>)
+    where
+        NameKey<N>: aya::Pod,
+    {
+        let Ok(data) = MapData::from_pin(path) else { return };
+        let Ok(map) =
+            BpfHashMap::<MapData, NameKey<N>, NameEntry>::try_from(aya::maps::Map::LruHashMap(data))
+        else {
+            return;
+        };
+        let mut entries = Vec::new();
+        collect(&map, &mut entries);
+        out.extend(entries.into_iter().map(|(k, _)| k));
+    }
+    let mut out = Vec::new();
+    keys::<{ dns_common::limits::NAME_BUCKETS[0] }>(&layout_dir.join(NAME_MAP_NAMES[0]), &mut out);
+    keys::<{ dns_common::limits::NAME_BUCKETS[1] }>(&layout_dir.join(NAME_MAP_NAMES[1]), &mut out);
+    keys::<{ dns_common::limits::NAME_BUCKETS[2] }>(&layout_dir.join(NAME_MAP_NAMES[2]), &mut out);
+    keys::<{ dns_common::limits::NAME_BUCKETS[3] }>(&layout_dir.join(NAME_MAP_NAMES[3]), &mut out);
+    out
 }
 
 fn put<const N: usize>(
@@ -220,6 +300,11 @@ pub struct MapUsage {
 }
 
 impl MapUsage {
+    /// The usage of a pinned map.
+    pub fn of_pin(name: &'static str, path: &std::path::Path) -> Option<Self> {
+        MapData::from_pin(path).ok().map(|data| Self::of(name, &data))
+    }
+
     fn of(name: &'static str, data: &MapData) -> Self {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let fd = data.fd().as_fd().as_raw_fd();
@@ -251,6 +336,22 @@ pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
         slot.rotate_size = r.size;
     }
     slot
+}
+
+/// The answer an answer slot holds.
+fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
+    let len = (slot.len as usize).min(ANSWER_MAX_LEN);
+    EncodedAnswer {
+        rcode: slot.flags & dns_common::maps::answer_flags::RCODE_MASK,
+        authoritative: true,
+        counts: [slot.ancount, slot.nscount, slot.arcount],
+        data: slot.data[..len].to_vec(),
+        rotate: (slot.rotate_count >= 2).then_some(crate::answer::RotateSpan {
+            offset: slot.rotate_offset,
+            count: slot.rotate_count,
+            size: slot.rotate_size,
+        }),
+    }
 }
 
 /// Allocation of answer slots, shared by content.
@@ -297,6 +398,22 @@ impl SlotTable {
         self.by_content.insert(content.clone(), slot);
         self.used.insert(slot, (content.clone(), 1));
         Some((slot, true))
+    }
+
+    /// Records one more reference to `slot` holding `content` (from adopted maps).
+    fn adopt(&mut self, slot: u32, content: &Arc<EncodedAnswer>) {
+        let entry = self.used.entry(slot).or_insert_with(|| (content.clone(), 0));
+        entry.1 += 1;
+        self.by_content.entry(content.clone()).or_insert(slot);
+        self.next_fresh = self.next_fresh.max(slot + 1);
+    }
+
+    /// After adopting: the slots below the highest adopted one that nothing points at
+    /// are free (they are not in use, so reusing them at once is safe).
+    fn finish_adoption(&mut self) {
+        let quarantined: std::collections::HashSet<u32> = self.quarantine.iter().map(|(_, s)| *s).collect();
+        self.free =
+            (0..self.next_fresh).filter(|s| !self.used.contains_key(s) && !quarantined.contains(s)).collect();
     }
 
     fn release(&mut self, slot: u32) {
@@ -351,6 +468,23 @@ mod tests {
         assert!(t.acquire(&answer(3)).is_none(), "slot 0 is still in quarantine");
         t.reclaim(Instant::now() + SLOT_QUARANTINE);
         assert_eq!(t.acquire(&answer(3)).unwrap(), (0, true));
+    }
+
+    #[test]
+    fn adopted_slots_are_neither_reused_nor_leaked() {
+        let mut t = SlotTable::new(4);
+        t.adopt(2, &answer(7));
+        t.adopt(2, &answer(7));
+        t.finish_adoption();
+        assert_eq!(t.acquire(&answer(7)).unwrap(), (2, false), "the adopted content is shared");
+        let (a, _) = t.acquire(&answer(8)).unwrap();
+        let (b, _) = t.acquire(&answer(9)).unwrap();
+        assert!(a != 2 && b != 2 && a != b, "fresh answers avoid the adopted slot");
+        for _ in 0..3 {
+            t.release(2);
+        }
+        t.reclaim(Instant::now() + SLOT_QUARANTINE);
+        assert!(t.free.contains(&2), "released by its last name, the slot is freed");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod loader;
 mod maps;
+pub mod pin;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,7 +23,7 @@ use dns_common::{
     stats::Outcome,
 };
 
-pub use maps::{KernelMaps, MapUsage, MapsError, answer_slot};
+pub use maps::{KernelMaps, MapUsage, MapsError, answer_slot, pinned_keys};
 
 use crate::{answer::EncodedAnswer, resolver::Tag};
 
@@ -220,6 +221,45 @@ impl AnswerCache {
         let previous = entries.map.get(&key).and_then(|c| c.slot);
         let slot = self.install(&key, &answer, expires_ns, previous);
         entries.insert(key, Cached { answer, expires_ns, tags: tags.into(), slot });
+    }
+
+    /// Records an entry the kernel already holds (adopted from an earlier daemon's pinned
+    /// maps) until it is re-resolved: it has no tags yet, so a change reaches it only
+    /// once warming refreshes it.
+    pub fn adopt(&self, key: CacheKey, answer: Arc<EncodedAnswer>, expires_ns: u64, slot: u32) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.insert(key, Cached { answer, expires_ns, tags: Arc::from([]), slot: Some(slot) });
+    }
+
+    /// Answers installed in the kernel's name maps (as far as this daemon knows; the
+    /// kernel's LRU may have evicted some).
+    pub fn installed(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .values()
+            .filter(|c| c.slot.is_some())
+            .count()
+    }
+
+    /// Adopts every name entry of the kernel's (pinned) maps; returns their keys.
+    pub fn adopt_kernel_entries(&self) -> Vec<CacheKey> {
+        let Some(kernel) = &self.kernel else { return Vec::new() };
+        let (entries, answers) = {
+            let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+            let entries = kernel.entries();
+            let answers = kernel.adopt(&entries);
+            (entries, answers)
+        };
+        let mut keys = Vec::with_capacity(entries.len());
+        for ((key, entry), answer) in entries.into_iter().zip(answers) {
+            if let Some(answer) = answer {
+                self.adopt(key.clone(), answer, entry.expires_ns, entry.answer);
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// Serves `key`'s stale answer again for `ttl` seconds (kernel included) while the

@@ -34,7 +34,23 @@ pub struct QueryStats {
     pub stale: AtomicU64,
     /// Responses by RCODE (index = RCODE, BADVERS = 16).
     pub rcodes: [AtomicU64; 17],
+    /// Queries by type, see [`QTYPE_LABELS`].
+    pub by_type: [AtomicU64; QTYPE_LABELS.len()],
 }
+
+/// The query types counted separately; everything else is "other".
+pub const QTYPE_LABELS: [(&str, u16); 10] = [
+    ("A", 1),
+    ("NS", 2),
+    ("CNAME", 5),
+    ("SOA", 6),
+    ("MX", 15),
+    ("TXT", 16),
+    ("AAAA", 28),
+    ("HTTPS", 65),
+    ("ANY", 255),
+    ("other", 0),
+];
 
 pub struct Handler<S> {
     resolver: Arc<Resolver<S>>,
@@ -74,6 +90,9 @@ impl<S: Store> Handler<S> {
                 return wire::error_response(msg, &rejection, self.edns_payload);
             }
         };
+        let type_index =
+            QTYPE_LABELS.iter().position(|(_, t)| *t == query.qtype).unwrap_or(QTYPE_LABELS.len() - 1);
+        self.stats.by_type[type_index].fetch_add(1, Ordering::Relaxed);
         let answer = self.answer(&query, transport).await;
         self.count_rcode(answer.rcode);
         let limit = match transport {

@@ -1,24 +1,43 @@
-//! `/metrics` in the Prometheus text format, and `/health`.
+//! `/metrics` in the Prometheus text format, `/health` (the process answers) and `/ready`
+//! (the program is attached, the maps loaded, the zones loaded and the database
+//! reachable).
 
-use std::{fmt::Write as _, sync::Arc, sync::atomic::Ordering, time::Duration};
+use std::{
+    fmt::Write as _,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
     net::{TcpListener, TcpStream},
 };
 
-use super::handler::Handler;
-use crate::store::Store;
+use super::handler::{Handler, QTYPE_LABELS};
+use crate::{
+    invalidation::FollowerStats,
+    store::{Database, latency},
+};
 
 /// Closes a connection idle this long.
 const IDLE: Duration = Duration::from_secs(30);
 
-pub async fn serve<S: Store>(listener: TcpListener, handler: Arc<Handler<S>>) {
+/// What the daemon knows about itself beyond the handler.
+pub struct DaemonStatus {
+    /// (interface, mode) of each XDP attachment.
+    pub attached: Vec<(String, String)>,
+    /// Whether the fast path is enabled at all.
+    pub xdp: bool,
+    pub db: Database,
+    pub follower: Arc<FollowerStats>,
+}
+
+pub async fn serve(listener: TcpListener, handler: Arc<Handler<Database>>, status: Arc<DaemonStatus>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
-        let handler = handler.clone();
+        let (handler, status) = (handler.clone(), status.clone());
         tokio::spawn(async move {
-            let _ = connection(stream, &handler).await;
+            let _ = connection(stream, &handler, &status).await;
         });
     }
 }
@@ -26,7 +45,11 @@ pub async fn serve<S: Store>(listener: TcpListener, handler: Arc<Handler<S>>) {
 /// HTTP/1.1 with keep-alive: requests are answered in turn until the client closes or
 /// goes idle. The server never closes first after answering, so the client's side
 /// holds TIME_WAIT and rapid scrapes from one host never collide with it.
-async fn connection<S: Store>(stream: TcpStream, handler: &Handler<S>) -> std::io::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    handler: &Handler<Database>,
+    status: &DaemonStatus,
+) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     loop {
@@ -45,36 +68,92 @@ async fn connection<S: Store>(stream: TcpStream, handler: &Handler<S>) -> std::i
             }
         }
         let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-        let (status, body) = match path {
-            "/metrics" => ("200 OK", render(handler)),
+        let (code, body) = match path {
+            "/metrics" => ("200 OK", render(handler, status)),
             "/health" => ("200 OK", "ok\n".to_owned()),
+            "/ready" => match not_ready(handler, status).await {
+                None => ("200 OK", "ready\n".to_owned()),
+                Some(why) => ("503 Service Unavailable", format!("not ready: {why}\n")),
+            },
             _ => ("404 Not Found", "not found\n".to_owned()),
         };
         let response = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         writer.write_all(response.as_bytes()).await?;
     }
 }
 
+/// Why the daemon is not ready, if it is not.
+async fn not_ready(handler: &Handler<Database>, status: &DaemonStatus) -> Option<String> {
+    if status.xdp && (status.attached.is_empty() || !handler.cache().has_kernel()) {
+        return Some("the XDP program is not attached".into());
+    }
+    if !handler.resolver().is_loaded() {
+        return Some("zones not loaded".into());
+    }
+    match tokio::time::timeout(Duration::from_secs(1), status.db.query("SELECT 1", vec![])).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("database: {e}")),
+        Err(_) => Some("database: no answer within 1 s".into()),
+    }
+}
+
+fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(out, "# HELP {name} {text}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
 /// The metrics page.
-pub fn render<S: Store>(handler: &Handler<S>) -> String {
+pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     let mut out = String::new();
-    if let Some(counters) = handler.cache().xdp_counters() {
-        out.push_str("# HELP instadns_xdp_packets_total Packets seen by the XDP program, by outcome.\n");
-        out.push_str("# TYPE instadns_xdp_packets_total counter\n");
+    let cache = handler.cache();
+    if let Some(counters) = cache.xdp_counters() {
+        help(
+            &mut out,
+            "instadns_xdp_packets_total",
+            "counter",
+            "Packets seen by the XDP program, by outcome (summed over CPUs).",
+        );
         for (outcome, value) in counters {
             let _ = writeln!(out, "instadns_xdp_packets_total{{outcome=\"{}\"}} {value}", outcome.name());
         }
     }
+    help(&mut out, "instadns_xdp_attached", "gauge", "XDP attachments, by interface and mode.");
+    for (iface, mode) in &status.attached {
+        let _ = writeln!(out, "instadns_xdp_attached{{interface=\"{iface}\",mode=\"{mode}\"}} 1");
+    }
+    if let Some(usage) = cache.map_usage() {
+        help(&mut out, "instadns_map_capacity", "gauge", "Entries each BPF map can hold.");
+        for u in &usage {
+            let _ = writeln!(out, "instadns_map_capacity{{map=\"{}\"}} {}", u.name, u.max_entries);
+        }
+        help(&mut out, "instadns_map_memory_bytes", "gauge", "Kernel memory of each BPF map.");
+        for u in &usage {
+            let _ = writeln!(out, "instadns_map_memory_bytes{{map=\"{}\"}} {}", u.name, u.memory_bytes);
+        }
+        help(&mut out, "instadns_map_names", "gauge", "Names installed in the XDP name maps.");
+        let _ = writeln!(out, "instadns_map_names {}", cache.installed());
+    }
     let s = &handler.stats;
-    out.push_str("# HELP instadns_queries_total Queries answered by userspace, by transport.\n");
-    out.push_str("# TYPE instadns_queries_total counter\n");
+    help(&mut out, "instadns_queries_total", "counter", "Queries answered by userspace, by transport.");
     let _ = writeln!(out, "instadns_queries_total{{transport=\"udp\"}} {}", s.udp.load(Ordering::Relaxed));
     let _ = writeln!(out, "instadns_queries_total{{transport=\"tcp\"}} {}", s.tcp.load(Ordering::Relaxed));
-    out.push_str("# HELP instadns_responses_total Userspace responses by RCODE.\n");
-    out.push_str("# TYPE instadns_responses_total counter\n");
+    help(
+        &mut out,
+        "instadns_queries_by_type_total",
+        "counter",
+        "Queries answered by userspace, by query type.",
+    );
+    for ((label, _), count) in QTYPE_LABELS.iter().zip(&s.by_type) {
+        let _ = writeln!(
+            out,
+            "instadns_queries_by_type_total{{type=\"{label}\"}} {}",
+            count.load(Ordering::Relaxed)
+        );
+    }
+    help(&mut out, "instadns_responses_total", "counter", "Userspace responses by RCODE.");
     for (rcode, count) in s.rcodes.iter().enumerate() {
         let count = count.load(Ordering::Relaxed);
         if count > 0 {
@@ -82,22 +161,51 @@ pub fn render<S: Store>(handler: &Handler<S>) -> String {
                 writeln!(out, "instadns_responses_total{{rcode=\"{}\"}} {count}", rcode_name(rcode as u16));
         }
     }
-    out.push_str(
-        "# HELP instadns_userspace_cache_hits_total Userspace answers served from the answer cache.\n",
+    help(
+        &mut out,
+        "instadns_userspace_cache_hits_total",
+        "counter",
+        "Userspace answers served from the answer cache.",
     );
-    out.push_str("# TYPE instadns_userspace_cache_hits_total counter\n");
     let _ = writeln!(out, "instadns_userspace_cache_hits_total {}", s.cache_hits.load(Ordering::Relaxed));
-    out.push_str(
-        "# HELP instadns_stale_answers_total Expired answers served while the database was unreachable.\n",
+    help(
+        &mut out,
+        "instadns_stale_answers_total",
+        "counter",
+        "Expired answers served while the database was unreachable.",
     );
-    out.push_str("# TYPE instadns_stale_answers_total counter\n");
     let _ = writeln!(out, "instadns_stale_answers_total {}", s.stale.load(Ordering::Relaxed));
-    out.push_str("# HELP instadns_truncated_total UDP responses sent truncated (TC).\n");
-    out.push_str("# TYPE instadns_truncated_total counter\n");
+    help(&mut out, "instadns_truncated_total", "counter", "UDP responses sent truncated (TC).");
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
-    out.push_str("# HELP instadns_cache_entries Answers in the userspace answer cache.\n");
-    out.push_str("# TYPE instadns_cache_entries gauge\n");
-    let _ = writeln!(out, "instadns_cache_entries {}", handler.cache().len());
+    help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");
+    let _ = writeln!(out, "instadns_cache_entries {}", cache.len());
+    help(
+        &mut out,
+        "instadns_changes_applied_total",
+        "counter",
+        "Database changes applied from the change log.",
+    );
+    let _ =
+        writeln!(out, "instadns_changes_applied_total {}", status.follower.changes.load(Ordering::Relaxed));
+    help(
+        &mut out,
+        "instadns_answers_invalidated_total",
+        "counter",
+        "Cached answers replaced or removed after database changes.",
+    );
+    let _ = writeln!(
+        out,
+        "instadns_answers_invalidated_total {}",
+        status.follower.answers.load(Ordering::Relaxed)
+    );
+    help(&mut out, "instadns_db_query_seconds", "histogram", "Latency of database statements.");
+    let (buckets, count, sum) = latency::DB_LATENCY.snapshot();
+    for (bound, c) in latency::BUCKETS.iter().zip(&buckets) {
+        let _ = writeln!(out, "instadns_db_query_seconds_bucket{{le=\"{bound}\"}} {c}");
+    }
+    let _ = writeln!(out, "instadns_db_query_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "instadns_db_query_seconds_sum {sum}");
+    let _ = writeln!(out, "instadns_db_query_seconds_count {count}");
     out
 }
 

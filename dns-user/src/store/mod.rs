@@ -6,6 +6,7 @@ pub mod admin;
 pub mod byo;
 pub mod changes;
 mod demo;
+pub mod latency;
 pub mod postgres;
 mod schema;
 pub mod sql;
@@ -290,10 +291,13 @@ impl Database {
     }
 
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
-        match &self.backend {
+        let started = std::time::Instant::now();
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.query(sql, params).await,
             Backend::Postgres(p) => p.query(sql, params).await,
-        }
+        };
+        latency::DB_LATENCY.observe(started.elapsed());
+        result
     }
 
     pub async fn query_opt(&self, sql: &str, params: Vec<Value>) -> Result<Option<Row>, StoreError> {

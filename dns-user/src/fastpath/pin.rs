@@ -1,0 +1,225 @@
+//! Pinning the fast path under bpffs, so it outlives the daemon: a restart or an upgrade
+//! adopts the pinned maps and swaps its program into the pinned links atomically
+//! (`bpf_link_update`), and hits never stop.
+//!
+//! Layout of the pin directory (default `/sys/fs/bpf/instadns`):
+//! - `layout-<hash>/<MAP>`: the maps, in a directory named after their layout (key and
+//!   value sizes, capacities). A daemon with the same layout adopts them; a daemon with
+//!   another layout warms new maps from the old ones' keys, then swaps, then removes them.
+//! - `link-<iface>-<mode>`: the XDP link of each interface.
+
+use std::{
+    hash::{Hash as _, Hasher as _},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    programs::{
+        Xdp,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
+};
+use dns_common::{
+    limits::{ANSWER_MAX_LEN, NAME_BUCKETS},
+    maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, STATS_MAP_NAME},
+    stats::OUTCOME_SLOTS,
+};
+use thiserror::Error;
+
+use super::loader::{AttachedMode, XdpConfig, XdpModeArg};
+
+/// Bumped whenever a map's key or value layout changes.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// The maps that are pinned (the per-CPU scratch map is private to each program).
+pub const PINNED_MAPS: [&str; 6] = [
+    NAME_MAP_NAMES[0],
+    NAME_MAP_NAMES[1],
+    NAME_MAP_NAMES[2],
+    NAME_MAP_NAMES[3],
+    ANSWER_MAP_NAME,
+    STATS_MAP_NAME,
+];
+
+#[derive(Debug, Error)]
+pub enum PinError {
+    #[error("{path}: {message}\n  hint: {hint}")]
+    Path { path: PathBuf, message: String, hint: &'static str },
+    #[error("pinning the link of {iface}: {message}")]
+    Link { iface: String, message: String },
+}
+
+fn path_error(path: &Path, e: impl std::fmt::Display, hint: &'static str) -> PinError {
+    PinError::Path { path: path.to_owned(), message: e.to_string(), hint }
+}
+
+/// The layout of the maps for `config`, as a directory name.
+pub fn layout_dir_name(config: &XdpConfig) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (LAYOUT_VERSION, NAME_BUCKETS, ANSWER_MAX_LEN, OUTCOME_SLOTS, config.name_entries, config.answer_slots)
+        .hash(&mut h);
+    format!("layout-{:016x}", h.finish())
+}
+
+/// Makes sure `pin_dir` is on a bpffs (mounting /sys/fs/bpf if nothing is there) and
+/// exists.
+pub fn prepare(pin_dir: &Path) -> Result<(), PinError> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let bpf_mounts: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(1..3).map(|f| (f[0], f[1])))
+        .filter(|(_, fs)| *fs == "bpf")
+        .map(|(m, _)| m)
+        .collect();
+    if !bpf_mounts.iter().any(|m| pin_dir.starts_with(m)) {
+        let default = Path::new("/sys/fs/bpf");
+        if !pin_dir.starts_with(default) {
+            return Err(path_error(
+                pin_dir,
+                "not on a bpf filesystem",
+                "mount one (mount -t bpf bpf DIR) or use a pin_dir under /sys/fs/bpf",
+            ));
+        }
+        std::fs::create_dir_all(default).map_err(|e| path_error(default, e, "create /sys/fs/bpf"))?;
+        let (src, target, fstype) = (c"bpf", c"/sys/fs/bpf", c"bpf");
+        // SAFETY: plain mount(2) with NUL-terminated strings.
+        let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+        if rc != 0 {
+            return Err(path_error(
+                default,
+                std::io::Error::last_os_error(),
+                "mount the BPF filesystem (mount -t bpf bpf /sys/fs/bpf) or run with CAP_SYS_ADMIN once",
+            ));
+        }
+        tracing::info!("mounted the BPF filesystem on /sys/fs/bpf");
+    }
+    std::fs::create_dir_all(pin_dir)
+        .map_err(|e| path_error(pin_dir, e, "check the permissions of the bpffs mount"))
+}
+
+/// Directories of other layouts left by earlier versions.
+pub fn other_layouts(pin_dir: &Path, ours: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(pin_dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("layout-") && name != ours
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Whether `layout_dir` holds a complete set of pinned maps.
+pub fn has_maps(layout_dir: &Path) -> bool {
+    PINNED_MAPS.iter().all(|m| layout_dir.join(m).exists())
+}
+
+fn link_pin(pin_dir: &Path, iface: &str, mode: AttachedMode) -> PathBuf {
+    let mode = match mode {
+        AttachedMode::Native => "native",
+        AttachedMode::Skb => "skb",
+    };
+    pin_dir.join(format!("link-{iface}-{mode}"))
+}
+
+/// The pinned link of `iface`, if any, with its mode.
+fn existing_link(pin_dir: &Path, iface: &str) -> Option<(PathBuf, AttachedMode)> {
+    [AttachedMode::Native, AttachedMode::Skb]
+        .into_iter()
+        .map(|m| (link_pin(pin_dir, iface, m), m))
+        .find(|(p, _)| p.exists())
+}
+
+/// How the program got onto an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    /// A new link, now pinned.
+    New(AttachedMode),
+    /// The pinned link of an earlier daemon, now running this program (swapped atomically).
+    Adopted(AttachedMode),
+}
+
+/// Attaches `ebpf`'s program to `iface` through a pinned link: an existing pinned link
+/// gets this program swapped in atomically; otherwise a new link is created and pinned.
+pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, iface: &str, mode: XdpModeArg) -> anyhow::Result<Attachment> {
+    use anyhow::Context as _;
+    if let Some((path, existing_mode)) = existing_link(pin_dir, iface) {
+        let wanted_differs = matches!(
+            (mode, existing_mode),
+            (XdpModeArg::Native, AttachedMode::Skb) | (XdpModeArg::Skb, AttachedMode::Native)
+        );
+        match PinnedLink::from_pin(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|p| XdpLink::try_from(FdLink::from(p)).map_err(|e| e.to_string()))
+        {
+            Ok(link) if !wanted_differs => {
+                let prog: &mut Xdp = super::loader::program(ebpf)?;
+                match prog.attach_to_link(link) {
+                    Ok(_) => return Ok(Attachment::Adopted(existing_mode)),
+                    Err(e) => {
+                        tracing::warn!(iface, error = %e, "the pinned link is unusable; attaching anew")
+                    }
+                }
+            }
+            Ok(_) => tracing::info!(iface, "the pinned link has another XDP mode; replacing it"),
+            Err(e) => tracing::warn!(iface, error = %e, "the pinned link is unusable; attaching anew"),
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing the stale pin {}", path.display()))?;
+    }
+    let (attached, id) = super::loader::attach(ebpf, iface, mode)?;
+    let prog: &mut Xdp = super::loader::program(ebpf)?;
+    let link = prog.take_link(id).context("taking the new XDP link")?;
+    let path = link_pin(pin_dir, iface, attached);
+    match FdLink::try_from(link) {
+        Ok(fd) => {
+            fd.pin(&path).map_err(|e| PinError::Link { iface: iface.into(), message: e.to_string() })?;
+        }
+        Err(e) => {
+            // Netlink-attached (kernels without XDP links): works, but cannot be pinned.
+            tracing::warn!(iface, error = %e, "the XDP attachment cannot be pinned: restarts will interrupt the fast path");
+        }
+    }
+    Ok(Attachment::New(attached))
+}
+
+/// Interfaces with a pinned link, and their modes.
+pub fn pinned_links(pin_dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(pin_dir) else { return Vec::new() };
+    let mut out: Vec<(String, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix("link-")?;
+            let (iface, mode) = rest.rsplit_once('-')?;
+            Some((iface.to_owned(), mode.to_owned()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes the links (detaching XDP from every interface) and the maps under `pin_dir`.
+pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, PinError> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(pin_dir) else { return Ok(removed) };
+    for e in entries.filter_map(|e| e.ok()) {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            for m in std::fs::read_dir(&path).into_iter().flatten().filter_map(|m| m.ok()) {
+                std::fs::remove_file(m.path())
+                    .map_err(|err| path_error(&m.path(), err, "remove it by hand"))?;
+            }
+            std::fs::remove_dir(&path).map_err(|err| path_error(&path, err, "remove it by hand"))?;
+        } else {
+            std::fs::remove_file(&path).map_err(|err| path_error(&path, err, "remove it by hand"))?;
+        }
+        removed.push(name);
+    }
+    let _ = std::fs::remove_dir(pin_dir);
+    Ok(removed)
+}
