@@ -154,15 +154,25 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let message = e.message().trim().to_owned();
+            // serde's messages name the type but not the key: name it from the line.
+            let message = match line.and_then(|l| key_at(text, l)) {
+                Some(key) if !message.contains(key.rsplit('.').next().unwrap_or(&key)) => {
+                    format!("{key}: {message}")
+                }
+                _ => message,
+            };
             ConfigError {
                 file: file.into(),
                 location: line.map(|l| format!(":{l}")).unwrap_or_default(),
-                message: e.message().trim().to_owned(),
+                message,
             }
         })?;
         config.validate().map_err(|(key, message)| ConfigError {
             file: file.into(),
-            location: line_of(text, key).map(|l| format!(":{l}")).unwrap_or_default(),
+            location: line_of(text, key.rsplit('.').next().unwrap_or(key))
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default(),
             message: format!("{key}: {message}"),
         })?;
         Ok(config)
@@ -178,17 +188,17 @@ impl Config {
             return Err(("edns_payload", format!("{} is not within 512..=4096", self.edns_payload)));
         }
         if self.maps.entries < 1024 {
-            return Err(("entries", format!("{} is below 1024", self.maps.entries)));
+            return Err(("maps.entries", format!("{} is below 1024", self.maps.entries)));
         }
         if self.maps.answer_slots < 16 {
-            return Err(("answer_slots", format!("{} is below 16", self.maps.answer_slots)));
+            return Err(("maps.answer_slots", format!("{} is below 16", self.maps.answer_slots)));
         }
         if !self.pin_dir.is_absolute() {
             return Err(("pin_dir", "must be an absolute path under a bpffs mount".into()));
         }
         for i in &self.interfaces {
             if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
-                return Err(("name", format!("{:?} is not an interface name", i.name)));
+                return Err(("interface.name", format!("{:?} is not an interface name", i.name)));
             }
         }
         for z in &self.zone_files {
@@ -198,14 +208,33 @@ impl Config {
         }
         if let Some(b) = &self.instance_db {
             if !b.sql.contains("$1") {
-                return Err(("sql", "must take the instance id as $1".into()));
+                return Err(("instance_db.sql", "must take the instance id as $1".into()));
             }
             if !matches!(DbLocation::parse(&b.url), Ok(DbLocation::Postgres(_))) {
-                return Err(("url", "must be a postgres:// URL".into()));
+                return Err(("instance_db.url", "must be a postgres:// URL".into()));
             }
         }
         Ok(())
     }
+}
+
+/// The dotted key assigned on line `line` (1-based), with its table: `maps.entries`.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let key = lines.get(line - 1)?.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
 }
 
 /// The first line assigning `key` (for errors found after parsing).
@@ -280,7 +309,11 @@ mod tests {
     fn errors_name_the_line_and_the_key() {
         let e =
             Config::parse("db = \"sqlite:x\"\nport = \"fifty-three\"\n", "f.toml").unwrap_err().to_string();
-        assert!(e.starts_with("f.toml:2:") && e.contains("string"), "{e}");
+        assert!(e.starts_with("f.toml:2: port:") && e.contains("string"), "{e}");
+        let e = Config::parse("[maps]\nentries = -5\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:2: maps.entries:"), "{e}");
+        let e = Config::parse("[maps]\nentries = 10\n", "f.toml").unwrap_err().to_string();
+        assert_eq!(e, "f.toml:2: maps.entries: 10 is below 1024");
         let e = Config::parse("colour = 1\n", "f.toml").unwrap_err().to_string();
         assert!(e.starts_with("f.toml:1:") && e.contains("colour"), "{e}");
         let e =

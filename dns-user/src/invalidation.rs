@@ -93,7 +93,8 @@ impl Follower {
             let conn =
                 rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             let mut last = crate::store::sqlite::data_version(&conn)?;
-            loop {
+            // Ends when the follower is gone (the daemon stopping), changed or not.
+            while !tx.is_closed() {
                 std::thread::sleep(SQLITE_POLL);
                 let now = crate::store::sqlite::data_version(&conn)?;
                 if now != last {
@@ -103,6 +104,7 @@ impl Follower {
                     }
                 }
             }
+            Ok(())
         });
         // Catch up once (changes made while we were not watching), then on every wake.
         self.catch_up(cursor, 0).await?;

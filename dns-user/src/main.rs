@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser as _;
 use hickory_proto::rr::RecordType;
 use instadns::{
@@ -24,7 +24,11 @@ use instadns::{
     invalidation::Follower,
     notify,
     resolver::{Resolver, catalog::parse_name},
-    server::{self, Handler, metrics::DaemonStatus, tcp::TcpLimits},
+    server::{
+        self, Handler,
+        metrics::{Attached, DaemonStatus},
+        tcp::TcpLimits,
+    },
     store::{
         AcmeChallenge, ByoInstances, Database, DbLocation,
         admin::{ClusterUpdate, NewZone},
@@ -50,7 +54,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    // Blocking work still running (a database call) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("instadns: error: {e:#}");
@@ -61,13 +68,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(args) => {
-            let path = args
-                .config
-                .clone()
-                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
-            serve(serve_config(&args)?, path).await
-        }
+        Command::Serve(args) => serve(&args).await,
         Command::Query { name, qtype, db } => query(&name, &qtype, &open_db(&db.url()).await?).await,
         Command::Db { command } => db_command(command).await,
         Command::Zone { db, command } => zone_command(&open_db(&db.url()).await?, command).await,
@@ -181,7 +182,8 @@ async fn warm(handler: &Handler<Database>, keys: Vec<CacheKey>) {
         .await;
 }
 
-async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
+async fn serve(args: &ServeArgs) -> Result<()> {
+    let config = serve_config(args)?;
     let location = DbLocation::parse(&config.db).context("db")?;
     // A fleet node may start before its database: keep trying (SQLite errors are final).
     let mut db = loop {
@@ -251,13 +253,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
     let mut attached = Vec::new();
     if let Some(ebpf) = ebpf.as_mut() {
         for iface in &config.interfaces {
-            let attachment = pin::attach(ebpf, &config.pin_dir, &iface.name, iface.xdp_mode)?;
-            let (mode, how) = match attachment {
-                pin::Attachment::New(m) => (m, "attached"),
-                pin::Attachment::Adopted(m) => (m, "took over the pinned link (program swapped atomically)"),
-            };
-            tracing::info!(iface = iface.name, %mode, "XDP fast path {how}");
-            attached.push((iface.name.clone(), mode.label().to_owned()));
+            attached.push(attach_iface(ebpf, &config.pin_dir, iface)?);
         }
     }
     for dir in &old_layouts {
@@ -281,7 +277,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
     }
     let follower = Follower::new(db.clone(), handler.clone());
     let status = Arc::new(DaemonStatus {
-        attached,
+        attached: std::sync::Mutex::new(attached),
         xdp: !config.interfaces.is_empty(),
         db: db.clone(),
         follower: follower.stats.clone(),
@@ -290,7 +286,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics {addr}"))?;
         tracing::info!(%addr, "serving /metrics, /health and /ready");
-        tasks.spawn(server::metrics::serve(listener, handler.clone(), status));
+        tasks.spawn(server::metrics::serve(listener, handler.clone(), status.clone()));
     }
     tasks.spawn(follower.run());
     if !adopted_keys.is_empty() {
@@ -318,13 +314,19 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut config = config;
+    let mut queue_watch = tokio::time::interval(QUEUE_WATCH);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            _ = queue_watch.tick() => {
+                if let Some(ebpf) = ebpf.as_mut() {
+                    follow_queue_counts(ebpf, &config.pin_dir, &config.interfaces, &status);
+                }
+            }
             _ = hup.recv() => {
                 notify::notify("RELOADING=1");
-                match reload(&mut config, config_path.as_deref(), &db, &handler, ebpf.as_mut()).await {
+                match reload(&mut config, args, &db, &handler, ebpf.as_mut(), &status).await {
                     Ok(()) => tracing::info!("configuration and zones reloaded"),
                     Err(e) => tracing::error!(error = format!("{e:#}"), "reload failed; keeping the running configuration"),
                 }
@@ -344,43 +346,98 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP: re-reads the configuration file, imports its zone files, reloads the zones
-/// and attaches interfaces added to it. Settings that need a restart are reported.
+/// SIGHUP: re-reads the configuration file (the flags still override it), imports its
+/// zone files, reloads the zones, and attaches or detaches interfaces added to or removed
+/// from it. Settings that need a restart are reported.
 async fn reload(
     config: &mut Config,
-    path: Option<&Path>,
+    args: &ServeArgs,
     db: &Database,
     handler: &Handler<Database>,
     ebpf: Option<&mut aya::Ebpf>,
+    status: &DaemonStatus,
 ) -> Result<()> {
-    let fresh = match path {
-        Some(p) => Config::load(p)?,
-        None => config.clone(),
-    };
+    let fresh = serve_config(args)?;
     import_zone_files(db, &fresh).await?;
     handler.resolver().reload().await?;
     if let Some(ebpf) = ebpf {
-        let added: Vec<Interface> = fresh
-            .interfaces
-            .iter()
-            .filter(|i| !config.interfaces.iter().any(|c| c.name == i.name))
-            .cloned()
-            .collect();
-        for iface in added {
-            let attachment = pin::attach(ebpf, &config.pin_dir, &iface.name, iface.xdp_mode)?;
-            tracing::info!(iface = iface.name, ?attachment, "XDP fast path attached on reload");
-            config.interfaces.push(iface);
+        let mut attached = Vec::new();
+        for iface in &fresh.interfaces {
+            match config.interfaces.iter().find(|c| c.name == iface.name) {
+                Some(current) if current.xdp_mode == iface.xdp_mode => {}
+                _ => attached.push(attach_iface(ebpf, &config.pin_dir, iface)?),
+            }
         }
+        let mut list = status.attached.lock().map_err(|_| anyhow!("attachment list poisoned"))?;
+        for iface in config.interfaces.iter().filter(|c| !fresh.interfaces.iter().any(|i| i.name == c.name)) {
+            pin::detach_iface(&config.pin_dir, &iface.name)?;
+            tracing::info!(iface = iface.name, "XDP fast path detached on reload");
+            list.retain(|a| a.iface != iface.name);
+        }
+        for a in attached {
+            list.retain(|l| l.iface != a.iface);
+            list.push(a);
+        }
+        config.interfaces = fresh.interfaces.clone();
     }
     if fresh.listen != config.listen
         || fresh.port != config.port
         || fresh.db != config.db
         || fresh.maps != config.maps
+        || fresh.pin_dir != config.pin_dir
     {
-        tracing::warn!("listen, port, db and maps changes take effect at the next restart");
+        tracing::warn!("listen, port, db, maps and pin_dir changes take effect at the next restart");
     }
     config.zone_files = fresh.zone_files;
+    config.detach_on_exit = fresh.detach_on_exit;
     Ok(())
+}
+
+/// Attaches (or adopts) the fast path on `iface`, reading its receive queues first.
+fn attach_iface(ebpf: &mut aya::Ebpf, pin_dir: &Path, iface: &Interface) -> Result<Attached> {
+    let rx_queues = instadns::fastpath::iface::rx_queues(&iface.name).with_context(|| {
+        format!("interface {}: no such interface in this network namespace (see `ip link`)", iface.name)
+    })?;
+    let (mode, how) = match pin::attach(ebpf, pin_dir, &iface.name, iface.xdp_mode)? {
+        pin::Attachment::New(m) => (m, "attached"),
+        pin::Attachment::Adopted(m) => (m, "took over the pinned link (program swapped atomically)"),
+    };
+    tracing::info!(iface = iface.name, %mode, rx_queues, "XDP fast path {how}");
+    Ok(Attached { iface: iface.name.clone(), mode: mode.label().to_owned(), rx_queues })
+}
+
+/// How often the receive queue counts are compared with those at attach time.
+const QUEUE_WATCH: Duration = Duration::from_secs(2);
+
+/// Re-attaches interfaces whose receive queue count changed (queues added after the
+/// attach would run without the program). Meanwhile userspace answers what XDP would.
+fn follow_queue_counts(
+    ebpf: &mut aya::Ebpf,
+    pin_dir: &Path,
+    interfaces: &[Interface],
+    status: &DaemonStatus,
+) {
+    let Ok(mut list) = status.attached.lock() else { return };
+    for entry in list.iter_mut() {
+        let Some(now) = instadns::fastpath::iface::rx_queues(&entry.iface) else { continue };
+        if now == entry.rx_queues {
+            continue;
+        }
+        let Some(iface) = interfaces.iter().find(|i| i.name == entry.iface) else { continue };
+        tracing::warn!(
+            iface = entry.iface,
+            before = entry.rx_queues,
+            now,
+            "the receive queue count changed: re-attaching so every queue runs the program"
+        );
+        let result = pin::detach_iface(pin_dir, &entry.iface)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| attach_iface(ebpf, pin_dir, iface));
+        match result {
+            Ok(a) => *entry = a,
+            Err(e) => tracing::error!(iface = entry.iface, error = format!("{e:#}"), "re-attaching failed"),
+        }
+    }
 }
 
 /// `instadns status`: what the pinned fast path is doing.

@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod dns;
+pub mod load;
 pub mod netns;
 pub mod packet;
 pub mod postgres;

@@ -88,10 +88,34 @@ pub struct VethRig {
     pub client_if: String,
     /// The pass program on the client's veth (native XDP_TX on veth needs it).
     _client_xdp: Option<Ebpf>,
+    /// More clients, each in its own namespace on its own veth pair and subnet.
+    pub clients: Vec<ClientLink>,
+}
+
+/// A further client namespace joined to the server namespace by its own veth pair, on
+/// subnet 198.18.K.0/24 and fd00:53:0:K::/64 (K = 1, 2, ...).
+pub struct ClientLink {
+    pub ns: String,
+    pub server_if: String,
+    pub client_if: String,
+    pub server_v4: Ipv4Addr,
+    pub client_v4: Ipv4Addr,
+    pub server_v6: Ipv6Addr,
+    pub client_v6: Ipv6Addr,
+    _xdp: Ebpf,
 }
 
 impl VethRig {
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// A rig whose veth ends have `queues` receive and transmit queues each.
+    pub fn with_queues(queues: u32) -> Self {
+        Self::build(Some(queues))
+    }
+
+    fn build(queues: Option<u32>) -> Self {
         crate::require_root();
         clear_leftovers();
         let pid = std::process::id();
@@ -103,10 +127,26 @@ impl VethRig {
             server_if: format!("vs{}x{n}", pid % 100_000),
             client_if: format!("vc{}x{n}", pid % 100_000),
             _client_xdp: None,
+            clients: Vec::new(),
         };
         sh("ip", &["netns", "add", &rig.server_ns]);
         sh("ip", &["netns", "add", &rig.client_ns]);
-        sh("ip", &["link", "add", &rig.server_if, "type", "veth", "peer", "name", &rig.client_if]);
+        let queue_args: Vec<String> = queues
+            .map(|q| {
+                ["numtxqueues".to_owned(), q.to_string(), "numrxqueues".to_owned(), q.to_string()].to_vec()
+            })
+            .unwrap_or_default();
+        let q: Vec<&str> = queue_args.iter().map(String::as_str).collect();
+        sh(
+            "ip",
+            &[
+                &["link", "add", &rig.server_if][..],
+                &q,
+                &["type", "veth", "peer", "name", &rig.client_if],
+                &q,
+            ]
+            .concat(),
+        );
         sh("ip", &["link", "set", &rig.server_if, "netns", &rig.server_ns]);
         sh("ip", &["link", "set", &rig.client_if, "netns", &rig.client_ns]);
         for (ns, ifname, v4, v6) in [
@@ -124,18 +164,60 @@ impl VethRig {
     /// Attaches the pass program to the client's veth, so native XDP_TX on the server's
     /// veth delivers (../shared/ebpf-facts.md).
     pub fn with_client_pass_program(mut self) -> Self {
-        let ifname = self.client_if.clone();
-        let ebpf = in_netns(&self.client_ns, move || {
-            let mut ebpf = Ebpf::load(instadns::fastpath::loader::XDP_OBJECT).expect("object");
-            let prog: &mut Xdp =
-                ebpf.program_mut("instadns_pass").expect("pass program").try_into().expect("xdp");
-            prog.load().expect("load pass program");
-            prog.attach(&ifname, XdpMode::Driver).expect("attach pass program to the client veth");
-            ebpf
-        });
-        self._client_xdp = Some(ebpf);
+        self._client_xdp = Some(attach_pass_program(&self.client_ns, &self.client_if));
         self
     }
+
+    /// Adds a client namespace on a new veth pair and subnet (with the pass program on
+    /// its veth); the server side of the pair is `clients[k - 1].server_if`.
+    pub fn add_client(&mut self) -> &ClientLink {
+        let k = self.clients.len() as u8 + 1;
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let ns = format!("{}-c{k}", self.server_ns.trim_end_matches("-s"));
+        let server_if = format!("vs{}x{n}", pid % 100_000);
+        let client_if = format!("vc{}x{n}", pid % 100_000);
+        let (server_v4, client_v4) = (Ipv4Addr::new(198, 18, k, 1), Ipv4Addr::new(198, 18, k, 2));
+        let server_v6 = Ipv6Addr::new(0xfd00, 0x53, 0, k.into(), 0, 0, 0, 1);
+        let client_v6 = Ipv6Addr::new(0xfd00, 0x53, 0, k.into(), 0, 0, 0, 2);
+        sh("ip", &["netns", "add", &ns]);
+        sh("ip", &["link", "add", &server_if, "type", "veth", "peer", "name", &client_if]);
+        sh("ip", &["link", "set", &server_if, "netns", &self.server_ns]);
+        sh("ip", &["link", "set", &client_if, "netns", &ns]);
+        for (ns, ifname, v4, v6) in
+            [(&self.server_ns, &server_if, server_v4, server_v6), (&ns, &client_if, client_v4, client_v6)]
+        {
+            sh("ip", &["-n", ns, "link", "set", "lo", "up"]);
+            sh("ip", &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            sh("ip", &["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+            sh("ip", &["-n", ns, "link", "set", ifname, "up"]);
+        }
+        let xdp = attach_pass_program(&ns, &client_if);
+        self.clients.push(ClientLink {
+            ns,
+            server_if,
+            client_if,
+            server_v4,
+            client_v4,
+            server_v6,
+            client_v6,
+            _xdp: xdp,
+        });
+        self.clients.last().expect("just added")
+    }
+}
+
+/// Loads the pass program and attaches it in native mode to `ifname` in namespace `ns`.
+fn attach_pass_program(ns: &str, ifname: &str) -> Ebpf {
+    let ifname = ifname.to_owned();
+    in_netns(ns, move || {
+        let mut ebpf = Ebpf::load(instadns::fastpath::loader::XDP_OBJECT).expect("object");
+        let prog: &mut Xdp =
+            ebpf.program_mut("instadns_pass").expect("pass program").try_into().expect("xdp");
+        prog.load().expect("load pass program");
+        prog.attach(&ifname, XdpMode::Driver).expect("attach the pass program to a client veth");
+        ebpf
+    })
 }
 
 impl Default for VethRig {
@@ -147,8 +229,9 @@ impl Default for VethRig {
 impl Drop for VethRig {
     fn drop(&mut self) {
         self._client_xdp.take();
+        let extra: Vec<String> = self.clients.drain(..).map(|c| c.ns).collect();
         // Deleting a namespace removes its end of the veth, and with it the pair.
-        for ns in [&self.server_ns, &self.client_ns] {
+        for ns in [&self.server_ns, &self.client_ns].into_iter().chain(&extra) {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }

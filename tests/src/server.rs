@@ -65,31 +65,52 @@ impl ServerProcess {
 
     /// The same, with the pins in `pin_dir` (a restarted server reuses its predecessor's).
     pub fn start_pinned(rig: &VethRig, db: &str, log: &Path, pin_dir: &Path, extra: &[&str]) -> Self {
-        let log = log.to_owned();
-        let log_file = std::fs::File::create(&log).expect("server log");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &rig.server_ns])
-            .arg(instadns_bin())
-            .args(["--log", "info,instadns=debug", "serve", "--iface", &rig.server_if])
-            .args(["--db", db])
-            .args(["--listen", &SERVER_V4.to_string(), "--listen", &SERVER_V6.to_string()])
-            .args(["--metrics", METRICS_ADDR])
-            .arg("--pin-dir")
-            .arg(pin_dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log_file);
-        // SAFETY: prctl in the child before exec; the server dies with the test thread.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("starting instadns");
-        let mut server = Self { child, ns: rig.server_ns.clone(), log, pin_dir: pin_dir.to_owned() };
+        Self::start_with(rig, &Self::args(rig, db, extra), log, pin_dir)
+    }
+
+    /// The flags `start` gives the daemon: the rig's server veth and addresses, database
+    /// `db`, the metrics address, then `extra`.
+    pub fn args(rig: &VethRig, db: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["--iface", &rig.server_if, "--db", db].map(String::from).to_vec();
+        args.extend(
+            ["--listen", &SERVER_V4.to_string(), "--listen", &SERVER_V6.to_string()].map(String::from),
+        );
+        args.extend(["--metrics", METRICS_ADDR].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Starts `instadns serve ARGS --pin-dir PIN_DIR` in the rig's server namespace and
+    /// waits until it answers /health on [`METRICS_ADDR`] (ARGS or its config must set it).
+    pub fn start_with(rig: &VethRig, args: &[String], log: &Path, pin_dir: &Path) -> Self {
+        let log_file = std::fs::File::create(log).expect("server log");
+        let child = spawn(rig, args, log_file, pin_dir);
+        let mut server =
+            Self { child, ns: rig.server_ns.clone(), log: log.to_owned(), pin_dir: pin_dir.to_owned() };
         server.wait_ready();
         server
+    }
+
+    /// Starts a successor with `args` on the same pins and log (stopping this one first if
+    /// the caller has not), and waits until it answers /health.
+    pub fn restart(&mut self, rig: &VethRig, args: &[String]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log_file = std::fs::OpenOptions::new().append(true).open(&self.log).expect("server log");
+        self.child = spawn(rig, args, log_file, &self.pin_dir);
+        self.wait_ready();
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        self.signal(libc::SIGTERM);
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
     fn wait_ready(&mut self) {
@@ -164,6 +185,29 @@ impl ServerProcess {
             .copied()
             .unwrap_or(0.0) as u64
     }
+}
+
+/// Spawns `instadns serve ARGS --pin-dir PIN_DIR` in the rig's server namespace.
+fn spawn(rig: &VethRig, args: &[String], log: std::fs::File, pin_dir: &Path) -> Child {
+    // nsenter, not `ip netns exec`: the latter gives the child a private mount namespace
+    // with a fresh /sys, and pins made there would die with the process.
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/var/run/netns/{}", rig.server_ns))
+        .arg(instadns_bin())
+        .args(["--log", "info,instadns=debug", "serve"])
+        .args(args)
+        .arg("--pin-dir")
+        .arg(pin_dir)
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: prctl in the child before exec; the server dies with the test thread.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("starting instadns")
 }
 
 impl ServerProcess {

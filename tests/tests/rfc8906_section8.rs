@@ -48,20 +48,18 @@ impl Dig {
     }
 }
 
+/// A check the RFC lists: what it expects, and the test of dig's output.
+type Check = (&'static str, fn(&Dig) -> bool);
+
 /// One row: the dig arguments and the checks the RFC lists.
 struct Row {
     section: &'static str,
     title: &'static str,
     args: Vec<String>,
-    checks: Vec<(&'static str, fn(&Dig) -> bool)>,
+    checks: Vec<Check>,
 }
 
-fn row(
-    section: &'static str,
-    title: &'static str,
-    args: &str,
-    checks: Vec<(&'static str, fn(&Dig) -> bool)>,
-) -> Row {
+fn row(section: &'static str, title: &'static str, args: &str, checks: Vec<Check>) -> Row {
     Row { section, title, args: args.split_whitespace().map(str::to_owned).collect(), checks }
 }
 

@@ -21,6 +21,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("postgresql", "the PostgreSQL store's tests start a real server"),
     ("unbound", "the resolver interoperability test"),
+    ("prometheus", "promtool checks the /metrics text format"),
+    ("systemd", "systemd-analyze verifies the installed service unit"),
 ];
 
 /// The bpf-linker release we build against Debian's LLVM 22.

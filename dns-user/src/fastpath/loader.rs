@@ -198,6 +198,10 @@ fn attach_hint(iface: &str, mode: AttachedMode, err: &ProgramError) -> String {
         Some(libc::EBUSY) | Some(libc::EEXIST) => format!(
             "another XDP program is attached to {iface}; remove it with `ip link set dev {iface} xdp off` (or `instadns` owns it already)"
         ),
+        // veth refuses native XDP with fewer receive queues than its peer transmits on.
+        Some(libc::ENOSPC) => format!(
+            "{iface} has fewer receive queues than its peer has transmit queues (veth needs at least as many): compare `ethtool -l` on both ends and raise them with `ethtool -L {iface} rx N`"
+        ),
         _ if mode == AttachedMode::Native => {
             format!("the driver of {iface} may lack native XDP: try --xdp-mode skb (or auto)")
         }

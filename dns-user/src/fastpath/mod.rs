@@ -5,6 +5,7 @@
 //! the kernel can serve into the name maps and the answer array. It serves userspace
 //! hits too (TCP, oversized UDP, XDP detached), with the same expiry as the kernel.
 
+pub mod iface;
 pub mod loader;
 mod maps;
 pub mod pin;

@@ -202,6 +202,62 @@ pub fn pinned_links(pin_dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// Detaches the pinned XDP link at `path` at once (BPF_LINK_DETACH: even while a running
+/// daemon still holds it) and removes the pin.
+pub fn detach_link(path: &Path) -> Result<(), PinError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+        path_fd: i32,
+        // Explicit, so the kernel's check that unused attribute bytes are zero holds.
+        _pad: u32,
+    }
+    #[repr(C)]
+    struct LinkDetach {
+        link_fd: u32,
+    }
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_DETACH: libc::c_long = 34;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| path_error(path, e, "use a path without NUL bytes"))?;
+    let get = ObjGet { pathname: c_path.as_ptr() as u64, bpf_fd: 0, file_flags: 0, path_fd: 0, _pad: 0 };
+    // SAFETY: bpf(2) with a properly sized, initialised attribute struct.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &get as *const ObjGet, std::mem::size_of::<ObjGet>())
+    };
+    if fd < 0 {
+        return Err(path_error(path, std::io::Error::last_os_error(), "is this a pinned BPF link?"));
+    }
+    let detach = LinkDetach { link_fd: fd as u32 };
+    // SAFETY: as above; the fd is ours and closed right after.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_DETACH,
+            &detach as *const LinkDetach,
+            std::mem::size_of::<LinkDetach>(),
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: closing the fd BPF_OBJ_GET gave us.
+    unsafe { libc::close(fd as i32) };
+    if rc != 0 {
+        return Err(path_error(path, err, "the kernel refused to detach the link"));
+    }
+    std::fs::remove_file(path).map_err(|e| path_error(path, e, "remove it by hand"))
+}
+
+/// Detaches and unpins the link of `iface`, if one is pinned.
+pub fn detach_iface(pin_dir: &Path, iface: &str) -> Result<bool, PinError> {
+    match existing_link(pin_dir, iface) {
+        Some((path, _)) => detach_link(&path).map(|()| true),
+        None => Ok(false),
+    }
+}
+
 /// Removes the links (detaching XDP from every interface) and the maps under `pin_dir`.
 pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, PinError> {
     let mut removed = Vec::new();
@@ -209,7 +265,9 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, PinError> {
     for e in entries.filter_map(|e| e.ok()) {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if path.is_dir() {
+        if name.starts_with("link-") {
+            detach_link(&path)?;
+        } else if path.is_dir() {
             for m in std::fs::read_dir(&path).into_iter().flatten().filter_map(|m| m.ok()) {
                 std::fs::remove_file(m.path())
                     .map_err(|err| path_error(&m.path(), err, "remove it by hand"))?;

@@ -22,10 +22,20 @@ use crate::{
 /// Closes a connection idle this long.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// One interface the XDP program is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    pub iface: String,
+    /// native or skb.
+    pub mode: String,
+    /// Receive queues when it was (re-)attached.
+    pub rx_queues: u32,
+}
+
 /// What the daemon knows about itself beyond the handler.
 pub struct DaemonStatus {
-    /// (interface, mode) of each XDP attachment.
-    pub attached: Vec<(String, String)>,
+    /// The XDP attachments (changed by reloads and queue-count changes).
+    pub attached: std::sync::Mutex<Vec<Attached>>,
     /// Whether the fast path is enabled at all.
     pub xdp: bool,
     pub db: Database,
@@ -87,7 +97,8 @@ async fn connection(
 
 /// Why the daemon is not ready, if it is not.
 async fn not_ready(handler: &Handler<Database>, status: &DaemonStatus) -> Option<String> {
-    if status.xdp && (status.attached.is_empty() || !handler.cache().has_kernel()) {
+    let attached = status.attached.lock().map(|a| a.len()).unwrap_or(0);
+    if status.xdp && (attached == 0 || !handler.cache().has_kernel()) {
         return Some("the XDP program is not attached".into());
     }
     if !handler.resolver().is_loaded() {
@@ -120,9 +131,14 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
             let _ = writeln!(out, "instadns_xdp_packets_total{{outcome=\"{}\"}} {value}", outcome.name());
         }
     }
+    let attached = status.attached.lock().map(|a| a.clone()).unwrap_or_default();
     help(&mut out, "instadns_xdp_attached", "gauge", "XDP attachments, by interface and mode.");
-    for (iface, mode) in &status.attached {
-        let _ = writeln!(out, "instadns_xdp_attached{{interface=\"{iface}\",mode=\"{mode}\"}} 1");
+    for a in &attached {
+        let _ = writeln!(out, "instadns_xdp_attached{{interface=\"{}\",mode=\"{}\"}} 1", a.iface, a.mode);
+    }
+    help(&mut out, "instadns_xdp_rx_queues", "gauge", "Receive queues of each attached interface.");
+    for a in &attached {
+        let _ = writeln!(out, "instadns_xdp_rx_queues{{interface=\"{}\"}} {}", a.iface, a.rx_queues);
     }
     if let Some(usage) = cache.map_usage() {
         help(&mut out, "instadns_map_capacity", "gauge", "Entries each BPF map can hold.");
