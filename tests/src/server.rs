@@ -83,8 +83,20 @@ impl ServerProcess {
     /// Starts `instadns serve ARGS --pin-dir PIN_DIR` in the rig's server namespace and
     /// waits until it answers /health on [`METRICS_ADDR`] (ARGS or its config must set it).
     pub fn start_with(rig: &VethRig, args: &[String], log: &Path, pin_dir: &Path) -> Self {
+        Self::start_wrapped(rig, &[instadns_bin().into()], args, log, pin_dir)
+    }
+
+    /// The same with `command` (a wrapper such as setpriv, then the binary) instead of the
+    /// binary under test.
+    pub fn start_wrapped(
+        rig: &VethRig,
+        command: &[std::ffi::OsString],
+        args: &[String],
+        log: &Path,
+        pin_dir: &Path,
+    ) -> Self {
         let log_file = std::fs::File::create(log).expect("server log");
-        let child = spawn(rig, args, log_file, pin_dir);
+        let child = spawn(rig, command, args, log_file, pin_dir);
         let mut server =
             Self { child, ns: rig.server_ns.clone(), log: log.to_owned(), pin_dir: pin_dir.to_owned() };
         server.wait_ready();
@@ -97,7 +109,7 @@ impl ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let log_file = std::fs::OpenOptions::new().append(true).open(&self.log).expect("server log");
-        self.child = spawn(rig, args, log_file, &self.pin_dir);
+        self.child = spawn(rig, &[instadns_bin().into()], args, log_file, &self.pin_dir);
         self.wait_ready();
     }
 
@@ -187,13 +199,19 @@ impl ServerProcess {
     }
 }
 
-/// Spawns `instadns serve ARGS --pin-dir PIN_DIR` in the rig's server namespace.
-fn spawn(rig: &VethRig, args: &[String], log: std::fs::File, pin_dir: &Path) -> Child {
+/// Spawns `COMMAND serve ARGS --pin-dir PIN_DIR` in the rig's server namespace.
+fn spawn(
+    rig: &VethRig,
+    command: &[std::ffi::OsString],
+    args: &[String],
+    log: std::fs::File,
+    pin_dir: &Path,
+) -> Child {
     // nsenter, not `ip netns exec`: the latter gives the child a private mount namespace
     // with a fresh /sys, and pins made there would die with the process.
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net=/var/run/netns/{}", rig.server_ns))
-        .arg(instadns_bin())
+        .args(command)
         .args(["--log", "info,instadns=debug", "serve"])
         .args(args)
         .arg("--pin-dir")

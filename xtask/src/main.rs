@@ -1,5 +1,6 @@
 //! Developer and operator chores for instadns: `cargo xtask <command>`.
 
+mod install;
 mod setup;
 
 use std::{
@@ -51,6 +52,13 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// Build the release binary and install it with a configuration file (kept if it
+    /// exists), a state directory and a systemd unit; a manifest records what was added.
+    Install(install::InstallArgs),
+    /// Remove what install added: stops and disables the service and detaches the fast
+    /// path of its configuration's pin directory (nothing else); a changed configuration
+    /// file and a non-empty state directory stay unless --purge.
+    Uninstall(install::UninstallArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -86,6 +94,18 @@ fn run_task(cli: Cli) -> Result<()> {
             setup::setup()?;
             test(&args)
         }
+        Task::Install(args) => {
+            let binary = match &args.binary {
+                Some(b) => b.clone(),
+                None => {
+                    setup::setup()?;
+                    build_release()?;
+                    root.join("target/release/instadns")
+                }
+            };
+            install::install(&args, &binary)
+        }
+        Task::Uninstall(args) => install::uninstall(&args),
         Task::Bench { suite, quick } => {
             setup::setup()?;
             let suite = match suite {
@@ -132,6 +152,13 @@ fn serve_demo(root: &Path, args: &[String]) -> Result<()> {
     }
     if !has("--db") {
         cmd.args(["--db", root.join("target/instadns-demo.sqlite").to_str().context("non-UTF-8 path")?]);
+    }
+    // A demo leaves nothing behind, and never touches an installed service's pins.
+    if !has("--pin-dir") {
+        cmd.args(["--pin-dir", "/sys/fs/bpf/instadns-demo"]);
+    }
+    if !has("--detach-on-exit") {
+        cmd.arg("--detach-on-exit");
     }
     cmd.args(args);
     if !setup::is_root() {
