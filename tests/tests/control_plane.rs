@@ -157,6 +157,9 @@ fn the_hot_path_rides_through_a_database_outage() {
     })
     .expect("an expired answer is served stale while the database is down");
     assert!(d.server.metrics().get("instadns_stale_answers_total").copied().unwrap_or(0.0) >= 1.0);
+    let ready = d.server.http_get("/ready").unwrap_or_default();
+    assert!(ready.starts_with("not ready: database"), "/ready reports the outage: {ready}");
+    assert_eq!(d.server.http_get("/health").as_deref(), Some("ok\n"), "the process itself is healthy");
 
     pg.start_again();
     cli(&pg.url, &["instance", "add", "31337", "--cluster", "mt2"]);
@@ -168,4 +171,5 @@ fn the_hot_path_rides_through_a_database_outage() {
     eprintln!("recovered: a new instance answered {took:?} after it was added");
     poll_until(&d.rig, server(), &fresh, Duration::from_secs(5), |r| rcode(r) == 0)
         .expect("misses are answered again");
+    assert_eq!(d.server.http_get("/ready").as_deref(), Some("ready\n"));
 }
