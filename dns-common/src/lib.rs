@@ -6,6 +6,7 @@
 //! apply. A change here changes both sides at once.
 #![no_std]
 
+pub mod bench;
 pub mod limits;
 pub mod maps;
 pub mod stats;
@@ -13,11 +14,16 @@ pub mod wire;
 
 #[cfg(feature = "user")]
 mod pod {
-    use crate::maps::{AnswerSlot, NameEntry, NameKey};
+    use crate::{
+        bench::{GenConfig, Template},
+        maps::{AnswerSlot, NameEntry, NameKey},
+    };
 
     // SAFETY: all are #[repr(C)], Copy, made only of integers and byte arrays, with
     // explicit padding fields, so every bit pattern is a valid value.
     unsafe impl<const N: usize> aya::Pod for NameKey<N> {}
     unsafe impl aya::Pod for NameEntry {}
     unsafe impl aya::Pod for AnswerSlot {}
+    unsafe impl aya::Pod for Template {}
+    unsafe impl aya::Pod for GenConfig {}
 }

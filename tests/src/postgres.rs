@@ -103,23 +103,22 @@ impl PgServer {
 
     /// Runs SQL through psql.
     pub fn psql(&self, sql: &str) -> String {
+        self.run_psql(&["-Atc", sql])
+    }
+
+    /// Runs a file of SQL through psql (for scripts too long for a command line).
+    pub fn psql_file(&self, path: &std::path::Path) -> String {
+        self.run_psql(&["-Aqf", path.to_str().expect("UTF-8 path")])
+    }
+
+    fn run_psql(&self, args: &[&str]) -> String {
         let sock = self.dir.path().join("sock");
         let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                sock.to_str().unwrap(),
-                "-U",
-                "instadns",
-                "-d",
-                "instadns",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-Atc",
-                sql,
-            ])
+            .args(["-h", sock.to_str().unwrap(), "-U", "instadns", "-d", "instadns", "-v", "ON_ERROR_STOP=1"])
+            .args(args)
             .output()
             .expect("psql");
-        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "psql {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

@@ -139,6 +139,11 @@ impl ServerProcess {
         panic!("instadns was not ready within 30 s:\n{}", self.log_text());
     }
 
+    /// Whether the daemon has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -45,12 +45,18 @@ enum Task {
     /// Set up, then run a benchmark (as root). Numbers are reported as ratios against
     /// baselines measured in the same run.
     Bench {
-        /// fastpath: kernel ns per packet for each answer kind vs a floor program.
-        #[arg(value_enum)]
+        /// compare (default): instadns against Knot DNS, NSD and PowerDNS, written to
+        /// BENCHMARKS.md and benchmarks/*.png. fastpath: kernel ns per packet for each
+        /// answer kind vs a floor program, at scale and under live traffic.
+        #[arg(value_enum, default_value = "compare")]
         suite: BenchSuite,
         /// Fewer samples: a quick look, not a measurement.
         #[arg(long)]
         quick: bool,
+        /// compare: only these servers, comma-separated (instadns, instadns-userspace,
+        /// knot, knot-xdp, nsd, pdns); BENCHMARKS.md then shows only them.
+        #[arg(long)]
+        servers: Option<String>,
     },
     /// Build the release binary and install it with a configuration file (kept if it
     /// exists), a state directory and a systemd unit; a manifest records what was added.
@@ -63,6 +69,7 @@ enum Task {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BenchSuite {
+    Compare,
     Fastpath,
 }
 
@@ -106,12 +113,19 @@ fn run_task(cli: Cli) -> Result<()> {
             install::install(&args, &binary)
         }
         Task::Uninstall(args) => install::uninstall(&args),
-        Task::Bench { suite, quick } => {
+        Task::Bench { suite, quick, servers } => {
             setup::setup()?;
             let suite = match suite {
+                BenchSuite::Compare => {
+                    setup::setup_bench()?;
+                    "compare"
+                }
                 BenchSuite::Fastpath => "fastpath",
             };
+            // The daemon measured is the release build, whatever the tests last built.
+            build_release()?;
             let mut cmd = Command::new("cargo");
+            cmd.env("INSTADNS_BIN", root.join("target/release/instadns"));
             cmd.args([
                 "run",
                 "--quiet",
@@ -125,6 +139,9 @@ fn run_task(cli: Cli) -> Result<()> {
             ]);
             if quick {
                 cmd.arg("--quick");
+            }
+            if let Some(list) = servers {
+                cmd.args(["--servers", &list]);
             }
             run(&mut cmd)
         }

@@ -25,6 +25,28 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("systemd", "systemd-analyze verifies the installed service unit"),
 ];
 
+/// The peers `cargo xtask bench` measures instadns against, and the chart font; only the
+/// bench installs them (the test suite does not need them).
+const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("knot", "Knot DNS, a benchmark peer (also in its XDP mode)"),
+    ("nsd", "NSD, a benchmark peer"),
+    ("pdns-server", "PowerDNS Authoritative, a benchmark peer"),
+    ("pdns-backend-bind", "PowerDNS reads the generated zone file"),
+    ("fonts-dejavu-core", "the font of the benchmark charts"),
+];
+
+/// Installs what the benchmarks need beyond `setup`.
+pub fn setup_bench() -> Result<()> {
+    let missing: Vec<&str> =
+        BENCH_PACKAGES.iter().map(|(pkg, _)| *pkg).filter(|pkg| !deb_installed(pkg)).collect();
+    if missing.is_empty() {
+        eprintln!("setup: benchmark peers present");
+        Ok(())
+    } else {
+        install_debs(&missing)
+    }
+}
+
 /// The bpf-linker release we build against Debian's LLVM 22.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

@@ -16,6 +16,11 @@ use thiserror::Error;
 /// The XDP object built from crate dns-ebpf by our build script.
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/instadns-xdp"));
 
+/// The benchmark's traffic generator and answer sink (`cargo xtask bench`); the daemon
+/// never loads it.
+pub static BENCH_XDP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/instadns-bench-xdp"));
+
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "instadns";
 

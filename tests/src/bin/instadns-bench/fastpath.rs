@@ -1,8 +1,9 @@
-//! `cargo xtask bench ...`: benchmarks that report ratios against baselines measured in
-//! the same run (the machine is shared and noisy; absolute numbers drift).
+//! `cargo xtask bench fastpath`: the XDP program's cost per answer kind against a floor
+//! program (BPF_PROG_TEST_RUN), at scale, and under real traffic.
 
 use std::{sync::Arc, time::Instant};
 
+use crate::util::{Sysctl, attached_prog_id, percentile, pin_to_cpu, prog_stats};
 use hickory_proto::rr::{RData, Record, RecordType, rdata};
 use instadns::{
     answer::{Sections, encode},
@@ -14,37 +15,6 @@ use tests::{
     testrun::{FastPathRig, XDP_PASS, XDP_TX},
 };
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    match args.first().map(String::as_str) {
-        Some("fastpath") => {
-            fastpath(if quick { 2_000 } else { 20_000 });
-            scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] });
-            live(if quick { 3 } else { 10 });
-        }
-        // The parts of `fastpath`, one at a time.
-        Some("testrun") => fastpath(if quick { 2_000 } else { 20_000 }),
-        Some("scale") => scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] }),
-        Some("live") => live(if quick { 3 } else { 10 }),
-        _ => {
-            eprintln!("usage: instadns-bench fastpath|testrun|scale|live [--quick]");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Pins the calling thread to one CPU: BPF_PROG_TEST_RUN runs on the caller's CPU, and
-/// migrations between runs add noise.
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// One benchmarked case: a program, a frame and the action it must return.
 struct Case {
     name: String,
@@ -52,12 +22,6 @@ struct Case {
     frame: Vec<u8>,
     expect: u32,
     samples: Vec<f64>,
-}
-
-fn percentile(samples: &[f64], q: f64) -> f64 {
-    let mut v = samples.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q) as usize]
 }
 
 /// Kernel-reported ns per run for every case, interleaved call by call (each call is
@@ -73,7 +37,7 @@ fn measure(rig: &FastPathRig, cases: &mut [Case], calls: usize) {
     }
 }
 
-fn fastpath(calls: usize) {
+pub fn fastpath(calls: usize) {
     tests::require_root();
     pin_to_cpu(1);
     let rig = FastPathRig::with_capacity(65_536, 1024);
@@ -150,7 +114,7 @@ fn service_name(i: usize) -> String {
 /// Hit cost with a few vs many names in the map: each size gets its own program and
 /// maps, filled through the daemon's cache path; 1,000 distinct names are probed so the
 /// hash table's cache misses count.
-fn scale(sizes: &[usize]) {
+pub fn scale(sizes: &[usize]) {
     tests::require_root();
     pin_to_cpu(1);
     let probes = 1_000;
@@ -215,63 +179,10 @@ fn scale(sizes: &[usize]) {
     }
 }
 
-/// A program's cumulative run time and count, as the kernel accounts them with
-/// `kernel.bpf_stats_enabled=1`.
-fn prog_stats(id: u64) -> (u64, u64) {
-    let out = tests::netns::sh("bpftool", &["-j", "prog", "show", "id", &id.to_string()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |key: &str| {
-        text.split(&format!("\"{key}\":"))
-            .nth(1)
-            .and_then(|r| r.split([',', '}']).next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("run_time_ns"), field("run_cnt"))
-}
-
-/// The id of the XDP program attached to `iface` in namespace `ns`.
-fn attached_prog_id(ns: &str, iface: &str) -> u64 {
-    let out = tests::netns::sh("ip", &["-n", ns, "-d", "link", "show", "dev", iface]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split("prog/xdp id ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("an XDP program on the server veth")
-}
-
-/// Restores a sysctl when dropped.
-struct Sysctl {
-    key: &'static str,
-    old: String,
-}
-
-impl Sysctl {
-    fn set(key: &'static str, value: &str) -> Self {
-        let old = std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        tests::netns::sh("sysctl", &["-qw", &format!("{key}={value}")]);
-        Self { key, old }
-    }
-}
-
-impl Drop for Sysctl {
-    fn drop(&mut self) {
-        if !self.old.is_empty() {
-            let _ = std::process::Command::new("sysctl")
-                .args(["-qw", &format!("{}={}", self.key, self.old)])
-                .status();
-        }
-    }
-}
-
 /// The program under real traffic: the daemon with native XDP on the veth rig, dnsperf
 /// in the client namespace sending the demo's hot names; the kernel's own accounting
 /// gives the program's cost per packet.
-fn live(seconds: u32) {
+pub fn live(seconds: u32) {
     use tests::{
         netns::SERVER_V4,
         server::{Deployment, dig},
