@@ -66,6 +66,14 @@ pub enum Command {
         #[command(subcommand)]
         command: InstanceCommand,
     },
+    /// TTL management: lower a cluster's, an instance's or a name's TTL ahead of a change,
+    /// and restore it afterwards.
+    Ttl {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        command: TtlCommand,
+    },
     /// Custom domains of instances.
     Domain {
         #[command(flatten)]
@@ -288,6 +296,16 @@ pub enum InstanceCommand {
         id: i64,
         #[arg(long)]
         to: String,
+        /// First lower the TTL to --ttl and wait out the old one, so resolvers switch within
+        /// --ttl seconds of the move; restore the TTL afterwards. Prints each step.
+        #[arg(long)]
+        prepare: bool,
+        /// The TTL during a prepared move.
+        #[arg(long, default_value_t = 30, requires = "prepare")]
+        ttl: u32,
+        /// Print the steps of a prepared move without changing anything.
+        #[arg(long, requires = "prepare")]
+        dry_run: bool,
     },
     /// Remove an instance.
     Rm { id: i64 },
@@ -300,6 +318,38 @@ pub enum InstanceCommand {
         #[arg(long, default_value_t = 1000)]
         limit: i64,
     },
+}
+
+#[derive(Subcommand)]
+pub enum TtlCommand {
+    /// Set the TTL of the answers of a cluster's instances, one instance, or one name
+    /// (its static records, or else the instance it names).
+    Apply {
+        #[command(flatten)]
+        target: TtlTarget,
+        /// The TTL in seconds.
+        #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
+        ttl: Option<u32>,
+        /// Back to the name rules' default TTL (instances only).
+        #[arg(long)]
+        clear: bool,
+        /// Print what would change without changing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct TtlTarget {
+    /// Every instance on this cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[arg(long)]
+    pub instance: Option<i64>,
+    /// A name: its static records, or the instance it belongs to.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Subcommand)]

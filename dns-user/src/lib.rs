@@ -14,4 +14,5 @@ pub mod notify;
 pub mod resolver;
 pub mod server;
 pub mod store;
+pub mod ttl;
 pub mod wire;

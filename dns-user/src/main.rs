@@ -39,7 +39,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AcmeCommand, Cli, ClusterCommand, Command, DbCommand, DomainCommand, InstanceCommand, ServeArgs,
-    ZoneCommand,
+    TtlCommand, ZoneCommand,
 };
 
 fn main() -> std::process::ExitCode {
@@ -74,6 +74,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Zone { db, command } => zone_command(&open_db(&db.url()).await?, command).await,
         Command::Cluster { db, command } => cluster_command(&open_db(&db.url()).await?, command).await,
         Command::Instance { db, command } => instance_command(&open_db(&db.url()).await?, command).await,
+        Command::Ttl { db, command } => ttl_command(&open_db(&db.url()).await?, command).await,
         Command::Domain { db, command } => domain_command(&open_db(&db.url()).await?, command).await,
         Command::Acme { db, command } => acme_command(&open_db(&db.url()).await?, command).await,
         Command::CheckConfig { file } => {
@@ -666,13 +667,38 @@ async fn cluster_command(db: &Database, command: ClusterCommand) -> Result<()> {
     Ok(())
 }
 
+async fn ttl_command(db: &Database, command: TtlCommand) -> Result<()> {
+    match command {
+        TtlCommand::Apply { target, ttl, clear: _, dry_run } => {
+            let target = match (target.cluster, target.instance, target.name) {
+                (Some(c), _, _) => instadns::ttl::Target::Cluster(c),
+                (_, Some(id), _) => instadns::ttl::Target::Instance(id),
+                (_, _, Some(name)) => instadns::ttl::Target::Name(name),
+                (None, None, None) => bail!("give --cluster, --instance or --name"),
+            };
+            // clap makes --ttl and --clear exclusive and one of them required.
+            let applied = instadns::ttl::apply(db, &target, ttl, dry_run).await?;
+            for line in applied.lines {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn instance_command(db: &Database, command: InstanceCommand) -> Result<()> {
     match command {
         InstanceCommand::Add { id, cluster, name, owner, ttl } => {
             db.add_instance(id, &cluster, name.as_deref(), owner.as_deref(), ttl).await?;
             println!("instance {id} added on cluster {cluster}");
         }
-        InstanceCommand::Move { id, to } => {
+        InstanceCommand::Move { id, to, prepare: true, ttl, dry_run } => {
+            let plan = instadns::ttl::plan_move(db, id, &to, ttl).await?;
+            let started = std::time::Instant::now();
+            let mut print = |line: &str| println!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
+            instadns::ttl::prepared_move(db, &plan, dry_run, &mut print).await?;
+        }
+        InstanceCommand::Move { id, to, .. } => {
             let t = db.move_instance(id, &to).await?;
             println!(
                 "instance {id} moved from {} to {} at {} (tombstone recorded)",

@@ -627,6 +627,40 @@ impl Database {
         }
     }
 
+    /// The TTL overrides of a cluster's instances: (override, instances), None first.
+    pub async fn cluster_instance_ttls(&self, cluster: &str) -> Result<Vec<(Option<u32>, i64)>, StoreError> {
+        let cluster_id = self.cluster_id(cluster).await?;
+        let rows = self
+            .query(
+                "SELECT ttl, COUNT(*) FROM instances WHERE cluster_id = $1 GROUP BY ttl ORDER BY ttl",
+                params![cluster_id],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.opt_int(0)?.map(|t| t as u32), r.int(1)?))).collect()
+    }
+
+    /// Sets (or clears) the TTL override of every instance on a cluster; returns how many.
+    pub async fn set_cluster_instances_ttl(
+        &self,
+        cluster: &str,
+        ttl: Option<u32>,
+    ) -> Result<u64, StoreError> {
+        let cluster_id = self.cluster_id(cluster).await?;
+        self.execute("UPDATE instances SET ttl = $1 WHERE cluster_id = $2", params![ttl, cluster_id]).await
+    }
+
+    /// The static records at `name` (lower-case, absolute): (type, TTL).
+    pub async fn record_ttls_at(&self, name: &str) -> Result<Vec<(String, u32)>, StoreError> {
+        let rows = self
+            .query("SELECT rtype, ttl FROM records WHERE name = $1 ORDER BY rtype, id", params![name])
+            .await?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.int(1)? as u32))).collect()
+    }
+
+    pub async fn set_record_ttl(&self, name: &str, ttl: u32) -> Result<u64, StoreError> {
+        self.execute("UPDATE records SET ttl = $1 WHERE name = $2", params![ttl, name]).await
+    }
+
     pub async fn remove_instance(&self, id: i64) -> Result<(), StoreError> {
         match self.execute("DELETE FROM instances WHERE id = $1", params![id]).await? {
             0 => Err(StoreError::NotFound(format!("instance {id}"))),
