@@ -179,6 +179,7 @@ impl Follower {
         let resolver = self.handler.resolver();
         let mut reload = false;
         let mut tags: HashSet<Tag> = HashSet::new();
+        let mut domains = Vec::new();
         for c in changes {
             let id = c.key.parse::<i64>().ok();
             match c.table.as_str() {
@@ -199,6 +200,7 @@ impl Follower {
                 "domains" => {
                     tags.extend(id.map(Tag::Instance));
                     tags.extend(c.detail.as_deref().map(|h| Tag::Name(h.to_ascii_lowercase())));
+                    domains.extend(c.detail.clone());
                 }
                 "acme_challenges" => {
                     tags.insert(Tag::Name(format!(
@@ -216,6 +218,11 @@ impl Follower {
                 tracing::warn!(error = %e, "reloading zones after a change failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+        // The resolver's set of custom domains must be current before answers are
+        // re-resolved, as the catalog above.
+        for hostname in &domains {
+            resolver.domain_changed(hostname).await;
         }
         let cache = self.handler.cache();
         let keys = cache.begin_invalidation(&tags);

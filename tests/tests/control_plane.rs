@@ -173,3 +173,46 @@ fn the_hot_path_rides_through_a_database_outage() {
         .expect("misses are answered again");
     assert_eq!(d.server.http_get("/ready").as_deref(), Some("ready\n"));
 }
+
+/// The daemon keeps the custom domains inside its zones in memory, so a name that is
+/// none costs no database lookup (a random-subdomain flood never reaches the database).
+/// A domain added or removed while it serves must still change the answer at once, even
+/// over a negative answer already in the XDP map.
+#[test]
+fn a_custom_domain_added_while_serving_is_answered_at_once() {
+    let d = Deployment::start(&["--xdp-mode", "native"]);
+    let db = d.dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let query = QueryBuilder::new("www.Customer.example.org", RecordType::A).bytes();
+    let rcode_and_answers = |r: &[u8]| {
+        Message::from_vec(r)
+            .map(|m| {
+                (
+                    m.metadata.response_code.low(),
+                    m.answers.iter().map(|a| a.data.to_string()).collect::<Vec<_>>(),
+                )
+            })
+            .ok()
+    };
+    // NXDOMAIN first, twice: the second from the XDP map.
+    for _ in 0..2 {
+        poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| {
+            rcode_and_answers(r) == Some((3, vec![]))
+        })
+        .expect("NXDOMAIN before the domain exists");
+    }
+    cli(&db, &["domain", "add", "www.customer.example.org", "--instance", "123456"]);
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| {
+        rcode_and_answers(r) == Some((0, vec!["192.0.2.1".to_owned()]))
+    })
+    .expect("the new custom domain answers the instance's cluster address");
+    cli(&db, &["instance", "move", "123456", "--to", "mt2"]);
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| {
+        rcode_and_answers(r) == Some((0, vec!["192.0.2.2".to_owned()]))
+    })
+    .expect("the custom domain follows its instance");
+    cli(&db, &["domain", "rm", "www.customer.example.org"]);
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| {
+        rcode_and_answers(r) == Some((3, vec![]))
+    })
+    .expect("NXDOMAIN once the domain is removed");
+}

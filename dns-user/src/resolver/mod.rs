@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod rules;
 
 use std::{
+    collections::HashSet,
     net::IpAddr,
     sync::{Arc, RwLock},
 };
@@ -106,6 +107,10 @@ enum Step {
 pub struct Resolver<S> {
     store: S,
     catalog: RwLock<Option<Arc<Catalog>>>,
+    /// The custom domains inside our zones (lower-case, absolute). A name not here needs
+    /// no database lookup for one, so a random-subdomain flood never reaches the
+    /// database. Kept current by [`Resolver::reload`] and [`Resolver::domain_changed`].
+    domains: RwLock<HashSet<String>>,
 }
 
 impl<S: Store> Resolver<S> {
@@ -119,7 +124,7 @@ impl<S: Store> Resolver<S> {
     /// A resolver whose catalog is not loaded yet (the database may be down): it
     /// answers SERVFAIL until [`Resolver::reload`] succeeds.
     pub fn unloaded(store: S) -> Self {
-        Self { store, catalog: RwLock::new(None) }
+        Self { store, catalog: RwLock::new(None), domains: RwLock::new(HashSet::new()) }
     }
 
     pub fn store(&self) -> &S {
@@ -136,8 +141,43 @@ impl<S: Store> Resolver<S> {
         for w in warnings {
             tracing::warn!("{w}");
         }
+        let domains: HashSet<String> = self
+            .store
+            .domain_names()
+            .await?
+            .into_iter()
+            .filter(|h| catalog::parse_name(h).is_ok_and(|n| catalog.find_zone(&n).is_some()))
+            .collect();
+        // Both swapped after both were read: never a new zone without its domains.
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
+        *self.domains.write().unwrap_or_else(|p| p.into_inner()) = domains;
         Ok(())
+    }
+
+    /// Follows a change of custom domain `hostname` (added, moved or removed). While the
+    /// database cannot say, the name is kept, so lookups still ask it.
+    pub async fn domain_changed(&self, hostname: &str) {
+        let hostname = hostname.to_ascii_lowercase();
+        let in_zone = self
+            .catalog()
+            .is_some_and(|c| catalog::parse_name(&hostname).is_ok_and(|n| c.find_zone(&n).is_some()));
+        let exists = match self.store.domain_instance(&hostname).await {
+            Ok(instance) => instance.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, %hostname, "custom domain change: lookup failed, keeping the name");
+                true
+            }
+        };
+        let mut domains = self.domains.write().unwrap_or_else(|p| p.into_inner());
+        if exists && in_zone {
+            domains.insert(hostname);
+        } else {
+            domains.remove(&hostname);
+        }
+    }
+
+    fn may_be_custom_domain(&self, hostname: &str) -> bool {
+        self.domains.read().unwrap_or_else(|p| p.into_inner()).contains(hostname)
     }
 
     pub fn catalog(&self) -> Option<Arc<Catalog>> {
@@ -284,7 +324,11 @@ impl<S: Store> Resolver<S> {
         qtype: RecordType,
         res: &mut Resolution,
     ) -> Result<Option<Step>, StoreError> {
-        let Some(id) = self.store.domain_instance(&name.to_ascii()).await? else { return Ok(None) };
+        let hostname = name.to_ascii();
+        if !self.may_be_custom_domain(&hostname) {
+            return Ok(None);
+        }
+        let Some(id) = self.store.domain_instance(&hostname).await? else { return Ok(None) };
         let Some(instance) = self.store.instance_by_id(id).await? else { return Ok(None) };
         let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
         res.tag(Tag::Name(name.to_ascii()));

@@ -223,6 +223,8 @@ pub trait Store: Send + Sync + 'static {
     /// The instance a custom domain belongs to.
     fn domain_instance(&self, hostname: &str)
     -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+    /// Every custom domain's hostname (absolute, lower-case).
+    fn domain_names(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Challenges for a name (expired ones included; the resolver filters).
     fn acme(&self, name: &str) -> impl Future<Output = Result<Vec<AcmeChallenge>, StoreError>> + Send;
     fn last_tombstone(
@@ -449,6 +451,10 @@ impl Store for Database {
             .await?
             .map(|r| r.int(0))
             .transpose()
+    }
+
+    async fn domain_names(&self) -> Result<Vec<String>, StoreError> {
+        self.query("SELECT hostname FROM domains", vec![]).await?.iter().map(|r| r.text(0)).collect()
     }
 
     async fn acme(&self, name: &str) -> Result<Vec<AcmeChallenge>, StoreError> {
