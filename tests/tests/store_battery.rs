@@ -350,6 +350,133 @@ fn battery_on_postgresql() {
     run_battery(Backend::Postgres(PgServer::start()));
 }
 
+/// The SQLite layout the first releases created under version 1, and their demo data
+/// (before the control plane: no change log, custom domains, challenges or tombstones).
+/// The very first lacked `clusters.address_order` too.
+const FIRST_LAYOUT: &str = r#"
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE zones (
+    id INTEGER PRIMARY KEY,
+    apex TEXT NOT NULL UNIQUE,
+    soa_mname TEXT NOT NULL,
+    soa_rname TEXT NOT NULL,
+    soa_serial INTEGER NOT NULL DEFAULT 1,
+    soa_refresh INTEGER NOT NULL DEFAULT 3600,
+    soa_retry INTEGER NOT NULL DEFAULT 600,
+    soa_expire INTEGER NOT NULL DEFAULT 604800,
+    soa_minimum INTEGER NOT NULL DEFAULT 60,
+    soa_ttl INTEGER NOT NULL DEFAULT 3600,
+    ns_ttl INTEGER NOT NULL DEFAULT 3600
+);
+CREATE TABLE zone_ns (
+    zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    nsdname TEXT NOT NULL,
+    PRIMARY KEY (zone_id, nsdname)
+);
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY,
+    zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    rtype TEXT NOT NULL,
+    ttl INTEGER NOT NULL,
+    rdata TEXT NOT NULL
+);
+CREATE INDEX records_zone ON records(zone_id);
+CREATE TABLE clusters (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    -- How host names answer the cluster's addresses: all in a fixed order, or all
+    -- rotated per response (round robin).
+    address_order TEXT NOT NULL DEFAULT 'fixed' CHECK (address_order IN ('fixed', 'rotate'))
+);
+CREATE TABLE cluster_services (
+    cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    target TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, service)
+);
+CREATE TABLE cluster_addresses (
+    cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, address)
+);
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY,
+    name TEXT,
+    owner TEXT,
+    cluster_id INTEGER NOT NULL REFERENCES clusters(id),
+    ttl INTEGER,
+    UNIQUE (owner, name)
+);
+CREATE INDEX instances_owner ON instances(owner);
+CREATE TABLE name_rules (
+    id INTEGER PRIMARY KEY,
+    zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    pattern TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('service', 'host')),
+    ttl INTEGER NOT NULL,
+    UNIQUE (zone_id, pattern)
+);
+
+INSERT INTO zones (id, apex, soa_mname, soa_rname, soa_serial, soa_minimum, soa_ttl, ns_ttl) VALUES
+    (1, 'example.com.', 'ns1.example.com.', 'hostmaster.example.com.', 1, 60, 3600, 3600),
+    (2, 'example.org.', 'ns1.example.com.', 'hostmaster.example.com.', 1, 60, 3600, 3600);
+INSERT INTO zone_ns (zone_id, nsdname) VALUES
+    (1, 'ns1.example.com.'), (1, 'ns2.example.com.'),
+    (2, 'ns1.example.com.'), (2, 'ns2.example.com.');
+INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES
+    (1, 'ns1.example.com.', 'A', 3600, '192.0.2.53'),
+    (1, 'ns2.example.com.', 'A', 3600, '192.0.2.54'),
+    (1, 'ws-mt1.example.com.', 'A', 300, '192.0.2.11'),
+    (1, 'ws-mt2.example.com.', 'A', 300, '192.0.2.12');
+INSERT INTO clusters (id, name) VALUES (1, 'mt1'), (2, 'mt2');
+INSERT INTO cluster_services (cluster_id, service, target) VALUES
+    (1, 'ws', 'ws-mt1.example.com.'),
+    (2, 'ws', 'ws-mt2.example.com.');
+INSERT INTO cluster_addresses (cluster_id, address) VALUES
+    (1, '192.0.2.1'), (1, '2001:db8::1'),
+    (2, '192.0.2.2'), (2, '2001:db8::2');
+INSERT INTO instances (id, name, owner, cluster_id, ttl) VALUES
+    (123456, 'blog', 'alice', 1, NULL),
+    (234567, 'shop', 'bob', 2, NULL);
+INSERT INTO name_rules (zone_id, pattern, kind, ttl) VALUES
+    (1, '{service}-{id}.apps', 'service', 300),
+    (2, '{name}.{owner}', 'host', 60),
+    (2, '{id}', 'host', 60);
+"#;
+
+/// A database of the first layout is upgraded in place on open, every row kept, and
+/// then passes the whole battery.
+#[test]
+fn battery_on_a_sqlite_database_of_the_first_layout() {
+    for with_address_order in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("battery.sqlite");
+        let mut layout = FIRST_LAYOUT.to_owned();
+        if !with_address_order {
+            let line = layout.lines().find(|l| l.contains("address_order TEXT")).unwrap().to_owned();
+            layout = layout
+                .replace(&format!("{line}\n"), "")
+                .replace("name TEXT NOT NULL UNIQUE,\n    -- How", "name TEXT NOT NULL UNIQUE\n    -- How");
+        }
+        rusqlite::Connection::open(&path).unwrap().execute_batch(&layout).expect("the first layout");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let db = Database::open(&DbLocation::Sqlite(path.clone())).await.expect("upgraded on open");
+            // Every row kept ...
+            assert_eq!(
+                answer(&db, "blog.alice.example.org.", RecordType::A).await,
+                "0 | blog.alice.example.org. 60 IN A 192.0.2.1"
+            );
+            // ... and the one demo row the first releases did not have (data, which an
+            // upgrade never invents), so that the battery's demo assumptions hold.
+            db.add_rule("example.org", "_moved.{id}", "tombstone", 60).await.unwrap();
+        });
+        run_battery(Backend::Sqlite(dir));
+    }
+}
+
 /// Bring your own database: the platform's own table says where instances run.
 #[test]
 fn instances_from_the_platforms_own_postgresql() {

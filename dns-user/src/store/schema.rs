@@ -166,6 +166,38 @@ fn sqlite_v1() -> String {
     sql
 }
 
+/// Upgrades the first layout of version 1 (before the control plane: no change log,
+/// custom domains, challenges or tombstones; no `default_ttl`, `address_order` or
+/// tombstone rules) in place, keeping every row: SQLite databases created by the first
+/// releases. Run in the migration's transaction when version 1 lacks the change log.
+/// The very first of them lacks `clusters.address_order` too (`has_address_order`).
+pub fn sqlite_upgrade_first_layout(has_address_order: bool) -> String {
+    let mut sql = String::from("ALTER TABLE zones ADD COLUMN default_ttl INTEGER NOT NULL DEFAULT 3600;\n");
+    if !has_address_order {
+        sql += "ALTER TABLE clusters ADD COLUMN address_order TEXT NOT NULL DEFAULT 'fixed'
+                    CHECK (address_order IN ('fixed', 'rotate'));\n";
+    }
+    sql += "CREATE TABLE name_rules_upgraded (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+             pattern TEXT NOT NULL,
+             kind TEXT NOT NULL CHECK (kind IN ('service', 'host', 'tombstone')),
+             ttl INTEGER NOT NULL,
+             UNIQUE (zone_id, pattern)
+         );
+         INSERT INTO name_rules_upgraded (id, zone_id, pattern, kind, ttl)
+             SELECT id, zone_id, pattern, kind, ttl FROM name_rules;
+         DROP TABLE name_rules;
+         ALTER TABLE name_rules_upgraded RENAME TO name_rules;
+         DROP INDEX IF EXISTS instances_owner;\n";
+    // Everything else of version 1 that is missing: tables, indexes, triggers.
+    sql += &sqlite_v1()
+        .replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ")
+        .replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
+        .replace("CREATE TRIGGER ", "CREATE TRIGGER IF NOT EXISTS ");
+    sql
+}
+
 fn postgres_v1() -> String {
     let mut sql = tables("BIGSERIAL PRIMARY KEY", "BIGINT", "(extract(epoch FROM now())::bigint)");
     sql += &format!(

@@ -172,6 +172,26 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     let migrations = sqlite_migrations();
     super::admin::check_schema_version(current, &migrations)?;
     let mut applied = 0;
+    let has_change_log: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes')",
+        [],
+        |r| r.get(0),
+    )?;
+    if current == 1 && !has_change_log {
+        // Foreign keys off while name_rules is rebuilt (a no-op inside a transaction).
+        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        let tx = conn.transaction()?;
+        let has_address_order: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('clusters') WHERE name = 'address_order')",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch(&super::schema::sqlite_upgrade_first_layout(has_address_order))?;
+        tx.commit()?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        tracing::info!("upgraded a database of the first layout to schema version 1 (every row kept)");
+        applied += 1;
+    }
     for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
