@@ -7,8 +7,6 @@
 #![no_std]
 #![no_main]
 
-use core::mem::size_of;
-
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
     helpers::generated::{bpf_get_prandom_u32, bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
@@ -20,6 +18,8 @@ use dns_common::bench::{
     DNS_ID_OFFSET, GenConfig, RANDOM_MAX, SINK_DROP, SINK_SLOTS, SinkSlot, TEMPLATE_MAX, Template,
     UDP_SOURCE_PORT_OFFSET,
 };
+use dns_common::wire::{FLAG1_QR, FLAG1_TC};
+use dns_ebpf::{ETH_HLEN, ETH_P_IPV4, IPPROTO_UDP, ptr_at};
 
 // Sizes are placeholders: the benchmark sets them when it loads the object.
 #[map]
@@ -31,22 +31,7 @@ static SINK_CONFIG: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SINK_SLOTS, 0);
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IPV4: u16 = 0x0800;
-const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
-const FLAG1_QR: u8 = 0x80;
-const FLAG1_TC: u8 = 0x02;
-
-#[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + offset + size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *mut T)
-}
 
 #[inline(always)]
 fn count(slot: SinkSlot) {

@@ -15,7 +15,6 @@
 
 use core::{
     ffi::c_void,
-    mem::size_of,
     ptr::{read_unaligned, read_volatile, write_volatile},
 };
 
@@ -45,6 +44,7 @@ use dns_common::{
         udp_response_limit,
     },
 };
+use dns_ebpf::{ETH_HLEN, ETH_P_IPV4, IPPROTO_UDP, ptr_at};
 
 // Load-time configuration, set by the loader with `EbpfLoader::set_global`.
 /// UDP port we answer on, host byte order.
@@ -70,15 +70,12 @@ static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(OUTCOME_SLOTS, 0);
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPV4_HLEN: usize = 20;
 const IPV6_HLEN: usize = 40;
 const UDP_HLEN: usize = 8;
-const IPPROTO_UDP: u8 = 17;
 /// Hop limit of our responses.
 const RESPONSE_TTL: u8 = 64;
 /// Most EDNS options we walk in a query before leaving it to userspace.
@@ -172,17 +169,6 @@ fn swap_macs(ctx: &XdpContext) -> Option<()> {
         e.swap(2, 5);
     }
     Some(())
-}
-
-/// Bounds-checked pointer to a `T` at `offset` from the start of the frame.
-#[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + offset + size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *mut T)
 }
 
 /// Bounds-checked pointer to `N` 16-bit words at an even `offset`. Frames start 2-byte
