@@ -23,6 +23,18 @@ pub const XDP_TX: u32 = 3;
 /// The EDNS payload size the rig's program and handler advertise.
 pub const OUR_PAYLOAD: u16 = 1232;
 
+/// Pins the calling thread to one CPU: BPF_PROG_TEST_RUN runs on the caller's CPU, so
+/// runs see the same per-CPU state (the rotation counter, the counters), and migrations
+/// between runs add noise to timings.
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 pub struct FastPathRig {
     pub rt: tokio::runtime::Runtime,
     pub handler: Arc<Handler<Database>>,

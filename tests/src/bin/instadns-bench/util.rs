@@ -1,15 +1,6 @@
 //! Helpers the benchmarks share.
 
-/// Pins the calling thread to one CPU: BPF_PROG_TEST_RUN runs on the caller's CPU, and
-/// migrations between runs add noise.
-pub fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
+pub use tests::testrun::pin_to_cpu;
 
 pub fn percentile(samples: &[f64], q: f64) -> f64 {
     let mut v = samples.to_vec();
