@@ -124,7 +124,7 @@ fn validate_order(order: &str) -> Result<(), StoreError> {
     }
 }
 
-fn zone_row(r: &super::sql::Row) -> Result<ZoneRow, StoreError> {
+pub(super) fn zone_row(r: &super::sql::Row) -> Result<ZoneRow, StoreError> {
     Ok(ZoneRow {
         id: r.int(0)?,
         apex: r.text(1)?,
@@ -141,7 +141,7 @@ fn zone_row(r: &super::sql::Row) -> Result<ZoneRow, StoreError> {
     })
 }
 
-const ZONE_COLUMNS: &str = "id, apex, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, \
+pub(super) const ZONE_COLUMNS: &str = "id, apex, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, \
                             soa_minimum, soa_ttl, ns_ttl, default_ttl";
 
 impl Database {

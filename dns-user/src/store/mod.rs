@@ -336,13 +336,8 @@ fn instance(row: &Row) -> Result<Instance, StoreError> {
 
 impl Store for Database {
     async fn catalog_rows(&self) -> Result<CatalogRows, StoreError> {
-        let zones = self
-            .query(
-                "SELECT id, apex, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, \
-                 soa_minimum, soa_ttl, ns_ttl, default_ttl FROM zones ORDER BY id",
-                vec![],
-            )
-            .await?;
+        let zones =
+            self.query(&format!("SELECT {} FROM zones ORDER BY id", admin::ZONE_COLUMNS), vec![]).await?;
         let ns = self.query("SELECT zone_id, nsdname FROM zone_ns ORDER BY zone_id, nsdname", vec![]).await?;
         let records = self
             .query("SELECT id, zone_id, name, rtype, ttl, rdata FROM records ORDER BY id", vec![])
@@ -360,25 +355,7 @@ impl Store for Database {
             .query("SELECT cluster_id, address FROM cluster_addresses ORDER BY cluster_id, address", vec![])
             .await?;
         Ok(CatalogRows {
-            zones: zones
-                .iter()
-                .map(|r| {
-                    Ok(ZoneRow {
-                        id: r.int(0)?,
-                        apex: r.text(1)?,
-                        soa_mname: r.text(2)?,
-                        soa_rname: r.text(3)?,
-                        soa_serial: r.u32(4)?,
-                        soa_refresh: r.u32(5)?,
-                        soa_retry: r.u32(6)?,
-                        soa_expire: r.u32(7)?,
-                        soa_minimum: r.u32(8)?,
-                        soa_ttl: r.u32(9)?,
-                        ns_ttl: r.u32(10)?,
-                        default_ttl: r.u32(11)?,
-                    })
-                })
-                .collect::<Result<_, StoreError>>()?,
+            zones: zones.iter().map(admin::zone_row).collect::<Result<_, StoreError>>()?,
             ns: ns
                 .iter()
                 .map(|r| Ok(NsRow { zone_id: r.int(0)?, nsdname: r.text(1)? }))
