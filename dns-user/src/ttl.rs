@@ -151,17 +151,6 @@ pub async fn served_ttl(db: &Database, instance: &Instance) -> Result<u32, TtlEr
     Ok(longest)
 }
 
-/// One step of a prepared move, as printed.
-pub trait Progress {
-    fn step(&mut self, line: &str);
-}
-
-impl<F: FnMut(&str)> Progress for F {
-    fn step(&mut self, line: &str) {
-        self(line)
-    }
-}
-
 /// The plan of a prepared move.
 #[derive(Debug, Clone)]
 pub struct MovePlan {
@@ -183,41 +172,42 @@ pub async fn plan_move(db: &Database, id: i64, to: &str, low_ttl: u32) -> Result
 }
 
 /// Runs a prepared move: lower the TTL, wait out the old one, move, wait out the low
-/// one, restore. With `dry_run`, prints the steps without changing anything or waiting.
+/// one, restore; `step` is told each step. With `dry_run`, only the steps are told:
+/// nothing changes and nothing waits.
 pub async fn prepared_move(
     db: &Database,
     plan: &MovePlan,
     dry_run: bool,
-    out: &mut impl Progress,
+    step: &mut impl FnMut(&str),
 ) -> Result<(), TtlError> {
     let id = plan.id;
     let prefix = if dry_run { "[dry run] " } else { "" };
     if plan.low_ttl >= plan.old_served {
-        out.step(&format!(
+        step(&format!(
             "{prefix}step 1/4: TTL of instance {id} is already {}s, not above {}s: nothing to lower",
             plan.old_served, plan.low_ttl
         ));
     } else {
-        out.step(&format!(
+        step(&format!(
             "{prefix}step 1/4: lowering the TTL of instance {id} from {}s to {}s",
             plan.old_served, plan.low_ttl
         ));
         if !dry_run {
             db.set_instance_ttl(id, Some(plan.low_ttl)).await?;
         }
-        out.step(&format!(
+        step(&format!(
             "{prefix}step 2/4: waiting {}s until caches holding the old TTL have expired it",
             plan.old_served
         ));
         wait(dry_run, plan.old_served).await;
     }
-    out.step(&format!("{prefix}step 3/4: moving instance {id} to cluster {}", plan.to));
+    step(&format!("{prefix}step 3/4: moving instance {id} to cluster {}", plan.to));
     if !dry_run {
         let t = db.move_instance(id, &plan.to).await?;
-        out.step(&format!("moved from {} to {} (tombstone recorded)", t.from_cluster, t.to_cluster));
+        step(&format!("moved from {} to {} (tombstone recorded)", t.from_cluster, t.to_cluster));
     }
     let low = plan.low_ttl.min(plan.old_served);
-    out.step(&format!(
+    step(&format!(
         "{prefix}step 4/4: waiting {low}s for the old cluster's answers to expire, then restoring the TTL to {}",
         describe(plan.restore)
     ));
@@ -225,7 +215,7 @@ pub async fn prepared_move(
     if !dry_run {
         db.set_instance_ttl(id, plan.restore).await?;
     }
-    out.step(&format!(
+    step(&format!(
         "{prefix}done: instance {id} is on cluster {} with TTL {}",
         plan.to,
         describe(plan.restore)
