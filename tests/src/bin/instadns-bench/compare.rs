@@ -148,7 +148,7 @@ pub fn compare(opts: &Options) -> Result<()> {
         Floor {
             answered_qps: run.answered_qps(),
             offered_qps: run.offered_qps(),
-            cpu_per_answer: cpu / answers(&run),
+            cpu_per_answer: run.cpu_per_answer(cpu),
             prog_ns,
         }
     };
@@ -223,10 +223,6 @@ pub fn compare(opts: &Options) -> Result<()> {
     report::write(&report, &opts.out_dir)?;
     eprintln!("bench: wrote {}", opts.out_dir.join("BENCHMARKS.md").display());
     Ok(())
-}
-
-fn answers(run: &GenRun) -> f64 {
-    run.answers().max(1) as f64
 }
 
 /// instadns answering every name once from a cold start (each a miss that reads the

@@ -58,8 +58,6 @@ impl Measurement {
     }
 
     pub fn add_generator_run(&mut self, run: GenRun, cpu: f64, steal: f64, prog_ns: Option<f64>) {
-        // No answers: no CPU per answer (0 marks it; tables show a dash, charts no bar).
-        let answers = run.answers() as f64;
         let mut counts = [0; 8];
         for (i, c) in counts.iter_mut().enumerate() {
             *c = run.counts.get(SINK_SLOTS_ALL[i]);
@@ -67,7 +65,7 @@ impl Measurement {
         self.generator.push(GenStat {
             answered_qps: run.answered_qps(),
             offered_qps: run.offered_qps(),
-            cpu_per_answer: if answers > 0.0 { cpu / answers } else { 0.0 },
+            cpu_per_answer: run.cpu_per_answer(cpu),
             steal,
             prog_ns,
             counts,
@@ -287,10 +285,10 @@ pub fn write(report: &Report, out_dir: &Path) -> Result<()> {
         md,
         "**Floor** (an XDP program on the server's veth that turns every query into a minimal answer, itself with \
          QR set, and sends it back: the cheapest answer there is): {} answers/s of \
-         {} offered, {:.2} µs CPU per answer{}.\n",
+         {} offered, {} µs CPU per answer{}.\n",
         kqps(f.answered_qps),
         kqps(f.offered_qps),
-        f.cpu_per_answer * 1e6,
+        micros(f.cpu_per_answer),
         f.prog_ns.map(|n| format!(", {n:.0} ns per program run")).unwrap_or_default()
     );
 

@@ -79,6 +79,15 @@ impl GenRun {
     pub fn answered_qps(&self) -> f64 {
         self.answers() as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// `cpu` seconds per answer; 0 without answers (nothing to divide: tables show a
+    /// dash, charts no bar).
+    pub fn cpu_per_answer(&self, cpu: f64) -> f64 {
+        match self.answers() {
+            0 => 0.0,
+            n => cpu / n as f64,
+        }
+    }
 }
 
 pub struct Traffic {
