@@ -214,7 +214,7 @@ impl Follower {
         }
         if reload {
             // The catalog must be current before answers are re-resolved.
-            while let Err(e) = resolver.reload().await {
+            while let Err(e) = resolver.reload_after_change().await {
                 tracing::warn!(error = %e, "reloading zones after a change failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -210,6 +210,15 @@ fn a_custom_domain_added_while_serving_is_answered_at_once() {
         rcode_and_answers(r) == Some((0, vec!["192.0.2.2".to_owned()]))
     })
     .expect("the custom domain follows its instance");
+    // A cluster change reloads the zones' catalog but keeps the set of custom domains.
+    cli(&db, &["cluster", "set", "mt2", "--address", "192.0.2.22"]);
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| {
+        rcode_and_answers(r).is_some_and(|(rcode, mut answers)| {
+            answers.sort();
+            rcode == 0 && answers == ["192.0.2.2", "192.0.2.22"]
+        })
+    })
+    .expect("the custom domain still answers after its cluster changed");
     cli(&db, &["domain", "rm", "www.customer.example.org"]);
     poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| {
         rcode_and_answers(r) == Some((3, vec![]))

@@ -244,6 +244,11 @@ impl Catalog {
     }
 
     /// The zone with the longest apex that is a suffix of `qname` (lower-cased).
+    /// Whether `other` holds the same zones (by apex).
+    pub fn same_zones(&self, other: &Catalog) -> bool {
+        self.zones.len() == other.zones.len() && self.zones.keys().all(|apex| other.zones.contains_key(apex))
+    }
+
     pub fn find_zone(&self, qname: &Name) -> Option<&Arc<Zone>> {
         (0..=qname.num_labels() as usize).rev().find_map(|n| self.zones.get(&qname.trim_to(n)))
     }

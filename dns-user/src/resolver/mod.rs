@@ -135,22 +135,41 @@ impl<S: Store> Resolver<S> {
         self.catalog.read().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
-    /// Re-reads the small tables into a new catalog.
+    /// Re-reads the small tables into a new catalog, and the custom domains.
     pub async fn reload(&self) -> Result<(), StoreError> {
+        self.load(true).await
+    }
+
+    /// The same after a change of zones, records, rules or clusters that the change feed
+    /// reported: the custom domains are read again only if the set of zones changed
+    /// (which domains are inside our zones changes only with it; domain changes are
+    /// followed one by one by [`Resolver::domain_changed`]), so a cluster's change does
+    /// not read every domain again.
+    pub async fn reload_after_change(&self) -> Result<(), StoreError> {
+        self.load(false).await
+    }
+
+    async fn load(&self, read_domains: bool) -> Result<(), StoreError> {
         let (catalog, warnings) = Catalog::build(self.store.catalog_rows().await?);
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let domains: HashSet<String> = self
-            .store
-            .domain_names()
-            .await?
-            .into_iter()
-            .filter(|h| catalog::parse_name(h).is_ok_and(|n| catalog.find_zone(&n).is_some()))
-            .collect();
+        let read_domains = read_domains || self.catalog().is_none_or(|old| !old.same_zones(&catalog));
+        let domains: Option<HashSet<String>> = if read_domains {
+            let all = self.store.domain_names().await?;
+            Some(
+                all.into_iter()
+                    .filter(|h| catalog::parse_name(h).is_ok_and(|n| catalog.find_zone(&n).is_some()))
+                    .collect(),
+            )
+        } else {
+            None
+        };
         // Both swapped after both were read: never a new zone without its domains.
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
-        *self.domains.write().unwrap_or_else(|p| p.into_inner()) = domains;
+        if let Some(domains) = domains {
+            *self.domains.write().unwrap_or_else(|p| p.into_inner()) = domains;
+        }
         Ok(())
     }
 
