@@ -69,6 +69,15 @@ fn fresh_miss(n: u32) -> Vec<u8> {
 }
 
 /// Whether `iface` in namespace `ns` has an XDP program attached.
+/// Waits (up to 10 s) until `done`; panics naming `what` otherwise.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn has_xdp(ns: &str, iface: &str) -> bool {
     let out = ns_exec(ns, "ip", &["-d", "link", "show", "dev", iface]);
     String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
@@ -379,7 +388,12 @@ fn sighup_reloads_zones_and_interfaces() {
         www_address(r).as_deref() == Some("198.51.100.2")
     })
     .expect("the reloaded zone answers");
-    assert!(has_xdp(&rig.server_ns, &second_if), "the added interface was attached");
+    // The zone's new answer comes through the change feed, which runs beside the SIGHUP
+    // handler: the attachment may follow it by a moment.
+    eventually("the added interface was attached", || {
+        has_xdp(&rig.server_ns, &second_if)
+            && sample(&server_process.metrics(), "instadns_xdp_attached", "") == 2
+    });
     // The second client is answered by XDP too (its first query may be a miss).
     let second_server = SocketAddr::new(second_server.into(), 53);
     let exchange = |query: &[u8]| {
@@ -404,22 +418,14 @@ fn sighup_reloads_zones_and_interfaces() {
     // Removing the first interface from the file detaches it on the next SIGHUP.
     config_file(&dir, &[&second_if], zone.to_str().unwrap());
     server_process.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while has_xdp(&rig.server_ns, &rig.server_if) {
-        assert!(Instant::now() < deadline, "the removed interface was never detached");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the removed interface was detached", || !has_xdp(&rig.server_ns, &rig.server_if));
     assert_eq!(www_address(&udp_exchange(&rig, server(), &www)).as_deref(), Some("198.51.100.2"));
     assert_eq!(sample(&server_process.metrics(), "instadns_xdp_attached", ""), 1);
 
     // A broken file keeps the running configuration.
     std::fs::write(&config, "port = \"x\"\n").unwrap();
     server_process.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server_process.log_text().contains("reload failed") {
-        assert!(Instant::now() < deadline, "the bad reload was never reported");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the bad reload was reported", || server_process.log_text().contains("reload failed"));
     assert!(server_process.log_text().contains(&format!("{}:1: port:", config.display())));
     assert_eq!(server_process.http_get("/ready").as_deref(), Some("ready\n"));
 }
@@ -443,11 +449,9 @@ fn a_changed_queue_count_is_followed_by_a_re_attach() {
 
     channels(&rig.server_ns, &rig.server_if, "rx", "4");
     channels(&rig.client_ns, &rig.client_if, "tx", "4");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sample(&server_process.metrics(), "instadns_xdp_rx_queues", &rig.server_if) != 4 {
-        assert!(Instant::now() < deadline, "the new queue count was never seen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("the new queue count was seen", || {
+        sample(&server_process.metrics(), "instadns_xdp_rx_queues", &rig.server_if) == 4
+    });
     assert!(server_process.log_text().contains("re-attaching so every queue runs the program"));
     // Queries from many source ports spread over the client's four transmit queues and so
     // over the server's four receive queues: after the warm-up every one is an XDP hit.
