@@ -61,16 +61,19 @@ fn a_prepared_move_lowers_the_ttl_waits_switches_and_restores() {
         assert!(dry.contains(&format!("[dry run] {step}")), "{step} in:\n{dry}");
     }
     assert!(cli(&db, &["instance", "show", "123456"]).contains("cluster  mt1"), "the dry run moved nothing");
-    assert_eq!(ttl_and_address(&d.rig, NAME), Some((OLD_TTL, "192.0.2.1".into())));
+    let before = ttl_and_address(&d.rig, NAME);
+    assert_eq!(before, Some((OLD_TTL, "192.0.2.1".into())));
 
-    // The real move, traced by a client asking every 50 ms.
+    // The real move, traced by a client asking every 50 ms. The CLI lowers the TTL at
+    // once, maybe before the first poll: the trace starts with what dig saw just before.
     let mut child = Command::new(instadns_bin())
         .args(["instance", "move", "123456", "--to", "mt2", "--prepare", "--ttl", "1", "--db", &db])
         .stdout(Stdio::piped())
         .spawn()
         .expect("instadns instance move");
     let started = Instant::now();
-    let mut seen: Vec<(Duration, u32, String)> = Vec::new();
+    let mut seen: Vec<(Duration, u32, String)> =
+        before.into_iter().map(|(ttl, address)| (Duration::ZERO, ttl, address)).collect();
     let mut exited_at = None;
     while exited_at.is_none_or(|t: Instant| t.elapsed() < Duration::from_millis(500)) {
         assert!(started.elapsed() < Duration::from_secs(30), "the prepared move did not finish");
