@@ -12,6 +12,8 @@ pub const NAME_MAP_NAMES: [&str; 4] = ["NAMES_0", "NAMES_1", "NAMES_2", "NAMES_3
 pub const ANSWER_MAP_NAME: &str = "ANSWERS";
 pub const STATS_MAP_NAME: &str = "STATS";
 pub const SCRATCH_MAP_NAME: &str = "SCRATCH";
+pub const TERRITORY_V4_MAP_NAME: &str = "TERRITORIES_V4";
+pub const TERRITORY_V6_MAP_NAME: &str = "TERRITORIES_V6";
 
 /// Key of the name maps: the wire-format QNAME lower-cased (ASCII only, RFC 4343) and
 /// zero-padded to the bucket size, then QTYPE in network byte order. The name comes
@@ -47,7 +49,37 @@ impl<const N: usize> NameKey<N> {
 pub mod select {
     /// Always the first slot.
     pub const FIXED: u16 = 0;
+    /// Weighted: per packet the program draws a number below [`super::PICK_SCALE`] and
+    /// answers the first slot whose [`super::AnswerSlot::pick_below`] exceeds it (the last
+    /// slot takes the rest). At most [`super::MAX_WEIGHTED_VARIANTS`] slots.
+    pub const WEIGHTED: u16 = 1;
+    /// Directional: the client's territory (the value of the longest prefix matching its
+    /// source address in the territory maps) indexes the slots; 0, no match, or an index
+    /// past the last slot answers the first slot, the default.
+    pub const DIRECTIONAL: u16 = 2;
 }
+
+/// Weighted picks draw from `0..PICK_SCALE`.
+pub const PICK_SCALE: u32 = 1 << 16;
+/// The draw of a weighted pick from a per-CPU counter: a Weyl sequence (the step is odd,
+/// near 2^16 divided by the golden ratio), so any run of consecutive draws spreads
+/// evenly over `0..PICK_SCALE` and the answered shares match the weights closely even
+/// over a few hundred queries, with no random-number cost per packet.
+pub const fn pick_draw(counter: u32) -> u32 {
+    counter.wrapping_mul(PICK_STEP) & (PICK_SCALE - 1)
+}
+const PICK_STEP: u32 = 40503;
+
+/// Most slots of a weighted answer (the program's loop bound).
+pub const MAX_WEIGHTED_VARIANTS: usize = 16;
+/// Most territories: territory indices run from 1 to this; 0 is the default answer.
+pub const MAX_TERRITORIES: usize = 63;
+/// Prefixes the territory maps hold, per address family.
+pub const TERRITORY_PREFIXES: u32 = 65536;
+
+/// The data of the territory maps' keys (after the prefix length): the client's address.
+pub type TerritoryV4 = [u8; 4];
+pub type TerritoryV6 = [u8; 16];
 
 /// Value of the name maps.
 #[repr(C)]
@@ -95,6 +127,9 @@ pub struct AnswerSlot {
     pub rotate_offset: u16,
     pub rotate_count: u8,
     pub rotate_size: u8,
+    /// Weighted answers: this slot answers draws below this value (see [`select::WEIGHTED`]).
+    pub pick_below: u32,
+    pub _reserved: u32,
     pub data: [u8; ANSWER_MAX_LEN],
 }
 
@@ -114,6 +149,8 @@ impl AnswerSlot {
             rotate_offset: 0,
             rotate_count: 0,
             rotate_size: 0,
+            pick_below: 0,
+            _reserved: 0,
             data: [0; ANSWER_MAX_LEN],
         }
     }
@@ -129,7 +166,8 @@ pub struct Scratch {
     pub spill: [u32; 8],
     /// Round-robin counter of this CPU.
     pub rotation: u32,
-    pub _pad: u32,
+    /// Weighted-pick counter of this CPU (see [`select::WEIGHTED`]).
+    pub picks: u32,
     /// The question as received: QNAME, QTYPE, QCLASS, padded for 8-byte reads.
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.

@@ -21,10 +21,18 @@ pub enum Outcome {
     PassTooBig = 6,
     /// The frame could not be grown to the response's size (no tailroom): passed up.
     PassNoRoom = 7,
+    /// A query with an EDNS Client Subnet option: passed up, userspace answers it with
+    /// the scope of its answer (RFC 7871).
+    PassEcs = 8,
+    /// Answered with XDP_TX with a directional answer chosen by the client's territory
+    /// (also counted as a hit).
+    HitDirectional = 9,
+    /// Answered with XDP_TX with a weighted pick (also counted as a hit).
+    HitWeighted = 10,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -33,6 +41,9 @@ impl Outcome {
         Outcome::Expired,
         Outcome::PassTooBig,
         Outcome::PassNoRoom,
+        Outcome::PassEcs,
+        Outcome::HitDirectional,
+        Outcome::HitWeighted,
     ];
 
     /// Stable name used in logs and metrics.
@@ -46,6 +57,9 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::PassTooBig => "passed_too_big",
             Outcome::PassNoRoom => "passed_no_room",
+            Outcome::PassEcs => "passed_ecs",
+            Outcome::HitDirectional => "hit_directional",
+            Outcome::HitWeighted => "hit_weighted",
         }
     }
 }

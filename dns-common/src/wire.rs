@@ -31,6 +31,8 @@ pub const FLAG2_RCODE_MASK: u8 = 0x0f;
 
 /// EDNS(0) DO bit in the OPT record's flags (RFC 3225).
 pub const EDNS_FLAG_DO: u16 = 0x8000;
+/// EDNS Client Subnet option code (RFC 7871 section 6).
+pub const EDNS_OPTION_ECS: u16 = 8;
 
 /// The two flags bytes of a response to a query with flags `query`.
 ///

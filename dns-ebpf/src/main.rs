@@ -25,7 +25,7 @@ use aya_ebpf::{
         bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key as LpmKey},
     programs::XdpContext,
 };
 use dns_common::{
@@ -34,14 +34,15 @@ use dns_common::{
         NAME_BUCKETS, OPT_RR_LEN,
     },
     maps::{
-        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, ROTATE_MAX_END, SCRATCH_BLOCK_LEN,
-        SCRATCH_WORDS, Scratch, answer_flags::RCODE_MASK,
+        AnswerSlot, MAX_WEIGHTED_VARIANTS, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, ROTATE_MAX_END,
+        SCRATCH_BLOCK_LEN, SCRATCH_WORDS, Scratch, TERRITORY_PREFIXES, TerritoryV4, TerritoryV6,
+        answer_flags::RCODE_MASK, pick_draw, select,
     },
     stats::{OUTCOME_SLOTS, Outcome},
     wire::{
-        CLASS_IN, EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, csum_add_bytes,
-        csum_at_parity, csum_finish, csum_fold, low_bytes_mask, lower_word, opt_record, response_flags,
-        udp_response_limit,
+        CLASS_IN, EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT,
+        csum_add_bytes, csum_at_parity, csum_finish, csum_fold, low_bytes_mask, lower_word, opt_record,
+        response_flags, udp_response_limit,
     },
 };
 use dns_ebpf::{ETH_HLEN, ETH_P_IPV4, IPPROTO_UDP, ptr_at};
@@ -69,6 +70,11 @@ static ANSWERS: Array<AnswerSlot> = Array::with_max_entries(1024, 0);
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(OUTCOME_SLOTS, 0);
+/// Client prefixes to territory indices (1..=MAX_TERRITORIES), for directional answers.
+#[map]
+static TERRITORIES_V4: LpmTrie<TerritoryV4, u32> = LpmTrie::with_max_entries(TERRITORY_PREFIXES, 0);
+#[map]
+static TERRITORIES_V6: LpmTrie<TerritoryV6, u32> = LpmTrie::with_max_entries(TERRITORY_PREFIXES, 0);
 
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
@@ -118,22 +124,35 @@ struct Query {
     /// The client's EDNS UDP payload size, if it sent an OPT record.
     edns_payload: Option<u16>,
     dnssec_ok: bool,
+    /// The query carries an EDNS Client Subnet option.
+    client_subnet: bool,
 }
 
 #[xdp]
 pub fn instadns(ctx: XdpContext) -> u32 {
     let (action, outcome) = match try_instadns(&ctx) {
-        Ok(()) => (XDP_TX, Outcome::Hit),
+        Ok(steered) => {
+            if let Some(steered) = steered {
+                count(steered);
+            }
+            (XDP_TX, Outcome::Hit)
+        }
         Err(outcome) => (XDP_PASS, outcome),
     };
+    count(outcome);
+    action
+}
+
+#[inline(always)]
+fn count(outcome: Outcome) {
     if let Some(counter) = STATS.get_ptr_mut(outcome as u32) {
         // SAFETY: per-CPU slot, no concurrent writer.
         unsafe { *counter += 1 };
     }
-    action
 }
 
-fn try_instadns(ctx: &XdpContext) -> Result<(), Outcome> {
+/// Answers, or says why not; a steered answer also names how it was chosen.
+fn try_instadns(ctx: &XdpContext) -> Result<Option<Outcome>, Outcome> {
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(Outcome::Error)?;
     let frame = parse_frame(ctx, scratch)?;
     let query = parse_query(ctx, scratch, &frame)?;
@@ -362,7 +381,7 @@ fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Que
         return Err(bad);
     }
 
-    let mut query = Query { name_len, flags, edns_payload: None, dnssec_ok: false };
+    let mut query = Query { name_len, flags, edns_payload: None, dnssec_ok: false, client_subnet: false };
     if arcount == 0 {
         // Nothing may follow the question.
         return if question_end == f.msg_len { Ok(query) } else { Err(bad) };
@@ -390,6 +409,9 @@ fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Que
         if option == options_end {
             walked = true;
             break;
+        }
+        if read_be16(ctx, option).ok_or(bad)? == EDNS_OPTION_ECS {
+            query.client_subnet = true;
         }
         let len = read_be16(ctx, option + 2).ok_or(bad)? as usize;
         option += 4 + len;
@@ -502,7 +524,7 @@ fn lookup(scratch: *mut Scratch, bucket: usize) -> Option<*const NameEntry> {
     }
 }
 
-fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<(), Outcome> {
+fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<Option<Outcome>, Outcome> {
     let (bucket, question_sum) = build_key(ctx, scratch, f, q.name_len)?;
     let entry = lookup(scratch, bucket).ok_or(Outcome::Miss)?;
     // SAFETY: a valid map value pointer for the duration of this program run.
@@ -511,7 +533,12 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
     if unsafe { bpf_ktime_get_coarse_ns() } >= entry.expires_ns {
         return Err(Outcome::Expired);
     }
-    let slot = ANSWERS.get_ptr(entry.answer).ok_or(Outcome::Error)?;
+    // Userspace answers Client Subnet queries, with the scope of the answer (RFC 7871).
+    if q.client_subnet {
+        return Err(Outcome::PassEcs);
+    }
+    let (slot_index, steered) = choose_slot(ctx, scratch, f, &entry)?;
+    let slot = ANSWERS.get_ptr(slot_index).ok_or(Outcome::Error)?;
     // SAFETY: a valid map value pointer; we read its small header fields.
     let (data_len, slot_flags, counts, data_sum) = unsafe {
         (
@@ -622,7 +649,65 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
     // The UDP checksum is mandatory on IPv6 and we always send one.
     // SAFETY: checked above, and the frame has not changed size since.
     unsafe { (*udp)[3] = csum_finish(sum) };
-    swap_macs(ctx).ok_or(Outcome::Error)
+    swap_macs(ctx).ok_or(Outcome::Error)?;
+    Ok(steered)
+}
+
+/// The answer slot of `entry` for this packet (see `dns_common::maps::select`).
+#[inline(always)]
+fn choose_slot(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    f: &Frame,
+    entry: &NameEntry,
+) -> Result<(u32, Option<Outcome>), Outcome> {
+    let variants = entry.variants as u32;
+    match entry.select {
+        select::WEIGHTED => {
+            // SAFETY: this CPU's scratch value.
+            let draw = unsafe {
+                let counter = &mut (*scratch).picks;
+                *counter = counter.wrapping_add(1);
+                pick_draw(*counter)
+            };
+            let last = variants.clamp(1, MAX_WEIGHTED_VARIANTS as u32) - 1;
+            let mut chosen = last;
+            for i in 0..MAX_WEIGHTED_VARIANTS as u32 {
+                if i >= last {
+                    break;
+                }
+                let slot = ANSWERS.get_ptr(entry.answer + i).ok_or(Outcome::Error)?;
+                // SAFETY: a valid map value pointer.
+                if draw < unsafe { (*slot).pick_below } {
+                    chosen = i;
+                    break;
+                }
+            }
+            Ok((entry.answer + chosen, Some(Outcome::HitWeighted)))
+        }
+        select::DIRECTIONAL => {
+            let territory = territory_of(ctx, f).unwrap_or(0);
+            let index = if territory < variants { territory } else { 0 };
+            Ok((entry.answer + index, Some(Outcome::HitDirectional)))
+        }
+        _ => Ok((entry.answer, None)),
+    }
+}
+
+/// The territory of the packet's source address (0: none).
+#[inline(always)]
+fn territory_of(ctx: &XdpContext, f: &Frame) -> Option<u32> {
+    if f.ipv6 {
+        let src = ptr_at::<TerritoryV6>(ctx, f.l3 + 8)?;
+        // SAFETY: ptr_at checked the bounds.
+        let key = LpmKey::new(128, unsafe { read_unaligned(src) });
+        TERRITORIES_V6.get(&key).copied()
+    } else {
+        let src = ptr_at::<TerritoryV4>(ctx, f.l3 + 12)?;
+        // SAFETY: ptr_at checked the bounds.
+        let key = LpmKey::new(32, unsafe { read_unaligned(src) });
+        TERRITORIES_V4.get(&key).copied()
+    }
 }
 
 /// Round robin: rewrites the slot's run of equal-sized records (already copied to

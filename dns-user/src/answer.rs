@@ -6,7 +6,7 @@
 //! used: the same bytes serve every case variant of a question, which is what lets one
 //! BPF map entry (keyed by the lower-cased name) answer them all.
 
-use std::ops::Range;
+use std::{ops::Range, sync::Arc};
 
 use hickory_proto::{
     op::Query,
@@ -30,6 +30,49 @@ pub struct EncodedAnswer {
     pub data: Vec<u8>,
     /// Records of `data` rotated per response (round robin), if any.
     pub rotate: Option<RotateSpan>,
+}
+
+/// What a name answers: one answer, or variants chosen per query (by the XDP program
+/// per packet, by userspace per query, the same way).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Steered {
+    /// At least one. Directional: indexed by territory (0: everyone else).
+    pub variants: Vec<Arc<EncodedAnswer>>,
+    pub choice: VariantChoice,
+}
+
+/// How a variant of a [`Steered`] answer is chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum VariantChoice {
+    Fixed,
+    /// Variant i answers draws below `bounds[i]` (see `dns_common::maps::pick_draw`).
+    Weighted(Vec<u32>),
+    /// By the client's territory.
+    Directional,
+}
+
+impl Steered {
+    pub fn fixed(answer: Arc<EncodedAnswer>) -> Self {
+        Self { variants: vec![answer], choice: VariantChoice::Fixed }
+    }
+
+    /// The first variant: the answer when nothing is known about the client.
+    pub fn first(&self) -> &Arc<EncodedAnswer> {
+        &self.variants[0]
+    }
+
+    /// The variant for a client of `territory` and the pick counter's value `picks`.
+    pub fn choose(&self, territory: u8, picks: u32) -> &Arc<EncodedAnswer> {
+        let index = match &self.choice {
+            VariantChoice::Fixed => 0,
+            VariantChoice::Weighted(bounds) => {
+                let draw = dns_common::maps::pick_draw(picks);
+                bounds.iter().position(|b| draw < *b).unwrap_or(bounds.len().saturating_sub(1))
+            }
+            VariantChoice::Directional => territory as usize,
+        };
+        self.variants.get(index).unwrap_or(&self.variants[0])
+    }
 }
 
 /// A run of equal-sized records in an answer's data whose order is rotated per

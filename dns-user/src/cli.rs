@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use instadns::fastpath::loader::XdpModeArg;
+use instadns::{fastpath::loader::XdpModeArg, steering::territory::Prefix, store::admin::AddressSpec};
 
 pub use instadns::config::DEFAULT_DB;
 
@@ -73,6 +73,19 @@ pub enum Command {
         db: DbArg,
         #[command(subcommand)]
         command: TtlCommand,
+    },
+    /// Territories: named sets of client networks for directional answers.
+    Territory {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        command: TerritoryCommand,
+    },
+    /// Health of the failover queues' addresses, as the running daemon sees it.
+    Health {
+        /// The daemon's metrics address (its `metrics` setting).
+        #[arg(long, default_value = "127.0.0.1:9153")]
+        metrics: SocketAddr,
     },
     /// Custom domains of instances.
     Domain {
@@ -245,15 +258,98 @@ pub struct ClusterArgs {
     /// Remove a service.
     #[arg(long = "remove-service")]
     pub remove_services: Vec<String>,
-    /// A load-balancer address (IPv4 or IPv6); repeat.
-    #[arg(long = "address")]
-    pub addresses: Vec<IpAddr>,
+    /// A load-balancer address, IP[,weight=N][,queue=N][,territory=NAME]; repeat. An
+    /// existing address takes the new attributes. weight: share of `--pick one` answers
+    /// (default 1, 0 = never); queue: failover position (default 0, lower answers first
+    /// while healthy); territory: answered only to that territory's clients.
+    #[arg(long = "address", value_parser = parse_address_spec)]
+    pub addresses: Vec<AddressSpec>,
     /// Remove an address.
     #[arg(long = "remove-address")]
     pub remove_addresses: Vec<IpAddr>,
     /// Address order of host answers: fixed, or rotate (round robin).
     #[arg(long)]
     pub order: Option<String>,
+    /// How many addresses a host answer carries: all, or one (picked by weight per query).
+    #[arg(long)]
+    pub pick: Option<String>,
+    /// What a failover queue answers when every address is down: all, or last (the last
+    /// queue position's addresses).
+    #[arg(long)]
+    pub fallback: Option<String>,
+    /// Health-check the addresses: tcp:PORT (connect) or http:PORT/PATH (GET, expecting
+    /// --check-expect). Unhealthy addresses leave the answers (see queue=).
+    #[arg(long, value_name = "tcp:PORT|http:PORT/PATH")]
+    pub check: Option<String>,
+    /// Stop health-checking (every address counts as healthy).
+    #[arg(long, conflicts_with = "check")]
+    pub no_check: bool,
+    /// HTTP status the check expects.
+    #[arg(long, default_value_t = 200, requires = "check")]
+    pub check_expect: u16,
+    /// Host header of HTTP checks (default: the address).
+    #[arg(long, requires = "check")]
+    pub check_host: Option<String>,
+    /// Milliseconds between probes of each address.
+    #[arg(long, default_value_t = 5000, requires = "check")]
+    pub check_interval_ms: u32,
+    /// Milliseconds a probe may take.
+    #[arg(long, default_value_t = 2000, requires = "check")]
+    pub check_timeout_ms: u32,
+    /// Consecutive successes that bring a down address back.
+    #[arg(long, default_value_t = 2, requires = "check")]
+    pub rise: u32,
+    /// Consecutive failures that take an address down.
+    #[arg(long, default_value_t = 3, requires = "check")]
+    pub fall: u32,
+}
+
+fn parse_address_spec(text: &str) -> Result<AddressSpec, String> {
+    text.parse()
+}
+
+/// Parses `tcp:PORT` or `http:PORT/PATH` into (kind, port, path).
+pub fn parse_check(text: &str) -> Result<(String, u16, String), String> {
+    let (kind, rest) =
+        text.split_once(':').ok_or_else(|| format!("{text:?}: use tcp:PORT or http:PORT/PATH"))?;
+    let (port, path) = match (kind, rest.find('/')) {
+        ("http", Some(i)) => (&rest[..i], rest[i..].to_owned()),
+        ("http", None) => (rest, "/".to_owned()),
+        ("tcp", _) => (rest, "/".to_owned()),
+        _ => return Err(format!("{kind:?}: use tcp or http")),
+    };
+    let port =
+        port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{port:?} is not a port"))?;
+    Ok((kind.to_owned(), port, path))
+}
+
+#[derive(Subcommand)]
+pub enum TerritoryCommand {
+    /// Add a territory: client networks that get their own directional answers.
+    Add {
+        name: String,
+        /// A client network in CIDR notation (IPv4 or IPv6); repeat.
+        #[arg(long = "prefix")]
+        prefixes: Vec<Prefix>,
+        /// A file of networks, one per line ('#' starts a comment).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Change a territory's networks.
+    Set {
+        name: String,
+        #[arg(long = "prefix")]
+        prefixes: Vec<Prefix>,
+        #[arg(long = "remove-prefix")]
+        remove_prefixes: Vec<Prefix>,
+        /// Replace every network with those of this file (and --prefix).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Remove a territory (no cluster address may use it).
+    Remove { name: String },
+    /// List territories and their networks.
+    List,
 }
 
 #[derive(Subcommand)]

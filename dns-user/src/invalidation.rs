@@ -42,6 +42,7 @@ pub struct FollowerStats {
     pub answers: AtomicU64,
 }
 
+#[derive(Clone)]
 pub struct Follower {
     db: Database,
     handler: Arc<Handler<Database>>,
@@ -180,6 +181,7 @@ impl Follower {
         let mut reload = false;
         let mut tags: HashSet<Tag> = HashSet::new();
         let mut domains = Vec::new();
+        let mut territories = false;
         for c in changes {
             let id = c.key.parse::<i64>().ok();
             match c.table.as_str() {
@@ -187,9 +189,14 @@ impl Follower {
                     reload = true;
                     tags.extend(id.map(Tag::Zone));
                 }
-                "clusters" | "cluster_services" | "cluster_addresses" => {
+                "clusters" | "cluster_services" | "cluster_addresses" | "cluster_checks" => {
                     reload = true;
                     tags.extend(id.map(Tag::Cluster));
+                }
+                "territories" | "territory_prefixes" => {
+                    reload = true;
+                    territories = true;
+                    tags.insert(Tag::Territories);
                 }
                 "instances" | "tombstones" => {
                     let Some(id) = id else { continue };
@@ -224,8 +231,20 @@ impl Follower {
         for hostname in &domains {
             resolver.domain_changed(hostname).await;
         }
+        // New territory prefixes first: re-resolved directional answers index them.
+        if territories && let Some(catalog) = resolver.catalog() {
+            self.handler.cache().set_territories(&catalog.territories);
+        }
+        self.invalidate(&tags).await;
+        self.stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        tracing::debug!(changes = changes.len(), "applied database changes");
+    }
+
+    /// Re-resolves (or, when many, removes) the answers carrying any of `tags`: after a
+    /// database change, or a health check's state change.
+    pub async fn invalidate(&self, tags: &HashSet<Tag>) {
         let cache = self.handler.cache();
-        let keys = cache.begin_invalidation(&tags);
+        let keys = cache.begin_invalidation(tags);
         if keys.len() <= REPLACE_LIMIT {
             for key in &keys {
                 self.handler.refresh(key).await;
@@ -233,9 +252,8 @@ impl Follower {
         } else {
             cache.remove(&keys);
         }
-        self.stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.stats.answers.fetch_add(keys.len() as u64, Ordering::Relaxed);
-        tracing::debug!(changes = changes.len(), answers = keys.len(), "applied database changes");
+        tracing::debug!(answers = keys.len(), "invalidated answers");
     }
 }
 

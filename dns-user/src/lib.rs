@@ -13,6 +13,7 @@ pub mod invalidation;
 pub mod notify;
 pub mod resolver;
 pub mod server;
+pub mod steering;
 pub mod store;
 pub mod ttl;
 pub mod wire;

@@ -23,14 +23,15 @@ use instadns::{
     },
     invalidation::Follower,
     notify,
-    resolver::{Resolver, catalog::parse_name},
+    resolver::{Resolver, Tag, catalog::parse_name},
     server::{
         self, Handler,
         metrics::{Attached, DaemonStatus},
         tcp::TcpLimits,
     },
+    steering::{self, territory::Prefix},
     store::{
-        AcmeChallenge, ByoInstances, Database, DbLocation,
+        AcmeChallenge, ByoInstances, CheckRow, Database, DbLocation,
         admin::{ClusterUpdate, NewZone},
         rfc3339, unix_now,
     },
@@ -39,7 +40,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{
     AcmeCommand, Cli, ClusterCommand, Command, DbCommand, DomainCommand, InstanceCommand, ServeArgs,
-    TtlCommand, ZoneCommand,
+    TerritoryCommand, TtlCommand, ZoneCommand,
 };
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +83,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Cluster { db, command } => cluster_command(&open_db(&db.url()).await?, command).await,
         Command::Instance { db, command } => instance_command(&open_db(&db.url()).await?, command).await,
         Command::Ttl { db, command } => ttl_command(&open_db(&db.url()).await?, command).await,
+        Command::Territory { db, command } => territory_command(&open_db(&db.url()).await?, command).await,
+        Command::Health { metrics } => health(metrics).await,
         Command::Domain { db, command } => domain_command(&open_db(&db.url()).await?, command).await,
         Command::Acme { db, command } => acme_command(&open_db(&db.url()).await?, command).await,
         Command::CheckConfig { file } => {
@@ -247,6 +250,9 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let cache_entries = DEFAULT_CACHE_ENTRIES.max(config.maps.entries as usize * 2);
     let cache = Arc::new(AnswerCache::new(cache_entries, kernel));
     let handler = Arc::new(Handler::new(resolver, cache.clone(), config.edns_payload));
+    if let Some(catalog) = handler.resolver().catalog() {
+        cache.set_territories(&catalog.territories);
+    }
 
     let adopted_keys = if adopted_layout { cache.adopt_kernel_entries() } else { Vec::new() };
     if adopted_layout {
@@ -296,6 +302,24 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!(%addr, "serving /metrics, /health and /ready");
         tasks.spawn(server::metrics::serve(listener, handler.clone(), status.clone()));
     }
+    // Health checks: a state change re-resolves the answers of the clusters using it.
+    let (health_tx, mut health_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<i64>>();
+    let health_follower = follower.clone();
+    tasks.spawn(async move {
+        while let Some(mut clusters) = health_rx.recv().await {
+            while let Ok(more) = health_rx.try_recv() {
+                clusters.extend(more);
+            }
+            let tags: std::collections::HashSet<Tag> = clusters.into_iter().map(Tag::Cluster).collect();
+            health_follower.invalidate(&tags).await;
+        }
+    });
+    let health_resolver = handler.resolver().clone();
+    tasks.spawn(steering::health::run(
+        health_resolver.health().clone(),
+        move || health_resolver.catalog(),
+        health_tx,
+    ));
     tasks.spawn(follower.run());
     if !adopted_keys.is_empty() {
         // Re-resolve what the kernel held (it keeps answering meanwhile).
@@ -368,6 +392,9 @@ async fn reload(
     let fresh = serve_config(args)?;
     import_zone_files(db, &fresh).await?;
     handler.resolver().reload().await?;
+    if let Some(catalog) = handler.resolver().catalog() {
+        handler.cache().set_territories(&catalog.territories);
+    }
     if let Some(ebpf) = ebpf {
         let mut attached = Vec::new();
         for iface in &fresh.interfaces {
@@ -645,7 +672,87 @@ fn cluster_update(args: cli::ClusterArgs) -> Result<ClusterUpdate> {
         add_addresses: args.addresses,
         remove_addresses: args.remove_addresses,
         address_order: args.order,
+        pick: args.pick,
+        fallback: args.fallback,
+        check: match &args.check {
+            None => None,
+            Some(text) => {
+                let (kind, port, path) = cli::parse_check(text).map_err(|e| anyhow!("--check {e}"))?;
+                Some(CheckRow {
+                    cluster_id: 0,
+                    kind,
+                    port,
+                    path,
+                    host: args.check_host,
+                    expect_status: args.check_expect,
+                    interval_ms: args.check_interval_ms,
+                    timeout_ms: args.check_timeout_ms,
+                    rise: args.rise,
+                    fall: args.fall,
+                })
+            }
+        },
+        remove_check: args.no_check,
     })
+}
+
+/// Networks from `--file` (one per line, '#' comments) and `--prefix`.
+fn territory_prefixes(prefixes: Vec<Prefix>, file: Option<&Path>) -> Result<Vec<Prefix>> {
+    let mut out = prefixes;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("--file {}", path.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            out.push(line.parse().map_err(|e| anyhow!("{}:{}: {e}", path.display(), n + 1))?);
+        }
+    }
+    Ok(out)
+}
+
+async fn territory_command(db: &Database, command: TerritoryCommand) -> Result<()> {
+    match command {
+        TerritoryCommand::Add { name, prefixes, file } => {
+            let prefixes = territory_prefixes(prefixes, file.as_deref())?;
+            db.set_territory(&name, true, false, &prefixes, &[]).await?;
+            println!("territory {name} added with {} network(s)", prefixes.len());
+        }
+        TerritoryCommand::Set { name, prefixes, remove_prefixes, file } => {
+            let replace = file.is_some();
+            let prefixes = territory_prefixes(prefixes, file.as_deref())?;
+            db.set_territory(&name, false, replace, &prefixes, &remove_prefixes).await?;
+            println!("territory {name} updated");
+        }
+        TerritoryCommand::Remove { name } => {
+            db.remove_territory(&name).await?;
+            println!("territory {name} removed");
+        }
+        TerritoryCommand::List => {
+            for (name, prefixes) in db.list_territories().await? {
+                println!("{name}  {} network(s)", prefixes.len());
+                for p in prefixes {
+                    println!("    {p}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `instadns health`: the daemon's view of its health-checked addresses.
+async fn health(metrics: SocketAddr) -> Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(metrics)
+        .await
+        .with_context(|| format!("connecting to the daemon's metrics address {metrics} (is `instadns serve` running with metrics = \"{metrics}\"?)"))?;
+    stream.write_all(b"GET /health/targets HTTP/1.0\r\n\r\n").await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    print!("{body}");
+    Ok(())
 }
 
 async fn cluster_command(db: &Database, command: ClusterCommand) -> Result<()> {
@@ -661,7 +768,21 @@ async fn cluster_command(db: &Database, command: ClusterCommand) -> Result<()> {
         }
         ClusterCommand::List => {
             for c in db.list_clusters().await? {
-                println!("{}  order {}  instances {}", c.cluster.name, c.cluster.address_order, c.instances);
+                println!(
+                    "{}  order {}  pick {}  fallback {}  instances {}",
+                    c.cluster.name, c.cluster.address_order, c.cluster.pick, c.cluster.fallback, c.instances
+                );
+                if let Some(k) = &c.check {
+                    let what = if k.kind == "http" {
+                        format!("http:{}{} expect {}", k.port, k.path, k.expect_status)
+                    } else {
+                        format!("tcp:{}", k.port)
+                    };
+                    println!(
+                        "    check {what} every {} ms, timeout {} ms, rise {} fall {}",
+                        k.interval_ms, k.timeout_ms, k.rise, k.fall
+                    );
+                }
                 for (service, target) in &c.services {
                     println!("    service {service} -> {target}");
                 }

@@ -7,7 +7,10 @@
 
 use dns_common::{
     limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_NAME_LEN},
-    wire::{EDNS_FLAG_DO, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, opt_record, response_flags},
+    wire::{
+        EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, opt_record,
+        response_flags,
+    },
 };
 
 use crate::answer::EncodedAnswer;
@@ -85,6 +88,68 @@ pub struct Edns {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// An EDNS Client Subnet option of a query (RFC 7871 section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// 1 (IPv4) or 2 (IPv6).
+    pub family: u16,
+    pub source_len: u8,
+    /// The address bytes as received (`ceil(source_len / 8)` of them).
+    address: [u8; 16],
+    address_len: u8,
+}
+
+impl ClientSubnet {
+    /// The network's address, zero-padded.
+    pub fn addr(&self) -> std::net::IpAddr {
+        if self.family == 1 {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&self.address[..4]);
+            std::net::IpAddr::from(a)
+        } else {
+            std::net::IpAddr::from(self.address)
+        }
+    }
+
+    /// The option as a response carries it: the query's FAMILY, SOURCE PREFIX-LENGTH and
+    /// ADDRESS with `scope` (RFC 7871 section 7.2.1).
+    pub fn response_option(&self, scope: u8) -> Vec<u8> {
+        let len = 4 + self.address_len as usize;
+        let mut out = Vec::with_capacity(4 + len);
+        out.extend_from_slice(&EDNS_OPTION_ECS.to_be_bytes());
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&self.family.to_be_bytes());
+        out.push(self.source_len);
+        out.push(scope);
+        out.extend_from_slice(&self.address[..self.address_len as usize]);
+        out
+    }
+
+    /// Parses the option's data; `None` if malformed (RFC 7871 section 7.1.1 asks for
+    /// FORMERR): an unknown family, a prefix longer than the family, a SCOPE other than
+    /// 0, too few or too many address bytes, or address bits set past the prefix.
+    fn parse(data: &[u8]) -> Option<Self> {
+        let family = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
+        let (source_len, scope) = (*data.get(2)?, *data.get(3)?);
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return None,
+        };
+        let bytes = &data[4..];
+        if source_len > max || scope != 0 || bytes.len() != (source_len as usize).div_ceil(8) {
+            return None;
+        }
+        if source_len % 8 != 0 && bytes.last()? & (0xffu8 >> (source_len % 8)) != 0 {
+            return None;
+        }
+        let mut address = [0u8; 16];
+        address[..bytes.len()].copy_from_slice(bytes);
+        Some(Self { family, source_len, address, address_len: bytes.len() as u8 })
+    }
 }
 
 /// A parsed standard query.
@@ -157,11 +222,24 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
             if edns.is_some() || !record.owner_is_root || !options_well_formed(record.rdata) {
                 return Err(error(rcode::FORMERR, question_len, None));
             }
-            edns = Some(Edns {
+            let mut e = Edns {
                 payload: record.class,
                 version: (record.ttl >> 16) as u8,
                 dnssec_ok: (record.ttl as u16) & EDNS_FLAG_DO != 0,
-            });
+                client_subnet: None,
+            };
+            for (code, data) in options(record.rdata) {
+                if code == EDNS_OPTION_ECS {
+                    match (e.client_subnet, ClientSubnet::parse(data)) {
+                        (None, Some(subnet)) => e.client_subnet = Some(subnet),
+                        _ => {
+                            e.client_subnet = None;
+                            return Err(error(rcode::FORMERR, question_len, Some(e)));
+                        }
+                    }
+                }
+            }
+            edns = Some(e);
         }
         // Other additional records (TSIG, SIG(0)) are not used yet: ignored.
         pos = record.end;
@@ -260,6 +338,17 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// The (code, data) of well-formed EDNS options.
+fn options(mut rdata: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let code = u16::from_be_bytes([*rdata.first()?, *rdata.get(1)?]);
+        let len = u16::from_be_bytes([*rdata.get(2)?, *rdata.get(3)?]) as usize;
+        let data = rdata.get(4..4 + len)?;
+        rdata = &rdata[4 + len..];
+        Some((code, data))
+    })
+}
+
 /// EDNS options must exactly fill the OPT RDATA (RFC 6891 section 6.1.2).
 fn options_well_formed(mut rdata: &[u8]) -> bool {
     while !rdata.is_empty() {
@@ -287,8 +376,11 @@ pub fn response(
     our_payload: u16,
     limit: Option<usize>,
     rotation: usize,
+    subnet_scope: u8,
 ) -> Vec<u8> {
-    let opt_len = if query.edns.is_some() { 11 } else { 0 };
+    let subnet = query.edns.and_then(|e| e.client_subnet).map(|s| s.response_option(subnet_scope));
+    let options = subnet.as_deref().unwrap_or_default();
+    let opt_len = if query.edns.is_some() { 11 + options.len() } else { 0 };
     let full_len = DNS_HEADER_LEN + query.question.len() + answer.data.len() + opt_len;
     let truncated = limit.is_some_and(|limit| full_len > limit);
     let mut out = Vec::with_capacity(if truncated {
@@ -312,7 +404,10 @@ pub fn response(
         }
     }
     if let Some(edns) = query.edns {
-        out.extend_from_slice(&opt_record(our_payload, (answer.rcode >> 4) as u8, edns.dnssec_ok));
+        let mut opt = opt_record(our_payload, (answer.rcode >> 4) as u8, edns.dnssec_ok);
+        opt[9..11].copy_from_slice(&(options.len() as u16).to_be_bytes());
+        out.extend_from_slice(&opt);
+        out.extend_from_slice(options);
     }
     out
 }

@@ -13,13 +13,17 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as BpfHashMap, IterableMap as _, MapData, MapError, PerCpuArray},
+    maps::{
+        Array, HashMap as BpfHashMap, IterableMap as _, LpmTrie, MapData, MapError, PerCpuArray,
+        lpm_trie::Key as LpmKey,
+    },
 };
 use dns_common::{
     limits::{ANSWER_MAX_LEN, bucket_for},
     maps::{
         ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2,
-        NameKey3, STATS_MAP_NAME, select,
+        NameKey3, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6,
+        select,
     },
     stats::Outcome,
     wire::{csum_add_bytes, csum_fold},
@@ -27,7 +31,10 @@ use dns_common::{
 use thiserror::Error;
 
 use super::CacheKey;
-use crate::answer::EncodedAnswer;
+use crate::{
+    answer::{EncodedAnswer, Steered, VariantChoice},
+    steering::territory::{Prefix, Territories},
+};
 
 /// How long a freed answer slot waits before reuse. An XDP run lasts microseconds.
 const SLOT_QUARANTINE: Duration = Duration::from_secs(2);
@@ -51,6 +58,10 @@ pub struct KernelMaps {
     names3: BpfHashMap<MapData, NameKey3, NameEntry>,
     answers: Array<MapData, AnswerSlot>,
     stats: PerCpuArray<MapData, u64>,
+    territories_v4: LpmTrie<MapData, TerritoryV4, u32>,
+    territories_v6: LpmTrie<MapData, TerritoryV6, u32>,
+    /// What the territory tries hold.
+    territory_prefixes: Vec<(Prefix, u8)>,
     slots: SlotTable,
 }
 
@@ -71,26 +82,84 @@ impl KernelMaps {
             names3: take(ebpf, NAME_MAP_NAMES[3])?,
             answers: take(ebpf, ANSWER_MAP_NAME)?,
             stats: take(ebpf, STATS_MAP_NAME)?,
+            territories_v4: take(ebpf, TERRITORY_V4_MAP_NAME)?,
+            territories_v6: take(ebpf, TERRITORY_V6_MAP_NAME)?,
+            territory_prefixes: Vec::new(),
             slots: SlotTable::new(answer_slots),
         })
     }
 
+    /// Makes the territory tries hold exactly `territories`' prefixes. New and changed
+    /// prefixes are written before stale ones are removed, so no client falls through
+    /// to the default in between.
+    pub fn set_territories(&mut self, territories: &Territories) -> Result<(), MapsError> {
+        let mut held: Vec<(Prefix, u8)> = self.kernel_territories();
+        let wanted = territories.prefixes();
+        for (prefix, index) in wanted {
+            if !held.contains(&(*prefix, *index)) {
+                self.put_territory(prefix, Some(*index as u32))?;
+            }
+        }
+        held.retain(|(p, _)| !wanted.iter().any(|(w, _)| w == p));
+        for (prefix, _) in held {
+            self.put_territory(&prefix, None)?;
+        }
+        self.territory_prefixes = wanted.to_vec();
+        Ok(())
+    }
+
+    /// The prefixes the kernel's tries hold (pinned maps keep an earlier daemon's).
+    fn kernel_territories(&self) -> Vec<(Prefix, u8)> {
+        let mut out = Vec::new();
+        for (key, value) in self.territories_v4.iter().filter_map(Result::ok) {
+            out.push((Prefix::of(std::net::IpAddr::from(key.data()), key.prefix_len() as u8), value as u8));
+        }
+        for (key, value) in self.territories_v6.iter().filter_map(Result::ok) {
+            out.push((Prefix::of(std::net::IpAddr::from(key.data()), key.prefix_len() as u8), value as u8));
+        }
+        out
+    }
+
+    fn put_territory(&mut self, prefix: &Prefix, index: Option<u32>) -> Result<(), MapsError> {
+        let len = prefix.len as u32;
+        match (prefix.addr, index) {
+            (std::net::IpAddr::V4(a), Some(i)) => {
+                self.territories_v4.insert(&LpmKey::new(len, a.octets()), i, 0)?
+            }
+            (std::net::IpAddr::V4(a), None) => self.territories_v4.remove(&LpmKey::new(len, a.octets()))?,
+            (std::net::IpAddr::V6(a), Some(i)) => {
+                self.territories_v6.insert(&LpmKey::new(len, a.octets()), i, 0)?
+            }
+            (std::net::IpAddr::V6(a), None) => self.territories_v6.remove(&LpmKey::new(len, a.octets()))?,
+        }
+        Ok(())
+    }
+
     /// Points `key` at the answer, valid until `expires_ns` (CLOCK_MONOTONIC); releases
-    /// `previous`, the slot the key pointed at before. Returns the slot now used.
+    /// `previous`, the first slot of the run the key pointed at before. Returns the
+    /// first slot of the run now used (one slot per variant).
     pub fn install(
         &mut self,
         key: &CacheKey,
-        answer: &EncodedAnswer,
+        answer: &Arc<Steered>,
         expires_ns: u64,
         previous: Option<u32>,
     ) -> Result<u32, MapsError> {
-        let content = Arc::new(answer.clone());
-        let (slot, fresh) = self.slots.acquire(&content).ok_or(MapsError::SlotsFull(self.slots.capacity))?;
-        if fresh && let Err(e) = self.answers.set(slot, answer_slot(answer), 0) {
-            self.slots.release(slot);
-            return Err(e.into());
+        let (slot, fresh) = self.slots.acquire(answer).ok_or(MapsError::SlotsFull(self.slots.capacity))?;
+        if fresh {
+            for (i, value) in answer_slots(answer).into_iter().enumerate() {
+                if let Err(e) = self.answers.set(slot + i as u32, value, 0) {
+                    self.slots.release(slot);
+                    return Err(e.into());
+                }
+            }
         }
-        let entry = NameEntry { expires_ns, answer: slot, variants: 1, select: select::FIXED };
+        let select = match answer.choice {
+            VariantChoice::Fixed => select::FIXED,
+            VariantChoice::Weighted(_) => select::WEIGHTED,
+            VariantChoice::Directional => select::DIRECTIONAL,
+        };
+        let entry = NameEntry { expires_ns, answer: slot, variants: answer.variants.len() as u16, select };
         if let Err(e) = self.put_name(key, &entry) {
             self.slots.release(slot);
             return Err(e);
@@ -142,12 +211,10 @@ impl KernelMaps {
     /// Takes over the answer slots that `entries` (found in adopted maps) point at: the
     /// slot table learns their contents and reference counts, so new answers neither
     /// overwrite them nor leak them. Returns each entry's answer, as the kernel holds it.
-    pub fn adopt(&mut self, entries: &[(CacheKey, NameEntry)]) -> Vec<Option<Arc<EncodedAnswer>>> {
-        let mut contents: HashMap<u32, Option<Arc<EncodedAnswer>>> = HashMap::new();
+    pub fn adopt(&mut self, entries: &[(CacheKey, NameEntry)]) -> Vec<Option<Arc<Steered>>> {
+        let mut contents: HashMap<u32, Option<Arc<Steered>>> = HashMap::new();
         for (_, entry) in entries {
-            contents.entry(entry.answer).or_insert_with(|| {
-                self.answers.get(&entry.answer, 0).ok().map(|slot| Arc::new(answer_of_slot(&slot)))
-            });
+            contents.entry(entry.answer).or_insert_with(|| self.read_run(entry).map(Arc::new));
         }
         for (_, entry) in entries {
             if let Some(Some(content)) = contents.get(&entry.answer) {
@@ -156,6 +223,19 @@ impl KernelMaps {
         }
         self.slots.finish_adoption();
         entries.iter().map(|(_, e)| contents.get(&e.answer).cloned().flatten()).collect()
+    }
+
+    /// The answer a name entry's run of slots holds.
+    fn read_run(&self, entry: &NameEntry) -> Option<Steered> {
+        let slots: Vec<AnswerSlot> = (0..entry.variants.max(1) as u32)
+            .map(|i| self.answers.get(&(entry.answer + i), 0).ok())
+            .collect::<Option<_>>()?;
+        let choice = match entry.select {
+            select::WEIGHTED => VariantChoice::Weighted(slots.iter().map(|s| s.pick_below).collect()),
+            select::DIRECTIONAL => VariantChoice::Directional,
+            _ => VariantChoice::Fixed,
+        };
+        Some(Steered { variants: slots.iter().map(|s| Arc::new(answer_of_slot(s))).collect(), choice })
     }
 
     /// Capacity and kernel memory of each map, as the kernel reports them.
@@ -319,6 +399,22 @@ impl MapUsage {
     }
 }
 
+/// The map values of an answer's variants, in order.
+pub fn answer_slots(answer: &Steered) -> Vec<AnswerSlot> {
+    answer
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, variant)| {
+            let mut slot = answer_slot(variant);
+            if let VariantChoice::Weighted(bounds) = &answer.choice {
+                slot.pick_below = bounds.get(i).copied().unwrap_or(dns_common::maps::PICK_SCALE);
+            }
+            slot
+        })
+        .collect()
+}
+
 /// The map value for an answer: its bytes, counts, RCODE and checksum contribution.
 pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
     let mut slot = AnswerSlot::zeroed();
@@ -354,16 +450,17 @@ fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
     }
 }
 
-/// Allocation of answer slots, shared by content.
+/// Allocation of runs of answer slots (one slot per variant), shared by content.
 struct SlotTable {
     capacity: u32,
     /// Slots never used yet start here.
     next_fresh: u32,
-    free: Vec<u32>,
-    quarantine: VecDeque<(Instant, u32)>,
-    by_content: HashMap<Arc<EncodedAnswer>, u32>,
-    /// Per slot: its content and how many names point at it.
-    used: HashMap<u32, (Arc<EncodedAnswer>, u32)>,
+    /// Free runs: (first slot, length).
+    free: Vec<(u32, u32)>,
+    quarantine: VecDeque<(Instant, u32, u32)>,
+    by_content: HashMap<Arc<Steered>, u32>,
+    /// Per run (by first slot): its content and how many names point at it.
+    used: HashMap<u32, (Arc<Steered>, u32)>,
 }
 
 impl SlotTable {
@@ -378,8 +475,9 @@ impl SlotTable {
         }
     }
 
-    /// A slot holding `content`, and whether it is new (and must be written).
-    fn acquire(&mut self, content: &Arc<EncodedAnswer>) -> Option<(u32, bool)> {
+    /// The first slot of a run holding `content`, and whether it is new (and must be
+    /// written). A free run at least as long is split; else fresh slots are used.
+    fn acquire(&mut self, content: &Arc<Steered>) -> Option<(u32, bool)> {
         if let Some(&slot) = self.by_content.get(content) {
             if let Some((_, refs)) = self.used.get_mut(&slot) {
                 *refs += 1;
@@ -387,11 +485,20 @@ impl SlotTable {
             return Some((slot, false));
         }
         self.reclaim(Instant::now());
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None if self.next_fresh < self.capacity => {
-                self.next_fresh += 1;
-                self.next_fresh - 1
+        let len = content.variants.len().max(1) as u32;
+        // The shortest free run that fits, so single slots do not split long runs.
+        let best = self.free.iter().enumerate().filter(|(_, (_, l))| *l >= len).min_by_key(|(_, (_, l))| *l);
+        let slot = match best.map(|(i, _)| i) {
+            Some(i) => {
+                let (start, free_len) = self.free.swap_remove(i);
+                if free_len > len {
+                    self.free.push((start + len, free_len - len));
+                }
+                start
+            }
+            None if self.next_fresh + len <= self.capacity => {
+                self.next_fresh += len;
+                self.next_fresh - len
             }
             None => return None,
         };
@@ -400,20 +507,25 @@ impl SlotTable {
         Some((slot, true))
     }
 
-    /// Records one more reference to `slot` holding `content` (from adopted maps).
-    fn adopt(&mut self, slot: u32, content: &Arc<EncodedAnswer>) {
+    /// Records one more reference to the run at `slot` holding `content` (from adopted maps).
+    fn adopt(&mut self, slot: u32, content: &Arc<Steered>) {
         let entry = self.used.entry(slot).or_insert_with(|| (content.clone(), 0));
         entry.1 += 1;
         self.by_content.entry(content.clone()).or_insert(slot);
-        self.next_fresh = self.next_fresh.max(slot + 1);
+        self.next_fresh = self.next_fresh.max(slot + content.variants.len().max(1) as u32);
     }
 
     /// After adopting: the slots below the highest adopted one that nothing points at
     /// are free (they are not in use, so reusing them at once is safe).
     fn finish_adoption(&mut self) {
-        let quarantined: std::collections::HashSet<u32> = self.quarantine.iter().map(|(_, s)| *s).collect();
-        self.free =
-            (0..self.next_fresh).filter(|s| !self.used.contains_key(s) && !quarantined.contains(s)).collect();
+        let mut taken = vec![false; self.next_fresh as usize];
+        let runs = self.used.iter().map(|(s, (c, _))| (*s, c.variants.len().max(1) as u32));
+        for (start, len) in runs.chain(self.quarantine.iter().map(|(_, s, l)| (*s, *l))) {
+            for s in start..(start + len).min(self.next_fresh) {
+                taken[s as usize] = true;
+            }
+        }
+        self.free = (0..self.next_fresh).filter(|s| !taken[*s as usize]).map(|s| (s, 1)).collect();
     }
 
     fn release(&mut self, slot: u32) {
@@ -425,17 +537,17 @@ impl SlotTable {
             let content = content.clone();
             self.by_content.remove(&content);
             self.used.remove(&slot);
-            self.quarantine.push_back((Instant::now(), slot));
+            self.quarantine.push_back((Instant::now(), slot, content.variants.len().max(1) as u32));
         }
     }
 
     fn reclaim(&mut self, now: Instant) {
-        while let Some(&(since, slot)) = self.quarantine.front() {
+        while let Some(&(since, slot, len)) = self.quarantine.front() {
             if now.duration_since(since) < SLOT_QUARANTINE {
                 break;
             }
             self.quarantine.pop_front();
-            self.free.push(slot);
+            self.free.push((slot, len));
         }
     }
 }
@@ -444,7 +556,7 @@ impl SlotTable {
 mod tests {
     use super::*;
 
-    fn answer(byte: u8) -> Arc<EncodedAnswer> {
+    fn encoded(byte: u8) -> Arc<EncodedAnswer> {
         Arc::new(EncodedAnswer {
             rcode: 0,
             authoritative: true,
@@ -452,6 +564,28 @@ mod tests {
             data: vec![byte; 16],
             rotate: None,
         })
+    }
+
+    fn answer(byte: u8) -> Arc<Steered> {
+        Arc::new(Steered::fixed(encoded(byte)))
+    }
+
+    #[test]
+    fn variant_runs_are_contiguous_and_free_runs_are_split() {
+        let mut t = SlotTable::new(8);
+        let run = Arc::new(Steered {
+            variants: vec![encoded(1), encoded(2), encoded(3)],
+            choice: VariantChoice::Weighted(vec![100, 200, 65536]),
+        });
+        assert_eq!(t.acquire(&answer(9)).unwrap(), (0, true));
+        assert_eq!(t.acquire(&run).unwrap(), (1, true), "slots 1, 2, 3");
+        assert_eq!(t.acquire(&answer(8)).unwrap(), (4, true));
+        t.release(1);
+        t.reclaim(Instant::now() + SLOT_QUARANTINE);
+        assert_eq!(t.acquire(&answer(7)).unwrap(), (1, true), "the freed run is split");
+        assert_eq!(t.free, vec![(2, 2)]);
+        let slots = answer_slots(&run);
+        assert_eq!(slots.iter().map(|s| s.pick_below).collect::<Vec<_>>(), vec![100, 200, 65536]);
     }
 
     #[test]
@@ -484,7 +618,7 @@ mod tests {
             t.release(2);
         }
         t.reclaim(Instant::now() + SLOT_QUARANTINE);
-        assert!(t.free.contains(&2), "released by its last name, the slot is freed");
+        assert!(t.free.contains(&(2, 1)), "released by its last name, the slot is freed");
     }
 
     #[test]

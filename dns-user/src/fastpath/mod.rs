@@ -21,12 +21,16 @@ use std::{
 
 use dns_common::{
     limits::{ANSWER_MAX_LEN, bucket_for},
+    maps::{MAX_TERRITORIES, MAX_WEIGHTED_VARIANTS},
     stats::Outcome,
 };
 
 pub use maps::{KernelMaps, MapUsage, MapsError, answer_slot, pinned_keys};
 
-use crate::{answer::EncodedAnswer, resolver::Tag};
+use crate::{
+    answer::{Steered, VariantChoice},
+    resolver::Tag,
+};
 
 /// The key both sides use: the lower-cased wire QNAME followed by QTYPE (big endian),
 /// shared so that millions of entries cost their length, not the longest name's, and
@@ -103,7 +107,7 @@ impl std::fmt::Debug for CacheKey {
 
 #[derive(Clone, Debug)]
 struct Cached {
-    answer: Arc<EncodedAnswer>,
+    answer: Arc<Steered>,
     expires_ns: u64,
     tags: Arc<[Tag]>,
     /// The answer slot the kernel's name entry points at, if installed.
@@ -144,10 +148,14 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Whether the XDP program can serve `answer` for `key` exactly as userspace would.
-pub fn kernel_can_serve(key: &CacheKey, answer: &EncodedAnswer) -> bool {
-    answer.authoritative
-        && answer.rcode <= 15
-        && answer.data.len() <= ANSWER_MAX_LEN
+pub fn kernel_can_serve(key: &CacheKey, answer: &Steered) -> bool {
+    let variants_fit = match answer.choice {
+        VariantChoice::Fixed => answer.variants.len() == 1,
+        VariantChoice::Weighted(_) => answer.variants.len() <= MAX_WEIGHTED_VARIANTS,
+        VariantChoice::Directional => answer.variants.len() <= MAX_TERRITORIES + 1,
+    };
+    variants_fit
+        && answer.variants.iter().all(|a| a.authoritative && a.rcode <= 15 && a.data.len() <= ANSWER_MAX_LEN)
         && bucket_for(key.name().len()).is_some()
 }
 
@@ -162,12 +170,20 @@ impl AnswerCache {
         }
     }
 
+    /// Makes the kernel's territory tries hold `territories`' prefixes.
+    pub fn set_territories(&self, territories: &crate::steering::territory::Territories) {
+        let Some(kernel) = &self.kernel else { return };
+        if let Err(e) = kernel.lock().unwrap_or_else(|p| p.into_inner()).set_territories(territories) {
+            tracing::warn!(error = %e, "writing the territory prefixes to the fast path failed");
+        }
+    }
+
     pub fn has_kernel(&self) -> bool {
         self.kernel.is_some()
     }
 
     /// A fresh cached answer for `key`.
-    pub fn lookup(&self, key: &CacheKey) -> Option<Arc<EncodedAnswer>> {
+    pub fn lookup(&self, key: &CacheKey) -> Option<Arc<Steered>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let cached = entries.map.get(key)?;
         (monotonic_ns() < cached.expires_ns).then(|| cached.answer.clone())
@@ -175,7 +191,7 @@ impl AnswerCache {
 
     /// A cached answer for `key` that expired at most `max_stale` ago: what to serve
     /// while the database cannot be reached (RFC 8767).
-    pub fn lookup_stale(&self, key: &CacheKey, max_stale: Duration) -> Option<Arc<EncodedAnswer>> {
+    pub fn lookup_stale(&self, key: &CacheKey, max_stale: Duration) -> Option<Arc<Steered>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let cached = entries.map.get(key)?;
         (monotonic_ns() < cached.expires_ns.saturating_add(max_stale.as_nanos() as u64))
@@ -191,7 +207,7 @@ impl AnswerCache {
     /// Caches an answer for `ttl` seconds and, when the kernel can serve it, installs it
     /// in the maps so the next identical query is answered by XDP. Not cached if an
     /// invalidation happened since `epoch` was read (the answer may predate it).
-    pub fn insert(&self, key: CacheKey, answer: Arc<EncodedAnswer>, ttl: u32, tags: Vec<Tag>, epoch: u64) {
+    pub fn insert(&self, key: CacheKey, answer: Arc<Steered>, ttl: u32, tags: Vec<Tag>, epoch: u64) {
         if ttl == 0 {
             return;
         }
@@ -227,7 +243,7 @@ impl AnswerCache {
     /// Records an entry the kernel already holds (adopted from an earlier daemon's pinned
     /// maps) until it is re-resolved: it has no tags yet, so a change reaches it only
     /// once warming refreshes it.
-    pub fn adopt(&self, key: CacheKey, answer: Arc<EncodedAnswer>, expires_ns: u64, slot: u32) {
+    pub fn adopt(&self, key: CacheKey, answer: Arc<Steered>, expires_ns: u64, slot: u32) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         entries.insert(key, Cached { answer, expires_ns, tags: Arc::from([]), slot: Some(slot) });
     }
@@ -265,7 +281,7 @@ impl AnswerCache {
 
     /// Serves `key`'s stale answer again for `ttl` seconds (kernel included) while the
     /// database is unreachable; returns it.
-    pub fn extend_stale(&self, key: &CacheKey, max_stale: Duration, ttl: u32) -> Option<Arc<EncodedAnswer>> {
+    pub fn extend_stale(&self, key: &CacheKey, max_stale: Duration, ttl: u32) -> Option<Arc<Steered>> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let now = monotonic_ns();
         let cached = entries.map.get(key)?;
@@ -305,7 +321,7 @@ impl AnswerCache {
     fn install(
         &self,
         key: &CacheKey,
-        answer: &EncodedAnswer,
+        answer: &Arc<Steered>,
         expires_ns: u64,
         previous: Option<u32>,
     ) -> Option<u32> {

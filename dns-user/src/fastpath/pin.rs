@@ -23,7 +23,7 @@ use aya::{
 };
 use dns_common::{
     limits::{ANSWER_MAX_LEN, NAME_BUCKETS},
-    maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, STATS_MAP_NAME},
+    maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME},
     stats::OUTCOME_SLOTS,
 };
 use thiserror::Error;
@@ -31,16 +31,18 @@ use thiserror::Error;
 use super::loader::{AttachedMode, XdpConfig, XdpModeArg};
 
 /// Bumped whenever a map's key or value layout changes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// The maps that are pinned (the per-CPU scratch map is private to each program).
-pub const PINNED_MAPS: [&str; 6] = [
+pub const PINNED_MAPS: [&str; 8] = [
     NAME_MAP_NAMES[0],
     NAME_MAP_NAMES[1],
     NAME_MAP_NAMES[2],
     NAME_MAP_NAMES[3],
     ANSWER_MAP_NAME,
     STATS_MAP_NAME,
+    TERRITORY_V4_MAP_NAME,
+    TERRITORY_V6_MAP_NAME,
 ];
 
 #[derive(Debug, Error)]

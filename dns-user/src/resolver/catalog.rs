@@ -7,6 +7,7 @@ use std::{
     net::IpAddr,
     str::FromStr as _,
     sync::Arc,
+    time::Duration,
 };
 
 use hickory_proto::rr::{
@@ -15,7 +16,14 @@ use hickory_proto::rr::{
 };
 
 use super::rules::Pattern;
-use crate::store::CatalogRows;
+use crate::{
+    steering::{
+        ClusterAddress, Steering,
+        health::{Check, Probe},
+        territory::Territories,
+    },
+    store::CatalogRows,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleKind {
@@ -77,15 +85,16 @@ pub struct Cluster {
     pub name: String,
     /// Service name to the target of its CNAME.
     pub services: HashMap<String, Name>,
-    pub addresses: Vec<IpAddr>,
-    /// Rotate the addresses per response (round robin).
-    pub rotate: bool,
+    /// In failover queue order, then address order.
+    pub addresses: Vec<ClusterAddress>,
+    pub steering: Steering,
 }
 
 #[derive(Debug, Default)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<Zone>>,
     pub clusters: HashMap<i64, Cluster>,
+    pub territories: Territories,
 }
 
 /// Parses an absolute domain name from the database, lower-cased.
@@ -209,7 +218,12 @@ impl Catalog {
                     name: c.name.clone(),
                     services: HashMap::new(),
                     addresses: Vec::new(),
-                    rotate,
+                    steering: Steering {
+                        rotate,
+                        pick_one: c.pick == "one",
+                        fallback_last: c.fallback == "last",
+                        check: None,
+                    },
                 };
                 (c.id, cluster)
             })
@@ -227,20 +241,65 @@ impl Catalog {
                 }
             }
         }
+        let territory_prefixes: Vec<(String, String)> =
+            rows.territory_prefixes.iter().map(|p| (p.territory.clone(), p.prefix.clone())).collect();
+        let (territories, territory_warnings) = Territories::build(&rows.territories, &territory_prefixes);
+        warnings.extend(territory_warnings);
         for a in &rows.addresses {
             let Some(cluster) = clusters.get_mut(&a.cluster_id) else {
                 continue;
             };
+            let territory = match &a.territory {
+                None => 0,
+                Some(name) => match territories.index(name) {
+                    Some(t) => t,
+                    None => {
+                        warnings.push(format!(
+                            "address {} of cluster {} skipped: unknown territory {name:?}",
+                            a.address, cluster.name
+                        ));
+                        continue;
+                    }
+                },
+            };
             match IpAddr::from_str(&a.address) {
-                Ok(ip) => cluster.addresses.push(ip),
+                Ok(ip) => {
+                    cluster.addresses.push(ClusterAddress { ip, weight: a.weight, queue: a.queue, territory })
+                }
                 Err(e) => {
                     warnings.push(format!("address {:?} of cluster {} skipped: {e}", a.address, cluster.name))
                 }
             }
         }
+        for c in &rows.checks {
+            let Some(cluster) = clusters.get_mut(&c.cluster_id) else {
+                continue;
+            };
+            let probe = match c.kind.as_str() {
+                "http" => Probe::Http { path: c.path.clone(), host: c.host.clone(), expect: c.expect_status },
+                _ => Probe::Tcp,
+            };
+            cluster.steering.check = Some(Check {
+                probe,
+                port: c.port,
+                interval: Duration::from_millis(c.interval_ms.into()),
+                timeout: Duration::from_millis(c.timeout_ms.into()),
+                rise: c.rise.max(1),
+                fall: c.fall.max(1),
+            });
+        }
+        for cluster in clusters.values_mut() {
+            if cluster.steering.pick_one && cluster.addresses.iter().any(|a| a.territory != 0) {
+                warnings.push(format!(
+                    "cluster {}: pick one is not combined with territories; answering all addresses",
+                    cluster.name
+                ));
+                cluster.steering.pick_one = false;
+            }
+        }
 
         let zones = zones.into_values().map(|z| (z.apex.clone(), Arc::new(z))).collect();
-        (Self { zones, clusters }, warnings)
+        (Self { zones, clusters, territories }, warnings)
     }
 
     /// The zone with the longest apex that is a suffix of `qname` (lower-cased).

@@ -27,6 +27,7 @@ use rules::Captures;
 
 use crate::{
     answer::Sections,
+    steering::{self, Selection, Variation, health::HealthState},
     store::{Instance, Store, StoreError, rfc3339, unix_now},
     wire::rcode,
 };
@@ -52,6 +53,8 @@ pub enum Tag {
     /// Whether names exist at or below this name (lower-case, absolute): negative
     /// answers and empty non-terminals, custom domains, challenge names.
     Name(String),
+    /// The territories' names and prefixes: directional answers.
+    Territories,
 }
 
 /// An authoritative answer with the facts behind it.
@@ -65,19 +68,25 @@ pub struct Resolution {
     pub cache_ttl: Option<u32>,
     /// Answer records whose order is rotated per response (round robin).
     pub rotate: Option<std::ops::Range<usize>>,
+    /// The variant of a steered answer this resolution is.
+    pub selection: Selection,
+    /// How the answer varies (by territory, by weighted pick), if it does.
+    pub variation: Option<Variation>,
     pub tags: Vec<Tag>,
     /// Human-readable steps: which zone, rule, instance and cluster produced it.
     pub trace: Vec<String>,
 }
 
 impl Resolution {
-    fn new() -> Self {
+    fn new(selection: Selection) -> Self {
         Self {
             rcode: rcode::NOERROR,
             authoritative: true,
             sections: Sections::default(),
             cache_ttl: None,
             rotate: None,
+            selection,
+            variation: None,
             tags: Vec::new(),
             trace: Vec::new(),
         }
@@ -111,6 +120,8 @@ pub struct Resolver<S> {
     /// no database lookup for one, so a random-subdomain flood never reaches the
     /// database. Kept current by [`Resolver::reload`] and [`Resolver::domain_changed`].
     domains: RwLock<HashSet<String>>,
+    /// Health of the failover queues' addresses, written by the health checker.
+    health: Arc<HealthState>,
 }
 
 impl<S: Store> Resolver<S> {
@@ -124,7 +135,16 @@ impl<S: Store> Resolver<S> {
     /// A resolver whose catalog is not loaded yet (the database may be down): it
     /// answers SERVFAIL until [`Resolver::reload`] succeeds.
     pub fn unloaded(store: S) -> Self {
-        Self { store, catalog: RwLock::new(None), domains: RwLock::new(HashSet::new()) }
+        Self {
+            store,
+            catalog: RwLock::new(None),
+            domains: RwLock::new(HashSet::new()),
+            health: Arc::new(HealthState::default()),
+        }
+    }
+
+    pub fn health(&self) -> &Arc<HealthState> {
+        &self.health
     }
 
     pub fn store(&self) -> &S {
@@ -205,8 +225,19 @@ impl<S: Store> Resolver<S> {
 
     /// Answers `qname` (lower-cased) / `qtype`, class IN.
     pub async fn resolve(&self, qname: &Name, qtype: RecordType) -> Result<Resolution, StoreError> {
+        self.resolve_selected(qname, qtype, Selection::Default).await
+    }
+
+    /// Answers with the `selection` variant of a steered answer (a territory's, a
+    /// weighted pick's); [`Resolution::variation`] says which variants exist.
+    pub async fn resolve_selected(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        selection: Selection,
+    ) -> Result<Resolution, StoreError> {
         let catalog = self.catalog().ok_or_else(|| StoreError::Unavailable("zones not loaded yet".into()))?;
-        let mut res = Resolution::new();
+        let mut res = Resolution::new(selection);
         let mut name = qname.clone();
         for depth in 0..=MAX_CNAME_CHAIN {
             let Some(zone) = catalog.find_zone(&name) else {
@@ -447,14 +478,31 @@ impl<S: Store> Resolver<S> {
         qtype: RecordType,
         res: &mut Resolution,
     ) {
-        let records = address_records(name, ttl, &cluster.addresses, qtype);
+        let wanted = |ip: &IpAddr| match qtype {
+            RecordType::A => ip.is_ipv4(),
+            RecordType::AAAA => ip.is_ipv6(),
+            RecordType::ANY => true,
+            _ => false,
+        };
+        let choice =
+            steering::choose(&cluster.addresses, &cluster.steering, &self.health, wanted, res.selection);
+        res.trace.extend(choice.notes);
+        if let Some(variation) = choice.variation
+            && res.variation.is_none()
+        {
+            if matches!(variation, Variation::Directional(_)) {
+                res.tag(Tag::Territories);
+            }
+            res.variation = Some(variation);
+        }
+        let records = address_records(name, ttl, &choice.addresses, qtype);
         if records.is_empty() {
             res.trace.push(format!("no {qtype} records for cluster {}", cluster.name));
             res.negative(zone, name, rcode::NOERROR);
             return;
         }
         let first = res.sections.answers.len();
-        if cluster.rotate && records.len() > 1 {
+        if cluster.steering.rotate && records.len() > 1 {
             res.rotate = Some(first..first + records.len());
         }
         res.sections.answers.extend(records);

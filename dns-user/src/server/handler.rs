@@ -7,15 +7,27 @@ use std::sync::{
 };
 
 use dns_common::wire::{CLASS_IN, udp_response_limit};
-use hickory_proto::rr::RecordType;
+use std::net::IpAddr;
+
+use hickory_proto::rr::{Name, RecordType};
 
 use crate::{
-    answer::{EncodedAnswer, encode, name_from_wire},
+    answer::{EncodeError, EncodedAnswer, Steered, VariantChoice, encode, name_from_wire},
     fastpath::{AnswerCache, CacheKey, STALE_MAX, STALE_TTL},
-    resolver::Resolver,
-    store::Store,
+    resolver::{Resolution, Resolver, Tag},
+    steering::{Selection, Variation, pick_bounds},
+    store::{Store, StoreError},
     wire::{self, Query, parse_query, rcode},
 };
+
+/// Why an answer could not be resolved.
+#[derive(Debug, thiserror::Error)]
+enum ResolveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -58,12 +70,21 @@ pub struct Handler<S> {
     edns_payload: u16,
     /// Round-robin position for rotated answers.
     rotation: std::sync::atomic::AtomicUsize,
+    /// Weighted-pick counter (the XDP program keeps one per CPU).
+    picks: std::sync::atomic::AtomicU32,
     pub stats: QueryStats,
 }
 
 impl<S: Store> Handler<S> {
     pub fn new(resolver: Arc<Resolver<S>>, cache: Arc<AnswerCache>, edns_payload: u16) -> Self {
-        Self { resolver, cache, edns_payload, rotation: Default::default(), stats: QueryStats::default() }
+        Self {
+            resolver,
+            cache,
+            edns_payload,
+            rotation: Default::default(),
+            picks: Default::default(),
+            stats: QueryStats::default(),
+        }
     }
 
     pub fn cache(&self) -> &Arc<AnswerCache> {
@@ -74,8 +95,9 @@ impl<S: Store> Handler<S> {
         &self.resolver
     }
 
-    /// Handles one message; `None` means send nothing (responses, runt packets).
-    pub async fn handle(&self, msg: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    /// Handles one message from `client`; `None` means send nothing (responses, runt
+    /// packets).
+    pub async fn handle(&self, msg: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
         match transport {
             Transport::Udp => &self.stats.udp,
             Transport::Tcp => &self.stats.tcp,
@@ -93,7 +115,7 @@ impl<S: Store> Handler<S> {
         let type_index =
             QTYPE_LABELS.iter().position(|(_, t)| *t == query.qtype).unwrap_or(QTYPE_LABELS.len() - 1);
         self.stats.by_type[type_index].fetch_add(1, Ordering::Relaxed);
-        let answer = self.answer(&query, transport).await;
+        let (answer, scope) = self.answer(&query, transport, client).await;
         self.count_rcode(answer.rcode);
         let limit = match transport {
             Transport::Udp => {
@@ -102,83 +124,151 @@ impl<S: Store> Handler<S> {
             Transport::Tcp => None,
         };
         let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let response = wire::response(&query, &answer, self.edns_payload, limit, rotation);
+        let response = wire::response(&query, &answer, self.edns_payload, limit, rotation, scope);
         if response.len() > 2 && response[2] & dns_common::wire::FLAG1_TC != 0 {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
         }
         Some(response)
     }
 
-    async fn answer(&self, query: &Query<'_>, transport: Transport) -> Arc<EncodedAnswer> {
+    /// The answer for `client` and the ECS scope it holds for (RFC 7871; 0 unless the
+    /// answer is directional).
+    async fn answer(
+        &self,
+        query: &Query<'_>,
+        transport: Transport,
+        client: IpAddr,
+    ) -> (Arc<EncodedAnswer>, u8) {
         if query.qclass != CLASS_IN {
-            return Arc::new(EncodedAnswer::refused());
+            return (Arc::new(EncodedAnswer::refused()), 0);
         }
         match RecordType::from(query.qtype) {
             // Zone transfers are not offered (yet): refused, as for unknown clients.
-            RecordType::AXFR | RecordType::IXFR => return Arc::new(EncodedAnswer::refused()),
+            RecordType::AXFR | RecordType::IXFR => return (Arc::new(EncodedAnswer::refused()), 0),
             // MAILA and MAILB are obsolete (RFC 883): not implemented.
             RecordType::Unknown(253) | RecordType::Unknown(254) => {
-                return Arc::new(EncodedAnswer::empty(rcode::NOTIMP, false));
+                return (Arc::new(EncodedAnswer::empty(rcode::NOTIMP, false)), 0);
             }
             _ => {}
         }
         let key = CacheKey::new(query.name.as_bytes(), query.qtype);
-        if let Some(answer) = self.cache.lookup(&key) {
-            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-            if transport == Transport::Udp {
-                self.cache.ensure_in_kernel(&key);
+        let steered = match self.cache.lookup(&key) {
+            Some(answer) => {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                if transport == Transport::Udp {
+                    self.cache.ensure_in_kernel(&key);
+                }
+                answer
             }
-            return answer;
-        }
-        self.resolve_and_cache(&key, false).await
+            None => self.resolve_and_cache(&key, false).await,
+        };
+        self.choose(&steered, query, client)
+    }
+
+    /// The variant of `steered` for this client (its territory from the ECS option if
+    /// there is one, else from its address) and the ECS scope.
+    fn choose(&self, steered: &Steered, query: &Query<'_>, client: IpAddr) -> (Arc<EncodedAnswer>, u8) {
+        let (territory, scope) = match steered.choice {
+            VariantChoice::Directional => {
+                let territories = self.resolver.catalog().map(|c| c.territories.clone()).unwrap_or_default();
+                match query.edns.and_then(|e| e.client_subnet) {
+                    Some(subnet) => territories.lookup_subnet(subnet.addr(), subnet.source_len),
+                    None => (territories.lookup(client), 0),
+                }
+            }
+            _ => (0, 0),
+        };
+        let picks = self.picks.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        (steered.choose(territory, picks).clone(), scope)
     }
 
     /// Resolves `key` afresh and caches (and installs) the answer if cacheable; when
     /// `replacing` a cached answer, an uncacheable one removes it. While the database is
     /// unreachable, a recently expired answer is served again instead (RFC 8767); with
     /// none, SERVFAIL.
-    async fn resolve_and_cache(&self, key: &CacheKey, replacing: bool) -> Arc<EncodedAnswer> {
+    async fn resolve_and_cache(&self, key: &CacheKey, replacing: bool) -> Arc<Steered> {
         let epoch = self.cache.epoch();
+        let fail = |rcode| Arc::new(Steered::fixed(Arc::new(EncodedAnswer::empty(rcode, false))));
         let name = match name_from_wire(key.name()) {
             Ok(name) => name,
             Err(e) => {
                 tracing::debug!(error = %e, "undecodable question name");
-                return Arc::new(EncodedAnswer::empty(rcode::FORMERR, false));
+                return fail(rcode::FORMERR);
             }
         };
-        let resolution = match self.resolver.resolve(&name, RecordType::from(key.qtype())).await {
+        let resolved = match self.resolve_variants(&name, key.qtype()).await {
             Ok(r) => r,
             Err(e) => {
-                if e.is_unavailable()
+                if let ResolveError::Store(e) = &e
+                    && e.is_unavailable()
                     && let Some(stale) = self.cache.extend_stale(key, STALE_MAX, STALE_TTL)
                 {
                     self.stats.stale.fetch_add(1, Ordering::Relaxed);
                     return stale;
                 }
                 tracing::warn!(error = %e, %name, "lookup failed; answering SERVFAIL");
-                return Arc::new(EncodedAnswer::servfail());
+                return fail(rcode::SERVFAIL);
             }
         };
-        let encoded = match encode(
-            &name,
-            key.qtype(),
-            resolution.rcode,
-            resolution.authoritative,
-            &resolution.sections,
-            resolution.rotate.clone(),
-        ) {
-            Ok(e) => Arc::new(e),
-            Err(e) => {
-                tracing::warn!(error = %e, %name, "encoding failed; answering SERVFAIL");
-                return Arc::new(EncodedAnswer::servfail());
-            }
-        };
-        match resolution.cache_ttl {
-            Some(ttl) => self.cache.insert(key.clone(), encoded.clone(), ttl, resolution.tags, epoch),
+        let (steered, cache_ttl, tags) = resolved;
+        let steered = Arc::new(steered);
+        match cache_ttl {
+            Some(ttl) => self.cache.insert(key.clone(), steered.clone(), ttl, tags, epoch),
             None if replacing => self.cache.remove(std::slice::from_ref(key)),
             None => {}
         }
-        encoded
+        steered
+    }
+
+    /// Resolves every variant of the answer: (the answer, its cache TTL, its tags).
+    async fn resolve_variants(
+        &self,
+        name: &Name,
+        qtype: u16,
+    ) -> Result<(Steered, Option<u32>, Vec<Tag>), ResolveError> {
+        let rtype = RecordType::from(qtype);
+        let first = self.resolver.resolve(name, rtype).await?;
+        let encode_one = |r: &Resolution| -> Result<Arc<EncodedAnswer>, ResolveError> {
+            Ok(Arc::new(encode(name, qtype, r.rcode, r.authoritative, &r.sections, r.rotate.clone())?))
+        };
+        let default = encode_one(&first)?;
+        let (mut cache_ttl, mut tags) = (first.cache_ttl, first.tags.clone());
+        let mut merge = |r: &Resolution| {
+            cache_ttl = match (cache_ttl, r.cache_ttl) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+            for t in &r.tags {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        };
+        let steered = match &first.variation {
+            None => Steered::fixed(default),
+            Some(Variation::Weighted(weights)) => {
+                let mut variants = vec![default];
+                for i in 1..weights.len() {
+                    let r = self.resolver.resolve_selected(name, rtype, Selection::Pick(i as u8)).await?;
+                    merge(&r);
+                    variants.push(encode_one(&r)?);
+                }
+                Steered { variants, choice: VariantChoice::Weighted(pick_bounds(weights)) }
+            }
+            Some(Variation::Directional(territories)) => {
+                let count = self.resolver.catalog().map_or(0, |c| c.territories.len());
+                let mut variants = vec![default.clone(); count + 1];
+                for t in territories {
+                    let r = self.resolver.resolve_selected(name, rtype, Selection::Territory(*t)).await?;
+                    merge(&r);
+                    if let Some(slot) = variants.get_mut(*t as usize) {
+                        *slot = encode_one(&r)?;
+                    }
+                }
+                Steered { variants, choice: VariantChoice::Directional }
+            }
+        };
+        Ok((steered, cache_ttl, tags))
     }
 
     /// Replaces a cached answer after a database change (so hot names stay in the fast

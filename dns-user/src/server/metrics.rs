@@ -81,6 +81,7 @@ async fn connection(
         let (code, body) = match path {
             "/metrics" => ("200 OK", render(handler, status)),
             "/health" => ("200 OK", "ok\n".to_owned()),
+            "/health/targets" => ("200 OK", health_table(handler)),
             "/ready" => match not_ready(handler, status).await {
                 None => ("200 OK", "ready\n".to_owned()),
                 Some(why) => ("503 Service Unavailable", format!("not ready: {why}\n")),
@@ -222,6 +223,77 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     let _ = writeln!(out, "instadns_db_query_seconds_bucket{{le=\"+Inf\"}} {count}");
     let _ = writeln!(out, "instadns_db_query_seconds_sum {sum}");
     let _ = writeln!(out, "instadns_db_query_seconds_count {count}");
+    render_health(handler, &mut out);
+    out
+}
+
+/// Health-check gauges and counters, one series per probed target.
+fn render_health(handler: &Handler<Database>, out: &mut String) {
+    let health = handler.resolver().health();
+    let targets = health.snapshot();
+    help(out, "instadns_health_up", "gauge", "Whether a health-checked address is up (1) or down (0).");
+    for (t, s) in &targets {
+        let _ = writeln!(
+            out,
+            "instadns_health_up{{target=\"{}\",probe=\"{}\"}} {}",
+            t.addr,
+            t.probe,
+            u8::from(s.up)
+        );
+    }
+    help(out, "instadns_health_probes_total", "counter", "Health probes sent, by target.");
+    for (t, s) in &targets {
+        let _ = writeln!(
+            out,
+            "instadns_health_probes_total{{target=\"{}\",probe=\"{}\"}} {}",
+            t.addr, t.probe, s.probes
+        );
+    }
+    help(out, "instadns_health_probe_failures_total", "counter", "Health probes that failed, by target.");
+    for (t, s) in &targets {
+        let _ = writeln!(
+            out,
+            "instadns_health_probe_failures_total{{target=\"{}\",probe=\"{}\"}} {}",
+            t.addr, t.probe, s.failures
+        );
+    }
+    help(out, "instadns_health_last_change_seconds", "gauge", "Unix time of a target's last state change.");
+    for (t, s) in &targets {
+        let since = s.since.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "instadns_health_last_change_seconds{{target=\"{}\",probe=\"{}\"}} {since:.3}",
+            t.addr, t.probe
+        );
+    }
+    help(out, "instadns_health_transitions_total", "counter", "Health state changes of all targets.");
+    let _ = writeln!(out, "instadns_health_transitions_total {}", health.transitions.load(Ordering::Relaxed));
+}
+
+/// The `instadns health` table: every probed target, its state and why.
+fn health_table(handler: &Handler<Database>) -> String {
+    let targets = handler.resolver().health().snapshot();
+    if targets.is_empty() {
+        return "no health-checked addresses (see `instadns cluster set NAME --check ...`)\n".to_owned();
+    }
+    let mut out = String::from(
+        "TARGET                                         PROBE                 STATE  SINCE                 PROBES  FAILED  LAST RESULT  CLUSTERS\n",
+    );
+    for (t, s) in targets {
+        let since = s.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let _ = writeln!(
+            out,
+            "{:<46} {:<21} {:<6} {:<21} {:>6}  {:>6}  {}  {}",
+            t.addr.to_string(),
+            t.probe,
+            if s.up { "up" } else { "down" },
+            crate::store::rfc3339(since),
+            s.probes,
+            s.failures,
+            s.last,
+            s.clusters.join(","),
+        );
+    }
     out
 }
 

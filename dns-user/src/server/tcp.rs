@@ -1,6 +1,7 @@
 //! The TCP front end (RFC 7766): length-prefixed messages, pipelined queries answered
 //! concurrently and possibly out of order, an idle timeout, and a connection cap.
 
+use std::net::IpAddr;
 use std::{sync::Arc, time::Duration};
 
 use tokio::{
@@ -44,13 +45,18 @@ pub async fn serve<S: Store>(listener: TcpListener, handler: Arc<Handler<S>>, li
         };
         let handler = handler.clone();
         tokio::spawn(async move {
-            connection(stream, handler, limits).await;
+            connection(stream, peer.ip().to_canonical(), handler, limits).await;
             drop(permit);
         });
     }
 }
 
-async fn connection<S: Store>(stream: TcpStream, handler: Arc<Handler<S>>, limits: TcpLimits) {
+async fn connection<S: Store>(
+    stream: TcpStream,
+    client: IpAddr,
+    handler: Arc<Handler<S>>,
+    limits: TcpLimits,
+) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
@@ -83,7 +89,7 @@ async fn connection<S: Store>(stream: TcpStream, handler: Arc<Handler<S>>, limit
         };
         let (handler, tx) = (handler.clone(), tx.clone());
         tokio::spawn(async move {
-            if let Some(response) = handler.handle(&msg, Transport::Tcp).await {
+            if let Some(response) = handler.handle(&msg, Transport::Tcp, client).await {
                 let _ = tx.send(response).await;
             }
             drop(permit);

@@ -25,7 +25,8 @@ pub async fn serve<S: Store>(socket: Arc<UdpSocket>, handler: Arc<Handler<S>>) {
                         continue;
                     }
                 };
-                if let Some(response) = handler.handle(&buf[..len], Transport::Udp).await
+                if let Some(response) =
+                    handler.handle(&buf[..len], Transport::Udp, peer.ip().to_canonical()).await
                     && let Err(e) = socket.send_to(&response, peer).await
                 {
                     tracing::debug!(error = %e, %peer, "UDP send failed");

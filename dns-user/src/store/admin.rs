@@ -10,12 +10,13 @@ use hickory_proto::{
 };
 
 use super::{
-    AcmeChallenge, ClusterRow, Database, Instance, RecordRow, StoreError, Tombstone, ZoneRow,
+    AcmeChallenge, CHECK_COLUMNS, CLUSTER_COLUMNS, CheckRow, ClusterRow, Database, Instance, RecordRow,
+    StoreError, Tombstone, ZoneRow, check_row, cluster_row,
     demo::DEMO_SQL,
     sql::{Statement, Value},
     unix_now,
 };
-use crate::{params, resolver::rules::Pattern};
+use crate::{params, resolver::rules::Pattern, steering::territory::Prefix};
 
 /// Refuses to run against a schema newer than this binary knows.
 pub fn check_schema_version(current: u32, migrations: &[(u32, String)]) -> Result<(), StoreError> {
@@ -85,8 +86,62 @@ pub struct NewZone {
 pub struct ClusterInfo {
     pub cluster: ClusterRow,
     pub services: Vec<(String, String)>,
-    pub addresses: Vec<String>,
+    pub addresses: Vec<AddressSpec>,
+    pub check: Option<CheckRow>,
     pub instances: i64,
+}
+
+/// An address of a cluster with its steering attributes, as the CLI writes it:
+/// `IP[,weight=N][,queue=N][,territory=NAME]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressSpec {
+    pub ip: IpAddr,
+    pub weight: u32,
+    pub queue: u32,
+    pub territory: Option<String>,
+}
+
+impl std::str::FromStr for AddressSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(',');
+        let ip = parts.next().unwrap_or_default().trim();
+        let ip: IpAddr = ip.parse().map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))?;
+        let mut spec = Self { ip, weight: 1, queue: 0, territory: None };
+        for part in parts {
+            let (key, value) = part.split_once('=').ok_or_else(|| format!("{part:?}: use KEY=VALUE"))?;
+            let number = || value.parse::<u32>().map_err(|_| format!("{key}={value:?}: not a number"));
+            match key.trim() {
+                "weight" => {
+                    spec.weight = number()?;
+                    if spec.weight > 1_000_000 {
+                        return Err(format!("weight={value}: at most 1000000"));
+                    }
+                }
+                "queue" => spec.queue = number()?,
+                "territory" => spec.territory = Some(value.trim().to_owned()),
+                other => return Err(format!("{other:?}: use weight, queue or territory")),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+impl std::fmt::Display for AddressSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.ip)?;
+        if self.weight != 1 {
+            write!(f, ",weight={}", self.weight)?;
+        }
+        if self.queue != 0 {
+            write!(f, ",queue={}", self.queue)?;
+        }
+        if let Some(t) = &self.territory {
+            write!(f, ",territory={t}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Changes to a cluster.
@@ -95,10 +150,18 @@ pub struct ClusterUpdate {
     /// (service, target) to set.
     pub set_services: Vec<(String, String)>,
     pub remove_services: Vec<String>,
-    pub add_addresses: Vec<IpAddr>,
+    /// Addresses to add, or to update if present.
+    pub add_addresses: Vec<AddressSpec>,
     pub remove_addresses: Vec<IpAddr>,
     /// `fixed` or `rotate`.
     pub address_order: Option<String>,
+    /// `all` or `one`.
+    pub pick: Option<String>,
+    /// `all` or `last`.
+    pub fallback: Option<String>,
+    /// A health check to set (its `cluster_id` is ignored).
+    pub check: Option<CheckRow>,
+    pub remove_check: bool,
 }
 
 /// An instance with what hangs off it.
@@ -115,6 +178,38 @@ fn validate_kind(kind: &str) -> Result<(), StoreError> {
         "service" | "host" | "tombstone" => Ok(()),
         other => Err(StoreError::Invalid(format!("rule kind {other:?}: use service, host or tombstone"))),
     }
+}
+
+fn validate_choice(flag: &str, value: &str, allowed: &[&str]) -> Result<(), StoreError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("{flag} {value:?}: use {}", allowed.join(" or "))))
+    }
+}
+
+fn validate_check(c: &CheckRow) -> Result<(), StoreError> {
+    validate_choice("--check", &c.kind, &["tcp", "http"])?;
+    let bad = |what: String| Err(StoreError::Invalid(what));
+    if c.port == 0 {
+        return bad("--check: the port must be 1-65535".into());
+    }
+    if !c.path.starts_with('/') || c.path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+        return bad(format!("--check path {:?}: an absolute path without spaces", c.path));
+    }
+    if !(100..=599).contains(&c.expect_status) {
+        return bad(format!("--check-expect {}: an HTTP status 100-599", c.expect_status));
+    }
+    if c.interval_ms < 100 {
+        return bad(format!("--check-interval {} ms: at least 100 ms", c.interval_ms));
+    }
+    if c.timeout_ms < 10 || c.timeout_ms > c.interval_ms {
+        return bad(format!("--check-timeout {} ms: at least 10 ms and at most the interval", c.timeout_ms));
+    }
+    if c.rise == 0 || c.fall == 0 {
+        return bad("--rise and --fall: at least 1".into());
+    }
+    Ok(())
 }
 
 fn validate_order(order: &str) -> Result<(), StoreError> {
@@ -482,10 +577,28 @@ impl Database {
             ));
         }
         for address in &update.add_addresses {
+            if let Some(territory) = &address.territory
+                && self
+                    .query_opt("SELECT 1 FROM territories WHERE name = $1", params![territory.as_str()])
+                    .await?
+                    .is_none()
+            {
+                return Err(StoreError::NotFound(format!(
+                    "territory {territory:?} (add it with `instadns territory add {territory}`)"
+                )));
+            }
             statements.push((
-                "INSERT INTO cluster_addresses (cluster_id, address) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                "INSERT INTO cluster_addresses (cluster_id, address, weight, queue, territory) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cluster_id, address) DO UPDATE SET \
+                 weight = excluded.weight, queue = excluded.queue, territory = excluded.territory"
                     .into(),
-                params![id, address.to_string()],
+                params![
+                    id,
+                    address.ip.to_string(),
+                    address.weight,
+                    address.queue,
+                    address.territory.as_deref()
+                ],
             ));
         }
         for address in &update.remove_addresses {
@@ -501,16 +614,153 @@ impl Database {
                 params![order.as_str(), id],
             ));
         }
+        if let Some(pick) = &update.pick {
+            validate_choice("--pick", pick, &["all", "one"])?;
+            statements
+                .push(("UPDATE clusters SET pick = $1 WHERE id = $2".into(), params![pick.as_str(), id]));
+        }
+        if let Some(fallback) = &update.fallback {
+            validate_choice("--fallback", fallback, &["all", "last"])?;
+            statements.push((
+                "UPDATE clusters SET fallback = $1 WHERE id = $2".into(),
+                params![fallback.as_str(), id],
+            ));
+        }
+        if update.remove_check {
+            statements.push(("DELETE FROM cluster_checks WHERE cluster_id = $1".into(), params![id]));
+        }
+        if let Some(c) = &update.check {
+            validate_check(c)?;
+            statements.push((
+                "INSERT INTO cluster_checks (cluster_id, kind, port, path, host, expect_status, interval_ms, \
+                 timeout_ms, rise, fall) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (cluster_id) DO UPDATE SET kind = excluded.kind, port = excluded.port, \
+                 path = excluded.path, host = excluded.host, expect_status = excluded.expect_status, \
+                 interval_ms = excluded.interval_ms, timeout_ms = excluded.timeout_ms, rise = excluded.rise, \
+                 fall = excluded.fall"
+                    .into(),
+                params![
+                    id,
+                    c.kind.as_str(),
+                    c.port as u32,
+                    c.path.as_str(),
+                    c.host.as_deref(),
+                    c.expect_status as u32,
+                    c.interval_ms,
+                    c.timeout_ms,
+                    c.rise,
+                    c.fall
+                ],
+            ));
+        }
         if !statements.is_empty() {
             self.transaction(statements).await?;
         }
         Ok(())
     }
 
+    /// Adds a territory, or (`replace`) replaces the prefixes of an existing one; then
+    /// adds `add` and removes `remove`. One transaction: the kernel's tries change once.
+    pub async fn set_territory(
+        &self,
+        name: &str,
+        create: bool,
+        replace: bool,
+        add: &[Prefix],
+        remove: &[Prefix],
+    ) -> Result<(), StoreError> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(StoreError::Invalid(format!("territory {name:?}: use letters, digits, '-' and '_'")));
+        }
+        let exists = self.query_opt("SELECT id FROM territories WHERE name = $1", params![name]).await?;
+        match (create, exists.is_some()) {
+            (true, true) => return Err(StoreError::Conflict(format!("territory {name:?} already exists"))),
+            (false, false) => return Err(StoreError::NotFound(format!("territory {name:?}"))),
+            (true, false) => {
+                let count = self
+                    .query_opt("SELECT COUNT(*) FROM territories", vec![])
+                    .await?
+                    .map_or(Ok(0), |r| r.int(0))?;
+                if count as usize >= dns_common::maps::MAX_TERRITORIES {
+                    return Err(StoreError::Invalid(format!(
+                        "at most {} territories",
+                        dns_common::maps::MAX_TERRITORIES
+                    )));
+                }
+                self.execute("INSERT INTO territories (name) VALUES ($1)", params![name]).await?;
+            }
+            (false, true) => {}
+        }
+        let id = self
+            .query_opt("SELECT id FROM territories WHERE name = $1", params![name])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("territory {name:?}")))?
+            .int(0)?;
+        let mut statements: Vec<Statement> = Vec::new();
+        if replace {
+            statements.push(("DELETE FROM territory_prefixes WHERE territory_id = $1".into(), params![id]));
+        }
+        for p in remove {
+            statements.push((
+                "DELETE FROM territory_prefixes WHERE territory_id = $1 AND prefix = $2".into(),
+                params![id, p.to_string()],
+            ));
+        }
+        for p in add {
+            statements.push((
+                "INSERT INTO territory_prefixes (territory_id, prefix) VALUES ($1, $2) ON CONFLICT DO NOTHING".into(),
+                params![id, p.to_string()],
+            ));
+        }
+        if !statements.is_empty() {
+            self.transaction(statements).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a territory no address uses.
+    pub async fn remove_territory(&self, name: &str) -> Result<(), StoreError> {
+        let users = self
+            .query_opt("SELECT COUNT(*) FROM cluster_addresses WHERE territory = $1", params![name])
+            .await?
+            .map_or(Ok(0), |r| r.int(0))?;
+        if users > 0 {
+            return Err(StoreError::Conflict(format!(
+                "territory {name:?} is used by {users} cluster address(es); remove or change them first"
+            )));
+        }
+        if self.execute("DELETE FROM territories WHERE name = $1", params![name]).await? == 0 {
+            return Err(StoreError::NotFound(format!("territory {name:?}")));
+        }
+        Ok(())
+    }
+
+    /// Every territory: (name, prefixes).
+    pub async fn list_territories(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for r in self.query("SELECT name FROM territories ORDER BY id", vec![]).await? {
+            out.push((r.text(0)?, Vec::new()));
+        }
+        let rows = self
+            .query(
+                "SELECT t.name, p.prefix FROM territory_prefixes p JOIN territories t ON t.id = p.territory_id \
+                 ORDER BY t.id, p.prefix",
+                vec![],
+            )
+            .await?;
+        for r in rows {
+            let (name, prefix) = (r.text(0)?, r.text(1)?);
+            if let Some(entry) = out.iter_mut().find(|(n, _)| *n == name) {
+                entry.1.push(prefix);
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn list_clusters(&self) -> Result<Vec<ClusterInfo>, StoreError> {
         let mut out = Vec::new();
-        for r in self.query("SELECT id, name, address_order FROM clusters ORDER BY name", vec![]).await? {
-            let cluster = ClusterRow { id: r.int(0)?, name: r.text(1)?, address_order: r.text(2)? };
+        for r in self.query(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"), vec![]).await? {
+            let cluster = cluster_row(&r)?;
             let services = self
                 .query(
                     "SELECT service, target FROM cluster_services WHERE cluster_id = $1 ORDER BY service",
@@ -522,18 +772,38 @@ impl Database {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let addresses = self
                 .query(
-                    "SELECT address FROM cluster_addresses WHERE cluster_id = $1 ORDER BY address",
+                    "SELECT address, weight, queue, territory FROM cluster_addresses WHERE cluster_id = $1 \
+                     ORDER BY queue, address",
                     params![cluster.id],
                 )
                 .await?
                 .iter()
-                .map(|r| r.text(0))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|r| {
+                    let text = r.text(0)?;
+                    Ok(AddressSpec {
+                        ip: text
+                            .parse()
+                            .map_err(|_| StoreError::Invalid(format!("stored address {text:?}")))?,
+                        weight: r.u32(1)?,
+                        queue: r.u32(2)?,
+                        territory: r.opt_text(3)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let check = self
+                .query_opt(
+                    &format!("SELECT {CHECK_COLUMNS} FROM cluster_checks WHERE cluster_id = $1"),
+                    params![cluster.id],
+                )
+                .await?
+                .as_ref()
+                .map(check_row)
+                .transpose()?;
             let instances = self
                 .query_opt("SELECT COUNT(*) FROM instances WHERE cluster_id = $1", params![cluster.id])
                 .await?
                 .map_or(Ok(0), |r| r.int(0))?;
-            out.push(ClusterInfo { cluster, services, addresses, instances });
+            out.push(ClusterInfo { cluster, services, addresses, check, instances });
         }
         Ok(out)
     }

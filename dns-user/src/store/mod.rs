@@ -151,6 +151,68 @@ pub struct ClusterRow {
     pub name: String,
     /// `fixed` or `rotate`.
     pub address_order: String,
+    /// `all` addresses, or `one` picked by weight.
+    pub pick: String,
+    /// What a failover queue answers when every address is down: `all` or `last`.
+    pub fallback: String,
+}
+
+/// The columns [`cluster_row`] reads.
+pub const CLUSTER_COLUMNS: &str = "id, name, address_order, pick, fallback";
+
+pub fn cluster_row(r: &sql::Row) -> Result<ClusterRow, StoreError> {
+    Ok(ClusterRow {
+        id: r.int(0)?,
+        name: r.text(1)?,
+        address_order: r.text(2)?,
+        pick: r.text(3)?,
+        fallback: r.text(4)?,
+    })
+}
+
+/// A cluster's health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRow {
+    pub cluster_id: i64,
+    /// `tcp` or `http`.
+    pub kind: String,
+    pub port: u16,
+    pub path: String,
+    pub host: Option<String>,
+    pub expect_status: u16,
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+/// The columns [`check_row`] reads.
+pub const CHECK_COLUMNS: &str =
+    "cluster_id, kind, port, path, host, expect_status, interval_ms, timeout_ms, rise, fall";
+
+pub fn check_row(r: &sql::Row) -> Result<CheckRow, StoreError> {
+    let small = |i: usize| -> Result<u16, StoreError> {
+        u16::try_from(r.int(i)?).map_err(|_| StoreError::Invalid(format!("column {i} out of range")))
+    };
+    Ok(CheckRow {
+        cluster_id: r.int(0)?,
+        kind: r.text(1)?,
+        port: small(2)?,
+        path: r.text(3)?,
+        host: r.opt_text(4)?,
+        expect_status: small(5)?,
+        interval_ms: r.u32(6)?,
+        timeout_ms: r.u32(7)?,
+        rise: r.u32(8)?,
+        fall: r.u32(9)?,
+    })
+}
+
+/// A territory's prefix (directional answers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TerritoryPrefixRow {
+    pub territory: String,
+    pub prefix: String,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +226,9 @@ pub struct ServiceRow {
 pub struct AddressRow {
     pub cluster_id: i64,
     pub address: String,
+    pub weight: u32,
+    pub queue: u32,
+    pub territory: Option<String>,
 }
 
 /// The small tables, loaded whole into the resolver's catalog.
@@ -176,6 +241,10 @@ pub struct CatalogRows {
     pub clusters: Vec<ClusterRow>,
     pub services: Vec<ServiceRow>,
     pub addresses: Vec<AddressRow>,
+    pub checks: Vec<CheckRow>,
+    /// Every territory, with or without prefixes (name, prefixes in order).
+    pub territories: Vec<String>,
+    pub territory_prefixes: Vec<TerritoryPrefixRow>,
 }
 
 /// A tenant instance: where it runs decides its answers.
@@ -344,7 +413,8 @@ impl Store for Database {
             .await?;
         let rules =
             self.query("SELECT id, zone_id, pattern, kind, ttl FROM name_rules ORDER BY id", vec![]).await?;
-        let clusters = self.query("SELECT id, name, address_order FROM clusters ORDER BY id", vec![]).await?;
+        let clusters =
+            self.query(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY id"), vec![]).await?;
         let services = self
             .query(
                 "SELECT cluster_id, service, target FROM cluster_services ORDER BY cluster_id, service",
@@ -352,7 +422,22 @@ impl Store for Database {
             )
             .await?;
         let addresses = self
-            .query("SELECT cluster_id, address FROM cluster_addresses ORDER BY cluster_id, address", vec![])
+            .query(
+                "SELECT cluster_id, address, weight, queue, territory FROM cluster_addresses \
+                 ORDER BY cluster_id, queue, address",
+                vec![],
+            )
+            .await?;
+        let checks = self
+            .query(&format!("SELECT {CHECK_COLUMNS} FROM cluster_checks ORDER BY cluster_id"), vec![])
+            .await?;
+        let territories = self.query("SELECT name FROM territories ORDER BY id", vec![]).await?;
+        let prefixes = self
+            .query(
+                "SELECT t.name, p.prefix FROM territory_prefixes p JOIN territories t ON t.id = p.territory_id \
+                 ORDER BY t.id, p.prefix",
+                vec![],
+            )
             .await?;
         Ok(CatalogRows {
             zones: zones.iter().map(admin::zone_row).collect::<Result<_, StoreError>>()?,
@@ -385,17 +470,28 @@ impl Store for Database {
                     })
                 })
                 .collect::<Result<_, StoreError>>()?,
-            clusters: clusters
-                .iter()
-                .map(|r| Ok(ClusterRow { id: r.int(0)?, name: r.text(1)?, address_order: r.text(2)? }))
-                .collect::<Result<_, StoreError>>()?,
+            clusters: clusters.iter().map(cluster_row).collect::<Result<_, StoreError>>()?,
             services: services
                 .iter()
                 .map(|r| Ok(ServiceRow { cluster_id: r.int(0)?, service: r.text(1)?, target: r.text(2)? }))
                 .collect::<Result<_, StoreError>>()?,
             addresses: addresses
                 .iter()
-                .map(|r| Ok(AddressRow { cluster_id: r.int(0)?, address: r.text(1)? }))
+                .map(|r| {
+                    Ok(AddressRow {
+                        cluster_id: r.int(0)?,
+                        address: r.text(1)?,
+                        weight: r.u32(2)?,
+                        queue: r.u32(3)?,
+                        territory: r.opt_text(4)?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            checks: checks.iter().map(check_row).collect::<Result<_, StoreError>>()?,
+            territories: territories.iter().map(|r| r.text(0)).collect::<Result<_, StoreError>>()?,
+            territory_prefixes: prefixes
+                .iter()
+                .map(|r| Ok(TerritoryPrefixRow { territory: r.text(0)?, prefix: r.text(1)? }))
                 .collect::<Result<_, StoreError>>()?,
         })
     }

@@ -19,7 +19,13 @@ pub const WATCHED: &[(&str, &str)] = &[
     ("domains", "instance_id"),
     ("acme_challenges", "name"),
     ("tombstones", "instance_id"),
+    ("cluster_checks", "cluster_id"),
+    ("territories", "id"),
+    ("territory_prefixes", "territory_id"),
 ];
+
+/// Version 1 watched every table above up to `tombstones`; version 2 adds the rest.
+const WATCHED_V1: usize = 11;
 
 /// The PostgreSQL NOTIFY channel.
 pub const CHANGE_CHANNEL: &str = "instadns_changes";
@@ -131,6 +137,47 @@ CREATE TABLE changes (
 CREATE INDEX changes_at ON changes (at);
 "#;
 
+/// Version 2: traffic steering. Per cluster: one address or all (`pick`), what to answer
+/// when every health-checked address is down (`fallback`), the health check; per
+/// address: a weight, a failover queue position, a territory (directional answers).
+const STEERING: &str = r#"
+ALTER TABLE clusters ADD COLUMN pick TEXT NOT NULL DEFAULT 'all' CHECK (pick IN ('all', 'one'));
+ALTER TABLE clusters ADD COLUMN fallback TEXT NOT NULL DEFAULT 'all' CHECK (fallback IN ('all', 'last'));
+CREATE TABLE territories (
+    id {id},
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE territory_prefixes (
+    territory_id {int} NOT NULL REFERENCES territories(id) ON DELETE CASCADE,
+    -- An IPv4 or IPv6 network in CIDR notation, host bits zero.
+    prefix TEXT NOT NULL,
+    PRIMARY KEY (territory_id, prefix)
+);
+-- Weighted picks: an address's share is its weight over the sum (0: never picked).
+ALTER TABLE cluster_addresses ADD COLUMN weight {int} NOT NULL DEFAULT 1 CHECK (weight >= 0 AND weight <= 1000000);
+-- Failover: addresses of the lowest queue position with a healthy member are answered.
+ALTER TABLE cluster_addresses ADD COLUMN queue {int} NOT NULL DEFAULT 0 CHECK (queue >= 0);
+-- Directional: the territory whose clients get this address (NULL: everyone else).
+ALTER TABLE cluster_addresses ADD COLUMN territory TEXT REFERENCES territories(name);
+CREATE TABLE cluster_checks (
+    cluster_id {int} PRIMARY KEY REFERENCES clusters(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('tcp', 'http')),
+    port {int} NOT NULL CHECK (port > 0 AND port < 65536),
+    -- HTTP: the path requested, the Host header (NULL: the address), the status expected.
+    path TEXT NOT NULL DEFAULT '/',
+    host TEXT,
+    expect_status {int} NOT NULL DEFAULT 200,
+    interval_ms {int} NOT NULL DEFAULT 5000 CHECK (interval_ms >= 100),
+    timeout_ms {int} NOT NULL DEFAULT 2000 CHECK (timeout_ms >= 10),
+    -- Consecutive successes that bring a down address up, failures that take it down.
+    rise {int} NOT NULL DEFAULT 2 CHECK (rise >= 1),
+    fall {int} NOT NULL DEFAULT 3 CHECK (fall >= 1)
+);
+"#;
+
+const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
+const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
+
 fn tables(id: &str, int: &str, now: &str) -> String {
     TABLES.replace("{id}", id).replace("{int}", int).replace("{now}", now)
 }
@@ -145,8 +192,14 @@ fn detail(table: &str, row: &str) -> String {
 }
 
 fn sqlite_v1() -> String {
-    let mut sql = tables("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "(unixepoch())");
-    for (table, key) in WATCHED {
+    let mut sql = tables(SQLITE_ID, "INTEGER", "(unixepoch())");
+    sql += &sqlite_triggers(&WATCHED[..WATCHED_V1]);
+    sql
+}
+
+fn sqlite_triggers(watched: &[(&str, &str)]) -> String {
+    let mut sql = String::new();
+    for (table, key) in watched {
         let log = |row: &str, op: &str| {
             format!(
                 "INSERT INTO changes (tbl, row_key, op, detail) VALUES ('{table}', {row}.{key}, '{op}', {});",
@@ -199,7 +252,7 @@ pub fn sqlite_upgrade_first_layout(has_address_order: bool) -> String {
 }
 
 fn postgres_v1() -> String {
-    let mut sql = tables("BIGSERIAL PRIMARY KEY", "BIGINT", "(extract(epoch FROM now())::bigint)");
+    let mut sql = tables(POSTGRES_ID, "BIGINT", "(extract(epoch FROM now())::bigint)");
     sql += &format!(
         r#"
 CREATE FUNCTION instadns_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -227,7 +280,13 @@ END
 $fn$;
 "#
     );
-    for (table, key) in WATCHED {
+    sql += &postgres_triggers(&WATCHED[..WATCHED_V1]);
+    sql
+}
+
+fn postgres_triggers(watched: &[(&str, &str)]) -> String {
+    let mut sql = String::new();
+    for (table, key) in watched {
         sql += &format!(
             "CREATE TRIGGER {table}_change AFTER INSERT OR UPDATE OR DELETE ON {table} \
              FOR EACH ROW EXECUTE FUNCTION instadns_change('{key}');\n"
@@ -236,12 +295,24 @@ $fn$;
     sql
 }
 
+fn sqlite_v2() -> String {
+    let mut sql = STEERING.replace("{id}", SQLITE_ID).replace("{int}", "INTEGER");
+    sql += &sqlite_triggers(&WATCHED[WATCHED_V1..]);
+    sql
+}
+
+fn postgres_v2() -> String {
+    let mut sql = STEERING.replace("{id}", POSTGRES_ID).replace("{int}", "BIGINT");
+    sql += &postgres_triggers(&WATCHED[WATCHED_V1..]);
+    sql
+}
+
 /// (version, SQL) for SQLite, in order.
 pub fn sqlite_migrations() -> Vec<(u32, String)> {
-    vec![(1, sqlite_v1())]
+    vec![(1, sqlite_v1()), (2, sqlite_v2())]
 }
 
 /// (version, SQL) for PostgreSQL, in order.
 pub fn postgres_migrations() -> Vec<(u32, String)> {
-    vec![(1, postgres_v1())]
+    vec![(1, postgres_v1()), (2, postgres_v2())]
 }
