@@ -85,7 +85,8 @@ impl FastPathRig {
     /// Asks userspace, as if XDP had passed the query up; userspace answers and installs
     /// the answer in the maps. Returns userspace's response.
     pub fn userspace(&self, query: &[u8]) -> Option<Vec<u8>> {
-        self.rt.block_on(self.handler.handle(query, Transport::Udp))
+        let client = std::net::IpAddr::from(crate::netns::CLIENT_V4);
+        self.rt.block_on(self.handler.handle(query, Transport::Udp, client))
     }
 
     fn program(&self, name: &str) -> &Xdp {

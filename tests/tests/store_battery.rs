@@ -131,7 +131,8 @@ async fn management(db: &Database) {
     };
     db.set_cluster("mt3", &remove).await.unwrap();
     let mt3 = db.list_clusters().await.unwrap().into_iter().find(|c| c.cluster.name == "mt3").unwrap();
-    assert_eq!(mt3.addresses, ["192.0.2.3", "2001:db8::3"]);
+    let addresses: Vec<String> = mt3.addresses.iter().map(|a| a.to_string()).collect();
+    assert_eq!(addresses, ["192.0.2.3", "2001:db8::3"]);
     assert_eq!(mt3.cluster.address_order, "rotate");
     assert_eq!(mt3.services, [("ws".to_owned(), "ws-mt3.example.com.".to_owned())]);
     assert!(matches!(db.set_cluster("nope", &remove).await, Err(StoreError::NotFound(_))));
@@ -255,7 +256,11 @@ async fn invalidation(db: &Database) {
         let handler = handler.clone();
         async move {
             let r = handler
-                .handle(&QueryBuilder::new(qname, RecordType::A).bytes(), Transport::Udp)
+                .handle(
+                    &QueryBuilder::new(qname, RecordType::A).bytes(),
+                    Transport::Udp,
+                    [198, 18, 0, 2].into(),
+                )
                 .await
                 .unwrap();
             Message::from_vec(&r).unwrap()

@@ -138,7 +138,9 @@ pub fn scale(sizes: &[usize]) {
             ],
             ..Default::default()
         };
-        let answer = Arc::new(encode(&qname, 1, 0, true, &sections, None).expect("encode"));
+        let answer = Arc::new(instadns::answer::Steered::fixed(Arc::new(
+            encode(&qname, 1, 0, true, &sections, None).expect("encode"),
+        )));
         let cache = rig.handler.cache();
         let rss_before = rss_bytes();
         let started = Instant::now();
