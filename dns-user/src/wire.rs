@@ -459,6 +459,51 @@ mod tests {
         m
     }
 
+    /// An OPT record carrying one option.
+    fn opt_with(code: u16, data: &[u8]) -> Vec<u8> {
+        let mut opt = opt_record(1232, 0, false).to_vec();
+        opt[9..11].copy_from_slice(&((4 + data.len()) as u16).to_be_bytes());
+        opt.extend_from_slice(&code.to_be_bytes());
+        opt.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        opt.extend_from_slice(data);
+        opt
+    }
+
+    /// RFC 7871 section 7.1.1 and 7.2.1: a well-formed option is parsed and echoed with
+    /// the scope; a malformed one is FORMERR.
+    #[test]
+    fn rfc7871_client_subnet_is_parsed_echoed_with_scope_and_malformed_is_formerr() {
+        let name = b"\x01a\x00";
+        let ecs = [0, 1, 24, 0, 198, 18, 1];
+        let msg = query_bytes(name, 1, [0, 0], &opt_with(EDNS_OPTION_ECS, &ecs), 1);
+        let q = parse_query(&msg).unwrap();
+        let subnet = q.edns.unwrap().client_subnet.unwrap();
+        assert_eq!((subnet.addr(), subnet.source_len), ("198.18.1.0".parse().unwrap(), 24));
+        let answer = EncodedAnswer::empty(rcode::NOERROR, true);
+        let response = response(&q, &answer, 1232, None, 0, 24);
+        let echoed = &response[response.len() - 11..];
+        assert_eq!(
+            echoed,
+            &[0, 8, 0, 7, 0, 1, 24, 24, 198, 18, 1],
+            "FAMILY, SOURCE, ADDRESS kept; SCOPE set"
+        );
+        assert_eq!(&response[response.len() - 13..response.len() - 11], &[0, 11], "OPT RDLEN");
+        for bad in [
+            &[0, 1, 24, 0, 198, 18, 1, 5][..], // an address byte too many
+            &[0, 1, 24, 0, 198, 18][..],       // one too few
+            &[0, 1, 23, 0, 198, 18, 1][..],    // a bit set past the prefix
+            &[0, 1, 24, 8, 198, 18, 1][..],    // SCOPE in a query
+            &[0, 3, 8, 0, 1][..],              // unknown family
+            &[0, 1, 33, 0, 1, 2, 3, 4, 5][..], // prefix longer than IPv4
+        ] {
+            let msg = query_bytes(name, 1, [0, 0], &opt_with(EDNS_OPTION_ECS, bad), 1);
+            assert!(
+                matches!(parse_query(&msg), Err(Rejection::Error { rcode: rcode::FORMERR, .. })),
+                "{bad:?} is FORMERR"
+            );
+        }
+    }
+
     const NAME: &[u8] = b"\x03WwW\x07example\x03com\x00";
 
     #[test]

@@ -40,8 +40,9 @@ pub fn fixture_sql() -> String {
             (2, 'short.example.org.', 'A', 1, '192.0.2.99');\n",
     );
     for i in 1..=8 {
-        sql +=
-            &format!("INSERT INTO cluster_addresses VALUES (3, '192.0.2.10{i}'), (3, '2001:db8::10{i}');\n");
+        sql += &format!(
+            "INSERT INTO cluster_addresses (cluster_id, address) VALUES (3, '192.0.2.10{i}'), (3, '2001:db8::10{i}');\n"
+        );
     }
     let txt: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("\"{}\"", c.repeat(BIG_TXT))).collect();
     sql += &format!(
