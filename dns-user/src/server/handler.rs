@@ -169,13 +169,13 @@ impl<S: Store> Handler<S> {
     /// there is one, else from its address) and the ECS scope.
     fn choose(&self, steered: &Steered, query: &Query<'_>, client: IpAddr) -> (Arc<EncodedAnswer>, u8) {
         let (territory, scope) = match steered.choice {
-            VariantChoice::Directional => {
-                let territories = self.resolver.catalog().map(|c| c.territories.clone()).unwrap_or_default();
-                match query.edns.and_then(|e| e.client_subnet) {
-                    Some(subnet) => territories.lookup_subnet(subnet.addr(), subnet.source_len),
-                    None => (territories.lookup(client), 0),
-                }
-            }
+            VariantChoice::Directional => match self.resolver.catalog() {
+                Some(catalog) => match query.edns.and_then(|e| e.client_subnet) {
+                    Some(subnet) => catalog.territories.lookup_subnet(subnet.addr(), subnet.source_len),
+                    None => (catalog.territories.lookup(client), 0),
+                },
+                None => (0, 0),
+            },
             _ => (0, 0),
         };
         let picks = self.picks.fetch_add(1, Ordering::Relaxed).wrapping_add(1);

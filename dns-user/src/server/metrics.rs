@@ -227,45 +227,43 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     out
 }
 
+use crate::steering::health::TargetState;
+
 /// Health-check gauges and counters, one series per probed target.
 fn render_health(handler: &Handler<Database>, out: &mut String) {
     let health = handler.resolver().health();
     let targets = health.snapshot();
-    help(out, "instadns_health_up", "gauge", "Whether a health-checked address is up (1) or down (0).");
-    for (t, s) in &targets {
-        let _ = writeln!(
-            out,
-            "instadns_health_up{{target=\"{}\",probe=\"{}\"}} {}",
-            t.addr,
-            t.probe,
-            u8::from(s.up)
-        );
-    }
-    help(out, "instadns_health_probes_total", "counter", "Health probes sent, by target.");
-    for (t, s) in &targets {
-        let _ = writeln!(
-            out,
-            "instadns_health_probes_total{{target=\"{}\",probe=\"{}\"}} {}",
-            t.addr, t.probe, s.probes
-        );
-    }
-    help(out, "instadns_health_probe_failures_total", "counter", "Health probes that failed, by target.");
-    for (t, s) in &targets {
-        let _ = writeln!(
-            out,
-            "instadns_health_probe_failures_total{{target=\"{}\",probe=\"{}\"}} {}",
-            t.addr, t.probe, s.failures
-        );
-    }
-    help(out, "instadns_health_last_change_seconds", "gauge", "Unix time of a target's last state change.");
-    for (t, s) in &targets {
-        let since = s.since.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        let _ = writeln!(
-            out,
-            "instadns_health_last_change_seconds{{target=\"{}\",probe=\"{}\"}} {since:.3}",
-            t.addr, t.probe
-        );
-    }
+    let per_target =
+        |out: &mut String, name: &str, kind: &str, text: &str, value: &dyn Fn(&TargetState) -> String| {
+            help(out, name, kind, text);
+            for (t, s) in &targets {
+                let _ = writeln!(out, "{name}{{target=\"{}\",probe=\"{}\"}} {}", t.addr, t.probe, value(s));
+            }
+        };
+    per_target(
+        out,
+        "instadns_health_up",
+        "gauge",
+        "Whether a health-checked address is up (1) or down (0).",
+        &|s| u8::from(s.up).to_string(),
+    );
+    per_target(out, "instadns_health_probes_total", "counter", "Health probes sent, by target.", &|s| {
+        s.probes.to_string()
+    });
+    per_target(
+        out,
+        "instadns_health_probe_failures_total",
+        "counter",
+        "Health probes that failed, by target.",
+        &|s| s.failures.to_string(),
+    );
+    per_target(
+        out,
+        "instadns_health_last_change_seconds",
+        "gauge",
+        "Unix time of a target's last state change.",
+        &|s| format!("{:.3}", s.since.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())),
+    );
     help(out, "instadns_health_transitions_total", "counter", "Health state changes of all targets.");
     let _ = writeln!(out, "instadns_health_transitions_total {}", health.transitions.load(Ordering::Relaxed));
 }

@@ -109,10 +109,10 @@ impl HealthState {
         out
     }
 
-    /// Records a probe result; true if the target changed state.
-    fn record(&self, target: &Target, ok: bool, detail: String, rise: u32, fall: u32) -> bool {
+    /// Records a probe result; the target's new state if it changed.
+    fn record(&self, target: &Target, ok: bool, detail: String, rise: u32, fall: u32) -> Option<bool> {
         let mut targets = self.targets.write().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = targets.get_mut(target) else { return false };
+        let state = targets.get_mut(target)?;
         state.probes += 1;
         if !ok {
             state.failures += 1;
@@ -120,17 +120,17 @@ impl HealthState {
         state.last = detail;
         if ok == state.up {
             state.streak = 0;
-            return false;
+            return None;
         }
         state.streak += 1;
         if state.streak < if ok { rise } else { fall } {
-            return false;
+            return None;
         }
         state.up = ok;
         state.streak = 0;
         state.since = SystemTime::now();
         self.transitions.fetch_add(1, Ordering::Relaxed);
-        true
+        Some(ok)
     }
 }
 
@@ -252,8 +252,7 @@ async fn probe_loop(
             Ok(Err(e)) => (false, e),
             Err(_) => (false, format!("no answer within {} ms", plan.check.timeout.as_millis())),
         };
-        if state.record(&target, ok, detail, plan.check.rise, plan.check.fall) {
-            let up = state.snapshot().into_iter().find(|(t, _)| *t == target).is_some_and(|(_, s)| s.up);
+        if let Some(up) = state.record(&target, ok, detail, plan.check.rise, plan.check.fall) {
             tracing::info!(target = %target.addr, probe = %target.probe, up, clusters = ?plan.cluster_names, "health changed");
             if changed.send(plan.cluster_ids.clone()).is_err() {
                 return;
@@ -322,15 +321,15 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         state.set(&c, ip, true);
         let t = Target::of(&c, ip);
-        assert!(!state.record(&t, false, "x".into(), 2, 3));
-        assert!(!state.record(&t, true, "ok".into(), 2, 3), "a success resets the streak");
-        assert!(!state.record(&t, false, "x".into(), 2, 3));
-        assert!(!state.record(&t, false, "x".into(), 2, 3));
+        assert_eq!(state.record(&t, false, "x".into(), 2, 3), None);
+        assert_eq!(state.record(&t, true, "ok".into(), 2, 3), None, "a success resets the streak");
+        assert_eq!(state.record(&t, false, "x".into(), 2, 3), None);
+        assert_eq!(state.record(&t, false, "x".into(), 2, 3), None);
         assert!(state.is_up(&c, ip));
-        assert!(state.record(&t, false, "x".into(), 2, 3), "third consecutive failure");
+        assert_eq!(state.record(&t, false, "x".into(), 2, 3), Some(false), "third consecutive failure");
         assert!(!state.is_up(&c, ip));
-        assert!(!state.record(&t, true, "ok".into(), 2, 3));
-        assert!(state.record(&t, true, "ok".into(), 2, 3));
+        assert_eq!(state.record(&t, true, "ok".into(), 2, 3), None);
+        assert_eq!(state.record(&t, true, "ok".into(), 2, 3), Some(true));
         assert!(state.is_up(&c, ip));
         assert_eq!(state.transitions.load(Ordering::Relaxed), 2);
     }

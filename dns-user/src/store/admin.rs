@@ -11,7 +11,7 @@ use hickory_proto::{
 
 use super::{
     AcmeChallenge, CHECK_COLUMNS, CLUSTER_COLUMNS, CheckRow, ClusterRow, Database, Instance, RecordRow,
-    StoreError, Tombstone, ZoneRow, check_row, cluster_row,
+    StoreError, TerritoryPrefixRow, Tombstone, ZoneRow, check_row, cluster_row,
     demo::DEMO_SQL,
     sql::{Statement, Value},
     unix_now,
@@ -178,6 +178,14 @@ fn validate_kind(kind: &str) -> Result<(), StoreError> {
         "service" | "host" | "tombstone" => Ok(()),
         other => Err(StoreError::Invalid(format!("rule kind {other:?}: use service, host or tombstone"))),
     }
+}
+
+/// Cluster and territory names: letters, digits, '-' and '_'.
+fn validate_identifier(what: &str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(StoreError::Invalid(format!("{what} {name:?}: use letters, digits, '-' and '_'")));
+    }
+    Ok(())
 }
 
 fn validate_choice(flag: &str, value: &str, allowed: &[&str]) -> Result<(), StoreError> {
@@ -537,9 +545,7 @@ impl Database {
         order: &str,
         update: &ClusterUpdate,
     ) -> Result<(), StoreError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(StoreError::Invalid(format!("NAME {name:?}: use letters, digits, '-' and '_'")));
-        }
+        validate_identifier("NAME", name)?;
         validate_order(order)?;
         if self.query_opt("SELECT 1 FROM clusters WHERE name = $1", params![name]).await?.is_some() {
             return Err(StoreError::Conflict(format!("cluster {name:?} already exists")));
@@ -669,9 +675,7 @@ impl Database {
         add: &[Prefix],
         remove: &[Prefix],
     ) -> Result<(), StoreError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(StoreError::Invalid(format!("territory {name:?}: use letters, digits, '-' and '_'")));
-        }
+        validate_identifier("territory", name)?;
         let exists = self.query_opt("SELECT id FROM territories WHERE name = $1", params![name]).await?;
         match (create, exists.is_some()) {
             (true, true) => return Err(StoreError::Conflict(format!("territory {name:?} already exists"))),
@@ -735,26 +739,35 @@ impl Database {
         Ok(())
     }
 
-    /// Every territory: (name, prefixes).
-    pub async fn list_territories(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for r in self.query("SELECT name FROM territories ORDER BY id", vec![]).await? {
-            out.push((r.text(0)?, Vec::new()));
-        }
-        let rows = self
+    /// Every territory's name (in id order) and every prefix with its territory.
+    pub async fn territory_rows(&self) -> Result<(Vec<String>, Vec<TerritoryPrefixRow>), StoreError> {
+        let names = self.query("SELECT name FROM territories ORDER BY id", vec![]).await?;
+        let prefixes = self
             .query(
                 "SELECT t.name, p.prefix FROM territory_prefixes p JOIN territories t ON t.id = p.territory_id \
                  ORDER BY t.id, p.prefix",
                 vec![],
             )
             .await?;
-        for r in rows {
-            let (name, prefix) = (r.text(0)?, r.text(1)?);
-            if let Some(entry) = out.iter_mut().find(|(n, _)| *n == name) {
-                entry.1.push(prefix);
-            }
-        }
-        Ok(out)
+        Ok((
+            names.iter().map(|r| r.text(0)).collect::<Result<_, StoreError>>()?,
+            prefixes
+                .iter()
+                .map(|r| Ok(TerritoryPrefixRow { territory: r.text(0)?, prefix: r.text(1)? }))
+                .collect::<Result<_, StoreError>>()?,
+        ))
+    }
+
+    /// Every territory: (name, prefixes).
+    pub async fn list_territories(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let (names, prefixes) = self.territory_rows().await?;
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let own = prefixes.iter().filter(|p| p.territory == name).map(|p| p.prefix.clone()).collect();
+                (name, own)
+            })
+            .collect())
     }
 
     pub async fn list_clusters(&self) -> Result<Vec<ClusterInfo>, StoreError> {

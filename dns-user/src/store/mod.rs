@@ -431,14 +431,7 @@ impl Store for Database {
         let checks = self
             .query(&format!("SELECT {CHECK_COLUMNS} FROM cluster_checks ORDER BY cluster_id"), vec![])
             .await?;
-        let territories = self.query("SELECT name FROM territories ORDER BY id", vec![]).await?;
-        let prefixes = self
-            .query(
-                "SELECT t.name, p.prefix FROM territory_prefixes p JOIN territories t ON t.id = p.territory_id \
-                 ORDER BY t.id, p.prefix",
-                vec![],
-            )
-            .await?;
+        let (territories, territory_prefixes) = self.territory_rows().await?;
         Ok(CatalogRows {
             zones: zones.iter().map(admin::zone_row).collect::<Result<_, StoreError>>()?,
             ns: ns
@@ -488,11 +481,8 @@ impl Store for Database {
                 })
                 .collect::<Result<_, StoreError>>()?,
             checks: checks.iter().map(check_row).collect::<Result<_, StoreError>>()?,
-            territories: territories.iter().map(|r| r.text(0)).collect::<Result<_, StoreError>>()?,
-            territory_prefixes: prefixes
-                .iter()
-                .map(|r| Ok(TerritoryPrefixRow { territory: r.text(0)?, prefix: r.text(1)? }))
-                .collect::<Result<_, StoreError>>()?,
+            territories,
+            territory_prefixes,
         })
     }
 
