@@ -2,6 +2,8 @@
 //! the daemon): a query generator run with BPF_PROG_TEST_RUN in live-frames mode on the
 //! client's veth, and a sink on the same veth that counts the answers.
 
+use crate::frame::{ETH_HLEN, IPV4_HLEN, UDP_HLEN, UDP_SOURCE};
+
 /// Longest query frame a template holds (Ethernet to the end of the DNS message).
 pub const TEMPLATE_MAX: usize = 128;
 /// Longest run of random characters the generator writes into a name.
@@ -29,8 +31,8 @@ pub struct GenConfig {
 }
 
 /// Frame offsets of the fields the generator rewrites (IPv4 without options).
-pub const UDP_SOURCE_PORT_OFFSET: usize = 14 + 20;
-pub const DNS_ID_OFFSET: usize = 14 + 20 + 8;
+pub const UDP_SOURCE_PORT_OFFSET: usize = ETH_HLEN + IPV4_HLEN + UDP_SOURCE;
+pub const DNS_ID_OFFSET: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN;
 
 /// Per-CPU counters of the sink, by slot.
 #[repr(u32)]

@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod bench;
+pub mod frame;
 pub mod limits;
 pub mod maps;
 pub mod stats;

@@ -25,8 +25,6 @@ pub const PLAIN_UDP_PAYLOAD: u16 = 512;
 pub const DNS_HEADER_LEN: usize = 12;
 /// An OPT record with the root owner name and no options (RFC 6891 section 6.1.2).
 pub const OPT_RR_LEN: usize = 11;
-/// Longest 802.1Q/802.1ad tag stack we parse (QinQ).
-pub const MAX_VLAN_TAGS: usize = 2;
 
 /// Index of the bucket holding names of `wire_len` bytes, if any.
 pub const fn bucket_for(wire_len: usize) -> Option<usize> {

@@ -15,6 +15,19 @@ pub const SCRATCH_MAP_NAME: &str = "SCRATCH";
 pub const TERRITORY_V4_MAP_NAME: &str = "TERRITORIES_V4";
 pub const TERRITORY_V6_MAP_NAME: &str = "TERRITORIES_V6";
 
+/// The maps pinned under the pin directory, so they outlive the daemon (the per-CPU
+/// scratch map is private to each loaded program).
+pub const PINNED_MAPS: [&str; 8] = [
+    NAME_MAP_NAMES[0],
+    NAME_MAP_NAMES[1],
+    NAME_MAP_NAMES[2],
+    NAME_MAP_NAMES[3],
+    ANSWER_MAP_NAME,
+    STATS_MAP_NAME,
+    TERRITORY_V4_MAP_NAME,
+    TERRITORY_V6_MAP_NAME,
+];
+
 /// Key of the name maps: the wire-format QNAME lower-cased (ASCII only, RFC 4343) and
 /// zero-padded to the bucket size, then QTYPE in network byte order. The name comes
 /// first so the XDP program builds it with aligned 8-byte stores.
@@ -183,4 +196,8 @@ pub const SCRATCH_RAW_LEN: usize = SCRATCH_WORDS * 8;
 /// Room for the key as whole 8-byte words (the loop writes as many words as it reads).
 pub const SCRATCH_KEY_LEN: usize = SCRATCH_WORDS * 8;
 /// Room for Ethernet + 2 VLAN tags + IPv6 + UDP + DNS header + the longest question.
-pub const SCRATCH_BLOCK_LEN: usize = (14 + 8 + 40 + 8 + 12 + 255 + 4usize).next_multiple_of(8);
+pub const SCRATCH_BLOCK_LEN: usize = (crate::frame::MAX_DNS_OFFSET
+    + crate::limits::DNS_HEADER_LEN
+    + crate::limits::MAX_NAME_LEN
+    + 4)
+    .next_multiple_of(8);

@@ -29,6 +29,42 @@ pub const FLAG2_AD: u8 = 0x20;
 pub const FLAG2_CD: u8 = 0x10;
 pub const FLAG2_RCODE_MASK: u8 = 0x0f;
 
+/// DNS RCODEs (RFC 1035 section 4.1.1; RFC 2136 section 2.2 for UPDATE; RFC 6891 for
+/// BADVERS, whose upper bits travel in the OPT record). Values above 15 need EDNS.
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    pub const YXDOMAIN: u16 = 6;
+    pub const YXRRSET: u16 = 7;
+    pub const NXRRSET: u16 = 8;
+    pub const NOTAUTH: u16 = 9;
+    pub const NOTZONE: u16 = 10;
+    pub const BADVERS: u16 = 16;
+
+    /// The mnemonic of an RCODE, as dig prints it (metrics labels, `instadns query`).
+    pub const fn name(rcode: u16) -> &'static str {
+        match rcode {
+            NOERROR => "NOERROR",
+            FORMERR => "FORMERR",
+            SERVFAIL => "SERVFAIL",
+            NXDOMAIN => "NXDOMAIN",
+            NOTIMP => "NOTIMP",
+            REFUSED => "REFUSED",
+            YXDOMAIN => "YXDOMAIN",
+            YXRRSET => "YXRRSET",
+            NXRRSET => "NXRRSET",
+            NOTAUTH => "NOTAUTH",
+            NOTZONE => "NOTZONE",
+            BADVERS => "BADVERS",
+            _ => "OTHER",
+        }
+    }
+}
+
 /// EDNS(0) DO bit in the OPT record's flags (RFC 3225).
 pub const EDNS_FLAG_DO: u16 = 0x8000;
 /// EDNS Client Subnet option code (RFC 7871 section 6).

@@ -1,19 +1,24 @@
 //! instadns: an authoritative DNS server for multi-tenant platforms whose hot answers
 //! are served by an XDP program.
 //!
-//! The way a query travels: the XDP program (crate dns-ebpf) answers from BPF maps or
-//! passes the packet up; [`server`] receives what comes up and hands the bytes to the
-//! sans-IO [`server::Handler`]; [`resolver`] answers from the [`store`]; [`answer`]
-//! encodes the sections; [`fastpath`] caches the answer and installs it in the maps.
+//! The planes, lowest first; each may import only those below it:
+//! - [`protocol`]: DNS on the wire (parse, assemble, encode answers). No I/O.
+//! - [`model`]: typed settings, name patterns, networks, validation.
+//! - [`store`]: SQLite and PostgreSQL behind one interface, the change log.
+//! - [`resolution`]: the catalog and the resolver (answers from the store's data).
+//! - [`fastpath`]: the owner of the BPF maps (loader, pins, kernel maps, slots).
+//! - [`engine`]: the query core and the answer cache it installs into the fast path.
+//! - [`frontend`]: UDP and TCP sockets.
+//! - [`control`]: the change-log follower, health probes, TTL moves.
+//!
+//! The daemon (`serve`) and the commands live in the `instadns` binary (`src/main.rs`,
+//! `src/daemon`, `src/commands`), on top of all of these.
 
-pub mod answer;
-pub mod config;
+pub mod control;
+pub mod engine;
 pub mod fastpath;
-pub mod invalidation;
-pub mod notify;
-pub mod resolver;
-pub mod server;
-pub mod steering;
+pub mod frontend;
+pub mod model;
+pub mod protocol;
+pub mod resolution;
 pub mod store;
-pub mod ttl;
-pub mod wire;

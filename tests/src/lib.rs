@@ -4,6 +4,7 @@
 //! (never skip) when they cannot.
 
 pub mod data;
+pub mod db;
 pub mod dns;
 pub mod load;
 pub mod netns;
@@ -11,6 +12,7 @@ pub mod packet;
 pub mod postgres;
 pub mod server;
 pub mod testrun;
+pub mod wait;
 
 /// Panics unless running as root: the privileged tests must fail, not skip.
 pub fn require_root() {

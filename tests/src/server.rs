@@ -282,6 +282,20 @@ pub fn udp_exchange(rig: &VethRig, server: SocketAddr, query: &[u8]) -> Vec<u8> 
     })
 }
 
+/// The DNS address of the server in a [`VethRig`] (IPv4, port 53).
+pub fn server_v4() -> SocketAddr {
+    SocketAddr::new(SERVER_V4.into(), 53)
+}
+
+/// A new SQLite database `dir/demo.sqlite` holding the demo data (`instadns db demo`);
+/// returns its path.
+pub fn demo_db(dir: &Path) -> String {
+    let db = dir.join("demo.sqlite");
+    let db = db.to_str().expect("UTF-8 path").to_owned();
+    cli(&db, &["db", "demo"]);
+    db
+}
+
 /// A server running on a fresh demo database in a [`VethRig`]. Fields drop in order:
 /// the server (printing its log if the test failed), then the namespaces, then the
 /// directory holding the database and the log.
@@ -296,8 +310,13 @@ impl Deployment {
     /// demo database (`dir/demo.sqlite`).
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let db = dir.path().join("demo.sqlite");
-        Self::start_on(db.to_str().expect("UTF-8 path"), dir, extra)
+        let db = demo_db(dir.path());
+        Self::start_on(&db, dir, extra)
+    }
+
+    /// The SQLite demo database of a deployment made by [`Deployment::start`].
+    pub fn db(&self) -> String {
+        self.dir.path().join("demo.sqlite").to_str().expect("UTF-8 path").to_owned()
     }
 
     /// The same on database `db` (a path or URL).

@@ -9,12 +9,12 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use instadns::{
+    engine::{AnswerCache, Handler, Transport},
     fastpath::{
-        AnswerCache, KernelMaps,
+        KernelMaps,
         loader::{self, XdpConfig},
     },
-    resolver::Resolver,
-    server::{Handler, Transport},
+    resolution::Resolver,
     store::{Database, DbLocation},
 };
 
@@ -63,7 +63,7 @@ impl FastPathRig {
     fn open(db: &Path, names: u32, answer_slots: u32, sql: &str, dir: tempfile::TempDir) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let location = DbLocation::Sqlite(db.to_owned());
-        rt.block_on(Database::open(&location)).expect("demo database");
+        rt.block_on(async { Database::open(&location).await?.seed_demo().await }).expect("demo database");
         if !sql.is_empty() {
             rusqlite::Connection::open(db).and_then(|c| c.execute_batch(sql)).expect("test data");
         }

@@ -7,19 +7,14 @@
 //! asserted: timing assertions on a shared machine would be noise. `cargo xtask bench`
 //! reports them too.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use hickory_proto::{op::Message, rr::RecordType};
 use tests::{
     dns::QueryBuilder,
-    netns::SERVER_V4,
     postgres::PgServer,
-    server::{Deployment, cli, poll_until},
+    server::{Deployment, cli, poll_until, server_v4 as server},
 };
-
-fn server() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.into(), 53)
-}
 
 /// The CNAME target in a response, if any.
 fn target(response: &[u8]) -> Option<String> {
@@ -75,7 +70,7 @@ fn report(store: &str, delays: &[Duration]) {
 #[test]
 fn moving_an_instance_changes_the_xdp_answer_at_once_sqlite() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = d.dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let db = d.db();
     let delays = moves_while_polling(&d, &db, 20);
     report("SQLite", &delays);
     // The tombstone of the last move is visible to operators and as TXT.
@@ -181,7 +176,7 @@ fn the_hot_path_rides_through_a_database_outage() {
 #[test]
 fn a_custom_domain_added_while_serving_is_answered_at_once() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = d.dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let db = d.db();
     let query = QueryBuilder::new("www.Customer.example.org", RecordType::A).bytes();
     let rcode_and_answers = |r: &[u8]| {
         Message::from_vec(r)

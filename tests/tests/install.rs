@@ -13,7 +13,7 @@ use hickory_proto::rr::RecordType;
 use tests::{
     dns::QueryBuilder,
     netns::{SERVER_V4, VethRig},
-    server::{ServerProcess, instadns_bin, test_pin_dir, udp_exchange},
+    server::{ServerProcess, demo_db, instadns_bin, test_pin_dir, udp_exchange},
 };
 
 fn workspace() -> PathBuf {
@@ -248,8 +248,8 @@ fn the_installed_binary_serves_from_xdp_with_the_units_capabilities_only() {
     assert!(!caps.iter().any(|c| c == "sys_admin"));
 
     let rig = VethRig::new().with_client_pass_program();
-    let db = dir.path().join("demo.sqlite");
-    let args = ServerProcess::args(&rig, db.to_str().unwrap(), &["--xdp-mode", "native"]);
+    let db = demo_db(dir.path());
+    let args = ServerProcess::args(&rig, &db, &["--xdp-mode", "native"]);
     let server = ServerProcess::start_wrapped(
         &rig,
         &with_capabilities(&binary, &caps),

@@ -17,13 +17,13 @@ use hickory_proto::{op::Message, rr::RecordType};
 use tests::{
     dns::QueryBuilder,
     load::SteadyLoad,
-    netns::{SERVER_V4, VethRig, in_netns, ns_exec, sh},
-    server::{Deployment, METRICS_ADDR, ServerProcess, instadns_bin, poll_until, test_pin_dir, udp_exchange},
+    netns::{VethRig, in_netns, ns_exec, sh},
+    server::{
+        Deployment, METRICS_ADDR, ServerProcess, demo_db, instadns_bin, poll_until, server_v4 as server,
+        test_pin_dir, udp_exchange,
+    },
+    wait,
 };
-
-fn server() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.into(), 53)
-}
 
 /// The hot set of these tests: positive, negative and apex answers from the demo data.
 fn hot_queries() -> Vec<Vec<u8>> {
@@ -68,16 +68,12 @@ fn fresh_miss(n: u32) -> Vec<u8> {
     QueryBuilder::new(&format!("restart-probe-{n}.example.org"), RecordType::A).bytes()
 }
 
-/// Whether `iface` in namespace `ns` has an XDP program attached.
 /// Waits (up to 10 s) until `done`; panics naming `what` otherwise.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(what: &str, done: impl FnMut() -> bool) {
+    wait::eventually(what, Duration::from_secs(10), done);
 }
 
+/// Whether `iface` in namespace `ns` has an XDP program attached.
 fn has_xdp(ns: &str, iface: &str) -> bool {
     let out = ns_exec(ns, "ip", &["-d", "link", "show", "dev", iface]);
     String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
@@ -127,7 +123,7 @@ fn restart_under_load(d: &mut Deployment, args: &[String], graceful: bool) -> (D
 #[test]
 fn sigkill_and_restart_lose_no_hit() {
     let mut d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = d.dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let db = d.db();
     let hits_before = d.server.xdp("hit");
     let args = ServerProcess::args(&d.rig, &db, &["--xdp-mode", "native"]);
     let (gap, answered) = restart_under_load(&mut d, &args, false);
@@ -146,7 +142,7 @@ fn sigkill_and_restart_lose_no_hit() {
 #[test]
 fn upgrade_to_another_map_layout_loses_no_hit() {
     let mut d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = d.dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let db = d.db();
     let layouts = |dir: &std::path::Path| -> Vec<String> {
         std::fs::read_dir(dir)
             .unwrap()
@@ -296,7 +292,7 @@ fn detach_works_while_the_daemon_runs_and_detach_on_exit_cleans_up() {
 
     // A running daemon's link is detached at once (BPF_LINK_DETACH), and userspace
     // answers what XDP did.
-    let db = d.dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let db = d.db();
     d.server.restart(&d.rig, &ServerProcess::args(&d.rig, &db, &["--xdp-mode", "native"]));
     let queries = hot_queries();
     let expected = warm(&d.server, &d.rig, &queries);
@@ -341,7 +337,7 @@ fn check_config_names_the_line_and_the_key() {
 fn config_file(d: &tempfile::TempDir, interfaces: &[&str], zone: &str) -> std::path::PathBuf {
     let mut text = format!(
         "db = \"sqlite:{db}\"\nlisten = [\"198.18.0.1\", \"198.18.1.1\"]\nmetrics = \"{METRICS_ADDR}\"\nzone_files = [\"{zone}\"]\n",
-        db = d.path().join("demo.sqlite").display(),
+        db = d.path().join("hup.sqlite").display(),
     );
     for iface in interfaces {
         text += &format!("\n[[interface]]\nname = \"{iface}\"\nxdp_mode = \"native\"\n");
@@ -441,8 +437,8 @@ fn a_changed_queue_count_is_followed_by_a_re_attach() {
     channels(&rig.client_ns, &rig.client_if, "tx", "1");
     channels(&rig.server_ns, &rig.server_if, "rx", "1");
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.sqlite");
-    let args = ServerProcess::args(&rig, db.to_str().unwrap(), &["--xdp-mode", "native"]);
+    let db = demo_db(dir.path());
+    let args = ServerProcess::args(&rig, &db, &["--xdp-mode", "native"]);
     let server_process =
         ServerProcess::start_with(&rig, &args, &dir.path().join("instadns.log"), &test_pin_dir());
     assert_eq!(sample(&server_process.metrics(), "instadns_xdp_rx_queues", &rig.server_if), 1);

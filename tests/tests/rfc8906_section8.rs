@@ -315,9 +315,9 @@ fn rows() -> Vec<Row> {
 fn rfc8906_section_8_every_row() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
     let strings: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("\"{}\"", c.repeat(200))).collect();
-    let db = d.dir.path().join("demo.sqlite");
+    let db = d.db();
     tests::server::cli(
-        db.to_str().unwrap(),
+        &db,
         &["zone", "record", "add", "example.org", "big.example.org", "TXT", &strings.join(" ")],
     );
     std::thread::sleep(std::time::Duration::from_millis(200));

@@ -21,9 +21,6 @@ fn ttl_and_address(rig: &VethRig, name: &str) -> Option<(u32, String)> {
     Some((fields.get(1)?.parse().ok()?, fields.get(4)?.to_string()))
 }
 
-fn db_of(d: &Deployment) -> String {
-    d.dir.path().join("demo.sqlite").to_str().expect("UTF-8 path").to_owned()
-}
 
 /// Polls `name` until dig sees `expected`; panics after a few seconds.
 fn wait_for(rig: &VethRig, name: &str, expected: (u32, &str)) {
@@ -42,7 +39,7 @@ fn wait_for(rig: &VethRig, name: &str, expected: (u32, &str)) {
 #[test]
 fn a_prepared_move_lowers_the_ttl_waits_switches_and_restores() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = db_of(&d);
+    let db = d.db();
     const NAME: &str = "123456.example.org";
     const OLD_TTL: u32 = 4;
     // An override on every name of the instance (its service name's rule TTL is 300 s):
@@ -125,7 +122,7 @@ fn a_prepared_move_lowers_the_ttl_waits_switches_and_restores() {
 #[test]
 fn ttl_apply_changes_clusters_instances_and_names() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = db_of(&d);
+    let db = d.db();
     wait_for(&d.rig, "234567.example.org", (60, "192.0.2.2"));
 
     let dry = cli(&db, &["ttl", "apply", "--cluster", "mt2", "--ttl", "7", "--dry-run"]);

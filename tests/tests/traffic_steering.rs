@@ -17,12 +17,10 @@ use hickory_proto::{op::Message, rr::RecordType};
 use tests::{
     dns::QueryBuilder,
     netns::{SERVER_V4, VethRig, in_netns, ns_exec, sh},
-    server::{Deployment, ServerProcess, cli},
+    server::{Deployment, ServerProcess, cli, demo_db},
+    wait::eventually,
 };
 
-fn db_of(d: &Deployment) -> String {
-    d.dir.path().join("demo.sqlite").to_str().expect("UTF-8 path").to_owned()
-}
 
 /// The addresses of the A/AAAA records in a response.
 fn addresses(response: &[u8]) -> Vec<String> {
@@ -41,17 +39,6 @@ fn dig_address(ns: &str, server: &str, name: &str, qtype: &str, extra: &[&str]) 
     String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned)
 }
 
-/// Polls until `f` returns true; panics naming `what` after `timeout`. Returns how long it took.
-fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if f() {
-            return started.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{what}: not within {timeout:?}");
-}
 
 /// Sends `count` copies of `query` one after another from the rig's client namespace;
 /// returns how often each answered address came back.
@@ -78,7 +65,7 @@ fn answer_counts(rig: &VethRig, query: &[u8], count: usize) -> HashMap<String, u
 #[test]
 fn weighted_picks_match_the_weights_over_100000_queries_answered_by_xdp() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = db_of(&d);
+    let db = d.db();
     cli(
         &db,
         &[
@@ -133,7 +120,7 @@ fn weighted_picks_match_the_weights_over_100000_queries_answered_by_xdp() {
 #[test]
 fn directional_answers_follow_the_client_territory_in_xdp_and_the_ecs_subnet_in_userspace() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.sqlite").to_str().unwrap().to_owned();
+    let db = demo_db(dir.path());
     let mut rig = VethRig::new().with_client_pass_program();
     let second = rig.add_client();
     let (second_ns, second_if) = (second.ns.clone(), second.server_if.clone());
@@ -284,7 +271,7 @@ impl Drop for Backend {
 #[test]
 fn a_failover_queue_follows_http_and_tcp_health_checks_of_real_backends() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
-    let db = db_of(&d);
+    let db = d.db();
     let ns = d.rig.server_ns.clone();
     // Two backends on addresses of the server namespace.
     for a in ["198.18.10.1/32", "198.18.10.2/32"] {

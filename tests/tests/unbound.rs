@@ -89,8 +89,8 @@ fn resolve(d: &Deployment, name: &str, qtype: &str) -> String {
 fn unbound_with_qname_minimisation_and_0x20_resolves_through_instadns() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
     // The customer's own zone, CNAMEing its www to the instance's host name.
-    let db = d.dir.path().join("demo.sqlite");
-    let cli = |args: &[&str]| tests::server::cli(db.to_str().unwrap(), args);
+    let db = d.db();
+    let cli = |args: &[&str]| tests::server::cli(&db, args);
     cli(&["zone", "add", "customer.test", "--ns", "ns1.example.com"]);
     cli(&["zone", "record", "add", "customer.test", "www.customer.test", "CNAME", "123456.example.org."]);
     cli(&["domain", "add", "www.customer.test", "--instance", "123456"]);

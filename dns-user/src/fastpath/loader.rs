@@ -9,7 +9,7 @@ use aya::{
 };
 use dns_common::{
     limits::NAME_BUCKET_COUNT,
-    maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES},
+    maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, PINNED_MAPS},
 };
 use thiserror::Error;
 
@@ -120,7 +120,7 @@ pub fn load_with_pins(config: &XdpConfig, layout_dir: Option<&Path>) -> Result<E
     raise_memlock_limit();
     let mut loader = EbpfLoader::new();
     if let Some(dir) = layout_dir {
-        for name in super::pin::PINNED_MAPS {
+        for name in PINNED_MAPS {
             loader.map_pin_path(name, dir.join(name));
         }
     }

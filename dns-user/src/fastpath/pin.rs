@@ -23,7 +23,7 @@ use aya::{
 };
 use dns_common::{
     limits::{ANSWER_MAX_LEN, NAME_BUCKETS},
-    maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME},
+    maps::PINNED_MAPS,
     stats::OUTCOME_SLOTS,
 };
 use thiserror::Error;
@@ -32,18 +32,6 @@ use super::loader::{AttachedMode, XdpConfig, XdpModeArg};
 
 /// Bumped whenever a map's key or value layout changes.
 pub const LAYOUT_VERSION: u32 = 2;
-
-/// The maps that are pinned (the per-CPU scratch map is private to each program).
-pub const PINNED_MAPS: [&str; 8] = [
-    NAME_MAP_NAMES[0],
-    NAME_MAP_NAMES[1],
-    NAME_MAP_NAMES[2],
-    NAME_MAP_NAMES[3],
-    ANSWER_MAP_NAME,
-    STATS_MAP_NAME,
-    TERRITORY_V4_MAP_NAME,
-    TERRITORY_V6_MAP_NAME,
-];
 
 #[derive(Debug, Error)]
 pub enum PinError {
@@ -258,6 +246,15 @@ pub fn detach_iface(pin_dir: &Path, iface: &str) -> Result<bool, PinError> {
         Some((path, _)) => detach_link(&path).map(|()| true),
         None => Ok(false),
     }
+}
+
+/// Removes a layout directory and the maps pinned in it (their programs keep them while
+/// attached; pins of a replaced layout go once the new one is attached).
+pub fn remove_layout(dir: &Path) {
+    for m in std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok()) {
+        let _ = std::fs::remove_file(m.path());
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Removes the links (detaching XDP from every interface) and the maps under `pin_dir`.

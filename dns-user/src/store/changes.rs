@@ -1,51 +1,134 @@
 //! Reading the change log the triggers write (see `schema`).
 
-use super::{Database, StoreError, sql::Row};
+use super::{Database, FromRow, StoreError, sql::Row};
 use crate::params;
+
+/// A watched table (see `schema::WATCHED`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    Zones,
+    ZoneNs,
+    Records,
+    NameRules,
+    Clusters,
+    ClusterServices,
+    ClusterAddresses,
+    ClusterChecks,
+    Instances,
+    Domains,
+    AcmeChallenges,
+    Tombstones,
+    Territories,
+    TerritoryPrefixes,
+    /// A table this binary does not watch (logged by a newer schema).
+    Other(String),
+}
+
+impl Table {
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "zones" => Self::Zones,
+            "zone_ns" => Self::ZoneNs,
+            "records" => Self::Records,
+            "name_rules" => Self::NameRules,
+            "clusters" => Self::Clusters,
+            "cluster_services" => Self::ClusterServices,
+            "cluster_addresses" => Self::ClusterAddresses,
+            "cluster_checks" => Self::ClusterChecks,
+            "instances" => Self::Instances,
+            "domains" => Self::Domains,
+            "acme_challenges" => Self::AcmeChallenges,
+            "tombstones" => Self::Tombstones,
+            "territories" => Self::Territories,
+            "territory_prefixes" => Self::TerritoryPrefixes,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Zones => "zones",
+            Self::ZoneNs => "zone_ns",
+            Self::Records => "records",
+            Self::NameRules => "name_rules",
+            Self::Clusters => "clusters",
+            Self::ClusterServices => "cluster_services",
+            Self::ClusterAddresses => "cluster_addresses",
+            Self::ClusterChecks => "cluster_checks",
+            Self::Instances => "instances",
+            Self::Domains => "domains",
+            Self::AcmeChallenges => "acme_challenges",
+            Self::Tombstones => "tombstones",
+            Self::Territories => "territories",
+            Self::TerritoryPrefixes => "territory_prefixes",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+/// What happened to the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeOp {
+    Insert,
+    /// Logged twice: the old row, then the new one.
+    Update,
+    Delete,
+}
+
+impl ChangeOp {
+    fn parse(op: &str) -> Result<Self, StoreError> {
+        match op {
+            "I" => Ok(Self::Insert),
+            "U" => Ok(Self::Update),
+            "D" => Ok(Self::Delete),
+            other => Err(StoreError::Invalid(format!("change log operation {other:?} is not one of I, U, D"))),
+        }
+    }
+}
 
 /// One logged change of a watched table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub id: i64,
-    pub table: String,
+    pub table: Table,
     /// The identifying column's value (see `schema::WATCHED`).
     pub key: String,
-    /// `I`, `U` or `D`.
-    pub op: String,
+    pub op: ChangeOp,
     /// An instance's "owner name", a domain's hostname.
     pub detail: Option<String>,
 }
 
-fn change(r: &Row) -> Result<Change, StoreError> {
-    Ok(Change { id: r.int(0)?, table: r.text(1)?, key: r.text(2)?, op: r.text(3)?, detail: r.opt_text(4)? })
-}
+impl FromRow for Change {
+    const COLUMNS: &'static str = "id, tbl, row_key, op, detail";
 
-const COLUMNS: &str = "id, tbl, row_key, op, detail";
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.int(0)?,
+            table: Table::parse(&r.text(1)?),
+            key: r.text(2)?,
+            op: ChangeOp::parse(&r.text(3)?)?,
+            detail: r.opt_text(4)?,
+        })
+    }
+}
 
 impl Database {
     /// The newest change's id (0 when none).
     pub async fn change_cursor(&self) -> Result<i64, StoreError> {
-        self.query_opt("SELECT COALESCE(MAX(id), 0) FROM changes", vec![]).await?.map_or(Ok(0), |r| r.int(0))
+        self.count("SELECT COALESCE(MAX(id), 0) FROM changes", vec![]).await
     }
 
     /// Changes after `after`, oldest first, at most `limit`.
     pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM changes WHERE id > $1 ORDER BY id LIMIT $2");
-        self.query(&sql, params![after, limit]).await?.iter().map(change).collect()
+        self.select("FROM changes WHERE id > $1 ORDER BY id LIMIT $2", params![after, limit]).await
     }
 
     /// The changes with the given ids (from PostgreSQL notifications).
     pub async fn changes_by_id(&self, ids: &[i64]) -> Result<Vec<Change>, StoreError> {
         let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Vec::new()) };
-        let sql = format!("SELECT {COLUMNS} FROM changes WHERE id >= $1 AND id <= $2 ORDER BY id");
-        let rows = self.query(&sql, params![min, max]).await?;
-        Ok(rows
-            .iter()
-            .map(change)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|c| ids.contains(&c.id))
-            .collect())
+        let changes: Vec<Change> =
+            self.select("FROM changes WHERE id >= $1 AND id <= $2 ORDER BY id", params![min, max]).await?;
+        Ok(changes.into_iter().filter(|c| ids.contains(&c.id)).collect())
     }
 
     /// Deletes changes logged before `before` (Unix time).

@@ -1,5 +1,8 @@
-//! The demo data a new database starts with (README: what the server answers). Written
-//! without explicit serial ids so it runs on both SQLite and PostgreSQL.
+//! The demo data (README: what the server answers), loaded only on request: `instadns db
+//! demo` and `cargo xtask run`. Written without explicit serial ids so it runs on both
+//! SQLite and PostgreSQL.
+
+use super::{Database, StoreError, sql::Statement};
 
 pub const DEMO_SQL: &str = r#"
 INSERT INTO zones (apex, soa_mname, soa_rname, soa_serial, soa_minimum, soa_ttl, ns_ttl) VALUES
@@ -32,3 +35,23 @@ INSERT INTO name_rules (zone_id, pattern, kind, ttl)
 INSERT INTO name_rules (zone_id, pattern, kind, ttl)
     SELECT id, '_moved.{id}', 'tombstone', 60 FROM zones WHERE apex = 'example.org.';
 "#;
+
+impl Database {
+    /// Loads the demo data into a database without zones.
+    pub async fn seed_demo(&self) -> Result<(), StoreError> {
+        let zones = self.zone_apexes().await?;
+        if !zones.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "the database already holds zones ({}): the demo data loads only into an empty database",
+                zones.join(", ")
+            )));
+        }
+        let statements: Vec<Statement> = DEMO_SQL
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| (s.to_owned(), Vec::new()))
+            .collect();
+        self.transaction(statements).await.map(|_| ())
+    }
+}

@@ -104,7 +104,7 @@ impl PgStore {
         let current: i64 =
             tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[]).await?.get(0);
         let migrations = postgres_migrations();
-        super::admin::check_schema_version(current as u32, &migrations)?;
+        super::schema::check_schema_version(current as u32, &migrations)?;
         let mut applied = 0;
         for (version, sql) in migrations.iter().filter(|(v, _)| i64::from(*v) > current) {
             tx.batch_execute(sql).await?;

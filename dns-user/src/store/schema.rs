@@ -6,6 +6,17 @@
 //! CLI, another process, another node), so the daemon invalidates exactly the answers
 //! that depend on it.
 
+/// Refuses to run against a schema newer than this binary knows.
+pub fn check_schema_version(current: u32, migrations: &[(u32, String)]) -> Result<(), super::StoreError> {
+    let newest = migrations.last().map_or(0, |(v, _)| *v);
+    if current > newest {
+        return Err(super::StoreError::Invalid(format!(
+            "the database schema is version {current}, newer than this binary knows ({newest}): upgrade instadns"
+        )));
+    }
+    Ok(())
+}
+
 /// Watched tables and the column that identifies what changed.
 pub const WATCHED: &[(&str, &str)] = &[
     ("zones", "id"),

@@ -11,7 +11,6 @@ use rusqlite::{Connection, OpenFlags, types::ValueRef};
 
 use super::{
     StoreError,
-    demo::DEMO_SQL,
     schema::sqlite_migrations,
     sql::{Row, Statement, Value, to_sqlite_placeholders},
 };
@@ -30,7 +29,7 @@ struct Inner {
 }
 
 impl SqliteStore {
-    /// Opens (creating the file with the demo data if it does not exist) and migrates.
+    /// Opens (creating an empty database if the file does not exist) and migrates.
     pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(path))
             .await
@@ -47,18 +46,8 @@ impl SqliteStore {
         let mut conn = connect(&path, true)?;
         migrate(&mut conn)?;
         if fresh {
-            conn.execute_batch(&format!("BEGIN; {DEMO_SQL} COMMIT;"))?;
-            tracing::info!(path = %path.display(), "created a new database with the demo data");
+            tracing::info!(path = %path.display(), "created a new, empty database (`instadns db demo` loads the demo data)");
         }
-        Ok(Self { inner: Arc::new(Inner { path, idle: Mutex::new(vec![conn]) }) })
-    }
-
-    /// Opens an existing database without migrating it.
-    pub async fn connect(path: PathBuf) -> Result<Self, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::NotFound(format!("database file {}", path.display())));
-        }
-        let conn = connect(&path, false)?;
         Ok(Self { inner: Arc::new(Inner { path, idle: Mutex::new(vec![conn]) }) })
     }
 
@@ -170,7 +159,7 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     let current: u32 =
         conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
     let migrations = sqlite_migrations();
-    super::admin::check_schema_version(current, &migrations)?;
+    super::schema::check_schema_version(current, &migrations)?;
     let mut applied = 0;
     let has_change_log: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes')",

@@ -5,10 +5,7 @@ use std::{sync::Arc, time::Instant};
 
 use crate::util::{Sysctl, attached_prog_id, percentile, pin_to_cpu, prog_stats};
 use hickory_proto::rr::{RData, Record, RecordType, rdata};
-use instadns::{
-    answer::{Sections, encode},
-    fastpath::CacheKey,
-};
+use instadns::protocol::{CacheKey, Sections, Steered, encode};
 use tests::{
     dns::{EdnsQuery, QueryBuilder},
     packet::Frame,
@@ -138,7 +135,7 @@ pub fn scale(sizes: &[usize]) {
             ],
             ..Default::default()
         };
-        let answer = Arc::new(instadns::answer::Steered::fixed(Arc::new(
+        let answer = Arc::new(Steered::fixed(Arc::new(
             encode(&qname, 1, 0, true, &sections, None).expect("encode"),
         )));
         let cache = rig.handler.cache();

@@ -1,0 +1,67 @@
+//! `instadns zone rule`: the name rules of a zone.
+
+use anyhow::Result;
+use clap::Subcommand;
+use instadns::{
+    model::{Pattern, RuleKind, rule::RuleSpec},
+    store::Database,
+};
+
+use super::{Format, output::emit};
+
+#[derive(Subcommand)]
+pub enum RuleCommand {
+    /// Add a name rule.
+    Add {
+        zone: String,
+        /// The pattern, relative to the apex: {service}-{id}.apps, {name}.{owner}, {id}, _moved.{id}
+        pattern: Pattern,
+        /// service (CNAME to the cluster's service target), host (A/AAAA of the cluster),
+        /// tombstone (TXT of the last move).
+        #[arg(value_enum)]
+        kind: RuleKind,
+        /// TTL of the rule's answers [default: 300 for service, else 60].
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    /// Change the kind or TTL of a rule.
+    Set {
+        zone: String,
+        pattern: Pattern,
+        #[arg(value_enum)]
+        kind: RuleKind,
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    /// Remove a name rule.
+    Rm { zone: String, pattern: String },
+    /// List a zone's rules, in the order they are tried.
+    List {
+        zone: String,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+
+pub async fn run(db: &Database, command: RuleCommand) -> Result<()> {
+    match command {
+        RuleCommand::Add { zone, pattern, kind, ttl } => {
+            let rule = RuleSpec { pattern, kind, ttl: ttl.unwrap_or(kind.default_ttl()) };
+            db.add_rule(&zone, &rule).await?;
+            println!("rule {} -> {} added to {zone}", rule.pattern, rule.kind);
+        }
+        RuleCommand::Set { zone, pattern, kind, ttl } => {
+            let rule = RuleSpec { pattern, kind, ttl: ttl.unwrap_or(kind.default_ttl()) };
+            db.set_rule(&zone, &rule).await?;
+            println!("rule {} of {zone} is now {} (TTL {})", rule.pattern, rule.kind, rule.ttl);
+        }
+        RuleCommand::Rm { zone, pattern } => {
+            db.remove_rule(&zone, &pattern).await?;
+            println!("rule {pattern} removed from {zone}");
+        }
+        RuleCommand::List { zone, format } => emit(format.json, &db.list_rules(&zone).await?, |rules| {
+            rules.iter().map(|r| format!("{} -> {} (TTL {})\n", r.pattern, r.kind, r.ttl)).collect()
+        })?,
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The control loops that keep answers current: the change-log follower (database
+//! changes to re-resolved answers and rewritten map entries), the health prober, and
+//! TTL moves.
+//!
+//! May import: `engine`, `resolution`, `store`, `model`, `protocol`. Never the daemon.
+
+pub mod follower;
+pub mod health;
+pub mod ttl;
+
+pub use follower::{Follower, FollowerStats};

@@ -1,0 +1,330 @@
+//! The configuration file (`/etc/instadns/instadns.toml`). Every value has a default and
+//! a `serve` flag that overrides it; `instadns check-config` reports the first error
+//! with its line and key.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use instadns::{fastpath::loader::XdpModeArg, store::DbLocation};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/instadns/instadns.toml";
+pub const DEFAULT_DB: &str = "sqlite:/var/lib/instadns/instadns.sqlite";
+const DEFAULT_DB_PATH: &str = "/var/lib/instadns/instadns.sqlite";
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/instadns";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The database: sqlite:PATH or postgres://...
+    pub db: DbLocation,
+    /// Addresses the UDP and TCP listeners bind.
+    pub listen: Vec<IpAddr>,
+    pub port: u16,
+    /// UDP payload size advertised in EDNS(0) responses.
+    pub edns_payload: u16,
+    /// Prometheus /metrics, /health and /ready.
+    pub metrics: Option<SocketAddr>,
+    /// Where the maps and links are pinned (bpffs), so restarts and upgrades keep the
+    /// fast path answering.
+    pub pin_dir: PathBuf,
+    /// Detach the XDP program and remove the pins when the daemon stops (SIGTERM).
+    pub detach_on_exit: bool,
+    /// RFC 1035 zone files imported on start and on SIGHUP.
+    pub zone_files: Vec<PathBuf>,
+    /// Interfaces the XDP program is attached to.
+    #[serde(rename = "interface")]
+    pub interfaces: Vec<Interface>,
+    pub maps: Maps,
+    pub tcp: Tcp,
+    pub ttl: Ttl,
+    pub instance_db: Option<InstanceDb>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default = "default_mode")]
+    pub xdp_mode: XdpModeArg,
+}
+
+fn default_mode() -> XdpModeArg {
+    XdpModeArg::Auto
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Maps {
+    /// Names the XDP maps hold (LRU maps evict before full: leave headroom).
+    pub entries: u32,
+    /// Distinct answers the answer array holds.
+    pub answer_slots: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tcp {
+    pub max_connections: usize,
+    /// Seconds an idle connection stays open.
+    pub idle_timeout: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ttl {
+    /// TTL of a stale answer re-served while the database is unreachable (RFC 8767).
+    pub stale: u32,
+    /// How long after expiry an answer may still be served stale, in seconds.
+    pub stale_max: u64,
+    /// Cap on how long any answer stays in the cache and the XDP maps, whatever its TTL.
+    pub max_cache: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceDb {
+    pub url: String,
+    pub sql: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            db: DbLocation::Sqlite(DEFAULT_DB_PATH.into()),
+            listen: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
+            port: 53,
+            edns_payload: dns_common::limits::DEFAULT_EDNS_PAYLOAD,
+            metrics: None,
+            pin_dir: DEFAULT_PIN_DIR.into(),
+            detach_on_exit: false,
+            zone_files: Vec::new(),
+            interfaces: Vec::new(),
+            maps: Maps::default(),
+            tcp: Tcp::default(),
+            ttl: Ttl::default(),
+            instance_db: None,
+        }
+    }
+}
+
+impl Default for Maps {
+    fn default() -> Self {
+        Self { entries: 262_144, answer_slots: 16_384 }
+    }
+}
+
+impl Default for Tcp {
+    fn default() -> Self {
+        Self { max_connections: 1024, idle_timeout: 10 }
+    }
+}
+
+impl Default for Ttl {
+    fn default() -> Self {
+        Self { stale: 30, stale_max: 3600, max_cache: 86_400 }
+    }
+}
+
+/// A configuration error: what and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{location}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    /// ":LINE" when known.
+    pub location: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            location: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text (`file` names it in errors).
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let message = e.message().trim().to_owned();
+            // serde's messages name the type but not the key (unless the key itself is
+            // the problem, as in "unknown field `colour`"): name it from the line.
+            let message = match line.and_then(|l| key_at(text, l)) {
+                Some(key) if !message.contains(&format!("`{}`", key.rsplit('.').next().unwrap_or(&key))) => {
+                    format!("{key}: {message}")
+                }
+                _ => message,
+            };
+            ConfigError {
+                file: file.into(),
+                location: line.map(|l| format!(":{l}")).unwrap_or_default(),
+                message,
+            }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError {
+            file: file.into(),
+            location: line_of(text, key.rsplit('.').next().unwrap_or(key))
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default(),
+            message: format!("{key}: {message}"),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: returns the key and the problem.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.listen.is_empty() {
+            return Err(("listen", "at least one address".into()));
+        }
+        if !(512..=4096).contains(&self.edns_payload) {
+            return Err(("edns_payload", format!("{} is not within 512..=4096", self.edns_payload)));
+        }
+        if self.maps.entries < 1024 {
+            return Err(("maps.entries", format!("{} is below 1024", self.maps.entries)));
+        }
+        if self.maps.answer_slots < 16 {
+            return Err(("maps.answer_slots", format!("{} is below 16", self.maps.answer_slots)));
+        }
+        if !self.pin_dir.is_absolute() {
+            return Err(("pin_dir", "must be an absolute path under a bpffs mount".into()));
+        }
+        for i in &self.interfaces {
+            if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
+                return Err(("interface.name", format!("{:?} is not an interface name", i.name)));
+            }
+        }
+        for z in &self.zone_files {
+            if !z.exists() {
+                return Err(("zone_files", format!("{} does not exist", z.display())));
+            }
+        }
+        if let Some(b) = &self.instance_db {
+            if !b.sql.contains("$1") {
+                return Err(("instance_db.sql", "must take the instance id as $1".into()));
+            }
+            if !matches!(DbLocation::parse(&b.url), Ok(DbLocation::Postgres(_))) {
+                return Err(("instance_db.url", "must be a postgres:// URL".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The dotted key assigned on line `line` (1-based), with its table: `maps.entries`.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let key = lines.get(line - 1)?.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// The first line assigning `key` (for errors found after parsing).
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// The documented default configuration, as installed.
+pub const DEFAULT_CONFIG: &str = r#"# instadns configuration. Every value can be overridden by a flag of `instadns serve`;
+# `instadns check-config` validates this file.
+
+# The database: sqlite:PATH (a new file starts empty) or postgres://USER@HOST/DB.
+db = "sqlite:/var/lib/instadns/instadns.sqlite"
+
+# UDP and TCP listeners, and the port the XDP program answers.
+listen = ["0.0.0.0", "::"]
+port = 53
+edns_payload = 1232
+
+# Prometheus /metrics, /health and /ready.
+metrics = "127.0.0.1:9153"
+
+# Maps and links are pinned here, so restarts and upgrades never stop the fast path.
+pin_dir = "/sys/fs/bpf/instadns"
+# Detach and unpin when the service stops (otherwise XDP keeps answering what it holds).
+detach_on_exit = false
+
+# Zone files imported on start and on reload (SIGHUP).
+zone_files = []
+
+# One block per interface the XDP program answers on (xdp_mode: auto, native, skb).
+# [[interface]]
+# name = "eth0"
+# xdp_mode = "auto"
+
+[maps]
+entries = 262144
+answer_slots = 16384
+
+[tcp]
+max_connections = 1024
+idle_timeout = 10
+
+[ttl]
+stale = 30
+stale_max = 3600
+max_cache = 86400
+
+# Look instances up in the platform's own PostgreSQL instead:
+# [instance_db]
+# url = "postgres://platform@db.internal/platform"
+# sql = "SELECT cluster FROM apps WHERE id = $1"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_installed_default_is_the_default() {
+        let parsed = Config::parse(DEFAULT_CONFIG, "default").unwrap();
+        let expected = Config { metrics: Some("127.0.0.1:9153".parse().unwrap()), ..Config::default() };
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let e =
+            Config::parse("db = \"sqlite:x\"\nport = \"fifty-three\"\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:2: port:") && e.contains("string"), "{e}");
+        let e = Config::parse("[maps]\nentries = -5\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:2: maps.entries:"), "{e}");
+        let e = Config::parse("[maps]\nentries = 10\n", "f.toml").unwrap_err().to_string();
+        assert_eq!(e, "f.toml:2: maps.entries: 10 is below 1024");
+        let e = Config::parse("colour = 1\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:1:") && e.contains("colour"), "{e}");
+        let e =
+            Config::parse("listen = [\"0.0.0.0\"]\nedns_payload = 100\n", "f.toml").unwrap_err().to_string();
+        assert_eq!(e, "f.toml:2: edns_payload: 100 is not within 512..=4096");
+        let e = Config::parse("[[interface]]\nname = \"eth0\"\nxdp_mode = \"turbo\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.toml:3:") && e.contains("turbo"), "{e}");
+        let e = Config::parse("db = \"mysql://x\"\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:1: db:"), "{e}");
+    }
+}

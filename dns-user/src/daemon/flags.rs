@@ -1,0 +1,120 @@
+//! The flags of `instadns serve`: each overrides the configuration file's value
+//! ([`serve_config`]).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use instadns::{fastpath::loader::XdpModeArg, store::DbLocation};
+
+use super::config::{Config, DEFAULT_CONFIG_PATH, InstanceDb, Interface};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Configuration file (default: /etc/instadns/instadns.toml if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to attach the XDP program to; repeat for several (replaces the config's).
+    #[arg(long = "iface", value_name = "IFACE")]
+    pub ifaces: Vec<String>,
+    /// XDP attach mode of the --iface interfaces: auto tries native (driver) mode and falls
+    /// back to generic (SKB) mode.
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeArg>,
+    /// Serve from userspace only, without the XDP fast path.
+    #[arg(long, conflicts_with_all = ["ifaces", "xdp_mode"])]
+    pub no_xdp: bool,
+    /// The database: sqlite:PATH (or a plain path; a new file starts empty) or postgres://...
+    #[arg(long, env = "INSTADNS_DB")]
+    pub db: Option<DbLocation>,
+    /// Address to listen on (UDP and TCP); repeat for several. Default: all IPv4 and IPv6 addresses.
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<IpAddr>,
+    /// DNS port, for the sockets and the XDP program [default: 53].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// UDP payload size advertised in EDNS(0) responses, 512 to 4096 [default: 1232].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(512..=4096))]
+    pub edns_payload: Option<u16>,
+    /// Names the XDP maps hold (spread over the name-length buckets, short names first). LRU
+    /// maps start evicting before they are full: leave headroom over the hot set [default: 262144].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub map_entries: Option<u32>,
+    /// Distinct answers the XDP answer array holds; names with identical answers share one
+    /// [default: 16384].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(16..))]
+    pub answer_slots: Option<u32>,
+    /// Serve Prometheus /metrics, /health and /ready on this address, e.g. 127.0.0.1:9153.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Most TCP connections served at once [default: 1024].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub tcp_max_connections: Option<u64>,
+    /// Seconds an idle TCP connection stays open [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tcp_idle_timeout: Option<u64>,
+    /// Where to pin the maps and links on bpffs, so restarts keep the fast path answering
+    /// [default: /sys/fs/bpf/instadns].
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// Detach the XDP program and remove the pins when stopping.
+    #[arg(long)]
+    pub detach_on_exit: bool,
+    /// Look instances up in the platform's own PostgreSQL instead of our instances table
+    /// (with --instance-sql).
+    #[arg(long, value_name = "URL", requires = "instance_sql")]
+    pub instance_db: Option<String>,
+    /// The SQL mapping an instance id ($1) to a cluster name (first column) and optionally a
+    /// TTL (second column), e.g. 'SELECT cluster FROM apps WHERE id = $1'.
+    #[arg(long, value_name = "SQL", requires = "instance_db")]
+    pub instance_sql: Option<String>,
+}
+
+/// The configuration file's settings with the flags' overrides.
+pub fn serve_config(args: &ServeArgs) -> Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => Config::load(Path::new(DEFAULT_CONFIG_PATH))?,
+        None => Config::default(),
+    };
+    if let Some(db) = &args.db {
+        config.db = db.clone();
+    }
+    if !args.ifaces.is_empty() {
+        config.interfaces = args
+            .ifaces
+            .iter()
+            .map(|name| Interface { name: name.clone(), xdp_mode: args.xdp_mode.unwrap_or(XdpModeArg::Auto) })
+            .collect();
+    } else if let Some(mode) = args.xdp_mode {
+        config.interfaces.iter_mut().for_each(|i| i.xdp_mode = mode);
+    }
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    config.port = args.port.unwrap_or(config.port);
+    config.edns_payload = args.edns_payload.unwrap_or(config.edns_payload);
+    config.maps.entries = args.map_entries.unwrap_or(config.maps.entries);
+    config.maps.answer_slots = args.answer_slots.unwrap_or(config.maps.answer_slots);
+    config.metrics = args.metrics.or(config.metrics);
+    config.tcp.max_connections = args.tcp_max_connections.map_or(config.tcp.max_connections, |n| n as usize);
+    config.tcp.idle_timeout = args.tcp_idle_timeout.unwrap_or(config.tcp.idle_timeout);
+    if let Some(dir) = &args.pin_dir {
+        config.pin_dir = dir.clone();
+    }
+    config.detach_on_exit |= args.detach_on_exit;
+    if let (Some(url), Some(sql)) = (&args.instance_db, &args.instance_sql) {
+        config.instance_db = Some(InstanceDb { url: url.clone(), sql: sql.clone() });
+    }
+    if args.no_xdp {
+        config.interfaces.clear();
+    } else if config.interfaces.is_empty() {
+        bail!(
+            "no interface to attach XDP to: give --iface IFACE, add an [[interface]] to the configuration, or run with --no-xdp"
+        );
+    }
+    Ok(config)
+}

@@ -1,0 +1,287 @@
+//! `/metrics` in the Prometheus text format, `/health` (the process answers) and `/ready`
+//! (the program is attached, the maps loaded, the zones loaded and the database
+//! reachable).
+
+use std::{
+    fmt::Write as _,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{TcpListener, TcpStream},
+};
+
+use dns_common::wire::rcode;
+use instadns::{
+    engine::{Handler, QTYPE_LABELS},
+    model::time::rfc3339,
+    resolution::health::TargetState,
+    store::{Database, latency},
+};
+
+use super::status::DaemonStatus;
+
+/// Closes a connection idle this long.
+const IDLE: Duration = Duration::from_secs(30);
+
+pub async fn serve(listener: TcpListener, handler: Arc<Handler<Database>>, status: Arc<DaemonStatus>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (handler, status) = (handler.clone(), status.clone());
+        tokio::spawn(async move {
+            let _ = connection(stream, &handler, &status).await;
+        });
+    }
+}
+
+/// HTTP/1.1 with keep-alive: requests are answered in turn until the client closes or
+/// goes idle. The server closes first only when asked (`Connection: close`, HTTP/1.0),
+/// so for scrapers the client's side holds TIME_WAIT and rapid scrapes from one host
+/// never collide with it.
+async fn connection(
+    stream: TcpStream,
+    handler: &Handler<Database>,
+    status: &DaemonStatus,
+) -> std::io::Result<()> {
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    loop {
+        let mut request_line = String::new();
+        match tokio::time::timeout(IDLE, reader.read_line(&mut request_line)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Ok(()),
+        }
+        // The headers: only whether the client wants the connection closed matters.
+        let mut close = request_line.trim_end().ends_with("HTTP/1.0");
+        loop {
+            let mut line = String::new();
+            match tokio::time::timeout(IDLE, reader.read_line(&mut line)).await {
+                Ok(Ok(n)) if n > 0 && line != "\r\n" && line != "\n" => {
+                    let header = line.to_ascii_lowercase();
+                    if let Some(value) = header.strip_prefix("connection:") {
+                        close = value.trim() == "close";
+                    }
+                }
+                Ok(Ok(n)) if n > 0 => break,
+                _ => return Ok(()),
+            }
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+        let (code, body) = match path {
+            "/metrics" => ("200 OK", render(handler, status)),
+            "/health" => ("200 OK", "ok\n".to_owned()),
+            "/health/targets" => ("200 OK", health_table(handler)),
+            "/ready" => match not_ready(handler, status).await {
+                None => ("200 OK", "ready\n".to_owned()),
+                Some(why) => ("503 Service Unavailable", format!("not ready: {why}\n")),
+            },
+            _ => ("404 Not Found", "not found\n".to_owned()),
+        };
+        let response = format!(
+            "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        writer.write_all(response.as_bytes()).await?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// Why the daemon is not ready, if it is not.
+async fn not_ready(handler: &Handler<Database>, status: &DaemonStatus) -> Option<String> {
+    let attached = status.attached.lock().map(|a| a.len()).unwrap_or(0);
+    if status.xdp && (attached == 0 || !handler.cache().has_kernel()) {
+        return Some("the XDP program is not attached".into());
+    }
+    if !handler.resolver().is_loaded() {
+        return Some("zones not loaded".into());
+    }
+    match tokio::time::timeout(Duration::from_secs(1), status.db.query("SELECT 1", vec![])).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("database: {e}")),
+        Err(_) => Some("database: no answer within 1 s".into()),
+    }
+}
+
+fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(out, "# HELP {name} {text}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The metrics page.
+pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
+    let mut out = String::new();
+    let cache = handler.cache();
+    if let Some(counters) = cache.xdp_counters() {
+        help(
+            &mut out,
+            "instadns_xdp_packets_total",
+            "counter",
+            "Packets seen by the XDP program, by outcome (summed over CPUs).",
+        );
+        for (outcome, value) in counters {
+            let _ = writeln!(out, "instadns_xdp_packets_total{{outcome=\"{}\"}} {value}", outcome.name());
+        }
+    }
+    let attached = status.attached.lock().map(|a| a.clone()).unwrap_or_default();
+    help(&mut out, "instadns_xdp_attached", "gauge", "XDP attachments, by interface and mode.");
+    for a in &attached {
+        let _ = writeln!(out, "instadns_xdp_attached{{interface=\"{}\",mode=\"{}\"}} 1", a.iface, a.mode);
+    }
+    help(&mut out, "instadns_xdp_rx_queues", "gauge", "Receive queues of each attached interface.");
+    for a in &attached {
+        let _ = writeln!(out, "instadns_xdp_rx_queues{{interface=\"{}\"}} {}", a.iface, a.rx_queues);
+    }
+    if let Some(usage) = cache.map_usage() {
+        help(&mut out, "instadns_map_capacity", "gauge", "Entries each BPF map can hold.");
+        for u in &usage {
+            let _ = writeln!(out, "instadns_map_capacity{{map=\"{}\"}} {}", u.name, u.max_entries);
+        }
+        help(&mut out, "instadns_map_memory_bytes", "gauge", "Kernel memory of each BPF map.");
+        for u in &usage {
+            let _ = writeln!(out, "instadns_map_memory_bytes{{map=\"{}\"}} {}", u.name, u.memory_bytes);
+        }
+        help(&mut out, "instadns_map_names", "gauge", "Names installed in the XDP name maps.");
+        let _ = writeln!(out, "instadns_map_names {}", cache.installed());
+    }
+    let s = &handler.stats;
+    help(&mut out, "instadns_queries_total", "counter", "Queries answered by userspace, by transport.");
+    let _ = writeln!(out, "instadns_queries_total{{transport=\"udp\"}} {}", s.udp.load(Ordering::Relaxed));
+    let _ = writeln!(out, "instadns_queries_total{{transport=\"tcp\"}} {}", s.tcp.load(Ordering::Relaxed));
+    help(
+        &mut out,
+        "instadns_queries_by_type_total",
+        "counter",
+        "Queries answered by userspace, by query type.",
+    );
+    for ((label, _), count) in QTYPE_LABELS.iter().zip(&s.by_type) {
+        let _ = writeln!(
+            out,
+            "instadns_queries_by_type_total{{type=\"{label}\"}} {}",
+            count.load(Ordering::Relaxed)
+        );
+    }
+    help(&mut out, "instadns_responses_total", "counter", "Userspace responses by RCODE.");
+    for (code, count) in s.rcodes.iter().enumerate() {
+        let count = count.load(Ordering::Relaxed);
+        if count > 0 {
+            let _ = writeln!(out, "instadns_responses_total{{rcode=\"{}\"}} {count}", rcode::name(code as u16));
+        }
+    }
+    help(
+        &mut out,
+        "instadns_userspace_cache_hits_total",
+        "counter",
+        "Userspace answers served from the answer cache.",
+    );
+    let _ = writeln!(out, "instadns_userspace_cache_hits_total {}", s.cache_hits.load(Ordering::Relaxed));
+    help(
+        &mut out,
+        "instadns_stale_answers_total",
+        "counter",
+        "Expired answers served while the database was unreachable.",
+    );
+    let _ = writeln!(out, "instadns_stale_answers_total {}", s.stale.load(Ordering::Relaxed));
+    help(&mut out, "instadns_truncated_total", "counter", "UDP responses sent truncated (TC).");
+    let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
+    help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");
+    let _ = writeln!(out, "instadns_cache_entries {}", cache.len());
+    help(
+        &mut out,
+        "instadns_changes_applied_total",
+        "counter",
+        "Database changes applied from the change log.",
+    );
+    let _ =
+        writeln!(out, "instadns_changes_applied_total {}", status.follower.changes.load(Ordering::Relaxed));
+    help(
+        &mut out,
+        "instadns_answers_invalidated_total",
+        "counter",
+        "Cached answers replaced or removed after database changes.",
+    );
+    let _ = writeln!(
+        out,
+        "instadns_answers_invalidated_total {}",
+        status.follower.answers.load(Ordering::Relaxed)
+    );
+    help(&mut out, "instadns_db_query_seconds", "histogram", "Latency of database statements.");
+    let (buckets, count, sum) = latency::DB_LATENCY.snapshot();
+    for (bound, c) in latency::BUCKETS.iter().zip(&buckets) {
+        let _ = writeln!(out, "instadns_db_query_seconds_bucket{{le=\"{bound}\"}} {c}");
+    }
+    let _ = writeln!(out, "instadns_db_query_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "instadns_db_query_seconds_sum {sum}");
+    let _ = writeln!(out, "instadns_db_query_seconds_count {count}");
+    render_health(handler, &mut out);
+    out
+}
+
+/// Health-check gauges and counters, one series per probed target.
+fn render_health(handler: &Handler<Database>, out: &mut String) {
+    let health = handler.resolver().health();
+    let targets = health.snapshot();
+    let per_target =
+        |out: &mut String, name: &str, kind: &str, text: &str, value: &dyn Fn(&TargetState) -> String| {
+            help(out, name, kind, text);
+            for (t, s) in &targets {
+                let _ = writeln!(out, "{name}{{target=\"{}\",probe=\"{}\"}} {}", t.addr, t.probe, value(s));
+            }
+        };
+    per_target(
+        out,
+        "instadns_health_up",
+        "gauge",
+        "Whether a health-checked address is up (1) or down (0).",
+        &|s| u8::from(s.up).to_string(),
+    );
+    per_target(out, "instadns_health_probes_total", "counter", "Health probes sent, by target.", &|s| {
+        s.probes.to_string()
+    });
+    per_target(
+        out,
+        "instadns_health_probe_failures_total",
+        "counter",
+        "Health probes that failed, by target.",
+        &|s| s.failures.to_string(),
+    );
+    per_target(
+        out,
+        "instadns_health_last_change_seconds",
+        "gauge",
+        "Unix time of a target's last state change.",
+        &|s| format!("{:.3}", s.since.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())),
+    );
+    help(out, "instadns_health_transitions_total", "counter", "Health state changes of all targets.");
+    let _ = writeln!(out, "instadns_health_transitions_total {}", health.transitions.load(Ordering::Relaxed));
+}
+
+/// The `instadns health` table: every probed target, its state and why.
+fn health_table(handler: &Handler<Database>) -> String {
+    let targets = handler.resolver().health().snapshot();
+    if targets.is_empty() {
+        return "no health-checked addresses (see `instadns cluster set NAME --check ...`)\n".to_owned();
+    }
+    let mut out = String::from(
+        "TARGET                                         PROBE                 STATE  SINCE                 PROBES  FAILED  LAST RESULT  CLUSTERS\n",
+    );
+    for (t, s) in targets {
+        let since = s.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let _ = writeln!(
+            out,
+            "{:<46} {:<21} {:<6} {:<21} {:>6}  {:>6}  {}  {}",
+            t.addr.to_string(),
+            t.probe,
+            if s.up { "up" } else { "down" },
+            rfc3339(since),
+            s.probes,
+            s.failures,
+            s.last,
+            s.clusters.join(","),
+        );
+    }
+    out
+}

@@ -1,0 +1,361 @@
+//! The userspace answer cache: every cacheable answer userspace produced, keyed exactly
+//! as the XDP program keys its maps (lower-cased wire QNAME + QTYPE), indexed by the
+//! tags of what it depends on, and mirrored into the kernel maps (through the fast-path
+//! owner, [`crate::fastpath::KernelMaps`]) when the kernel can serve it. It serves
+//! userspace hits too (TCP, oversized UDP, XDP detached), with the same expiry as the
+//! kernel.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use dns_common::stats::Outcome;
+
+use crate::{
+    fastpath::{KernelMaps, MapUsage, kernel_can_serve, monotonic_ns},
+    model::Prefix,
+    protocol::{CacheKey, Steered},
+    resolution::Tag,
+};
+
+/// The entries and the index from tags to the entries carrying them.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<CacheKey, Cached>,
+    by_tag: HashMap<Tag, HashSet<CacheKey>>,
+}
+
+impl Entries {
+    fn insert(&mut self, key: CacheKey, cached: Cached) -> Option<Cached> {
+        let tags = cached.tags.clone();
+        let old = self.map.insert(key.clone(), cached);
+        if let Some(old) = &old {
+            self.unindex(&key, old, Some(&tags));
+        }
+        for tag in tags.iter() {
+            self.by_tag.entry(tag.clone()).or_default().insert(key.clone());
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &CacheKey) -> Option<Cached> {
+        let old = self.map.remove(key)?;
+        self.unindex(key, &old, None);
+        Some(old)
+    }
+
+    /// Drops `key` from the index sets of `old`'s tags (but those it still carries).
+    fn unindex(&mut self, key: &CacheKey, old: &Cached, keep: Option<&Arc<[Tag]>>) {
+        for tag in old.tags.iter() {
+            if keep.is_some_and(|k| k.contains(tag)) {
+                continue;
+            }
+            if let Some(set) = self.by_tag.get_mut(tag) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_tag.remove(tag);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Cached {
+    answer: Arc<Steered>,
+    expires_ns: u64,
+    tags: Arc<[Tag]>,
+    /// The answer slot the kernel's name entry points at, if installed.
+    slot: Option<u32>,
+}
+
+/// Default bound of the userspace cache.
+pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
+
+/// How long after expiry an answer may still be served while the database cannot be
+/// reached (RFC 8767 suggests one to three days; an hour keeps memory bounded).
+pub const STALE_MAX: Duration = Duration::from_secs(3600);
+
+/// TTL of a stale answer re-served during a database outage (RFC 8767 section 4).
+pub const STALE_TTL: u32 = 30;
+
+pub struct AnswerCache {
+    entries: RwLock<Entries>,
+    max_entries: usize,
+    kernel: Option<Mutex<KernelMaps>>,
+    /// When a full cache last swept out expired entries (monotonic ns).
+    last_full_sweep: AtomicU64,
+    /// Bumped by every invalidation: an answer resolved before a change is not cached
+    /// after it (see [`AnswerCache::epoch`]).
+    epoch: AtomicU64,
+}
+
+/// How often a full cache may scan for expired entries to make room.
+const FULL_SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
+
+impl AnswerCache {
+    pub fn new(max_entries: usize, kernel: Option<KernelMaps>) -> Self {
+        Self {
+            entries: RwLock::new(Entries::default()),
+            max_entries,
+            kernel: kernel.map(Mutex::new),
+            last_full_sweep: Default::default(),
+            epoch: Default::default(),
+        }
+    }
+
+    /// Makes the kernel's territory tries hold these (prefix, territory index).
+    pub fn set_territories(&self, prefixes: &[(Prefix, u8)]) {
+        let Some(kernel) = &self.kernel else { return };
+        if let Err(e) = kernel.lock().unwrap_or_else(|p| p.into_inner()).set_territories(prefixes) {
+            tracing::warn!(error = %e, "writing the territory prefixes to the fast path failed");
+        }
+    }
+
+    pub fn has_kernel(&self) -> bool {
+        self.kernel.is_some()
+    }
+
+    /// A fresh cached answer for `key`.
+    pub fn lookup(&self, key: &CacheKey) -> Option<Arc<Steered>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let cached = entries.map.get(key)?;
+        (monotonic_ns() < cached.expires_ns).then(|| cached.answer.clone())
+    }
+
+    /// A cached answer for `key` that expired at most `max_stale` ago: what to serve
+    /// while the database cannot be reached (RFC 8767).
+    pub fn lookup_stale(&self, key: &CacheKey, max_stale: Duration) -> Option<Arc<Steered>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let cached = entries.map.get(key)?;
+        (monotonic_ns() < cached.expires_ns.saturating_add(max_stale.as_nanos() as u64))
+            .then(|| cached.answer.clone())
+    }
+
+    /// The current invalidation epoch: read it before resolving, and pass it to
+    /// [`AnswerCache::insert`], which drops the answer if a change came in between.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches an answer for `ttl` seconds and, when the kernel can serve it, installs it
+    /// in the maps so the next identical query is answered by XDP. Not cached if an
+    /// invalidation happened since `epoch` was read (the answer may predate it).
+    pub fn insert(&self, key: CacheKey, answer: Arc<Steered>, ttl: u32, tags: Vec<Tag>, epoch: u64) {
+        if ttl == 0 {
+            return;
+        }
+        let expires_ns = monotonic_ns() + Duration::from_secs(ttl.into()).as_nanos() as u64;
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.map.len() >= self.max_entries && !entries.map.contains_key(&key) {
+            // Full: scan for expired entries at most once a second (a scan is O(n)).
+            let now = monotonic_ns();
+            let last = self.last_full_sweep.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= FULL_SWEEP_INTERVAL_NS {
+                self.last_full_sweep.store(now, Ordering::Relaxed);
+                let expired: Vec<CacheKey> =
+                    entries.map.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
+                for k in expired {
+                    if let Some(old) = entries.remove(&k) {
+                        self.uninstall(&k, old.slot);
+                    }
+                }
+            }
+            if entries.map.len() >= self.max_entries {
+                tracing::debug!("userspace answer cache full; not caching");
+                return;
+            }
+        }
+        let previous = entries.map.get(&key).and_then(|c| c.slot);
+        let slot = self.install(&key, &answer, expires_ns, previous);
+        entries.insert(key, Cached { answer, expires_ns, tags: tags.into(), slot });
+    }
+
+    /// Records an entry the kernel already holds (adopted from an earlier daemon's pinned
+    /// maps) until it is re-resolved: it has no tags yet, so a change reaches it only
+    /// once warming refreshes it.
+    pub fn adopt(&self, key: CacheKey, answer: Arc<Steered>, expires_ns: u64, slot: u32) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.insert(key, Cached { answer, expires_ns, tags: Arc::from([]), slot: Some(slot) });
+    }
+
+    /// Answers installed in the kernel's name maps (as far as this daemon knows; the
+    /// kernel's LRU may have evicted some).
+    pub fn installed(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .values()
+            .filter(|c| c.slot.is_some())
+            .count()
+    }
+
+    /// Adopts every name entry of the kernel's (pinned) maps; returns their keys.
+    pub fn adopt_kernel_entries(&self) -> Vec<CacheKey> {
+        let Some(kernel) = &self.kernel else { return Vec::new() };
+        let (entries, answers) = {
+            let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+            let entries = kernel.entries();
+            let answers = kernel.adopt(&entries);
+            (entries, answers)
+        };
+        let mut keys = Vec::with_capacity(entries.len());
+        for ((key, entry), answer) in entries.into_iter().zip(answers) {
+            if let Some(answer) = answer {
+                self.adopt(key.clone(), answer, entry.expires_ns, entry.answer);
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// Serves `key`'s stale answer again for `ttl` seconds (kernel included) while the
+    /// database is unreachable; returns it.
+    pub fn extend_stale(&self, key: &CacheKey, max_stale: Duration, ttl: u32) -> Option<Arc<Steered>> {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let now = monotonic_ns();
+        let cached = entries.map.get(key)?;
+        if now >= cached.expires_ns.saturating_add(max_stale.as_nanos() as u64) {
+            return None;
+        }
+        let (answer, previous) = (cached.answer.clone(), cached.slot);
+        let expires_ns = now + Duration::from_secs(ttl.into()).as_nanos() as u64;
+        let slot = self.install(key, &answer, expires_ns, previous);
+        if let Some(c) = entries.map.get_mut(key) {
+            c.expires_ns = expires_ns;
+            c.slot = slot;
+        }
+        Some(answer)
+    }
+
+    /// Makes sure the kernel holds the cached answer for `key` (its LRU may have evicted
+    /// it): called when a query the kernel could have answered reached userspace.
+    pub fn ensure_in_kernel(&self, key: &CacheKey) {
+        let Some(kernel) = &self.kernel else { return };
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let Some(cached) = entries.map.get_mut(key) else { return };
+        if !kernel_can_serve(key, &cached.answer) {
+            return;
+        }
+        let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.slot.is_some() && kernel.contains(key) {
+            return;
+        }
+        match kernel.install(key, &cached.answer, cached.expires_ns, cached.slot) {
+            Ok(slot) => cached.slot = Some(slot),
+            Err(e) => tracing::warn!(error = %e, ?key, "reinstalling an answer in the fast path failed"),
+        }
+    }
+
+    /// Installs in the kernel if it can serve the answer; returns the slot used.
+    fn install(
+        &self,
+        key: &CacheKey,
+        answer: &Arc<Steered>,
+        expires_ns: u64,
+        previous: Option<u32>,
+    ) -> Option<u32> {
+        let kernel = self.kernel.as_ref()?;
+        let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+        if !kernel_can_serve(key, answer) {
+            kernel.remove(key, previous);
+            return None;
+        }
+        match kernel.install(key, answer, expires_ns, previous) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                tracing::warn!(error = %e, ?key, "installing an answer in the fast path failed");
+                kernel.remove(key, previous);
+                None
+            }
+        }
+    }
+
+    fn uninstall(&self, key: &CacheKey, slot: Option<u32>) {
+        if let Some(kernel) = &self.kernel {
+            kernel.lock().unwrap_or_else(|p| p.into_inner()).remove(key, slot);
+        }
+    }
+
+    /// Starts an invalidation: answers resolved before it will not be cached. Returns
+    /// the keys of the answers carrying any of `tags`.
+    pub fn begin_invalidation<'t>(&self, tags: impl IntoIterator<Item = &'t Tag>) -> Vec<CacheKey> {
+        let entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let mut keys: HashSet<CacheKey> = HashSet::new();
+        for tag in tags {
+            if let Some(set) = entries.by_tag.get(tag) {
+                keys.extend(set.iter().cloned());
+            }
+        }
+        keys.into_iter().collect()
+    }
+
+    /// Removes answers, from the cache and the kernel.
+    pub fn remove(&self, keys: &[CacheKey]) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            if let Some(old) = entries.remove(k) {
+                self.uninstall(k, old.slot);
+            }
+        }
+    }
+
+    /// Removes every answer carrying one of `tags`, from the cache and the kernel.
+    pub fn invalidate(&self, tags: &[Tag]) -> usize {
+        let keys = self.begin_invalidation(tags);
+        self.remove(&keys);
+        keys.len()
+    }
+
+    /// Drops entries expired more than `keep_stale` ago (and their kernel entries and
+    /// answer slots); younger expired ones are kept to serve stale if the database
+    /// goes down.
+    pub fn sweep(&self, keep_stale: Duration) {
+        let now = monotonic_ns();
+        self.remove_where(|c| c.expires_ns.saturating_add(keep_stale.as_nanos() as u64) <= now);
+        if let Some(kernel) = &self.kernel {
+            kernel.lock().unwrap_or_else(|p| p.into_inner()).reclaim_quarantine();
+        }
+    }
+
+    fn remove_where(&self, pred: impl Fn(&Cached) -> bool) -> usize {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<CacheKey> =
+            entries.map.iter().filter(|(_, c)| pred(c)).map(|(k, _)| k.clone()).collect();
+        for k in &keys {
+            if let Some(old) = entries.remove(k) {
+                self.uninstall(k, old.slot);
+            }
+        }
+        keys.len()
+    }
+
+    /// The XDP outcome counters summed over CPUs, if the program is loaded.
+    pub fn xdp_counters(&self) -> Option<Vec<(Outcome, u64)>> {
+        let kernel = self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+        Some(Outcome::ALL.iter().map(|o| (*o, kernel.counter(*o))).collect())
+    }
+
+    /// Capacity and kernel memory of the maps, if the program is loaded.
+    pub fn map_usage(&self) -> Option<Vec<MapUsage>> {
+        Some(self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner()).usage())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,264 @@
+//! The sans-IO core of the server: a DNS message in, the response bytes out. The UDP and
+//! TCP front ends only move bytes; all DNS decisions are made here and in the resolver.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, atomic::Ordering},
+};
+
+use dns_common::wire::{CLASS_IN, FLAG1_TC, rcode, udp_response_limit};
+use hickory_proto::rr::{Name, RecordType};
+
+use super::{
+    cache::{AnswerCache, STALE_MAX, STALE_TTL},
+    stats::{QTYPE_LABELS, QueryStats},
+};
+use crate::{
+    protocol::{
+        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Steered, VariantChoice, encode, error_response,
+        name::{NameError, name_from_wire},
+        parse_query, response,
+    },
+    resolution::{
+        Resolution, Resolver, Tag,
+        steering::{Selection, Variation, pick_bounds},
+    },
+    store::{Store, StoreError},
+};
+
+/// Why an answer could not be resolved.
+#[derive(Debug, thiserror::Error)]
+enum ResolveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+pub struct Handler<S> {
+    resolver: Arc<Resolver<S>>,
+    cache: Arc<AnswerCache>,
+    edns_payload: u16,
+    /// Round-robin position for rotated answers.
+    rotation: std::sync::atomic::AtomicUsize,
+    /// Weighted-pick counter (the XDP program keeps one per CPU).
+    picks: std::sync::atomic::AtomicU32,
+    pub stats: QueryStats,
+}
+
+impl<S: Store> Handler<S> {
+    pub fn new(resolver: Arc<Resolver<S>>, cache: Arc<AnswerCache>, edns_payload: u16) -> Self {
+        Self {
+            resolver,
+            cache,
+            edns_payload,
+            rotation: Default::default(),
+            picks: Default::default(),
+            stats: QueryStats::default(),
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<AnswerCache> {
+        &self.cache
+    }
+
+    pub fn resolver(&self) -> &Arc<Resolver<S>> {
+        &self.resolver
+    }
+
+    /// Handles one message from `client`; `None` means send nothing (responses, runt
+    /// packets).
+    pub async fn handle(&self, msg: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
+        match transport {
+            Transport::Udp => &self.stats.udp,
+            Transport::Tcp => &self.stats.tcp,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let query = match parse_query(msg) {
+            Ok(q) => q,
+            Err(rejection) => {
+                if let Rejection::Error { rcode, .. } = rejection {
+                    self.count_rcode(rcode);
+                }
+                return error_response(msg, &rejection, self.edns_payload);
+            }
+        };
+        let type_index =
+            QTYPE_LABELS.iter().position(|(_, t)| *t == query.qtype).unwrap_or(QTYPE_LABELS.len() - 1);
+        self.stats.by_type[type_index].fetch_add(1, Ordering::Relaxed);
+        let (answer, scope) = self.answer(&query, transport, client).await;
+        self.count_rcode(answer.rcode);
+        let limit = match transport {
+            Transport::Udp => {
+                Some(udp_response_limit(query.edns.map(|e| e.payload), self.edns_payload) as usize)
+            }
+            Transport::Tcp => None,
+        };
+        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let response = response(&query, &answer, self.edns_payload, limit, rotation, scope);
+        if response.len() > 2 && response[2] & FLAG1_TC != 0 {
+            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(response)
+    }
+
+    /// The answer for `client` and the ECS scope it holds for (RFC 7871; 0 unless the
+    /// answer is directional).
+    async fn answer(
+        &self,
+        query: &Query<'_>,
+        transport: Transport,
+        client: IpAddr,
+    ) -> (Arc<EncodedAnswer>, u8) {
+        if query.qclass != CLASS_IN {
+            return (Arc::new(EncodedAnswer::refused()), 0);
+        }
+        match RecordType::from(query.qtype) {
+            // Zone transfers are not offered (yet): refused, as for unknown clients.
+            RecordType::AXFR | RecordType::IXFR => return (Arc::new(EncodedAnswer::refused()), 0),
+            // MAILA and MAILB are obsolete (RFC 883): not implemented.
+            RecordType::Unknown(253) | RecordType::Unknown(254) => {
+                return (Arc::new(EncodedAnswer::empty(rcode::NOTIMP, false)), 0);
+            }
+            _ => {}
+        }
+        let key = CacheKey::new(query.name.as_bytes(), query.qtype);
+        let steered = match self.cache.lookup(&key) {
+            Some(answer) => {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                if transport == Transport::Udp {
+                    self.cache.ensure_in_kernel(&key);
+                }
+                answer
+            }
+            None => self.resolve_and_cache(&key, false).await,
+        };
+        self.choose(&steered, query, client)
+    }
+
+    /// The variant of `steered` for this client (its territory from the ECS option if
+    /// there is one, else from its address) and the ECS scope.
+    fn choose(&self, steered: &Steered, query: &Query<'_>, client: IpAddr) -> (Arc<EncodedAnswer>, u8) {
+        let (territory, scope) = match steered.choice {
+            VariantChoice::Directional => match self.resolver.catalog() {
+                Some(catalog) => match query.edns.and_then(|e| e.client_subnet) {
+                    Some(subnet) => catalog.territories.lookup_subnet(subnet.addr(), subnet.source_len),
+                    None => (catalog.territories.lookup(client), 0),
+                },
+                None => (0, 0),
+            },
+            _ => (0, 0),
+        };
+        let picks = self.picks.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        (steered.choose(territory, picks).clone(), scope)
+    }
+
+    /// Resolves `key` afresh and caches (and installs) the answer if cacheable; when
+    /// `replacing` a cached answer, an uncacheable one removes it. While the database is
+    /// unreachable, a recently expired answer is served again instead (RFC 8767); with
+    /// none, SERVFAIL.
+    async fn resolve_and_cache(&self, key: &CacheKey, replacing: bool) -> Arc<Steered> {
+        let epoch = self.cache.epoch();
+        let fail = |rcode| Arc::new(Steered::fixed(Arc::new(EncodedAnswer::empty(rcode, false))));
+        let name = match name_from_wire(key.name()) {
+            Ok(name) => name,
+            Err(e) => {
+                tracing::debug!(error = %e, "undecodable question name");
+                return fail(rcode::FORMERR);
+            }
+        };
+        let resolved = match self.resolve_variants(&name, key.qtype()).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let ResolveError::Store(e) = &e
+                    && e.is_unavailable()
+                    && let Some(stale) = self.cache.extend_stale(key, STALE_MAX, STALE_TTL)
+                {
+                    self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                    return stale;
+                }
+                tracing::warn!(error = %e, %name, "lookup failed; answering SERVFAIL");
+                return fail(rcode::SERVFAIL);
+            }
+        };
+        let (steered, cache_ttl, tags) = resolved;
+        let steered = Arc::new(steered);
+        match cache_ttl {
+            Some(ttl) => self.cache.insert(key.clone(), steered.clone(), ttl, tags, epoch),
+            None if replacing => self.cache.remove(std::slice::from_ref(key)),
+            None => {}
+        }
+        steered
+    }
+
+    /// Resolves every variant of the answer: (the answer, its cache TTL, its tags).
+    async fn resolve_variants(
+        &self,
+        name: &Name,
+        qtype: u16,
+    ) -> Result<(Steered, Option<u32>, Vec<Tag>), ResolveError> {
+        let rtype = RecordType::from(qtype);
+        let first = self.resolver.resolve(name, rtype).await?;
+        let encode_one = |r: &Resolution| -> Result<Arc<EncodedAnswer>, ResolveError> {
+            Ok(Arc::new(encode(name, qtype, r.rcode, r.authoritative, &r.sections, r.rotate.clone())?))
+        };
+        let default = encode_one(&first)?;
+        let (mut cache_ttl, mut tags) = (first.cache_ttl, first.tags.clone());
+        let mut merge = |r: &Resolution| {
+            cache_ttl = match (cache_ttl, r.cache_ttl) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+            for t in &r.tags {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        };
+        let steered = match &first.variation {
+            None => Steered::fixed(default),
+            Some(Variation::Weighted(weights)) => {
+                let mut variants = vec![default];
+                for i in 1..weights.len() {
+                    let r = self.resolver.resolve_selected(name, rtype, Selection::Pick(i as u8)).await?;
+                    merge(&r);
+                    variants.push(encode_one(&r)?);
+                }
+                Steered { variants, choice: VariantChoice::Weighted(pick_bounds(weights)) }
+            }
+            Some(Variation::Directional(territories)) => {
+                let count = self.resolver.catalog().map_or(0, |c| c.territories.len());
+                let mut variants = vec![default.clone(); count + 1];
+                for t in territories {
+                    let r = self.resolver.resolve_selected(name, rtype, Selection::Territory(*t)).await?;
+                    merge(&r);
+                    if let Some(slot) = variants.get_mut(*t as usize) {
+                        *slot = encode_one(&r)?;
+                    }
+                }
+                Steered { variants, choice: VariantChoice::Directional }
+            }
+        };
+        Ok((steered, cache_ttl, tags))
+    }
+
+    /// Replaces a cached answer after a database change (so hot names stay in the fast
+    /// path). Call after [`AnswerCache::begin_invalidation`].
+    pub async fn refresh(&self, key: &CacheKey) {
+        self.resolve_and_cache(key, true).await;
+    }
+
+    fn count_rcode(&self, rcode: u16) {
+        if let Some(c) = self.stats.rcodes.get(rcode as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

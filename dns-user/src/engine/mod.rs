@@ -1,0 +1,13 @@
+//! The engine: the sans-IO query core ([`Handler`]: bytes in, response bytes out) and
+//! the userspace answer cache it answers from and installs into the fast path.
+//!
+//! May import: `resolution`, `fastpath`, `store` (the `Store` trait), `protocol`,
+//! `model`, `dns_common`. Never the front ends, the control loops or the daemon.
+
+pub mod cache;
+pub mod handler;
+pub mod stats;
+
+pub use cache::{AnswerCache, DEFAULT_CACHE_ENTRIES, STALE_MAX, STALE_TTL};
+pub use handler::{Handler, Transport};
+pub use stats::{QTYPE_LABELS, QueryStats};

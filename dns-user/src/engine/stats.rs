@@ -1,0 +1,33 @@
+//! What the engine counts, for metrics.
+
+use std::sync::atomic::AtomicU64;
+
+/// Userspace query counters, for metrics.
+#[derive(Default)]
+pub struct QueryStats {
+    pub udp: AtomicU64,
+    pub tcp: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub truncated: AtomicU64,
+    /// Stale answers served while the database was unreachable.
+    pub stale: AtomicU64,
+    /// Responses by RCODE (index = RCODE, BADVERS = 16).
+    pub rcodes: [AtomicU64; 17],
+    /// Queries by type, see [`QTYPE_LABELS`].
+    pub by_type: [AtomicU64; QTYPE_LABELS.len()],
+}
+
+/// The query types counted separately; everything else is "other".
+pub const QTYPE_LABELS: [(&str, u16); 10] = [
+    ("A", 1),
+    ("NS", 2),
+    ("CNAME", 5),
+    ("SOA", 6),
+    ("MX", 15),
+    ("TXT", 16),
+    ("AAAA", 28),
+    ("HTTPS", 65),
+    ("ANY", 255),
+    ("other", 0),
+];
+

@@ -1,0 +1,363 @@
+//! The kernel maps: writing answers into the name maps and the answer array, the
+//! territory tries, and reading back what a pinned layout holds.
+//!
+//! Answer slots are shared by content: every name whose answer bytes are identical
+//! points at one slot ([`super::slots`]). A slot whose last name is gone waits in
+//! quarantine before reuse, so an XDP run that read the old name entry an instant
+//! earlier never copies a slot being rewritten.
+
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Instant};
+
+use aya::{
+    Ebpf,
+    maps::{
+        Array, HashMap as BpfHashMap, IterableMap as _, LpmTrie, MapData, MapError, PerCpuArray,
+        lpm_trie::Key as LpmKey,
+    },
+};
+use dns_common::{
+    limits::bucket_for,
+    maps::{
+        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2, NameKey3,
+        STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6, select,
+    },
+    stats::Outcome,
+};
+use thiserror::Error;
+
+use super::{
+    codec::{answer_of_slot, answer_slots},
+    slots::SlotTable,
+    stats::MapUsage,
+};
+use crate::{
+    model::Prefix,
+    protocol::{CacheKey, Steered, VariantChoice},
+};
+
+#[derive(Debug, Error)]
+pub enum MapsError {
+    #[error("the XDP object lacks map {0}")]
+    MissingMap(&'static str),
+    #[error("BPF map operation failed: {0}")]
+    Map(#[from] MapError),
+    #[error("all {0} answer slots are in use; raise --answer-slots")]
+    SlotsFull(u32),
+    #[error("the name does not fit any name map bucket")]
+    NameTooLong,
+}
+
+pub struct KernelMaps {
+    names0: BpfHashMap<MapData, NameKey0, NameEntry>,
+    names1: BpfHashMap<MapData, NameKey1, NameEntry>,
+    names2: BpfHashMap<MapData, NameKey2, NameEntry>,
+    names3: BpfHashMap<MapData, NameKey3, NameEntry>,
+    answers: Array<MapData, AnswerSlot>,
+    stats: PerCpuArray<MapData, u64>,
+    territories_v4: LpmTrie<MapData, TerritoryV4, u32>,
+    territories_v6: LpmTrie<MapData, TerritoryV6, u32>,
+    slots: SlotTable,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, MapsError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    Ok(T::try_from(ebpf.take_map(name).ok_or(MapsError::MissingMap(name))?)?)
+}
+
+impl KernelMaps {
+    /// Takes ownership of the maps of a loaded program.
+    pub fn from_ebpf(ebpf: &mut Ebpf, answer_slots: u32) -> Result<Self, MapsError> {
+        Ok(Self {
+            names0: take(ebpf, NAME_MAP_NAMES[0])?,
+            names1: take(ebpf, NAME_MAP_NAMES[1])?,
+            names2: take(ebpf, NAME_MAP_NAMES[2])?,
+            names3: take(ebpf, NAME_MAP_NAMES[3])?,
+            answers: take(ebpf, ANSWER_MAP_NAME)?,
+            stats: take(ebpf, STATS_MAP_NAME)?,
+            territories_v4: take(ebpf, TERRITORY_V4_MAP_NAME)?,
+            territories_v6: take(ebpf, TERRITORY_V6_MAP_NAME)?,
+            slots: SlotTable::new(answer_slots),
+        })
+    }
+
+    /// Makes the territory tries hold exactly `wanted` (prefix, territory index). New
+    /// and changed prefixes are written before stale ones are removed, so no client
+    /// falls through to the default in between.
+    pub fn set_territories(&mut self, wanted: &[(Prefix, u8)]) -> Result<(), MapsError> {
+        let mut held: Vec<(Prefix, u8)> = self.kernel_territories();
+        for (prefix, index) in wanted {
+            if !held.contains(&(*prefix, *index)) {
+                self.put_territory(prefix, Some(*index as u32))?;
+            }
+        }
+        held.retain(|(p, _)| !wanted.iter().any(|(w, _)| w == p));
+        for (prefix, _) in held {
+            self.put_territory(&prefix, None)?;
+        }
+        Ok(())
+    }
+
+    /// The prefixes the kernel's tries hold (pinned maps keep an earlier daemon's).
+    fn kernel_territories(&self) -> Vec<(Prefix, u8)> {
+        let mut out = Vec::new();
+        for (key, value) in self.territories_v4.iter().filter_map(Result::ok) {
+            out.push((Prefix::of(IpAddr::from(key.data()), key.prefix_len() as u8), value as u8));
+        }
+        for (key, value) in self.territories_v6.iter().filter_map(Result::ok) {
+            out.push((Prefix::of(IpAddr::from(key.data()), key.prefix_len() as u8), value as u8));
+        }
+        out
+    }
+
+    fn put_territory(&mut self, prefix: &Prefix, index: Option<u32>) -> Result<(), MapsError> {
+        let len = prefix.len as u32;
+        match (prefix.addr, index) {
+            (IpAddr::V4(a), Some(i)) => {
+                self.territories_v4.insert(&LpmKey::new(len, a.octets()), i, 0)?
+            }
+            (IpAddr::V4(a), None) => self.territories_v4.remove(&LpmKey::new(len, a.octets()))?,
+            (IpAddr::V6(a), Some(i)) => {
+                self.territories_v6.insert(&LpmKey::new(len, a.octets()), i, 0)?
+            }
+            (IpAddr::V6(a), None) => self.territories_v6.remove(&LpmKey::new(len, a.octets()))?,
+        }
+        Ok(())
+    }
+
+    /// Points `key` at the answer, valid until `expires_ns` (CLOCK_MONOTONIC); releases
+    /// `previous`, the first slot of the run the key pointed at before. Returns the
+    /// first slot of the run now used (one slot per variant).
+    pub fn install(
+        &mut self,
+        key: &CacheKey,
+        answer: &Arc<Steered>,
+        expires_ns: u64,
+        previous: Option<u32>,
+    ) -> Result<u32, MapsError> {
+        let (slot, fresh) = self.slots.acquire(answer).ok_or(MapsError::SlotsFull(self.slots.capacity()))?;
+        if fresh {
+            for (i, value) in answer_slots(answer).into_iter().enumerate() {
+                if let Err(e) = self.answers.set(slot + i as u32, value, 0) {
+                    self.slots.release(slot);
+                    return Err(e.into());
+                }
+            }
+        }
+        let select = match answer.choice {
+            VariantChoice::Fixed => select::FIXED,
+            VariantChoice::Weighted(_) => select::WEIGHTED,
+            VariantChoice::Directional => select::DIRECTIONAL,
+        };
+        let entry = NameEntry { expires_ns, answer: slot, variants: answer.variants.len() as u16, select };
+        if let Err(e) = self.put_name(key, &entry) {
+            self.slots.release(slot);
+            return Err(e);
+        }
+        if let Some(old) = previous {
+            self.slots.release(old);
+        }
+        Ok(slot)
+    }
+
+    /// Removes `key` from the name maps (if the kernel still has it) and releases
+    /// `slot`, the answer slot it pointed at.
+    pub fn remove(&mut self, key: &CacheKey, slot: Option<u32>) {
+        if let Err(e) = self.delete_name(key) {
+            tracing::trace!(error = %e, "name already gone from the map");
+        }
+        if let Some(slot) = slot {
+            self.slots.release(slot);
+        }
+    }
+
+    /// Whether the kernel's map holds `key` (it evicts least recently used entries).
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        let (name, qtype) = (key.name(), key.qtype());
+        let found = match bucket_for(name.len()) {
+            Some(0) => get(&self.names0, name, qtype),
+            Some(1) => get(&self.names1, name, qtype),
+            Some(2) => get(&self.names2, name, qtype),
+            Some(3) => get(&self.names3, name, qtype),
+            _ => None,
+        };
+        found.is_some()
+    }
+
+    pub fn reclaim_quarantine(&mut self) {
+        self.slots.reclaim(Instant::now());
+    }
+
+    /// Every name entry the kernel holds (after adopting an earlier daemon's pinned maps).
+    pub fn entries(&self) -> Vec<(CacheKey, NameEntry)> {
+        let mut out = Vec::new();
+        collect(&self.names0, &mut out);
+        collect(&self.names1, &mut out);
+        collect(&self.names2, &mut out);
+        collect(&self.names3, &mut out);
+        out
+    }
+
+    /// Takes over the answer slots that `entries` (found in adopted maps) point at: the
+    /// slot table learns their contents and reference counts, so new answers neither
+    /// overwrite them nor leak them. Returns each entry's answer, as the kernel holds it.
+    pub fn adopt(&mut self, entries: &[(CacheKey, NameEntry)]) -> Vec<Option<Arc<Steered>>> {
+        let mut contents: HashMap<u32, Option<Arc<Steered>>> = HashMap::new();
+        for (_, entry) in entries {
+            contents.entry(entry.answer).or_insert_with(|| self.read_run(entry).map(Arc::new));
+        }
+        for (_, entry) in entries {
+            if let Some(Some(content)) = contents.get(&entry.answer) {
+                self.slots.adopt(entry.answer, content);
+            }
+        }
+        self.slots.finish_adoption();
+        entries.iter().map(|(_, e)| contents.get(&e.answer).cloned().flatten()).collect()
+    }
+
+    /// The answer a name entry's run of slots holds.
+    fn read_run(&self, entry: &NameEntry) -> Option<Steered> {
+        let slots: Vec<AnswerSlot> = (0..entry.variants.max(1) as u32)
+            .map(|i| self.answers.get(&(entry.answer + i), 0).ok())
+            .collect::<Option<_>>()?;
+        let choice = match entry.select {
+            select::WEIGHTED => VariantChoice::Weighted(slots.iter().map(|s| s.pick_below).collect()),
+            select::DIRECTIONAL => VariantChoice::Directional,
+            _ => VariantChoice::Fixed,
+        };
+        Some(Steered { variants: slots.iter().map(|s| Arc::new(answer_of_slot(s))).collect(), choice })
+    }
+
+    /// Capacity and kernel memory of each map, as the kernel reports them.
+    pub fn usage(&self) -> Vec<MapUsage> {
+        let named = |name: &'static str, data: &MapData| MapUsage::of(name, data);
+        vec![
+            named(NAME_MAP_NAMES[0], self.names0.map()),
+            named(NAME_MAP_NAMES[1], self.names1.map()),
+            named(NAME_MAP_NAMES[2], self.names2.map()),
+            named(NAME_MAP_NAMES[3], self.names3.map()),
+            named(ANSWER_MAP_NAME, self.answers.map()),
+        ]
+    }
+
+    /// Answer slots in use.
+    pub fn slots_used(&self) -> usize {
+        self.slots.in_use()
+    }
+
+    /// An outcome counter summed over all CPUs.
+    pub fn counter(&self, outcome: Outcome) -> u64 {
+        self.stats.get(&(outcome as u32), 0).map(|values| values.iter().sum()).unwrap_or(0)
+    }
+
+    fn put_name(&mut self, key: &CacheKey, entry: &NameEntry) -> Result<(), MapsError> {
+        let (name, qtype) = (key.name(), key.qtype());
+        match bucket_for(name.len()) {
+            Some(0) => put(&mut self.names0, name, qtype, entry),
+            Some(1) => put(&mut self.names1, name, qtype, entry),
+            Some(2) => put(&mut self.names2, name, qtype, entry),
+            Some(3) => put(&mut self.names3, name, qtype, entry),
+            _ => Err(MapsError::NameTooLong),
+        }
+    }
+
+    fn delete_name(&mut self, key: &CacheKey) -> Result<(), MapsError> {
+        let (name, qtype) = (key.name(), key.qtype());
+        match bucket_for(name.len()) {
+            Some(0) => delete(&mut self.names0, name, qtype),
+            Some(1) => delete(&mut self.names1, name, qtype),
+            Some(2) => delete(&mut self.names2, name, qtype),
+            Some(3) => delete(&mut self.names3, name, qtype),
+            _ => Err(MapsError::NameTooLong),
+        }
+    }
+}
+
+fn collect<const N: usize>(
+    map: &BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    out: &mut Vec<(CacheKey, NameEntry)>,
+) where
+    NameKey<N>: aya::Pod,
+{
+    for (key, entry) in map.iter().filter_map(Result::ok) {
+        if let Some(len) = wire_len(&key.name) {
+            out.push((CacheKey::new(&key.name[..len], u16::from_be_bytes(key.qtype)), entry));
+        }
+    }
+}
+
+/// Length of the wire name at the start of a zero-padded key (None if malformed).
+fn wire_len(name: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let len = *name.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            return Some(pos);
+        }
+        pos += len;
+    }
+}
+
+/// The keys held by the name maps pinned in `layout_dir` (of any earlier layout with the
+/// same key format), for warming new maps before they replace old ones.
+pub fn pinned_keys(layout_dir: &std::path::Path) -> Vec<CacheKey> {
+    fn keys<const N: usize>(path: &std::path::Path, out: &mut Vec<CacheKey>)
+    where
+        NameKey<N>: aya::Pod,
+    {
+        let Ok(data) = MapData::from_pin(path) else { return };
+        let Ok(map) =
+            BpfHashMap::<MapData, NameKey<N>, NameEntry>::try_from(aya::maps::Map::LruHashMap(data))
+        else {
+            return;
+        };
+        let mut entries = Vec::new();
+        collect(&map, &mut entries);
+        out.extend(entries.into_iter().map(|(k, _)| k));
+    }
+    let mut out = Vec::new();
+    keys::<{ dns_common::limits::NAME_BUCKETS[0] }>(&layout_dir.join(NAME_MAP_NAMES[0]), &mut out);
+    keys::<{ dns_common::limits::NAME_BUCKETS[1] }>(&layout_dir.join(NAME_MAP_NAMES[1]), &mut out);
+    keys::<{ dns_common::limits::NAME_BUCKETS[2] }>(&layout_dir.join(NAME_MAP_NAMES[2]), &mut out);
+    keys::<{ dns_common::limits::NAME_BUCKETS[3] }>(&layout_dir.join(NAME_MAP_NAMES[3]), &mut out);
+    out
+}
+
+fn put<const N: usize>(
+    map: &mut BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    name: &[u8],
+    qtype: u16,
+    entry: &NameEntry,
+) -> Result<(), MapsError>
+where
+    NameKey<N>: aya::Pod,
+{
+    let key = NameKey::<N>::new(name, qtype).ok_or(MapsError::NameTooLong)?;
+    Ok(map.insert(key, entry, 0)?)
+}
+
+fn delete<const N: usize>(
+    map: &mut BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    name: &[u8],
+    qtype: u16,
+) -> Result<(), MapsError>
+where
+    NameKey<N>: aya::Pod,
+{
+    let key = NameKey::<N>::new(name, qtype).ok_or(MapsError::NameTooLong)?;
+    Ok(map.remove(&key)?)
+}
+
+fn get<const N: usize>(
+    map: &BpfHashMap<MapData, NameKey<N>, NameEntry>,
+    name: &[u8],
+    qtype: u16,
+) -> Option<NameEntry>
+where
+    NameKey<N>: aya::Pod,
+{
+    map.get(&NameKey::<N>::new(name, qtype)?, 0).ok()
+}
+

@@ -1,0 +1,388 @@
+//! Parsing a query message: the header, one question, an optional EDNS(0) OPT record
+//! (with the Client Subnet option), and the RCODE RFC 1035, RFC 6891 and RFC 8906 call
+//! for when anything else arrives.
+
+use dns_common::{
+    limits::{DNS_HEADER_LEN, MAX_NAME_LEN},
+    wire::{EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, TYPE_OPT, rcode},
+};
+
+use super::name::{WireName, uncompressed_name_len};
+
+/// The EDNS(0) parameters of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// An EDNS Client Subnet option of a query (RFC 7871 section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// 1 (IPv4) or 2 (IPv6).
+    pub family: u16,
+    pub source_len: u8,
+    /// The address bytes as received (`ceil(source_len / 8)` of them).
+    address: [u8; 16],
+    address_len: u8,
+}
+
+impl ClientSubnet {
+    /// The network's address, zero-padded.
+    pub fn addr(&self) -> std::net::IpAddr {
+        if self.family == 1 {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&self.address[..4]);
+            std::net::IpAddr::from(a)
+        } else {
+            std::net::IpAddr::from(self.address)
+        }
+    }
+
+    /// The option as a response carries it: the query's FAMILY, SOURCE PREFIX-LENGTH and
+    /// ADDRESS with `scope` (RFC 7871 section 7.2.1).
+    pub fn response_option(&self, scope: u8) -> Vec<u8> {
+        let len = 4 + self.address_len as usize;
+        let mut out = Vec::with_capacity(4 + len);
+        out.extend_from_slice(&EDNS_OPTION_ECS.to_be_bytes());
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&self.family.to_be_bytes());
+        out.push(self.source_len);
+        out.push(scope);
+        out.extend_from_slice(&self.address[..self.address_len as usize]);
+        out
+    }
+
+    /// Parses the option's data; `None` if malformed (RFC 7871 section 7.1.1 asks for
+    /// FORMERR): an unknown family, a prefix longer than the family, a SCOPE other than
+    /// 0, too few or too many address bytes, or address bits set past the prefix.
+    fn parse(data: &[u8]) -> Option<Self> {
+        let family = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
+        let (source_len, scope) = (*data.get(2)?, *data.get(3)?);
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return None,
+        };
+        let bytes = &data[4..];
+        if source_len > max || scope != 0 || bytes.len() != (source_len as usize).div_ceil(8) {
+            return None;
+        }
+        if source_len % 8 != 0 && bytes.last()? & (0xffu8 >> (source_len % 8)) != 0 {
+            return None;
+        }
+        let mut address = [0u8; 16];
+        address[..bytes.len()].copy_from_slice(bytes);
+        Some(Self { family, source_len, address, address_len: bytes.len() as u8 })
+    }
+}
+
+/// A parsed standard query.
+#[derive(Debug)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub flags: [u8; 2],
+    /// QNAME, QTYPE and QCLASS exactly as received.
+    pub question: &'a [u8],
+    pub name: WireName,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    pub fn opcode(&self) -> u8 {
+        (self.flags[0] & FLAG1_OPCODE_MASK) >> 3
+    }
+}
+
+/// Why a message is not answered normally.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not answered at all: a response, or too short to carry a header.
+    Drop,
+    /// Answered with an error RCODE (with the question if it parsed, and an OPT
+    /// record if the query had a valid one).
+    Error { id: u16, flags: [u8; 2], rcode: u16, question_len: usize, edns: Option<Edns> },
+}
+
+/// Parses a query message. Only standard queries (opcode QUERY) with one question
+/// parse successfully; everything else gets the RCODE RFC 1035, RFC 6891 and RFC 8906
+/// call for.
+pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
+    if msg.len() < DNS_HEADER_LEN {
+        return Err(Rejection::Drop);
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let flags = [msg[2], msg[3]];
+    if flags[0] & FLAG1_QR != 0 {
+        return Err(Rejection::Drop);
+    }
+    let count = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]);
+    let (qdcount, ancount, nscount, arcount) = (count(4), count(6), count(8), count(10));
+    let error = |rcode, question_len, edns| Rejection::Error { id, flags, rcode, question_len, edns };
+
+    // The question, when there is exactly one and it parses, is echoed in errors too.
+    let question = if qdcount == 1 { parse_question(msg, DNS_HEADER_LEN) } else { None };
+    let question_len = question.map_or(0, |(name_len, _, _)| name_len + 4);
+
+    if (flags[0] & FLAG1_OPCODE_MASK) != 0 {
+        return Err(error(rcode::NOTIMP, question_len, None));
+    }
+    let Some((name_len, qtype, qclass)) = question else {
+        return Err(error(rcode::FORMERR, 0, None));
+    };
+    // A query carries no answer or authority records.
+    if ancount != 0 || nscount != 0 {
+        return Err(error(rcode::FORMERR, question_len, None));
+    }
+    let mut pos = DNS_HEADER_LEN + question_len;
+    let mut edns = None;
+    for _ in 0..arcount {
+        let Some(record) = parse_record(msg, pos) else {
+            return Err(error(rcode::FORMERR, question_len, None));
+        };
+        if record.rtype == TYPE_OPT {
+            // One OPT, with the root owner name (RFC 6891 section 6.1.1).
+            if edns.is_some() || !record.owner_is_root || !options_well_formed(record.rdata) {
+                return Err(error(rcode::FORMERR, question_len, None));
+            }
+            let mut e = Edns {
+                payload: record.class,
+                version: (record.ttl >> 16) as u8,
+                dnssec_ok: (record.ttl as u16) & EDNS_FLAG_DO != 0,
+                client_subnet: None,
+            };
+            for (code, data) in options(record.rdata) {
+                if code == EDNS_OPTION_ECS {
+                    match (e.client_subnet, ClientSubnet::parse(data)) {
+                        (None, Some(subnet)) => e.client_subnet = Some(subnet),
+                        _ => {
+                            e.client_subnet = None;
+                            return Err(error(rcode::FORMERR, question_len, Some(e)));
+                        }
+                    }
+                }
+            }
+            edns = Some(e);
+        }
+        // Other additional records (TSIG, SIG(0)) are not used yet: ignored.
+        pos = record.end;
+    }
+    if pos != msg.len() {
+        return Err(error(rcode::FORMERR, question_len, edns));
+    }
+    if let Some(e) = edns
+        && e.version != 0
+    {
+        return Err(error(rcode::BADVERS, question_len, edns));
+    }
+    if qtype == TYPE_OPT {
+        return Err(error(rcode::FORMERR, question_len, edns));
+    }
+    let question = &msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len];
+    Ok(Query { id, flags, question, name: WireName::lowercase(&question[..name_len]), qtype, qclass, edns })
+}
+
+/// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).
+fn parse_question(msg: &[u8], at: usize) -> Option<(usize, u16, u16)> {
+    let name_len = uncompressed_name_len(msg, at)?;
+    let fixed = msg.get(at + name_len..at + name_len + 4)?;
+    Some((name_len, u16::from_be_bytes([fixed[0], fixed[1]]), u16::from_be_bytes([fixed[2], fixed[3]])))
+}
+
+struct RawRecord<'a> {
+    owner_is_root: bool,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    rdata: &'a [u8],
+    end: usize,
+}
+
+/// Parses a resource record at `at` (its owner may be compressed).
+fn parse_record(msg: &[u8], at: usize) -> Option<RawRecord<'_>> {
+    let owner_end = skip_name(msg, at)?;
+    let fixed = msg.get(owner_end..owner_end + 10)?;
+    let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+    let rdata_start = owner_end + 10;
+    let rdata = msg.get(rdata_start..rdata_start + rdlen)?;
+    Some(RawRecord {
+        owner_is_root: msg.get(at) == Some(&0),
+        rtype: u16::from_be_bytes([fixed[0], fixed[1]]),
+        class: u16::from_be_bytes([fixed[2], fixed[3]]),
+        ttl: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+        rdata,
+        end: rdata_start + rdlen,
+    })
+}
+
+/// Skips a possibly compressed name; returns the offset after it.
+fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    loop {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => pos += 1 + len as usize,
+            0xc0..=0xff => {
+                // A pointer ends the name; it must point backwards.
+                let target = (((len & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
+                if target >= at {
+                    return None;
+                }
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+        if pos - at > MAX_NAME_LEN {
+            return None;
+        }
+    }
+}
+
+/// The (code, data) of well-formed EDNS options.
+fn options(mut rdata: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let code = u16::from_be_bytes([*rdata.first()?, *rdata.get(1)?]);
+        let len = u16::from_be_bytes([*rdata.get(2)?, *rdata.get(3)?]) as usize;
+        let data = rdata.get(4..4 + len)?;
+        rdata = &rdata[4 + len..];
+        Some((code, data))
+    })
+}
+
+/// EDNS options must exactly fill the OPT RDATA (RFC 6891 section 6.1.2).
+fn options_well_formed(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(len) = rdata.get(2..4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
+            return false;
+        };
+        let Some(rest) = rdata.get(4 + len..) else {
+            return false;
+        };
+        rdata = rest;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use dns_common::wire::opt_record;
+
+    use super::*;
+    use crate::protocol::{
+        answer::EncodedAnswer,
+        response::{error_response, response},
+    };
+
+    fn query_bytes(name: &[u8], qtype: u16, flags: [u8; 2], extra: &[u8], arcount: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, flags[0], flags[1], 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(&arcount.to_be_bytes());
+        m.extend_from_slice(name);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(extra);
+        m
+    }
+
+    /// An OPT record carrying one option.
+    fn opt_with(code: u16, data: &[u8]) -> Vec<u8> {
+        let mut opt = opt_record(1232, 0, false).to_vec();
+        opt[9..11].copy_from_slice(&((4 + data.len()) as u16).to_be_bytes());
+        opt.extend_from_slice(&code.to_be_bytes());
+        opt.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        opt.extend_from_slice(data);
+        opt
+    }
+
+    /// RFC 7871 section 7.1.1 and 7.2.1: a well-formed option is parsed and echoed with
+    /// the scope; a malformed one is FORMERR.
+    #[test]
+    fn rfc7871_client_subnet_is_parsed_echoed_with_scope_and_malformed_is_formerr() {
+        let name = b"\x01a\x00";
+        let ecs = [0, 1, 24, 0, 198, 18, 1];
+        let msg = query_bytes(name, 1, [0, 0], &opt_with(EDNS_OPTION_ECS, &ecs), 1);
+        let q = parse_query(&msg).unwrap();
+        let subnet = q.edns.unwrap().client_subnet.unwrap();
+        assert_eq!((subnet.addr(), subnet.source_len), ("198.18.1.0".parse().unwrap(), 24));
+        let answer = EncodedAnswer::empty(rcode::NOERROR, true);
+        let response = response(&q, &answer, 1232, None, 0, 24);
+        let echoed = &response[response.len() - 11..];
+        assert_eq!(
+            echoed,
+            &[0, 8, 0, 7, 0, 1, 24, 24, 198, 18, 1],
+            "FAMILY, SOURCE, ADDRESS kept; SCOPE set"
+        );
+        assert_eq!(&response[response.len() - 13..response.len() - 11], &[0, 11], "OPT RDLEN");
+        for bad in [
+            &[0, 1, 24, 0, 198, 18, 1, 5][..], // an address byte too many
+            &[0, 1, 24, 0, 198, 18][..],       // one too few
+            &[0, 1, 23, 0, 198, 18, 1][..],    // a bit set past the prefix
+            &[0, 1, 24, 8, 198, 18, 1][..],    // SCOPE in a query
+            &[0, 3, 8, 0, 1][..],              // unknown family
+            &[0, 1, 33, 0, 1, 2, 3, 4, 5][..], // prefix longer than IPv4
+        ] {
+            let msg = query_bytes(name, 1, [0, 0], &opt_with(EDNS_OPTION_ECS, bad), 1);
+            assert!(
+                matches!(parse_query(&msg), Err(Rejection::Error { rcode: rcode::FORMERR, .. })),
+                "{bad:?} is FORMERR"
+            );
+        }
+    }
+
+    const NAME: &[u8] = b"\x03WwW\x07example\x03com\x00";
+
+    #[test]
+    fn parses_a_plain_query_and_lowercases_the_key() {
+        let m = query_bytes(NAME, 1, [1, 0], &[], 0);
+        let q = parse_query(&m).unwrap();
+        assert_eq!(q.name.as_bytes(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(q.question, &m[12..]);
+        assert_eq!((q.qtype, q.qclass, q.edns), (1, 1, None));
+    }
+
+    #[test]
+    fn parses_edns_and_rejects_bad_versions_with_badvers() {
+        let opt = [0, 0, 41, 0x10, 0, 0, 1, 0x80, 0, 0, 0];
+        let m = query_bytes(NAME, 1, [0, 0], &opt, 1);
+        match parse_query(&m) {
+            Err(Rejection::Error { rcode, edns: Some(e), .. }) => {
+                assert_eq!(rcode, rcode::BADVERS);
+                assert!(e.dnssec_ok);
+                let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
+                // RCODE low bits 0, extended RCODE 1 in the OPT TTL, version 0.
+                assert_eq!(r[3] & 0xf, 0);
+                assert_eq!(&r[r.len() - 11..], &opt_record(1232, 1, true));
+            }
+            other => panic!("expected BADVERS, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_queries_get_formerr_and_responses_are_dropped() {
+        let formerr =
+            |m: &[u8]| matches!(parse_query(m), Err(Rejection::Error { rcode: rcode::FORMERR, .. }));
+        assert!(formerr(&query_bytes(b"\xc0\x0c", 1, [0, 0], &[], 0)), "pointer in question");
+        assert!(formerr(&query_bytes(b"\x03www", 1, [0, 0], &[], 0)), "unterminated name");
+        assert!(formerr(&query_bytes(NAME, 1, [0, 0], &[0xff], 0)), "trailing garbage");
+        let two_opts = [[0u8, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]; 2].concat();
+        assert!(formerr(&query_bytes(NAME, 1, [0, 0], &two_opts, 2)), "two OPT records");
+        let bad_option = [0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 4, 0, 10, 0, 9];
+        assert!(formerr(&query_bytes(NAME, 1, [0, 0], &bad_option, 1)), "option overruns OPT");
+        assert_eq!(parse_query(&query_bytes(NAME, 1, [0x80, 0], &[], 0)).unwrap_err(), Rejection::Drop);
+        assert_eq!(parse_query(&[0; 11]).unwrap_err(), Rejection::Drop);
+    }
+
+    #[test]
+    fn unknown_opcodes_get_notimp_with_the_question() {
+        let m = query_bytes(NAME, 1, [0x2 << 3, 0], &[], 0);
+        let rejection = parse_query(&m).unwrap_err();
+        let r = error_response(&m, &rejection, 1232).unwrap();
+        assert_eq!(r[3] & 0xf, rcode::NOTIMP as u8);
+        assert_eq!(r[2] & FLAG1_OPCODE_MASK, 0x2 << 3, "opcode echoed");
+        assert_eq!(&r[12..], &m[12..]);
+    }
+}

@@ -1,0 +1,98 @@
+//! Response assembly. Every response is laid out as the XDP program lays it out: the
+//! header, the question exactly as received (letter case included), the answer sections
+//! prepared by [`super::answer`], then our OPT record if the query had one. The header
+//! and OPT rules are the shared functions of `dns_common::wire`, so the kernel and
+//! userspace agree.
+
+use dns_common::{
+    limits::DNS_HEADER_LEN,
+    wire::{FLAG1_TC, opt_record, response_flags},
+};
+
+use super::{
+    answer::EncodedAnswer,
+    query::{Query, Rejection},
+};
+
+/// Assembles the response to `query`: header, the question as received, the answer's
+/// sections and, if the query had EDNS, our OPT record.
+///
+/// `limit` is the largest message the transport allows (the UDP limit, or None for
+/// TCP). A response that does not fit is sent truncated (TC set, no records but OPT),
+/// so the client retries over TCP (RFC 2181 section 9, RFC 7766). `rotation` picks
+/// the first record of a round-robin run.
+pub fn response(
+    query: &Query<'_>,
+    answer: &EncodedAnswer,
+    our_payload: u16,
+    limit: Option<usize>,
+    rotation: usize,
+    subnet_scope: u8,
+) -> Vec<u8> {
+    let subnet = query.edns.and_then(|e| e.client_subnet).map(|s| s.response_option(subnet_scope));
+    let options = subnet.as_deref().unwrap_or_default();
+    let opt_len = if query.edns.is_some() { 11 + options.len() } else { 0 };
+    let full_len = DNS_HEADER_LEN + query.question.len() + answer.data.len() + opt_len;
+    let truncated = limit.is_some_and(|limit| full_len > limit);
+    let mut out = Vec::with_capacity(if truncated {
+        DNS_HEADER_LEN + query.question.len() + opt_len
+    } else {
+        full_len
+    });
+    let mut flags = response_flags(query.flags, answer.authoritative, (answer.rcode & 0xf) as u8);
+    let counts = if truncated {
+        flags[0] |= FLAG1_TC;
+        [0, 0, 0]
+    } else {
+        answer.counts
+    };
+    push_header(&mut out, query.id, flags, 1, counts, query.edns.is_some());
+    out.extend_from_slice(query.question);
+    if !truncated {
+        match answer.rotate {
+            Some(span) => span.apply(&answer.data, rotation, &mut out),
+            None => out.extend_from_slice(&answer.data),
+        }
+    }
+    if let Some(edns) = query.edns {
+        let mut opt = opt_record(our_payload, (answer.rcode >> 4) as u8, edns.dnssec_ok);
+        opt[9..11].copy_from_slice(&(options.len() as u16).to_be_bytes());
+        out.extend_from_slice(&opt);
+        out.extend_from_slice(options);
+    }
+    out
+}
+
+/// The response to a rejected query: the error RCODE, the question if it parsed, our
+/// OPT record if the query had one (with BADVERS in its extended RCODE bits).
+pub fn error_response(msg: &[u8], rejection: &Rejection, our_payload: u16) -> Option<Vec<u8>> {
+    let Rejection::Error { id, flags, rcode, question_len, edns } = *rejection else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(DNS_HEADER_LEN + question_len + 11);
+    let qdcount = u16::from(question_len > 0);
+    // AA is not set on errors about the message itself.
+    push_header(
+        &mut out,
+        id,
+        response_flags(flags, false, (rcode & 0xf) as u8),
+        qdcount,
+        [0, 0, 0],
+        edns.is_some(),
+    );
+    out.extend_from_slice(&msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len]);
+    if let Some(edns) = edns {
+        out.extend_from_slice(&opt_record(our_payload, (rcode >> 4) as u8, edns.dnssec_ok));
+    }
+    Some(out)
+}
+
+fn push_header(out: &mut Vec<u8>, id: u16, flags: [u8; 2], qdcount: u16, counts: [u16; 3], opt: bool) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&flags);
+    out.extend_from_slice(&qdcount.to_be_bytes());
+    out.extend_from_slice(&counts[0].to_be_bytes());
+    out.extend_from_slice(&counts[1].to_be_bytes());
+    out.extend_from_slice(&(counts[2] + u16::from(opt)).to_be_bytes());
+}
+

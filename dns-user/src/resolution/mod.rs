@@ -1,0 +1,334 @@
+//! The resolution core: a question in, an authoritative answer out. No sockets, no
+//! BPF, no SQL: zone data comes from the in-memory [`Catalog`], instances, custom
+//! domains and challenges from a [`Store`]. Every front end (UDP, TCP, `instadns
+//! query`) and the fast path's map entries are built from what this module answers, so
+//! they cannot disagree.
+//!
+//! Order at a name: static records, then ACME challenge answers (`_acme-challenge.`),
+//! then custom domains, then the zone's name rules; a name with none of these is an
+//! empty non-terminal (NODATA) if names exist below it, or does not exist (NXDOMAIN).
+//! Each answer source has its own file under [`sources`].
+//!
+//! May import: `store` (the [`Store`] trait and its rows), `model`, `protocol`,
+//! `dns_common`. Never the engine, the fast path or anything above them.
+
+pub mod catalog;
+pub mod health;
+mod sources;
+pub mod steering;
+pub mod territory;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, RwLock},
+};
+
+use dns_common::wire::rcode;
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::watch;
+
+pub use catalog::{Catalog, Cluster, Rule, Zone};
+use health::{HealthState, Plans};
+use steering::Selection;
+
+use crate::{
+    protocol::{Sections, parse_absolute},
+    store::{Store, StoreError},
+};
+
+/// Longest CNAME chain followed inside our zones (RFC 1034 section 3.6.2 asks servers
+/// to stop loops; 8 is what common servers use).
+pub const MAX_CNAME_CHAIN: usize = 8;
+
+/// TTL of host answers for custom domains of instances without their own TTL.
+pub const DOMAIN_TTL: u32 = 60;
+
+/// What an answer depends on, so that a change in the database finds exactly the
+/// answers (and map entries) it invalidates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Tag {
+    /// The zone's static data: SOA, NS, records, rules.
+    Zone(i64),
+    Instance(i64),
+    Cluster(i64),
+    /// Whether names exist at or below this name (lower-case, absolute): negative
+    /// answers and empty non-terminals, custom domains, challenge names.
+    Name(String),
+    /// The territories' names and prefixes: directional answers.
+    Territories,
+}
+
+/// An authoritative answer with the facts behind it.
+#[derive(Clone, Debug)]
+pub struct Resolution {
+    pub rcode: u16,
+    pub authoritative: bool,
+    pub sections: Sections,
+    /// How long the answer may be served from a cache (the smallest TTL in it), or
+    /// None if it must not be cached.
+    pub cache_ttl: Option<u32>,
+    /// Answer records whose order is rotated per response (round robin).
+    pub rotate: Option<std::ops::Range<usize>>,
+    /// The variant of a steered answer this resolution is.
+    pub selection: Selection,
+    /// How the answer varies (by territory, by weighted pick), if it does.
+    pub variation: Option<steering::Variation>,
+    pub tags: Vec<Tag>,
+    /// Human-readable steps: which zone, rule, instance and cluster produced it.
+    pub trace: Vec<String>,
+}
+
+impl Resolution {
+    fn new(selection: Selection) -> Self {
+        Self {
+            rcode: rcode::NOERROR,
+            authoritative: true,
+            sections: Sections::default(),
+            cache_ttl: None,
+            rotate: None,
+            selection,
+            variation: None,
+            tags: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    fn tag(&mut self, tag: Tag) {
+        if !self.tags.contains(&tag) {
+            self.tags.push(tag);
+        }
+    }
+
+    /// NXDOMAIN or NODATA at `name`: the SOA in authority (RFC 2308).
+    fn negative(&mut self, zone: &Zone, name: &Name, rcode: u16) {
+        self.rcode = rcode;
+        self.sections.authority.push(zone.negative_soa());
+        self.tag(Tag::Name(name.to_ascii()));
+    }
+}
+
+/// What one step of resolution found at a name.
+enum Step {
+    Done,
+    /// A CNAME to follow.
+    Chase(Name),
+}
+
+pub struct Resolver<S> {
+    store: S,
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    /// The custom domains inside our zones (lower-case, absolute). A name not here needs
+    /// no database lookup for one, so a random-subdomain flood never reaches the
+    /// database. Kept current by [`Resolver::reload`] and [`Resolver::domain_changed`].
+    domains: RwLock<HashSet<String>>,
+    /// Health of the failover queues' addresses, written by the health checker.
+    health: Arc<HealthState>,
+    /// What the health checker probes, published on every catalog load.
+    plans: watch::Sender<Arc<Plans>>,
+}
+
+impl<S: Store> Resolver<S> {
+    /// A resolver with the catalog loaded from the store.
+    pub async fn new(store: S) -> Result<Self, StoreError> {
+        let resolver = Self::unloaded(store);
+        resolver.reload().await?;
+        Ok(resolver)
+    }
+
+    /// A resolver whose catalog is not loaded yet (the database may be down): it
+    /// answers SERVFAIL until [`Resolver::reload`] succeeds.
+    pub fn unloaded(store: S) -> Self {
+        Self {
+            store,
+            catalog: RwLock::new(None),
+            domains: RwLock::new(HashSet::new()),
+            health: Arc::new(HealthState::default()),
+            plans: watch::Sender::new(Arc::new(Plans::new())),
+        }
+    }
+
+    /// The health checker's plans, current from every catalog load on.
+    pub fn probe_plans(&self) -> watch::Receiver<Arc<Plans>> {
+        self.plans.subscribe()
+    }
+
+    pub fn health(&self) -> &Arc<HealthState> {
+        &self.health
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Re-reads the small tables into a new catalog, and the custom domains.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        self.load(true).await
+    }
+
+    /// The same after a change of zones, records, rules or clusters that the change feed
+    /// reported: the custom domains are read again only if the set of zones changed
+    /// (which domains are inside our zones changes only with it; domain changes are
+    /// followed one by one by [`Resolver::domain_changed`]), so a cluster's change does
+    /// not read every domain again.
+    pub async fn reload_after_change(&self) -> Result<(), StoreError> {
+        self.load(false).await
+    }
+
+    async fn load(&self, read_domains: bool) -> Result<(), StoreError> {
+        let (catalog, warnings) = Catalog::build(self.store.catalog_rows().await?);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let read_domains = read_domains || self.catalog().is_none_or(|old| !old.same_zones(&catalog));
+        let domains: Option<HashSet<String>> = if read_domains {
+            let all = self.store.domain_names().await?;
+            Some(
+                all.into_iter()
+                    .filter(|h| parse_absolute(h).is_ok_and(|n| catalog.find_zone(&n).is_some()))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let plans = health::plans(&catalog);
+        // Both swapped after both were read: never a new zone without its domains.
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
+        if let Some(domains) = domains {
+            *self.domains.write().unwrap_or_else(|p| p.into_inner()) = domains;
+        }
+        self.plans.send_if_modified(|current| {
+            let changed = **current != plans;
+            if changed {
+                *current = Arc::new(plans);
+            }
+            changed
+        });
+        Ok(())
+    }
+
+    /// Follows a change of custom domain `hostname` (added, moved or removed). While the
+    /// database cannot say, the name is kept, so lookups still ask it.
+    pub async fn domain_changed(&self, hostname: &str) {
+        let hostname = hostname.to_ascii_lowercase();
+        let in_zone = self
+            .catalog()
+            .is_some_and(|c| parse_absolute(&hostname).is_ok_and(|n| c.find_zone(&n).is_some()));
+        let exists = match self.store.domain_instance(&hostname).await {
+            Ok(instance) => instance.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, %hostname, "custom domain change: lookup failed, keeping the name");
+                true
+            }
+        };
+        let mut domains = self.domains.write().unwrap_or_else(|p| p.into_inner());
+        if exists && in_zone {
+            domains.insert(hostname);
+        } else {
+            domains.remove(&hostname);
+        }
+    }
+
+    fn may_be_custom_domain(&self, hostname: &str) -> bool {
+        self.domains.read().unwrap_or_else(|p| p.into_inner()).contains(hostname)
+    }
+
+    pub fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Answers `qname` (lower-cased) / `qtype`, class IN.
+    pub async fn resolve(&self, qname: &Name, qtype: RecordType) -> Result<Resolution, StoreError> {
+        self.resolve_selected(qname, qtype, Selection::Default).await
+    }
+
+    /// Answers with the `selection` variant of a steered answer (a territory's, a
+    /// weighted pick's); [`Resolution::variation`] says which variants exist.
+    pub async fn resolve_selected(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        selection: Selection,
+    ) -> Result<Resolution, StoreError> {
+        let catalog = self.catalog().ok_or_else(|| StoreError::Unavailable("zones not loaded yet".into()))?;
+        let mut res = Resolution::new(selection);
+        let mut name = qname.clone();
+        for depth in 0..=MAX_CNAME_CHAIN {
+            let Some(zone) = catalog.find_zone(&name) else {
+                if depth == 0 {
+                    // Not ours: we are never an open resolver.
+                    res.rcode = rcode::REFUSED;
+                    res.authoritative = false;
+                    res.trace.push(format!("{name} is in none of our zones"));
+                    return Ok(res);
+                }
+                res.trace.push(format!("CNAME target {name} is outside our zones: not followed"));
+                break;
+            };
+            res.tag(Tag::Zone(zone.id));
+            res.trace.push(format!("{name}: zone {}", zone.apex));
+            match self.step(&catalog, zone, &name, qtype, &mut res).await? {
+                Step::Done => break,
+                Step::Chase(target) => {
+                    if depth == MAX_CNAME_CHAIN {
+                        res.trace.push(format!("CNAME chain longer than {MAX_CNAME_CHAIN}: stopped"));
+                    }
+                    name = target;
+                }
+            }
+        }
+        res.cache_ttl = if matches!(res.rcode, rcode::NOERROR | rcode::NXDOMAIN) {
+            res.sections.answers.iter().chain(&res.sections.authority).map(|r| r.ttl).min()
+        } else {
+            None
+        };
+        Ok(res)
+    }
+
+    /// Answers at one name of `zone`; appends to `res`.
+    async fn step(
+        &self,
+        catalog: &Catalog,
+        zone: &Zone,
+        name: &Name,
+        qtype: RecordType,
+        res: &mut Resolution,
+    ) -> Result<Step, StoreError> {
+        if let Some(records) = zone.records_at(name) {
+            res.trace.push("static records".into());
+            return Ok(sources::records::answer(records, name, qtype, zone, res));
+        }
+        if let Some(step) = self.acme(zone, name, qtype, res).await? {
+            return Ok(step);
+        }
+        if let Some(step) = self.custom_domain(catalog, zone, name, qtype, res).await? {
+            return Ok(step);
+        }
+        let relative = relative_labels(name, &zone.apex);
+        for rule in &zone.rules {
+            let Some(caps) = rule.pattern.matches(&relative) else { continue };
+            if let Some(step) = self.apply_rule(catalog, zone, rule, &caps, name, qtype, res).await? {
+                return Ok(step);
+            }
+        }
+        // Nothing at this name: an empty non-terminal (NODATA) or nothing (NXDOMAIN).
+        if self.is_empty_non_terminal(zone, &relative, name).await? {
+            res.trace.push("empty non-terminal".into());
+            res.negative(zone, name, rcode::NOERROR);
+        } else {
+            res.trace.push("no such name".into());
+            res.negative(zone, name, rcode::NXDOMAIN);
+        }
+        Ok(Step::Done)
+    }
+}
+
+/// The labels of `name` below `apex`, leftmost first.
+fn relative_labels<'a>(name: &'a Name, apex: &Name) -> Vec<&'a [u8]> {
+    let below = name.num_labels().saturating_sub(apex.num_labels()) as usize;
+    name.iter().take(below).collect()
+}
+
