@@ -12,6 +12,7 @@ pub mod limits;
 pub mod maps;
 pub mod stats;
 pub mod wire;
+pub mod xdp;
 
 #[cfg(feature = "user")]
 mod pod {

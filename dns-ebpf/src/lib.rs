@@ -1,14 +1,21 @@
 //! What the XDP programs of this crate share: bounds-checked packet access and the
-//! frame constants they parse by.
+//! cheapest answer there is (swap the MACs, send the frame back). Every frame constant
+//! comes from `dns_common::frame`.
 #![no_std]
 
-use core::mem::size_of;
+use core::{mem::size_of, ptr::read_unaligned};
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use dns_common::frame::{ETH_ALEN, ETH_DEST, ETH_SOURCE};
 
-pub const ETH_HLEN: usize = 14;
-pub const ETH_P_IPV4: u16 = 0x0800;
-pub const IPPROTO_UDP: u8 = 17;
+// The actions userspace reads from test runs are the ones the programs return.
+const _: () = assert!(
+    xdp_action::XDP_PASS == dns_common::xdp::XDP_PASS
+        && xdp_action::XDP_TX == dns_common::xdp::XDP_TX
+        && xdp_action::XDP_DROP == dns_common::xdp::XDP_DROP
+        && xdp_action::XDP_ABORTED == dns_common::xdp::XDP_ABORTED
+        && xdp_action::XDP_REDIRECT == dns_common::xdp::XDP_REDIRECT
+);
 
 /// Bounds-checked pointer to a `T` at `offset` from the start of the frame.
 #[inline(always)]
@@ -19,4 +26,44 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
         return None;
     }
     Some((start + offset) as *mut T)
+}
+
+/// Bounds-checked pointer to `N` 16-bit words at an even `offset`. Frames start 2-byte
+/// aligned: the verifier's own alignment model assumes it (`check_pkt_ptr_alignment`
+/// offsets packet data by NET_IP_ALIGN), and enforces these accesses against it on
+/// architectures without efficient unaligned access.
+#[inline(always)]
+pub fn words_at<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<*mut [u16; N]> {
+    ptr_at::<[u16; N]>(ctx, offset)
+}
+
+/// The big-endian 16-bit field at `offset`.
+#[inline(always)]
+pub fn read_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    let p = ptr_at::<[u8; 2]>(ctx, offset)?;
+    // SAFETY: ptr_at checked the bounds.
+    Some(u16::from_be_bytes(unsafe { read_unaligned(p) }))
+}
+
+#[inline(always)]
+pub fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
+    let p = ptr_at::<u8>(ctx, offset)?;
+    // SAFETY: ptr_at checked the bounds.
+    Some(unsafe { *p })
+}
+
+/// Sends the frame back where it came from: swaps the destination and source MACs.
+#[inline(always)]
+pub fn swap_macs(ctx: &XdpContext) -> Option<()> {
+    const WORDS: usize = ETH_ALEN / 2;
+    const _: () = assert!(ETH_DEST == 0 && ETH_SOURCE == ETH_ALEN);
+    let eth = words_at::<{ 2 * WORDS }>(ctx, ETH_DEST)?;
+    // SAFETY: words_at checked the bounds; offset 0 is aligned (see words_at).
+    unsafe {
+        let e = &mut *eth;
+        for i in 0..WORDS {
+            e.swap(i, i + WORDS);
+        }
+    }
+    Some(())
 }

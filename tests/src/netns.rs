@@ -211,9 +211,9 @@ impl VethRig {
 fn attach_pass_program(ns: &str, ifname: &str) -> Ebpf {
     let ifname = ifname.to_owned();
     in_netns(ns, move || {
-        let mut ebpf = Ebpf::load(instadns::fastpath::loader::XDP_OBJECT).expect("object");
+        let mut ebpf = Ebpf::load(instadns::fastpath::loader::BENCH_XDP_OBJECT).expect("object");
         let prog: &mut Xdp =
-            ebpf.program_mut("instadns_pass").expect("pass program").try_into().expect("xdp");
+            ebpf.program_mut(crate::testrun::BENCH_PASS).expect("pass program").try_into().expect("xdp");
         prog.load().expect("load pass program");
         prog.attach(&ifname, XdpMode::Driver).expect("attach the pass program to a client veth");
         ebpf

@@ -3,6 +3,11 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use dns_common::frame::{
+    ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_CHECKSUM, IPV4_DEST, IPV4_SOURCE,
+    IPV4_TOTAL_LEN, IPV6_DEST, IPV6_HLEN, IPV6_PAYLOAD_LEN, IPV6_SOURCE, UDP_CHECKSUM, UDP_HLEN, UDP_LEN, VLAN_HLEN,
+};
+
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
@@ -59,7 +64,7 @@ impl Frame {
             trailer: Vec::new(),
             ip_len_delta: 0,
             udp_len_delta: 0,
-            protocol: 17,
+            protocol: IPPROTO_UDP,
         }
     }
 
@@ -90,7 +95,7 @@ impl Frame {
 
     pub fn build(&self) -> Vec<u8> {
         let mut udp = Vec::new();
-        let udp_len = (8 + self.payload.len()) as i32 + self.udp_len_delta;
+        let udp_len = (UDP_HLEN + self.payload.len()) as i32 + self.udp_len_delta;
         udp.extend_from_slice(&self.sport.to_be_bytes());
         udp.extend_from_slice(&self.dport.to_be_bytes());
         udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
@@ -113,18 +118,18 @@ impl Frame {
         if csum == 0 {
             csum = 0xffff;
         }
-        udp[6..8].copy_from_slice(&csum.to_be_bytes());
+        udp[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
 
         let mut out = Vec::new();
         out.extend_from_slice(&self.dst_mac);
         out.extend_from_slice(&self.src_mac);
         for vlan in &self.vlans {
-            out.extend_from_slice(&0x8100u16.to_be_bytes());
+            out.extend_from_slice(&ETH_P_8021Q.to_be_bytes());
             out.extend_from_slice(&vlan.to_be_bytes());
         }
         match &self.ips {
             Ips::V4(s, d) => {
-                out.extend_from_slice(&0x0800u16.to_be_bytes());
+                out.extend_from_slice(&ETH_P_IPV4.to_be_bytes());
                 let ihl = 5 + self.ip_options.len() / 4;
                 let total = (ihl * 4 + udp.len()) as i32 + self.ip_len_delta;
                 let mut ip = vec![(4 << 4) | ihl as u8, 0];
@@ -136,11 +141,11 @@ impl Frame {
                 ip.extend_from_slice(&d.octets());
                 ip.extend_from_slice(&self.ip_options);
                 let c = internet_checksum(&ip);
-                ip[10..12].copy_from_slice(&c.to_be_bytes());
+                ip[IPV4_CHECKSUM..IPV4_CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
                 out.extend_from_slice(&ip);
             }
             Ips::V6(s, d) => {
-                out.extend_from_slice(&0x86ddu16.to_be_bytes());
+                out.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
                 out.extend_from_slice(&[0x60, 0, 0, 0]);
                 out.extend_from_slice(&((udp.len() as i32 + self.ip_len_delta) as u16).to_be_bytes());
                 out.push(self.ipv6_next_header.unwrap_or(self.protocol));
@@ -175,39 +180,41 @@ pub fn internet_checksum(data: &[u8]) -> u16 {
 /// Verifies the IPv4 header and UDP checksums of a built or captured frame; returns
 /// the UDP payload.
 pub fn check_checksums(frame: &[u8]) -> Result<Vec<u8>, String> {
-    let mut off = 12;
+    let mut off = ETH_TYPE;
     let mut ethertype = u16::from_be_bytes([frame[off], frame[off + 1]]);
-    while ethertype == 0x8100 || ethertype == 0x88a8 {
-        off += 4;
+    while ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        off += VLAN_HLEN;
         ethertype = u16::from_be_bytes([frame[off], frame[off + 1]]);
     }
     let l3 = off + 2;
     let (pseudo, l4) = match ethertype {
-        0x0800 => {
+        ETH_P_IPV4 => {
             let ihl = (frame[l3] & 0xf) as usize * 4;
             if internet_checksum(&frame[l3..l3 + ihl]) != 0 {
                 return Err("bad IPv4 header checksum".into());
             }
-            let total = u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]) as usize;
+            let total = u16::from_be_bytes([frame[l3 + IPV4_TOTAL_LEN], frame[l3 + IPV4_TOTAL_LEN + 1]]) as usize;
             let udp_len = total - ihl;
-            let pseudo = [&frame[l3 + 12..l3 + 20], &[0, 17], &(udp_len as u16).to_be_bytes()[..]].concat();
+            let addresses = &frame[l3 + IPV4_SOURCE..l3 + IPV4_DEST + 4];
+            let pseudo = [addresses, &[0, IPPROTO_UDP], &(udp_len as u16).to_be_bytes()[..]].concat();
             (pseudo, l3 + ihl)
         }
-        0x86dd => {
-            let udp_len = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]) as usize;
-            let pseudo =
-                [&frame[l3 + 8..l3 + 40], &(udp_len as u32).to_be_bytes()[..], &[0, 0, 0, 17]].concat();
-            (pseudo, l3 + 40)
+        ETH_P_IPV6 => {
+            let udp_len =
+                u16::from_be_bytes([frame[l3 + IPV6_PAYLOAD_LEN], frame[l3 + IPV6_PAYLOAD_LEN + 1]]) as usize;
+            let addresses = &frame[l3 + IPV6_SOURCE..l3 + IPV6_DEST + 16];
+            let pseudo = [addresses, &(udp_len as u32).to_be_bytes()[..], &[0, 0, 0, IPPROTO_UDP]].concat();
+            (pseudo, l3 + IPV6_HLEN)
         }
         other => return Err(format!("not IP: ethertype {other:#x}")),
     };
-    let udp_len = u16::from_be_bytes([frame[l4 + 4], frame[l4 + 5]]) as usize;
+    let udp_len = u16::from_be_bytes([frame[l4 + UDP_LEN], frame[l4 + UDP_LEN + 1]]) as usize;
     let udp = frame.get(l4..l4 + udp_len).ok_or("UDP length beyond the frame")?;
-    if udp[6..8] == [0, 0] {
+    if udp[UDP_CHECKSUM..UDP_CHECKSUM + 2] == [0, 0] {
         return Err("UDP checksum missing".into());
     }
     if internet_checksum(&[pseudo, udp.to_vec()].concat()) != 0 {
         return Err("bad UDP checksum".into());
     }
-    Ok(udp[8..].to_vec())
+    Ok(udp[UDP_HLEN..].to_vec())
 }

@@ -21,8 +21,7 @@ use tests::{
     packet::{Frame, check_checksums},
     testrun::{XDP_PASS, XDP_TX},
 };
-
-const XDP_DROP: u32 = 1;
+use dns_common::xdp::XDP_DROP;
 
 struct BenchObject(Ebpf);
 

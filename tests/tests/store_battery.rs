@@ -231,7 +231,7 @@ async fn change_log(db: &Database) {
 async fn invalidation(db: &Database) {
     let resolver = Arc::new(Resolver::new(db.clone()).await.unwrap());
     let cache = Arc::new(AnswerCache::new(1 << 16, None));
-    let handler = Arc::new(Handler::new(resolver, cache, 1232));
+    let handler = Arc::new(Handler::new(resolver, cache, dns_common::limits::DEFAULT_EDNS_PAYLOAD));
     let follower = Follower::new(db.clone(), handler.clone());
     let ask = |qname: &'static str| {
         let handler = handler.clone();

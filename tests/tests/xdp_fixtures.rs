@@ -18,10 +18,7 @@ use tests::{
     testrun::{FastPathRig, OUR_PAYLOAD, XDP_PASS, XDP_TX, pin_to_cpu},
 };
 
-const FORMERR: u16 = 1;
-const NOTIMP: u16 = 4;
-const REFUSED: u16 = 5;
-const BADVERS: u16 = 16;
+use dns_common::wire::rcode::{BADVERS, FORMERR, NOTIMP, REFUSED};
 
 fn rig() -> FastPathRig {
     FastPathRig::with_sql(4096, 256, &fixture_sql())

@@ -9,7 +9,7 @@ use instadns::protocol::{CacheKey, Sections, Steered, encode};
 use tests::{
     dns::{EdnsQuery, QueryBuilder},
     packet::Frame,
-    testrun::{FastPathRig, XDP_PASS, XDP_TX},
+    testrun::{BENCH_FLOOR, BENCH_PASS, FastPathRig, XDP_PASS, XDP_TX},
 };
 
 /// One benchmarked case: a program, a frame and the action it must return.
@@ -63,8 +63,8 @@ pub fn fastpath(calls: usize) {
     };
     let floor_frame = Frame::v4(q("blog.alice.example.org", RecordType::A).bytes()).build();
     let mut cases = vec![
-        case("floor: swap MACs, XDP_TX", "instadns_floor", floor_frame.clone(), XDP_TX),
-        case("empty: XDP_PASS (call overhead)", "instadns_pass", floor_frame, XDP_PASS),
+        case("floor: swap MACs, XDP_TX", BENCH_FLOOR, floor_frame.clone(), XDP_TX),
+        case("empty: XDP_PASS (call overhead)", BENCH_PASS, floor_frame, XDP_PASS),
     ];
     for (name, query, frame) in &kinds {
         rig.userspace(&query.bytes()).expect("userspace answers and installs");
@@ -158,7 +158,7 @@ pub fn scale(sizes: &[usize]) {
         let (mut floors, mut hits) = (Vec::new(), Vec::new());
         for _ in 0..20 {
             for frame in &frames {
-                let (action, _, d) = rig.run_timed("instadns_floor", &floor_frame, 1);
+                let (action, _, d) = rig.run_timed(BENCH_FLOOR, &floor_frame, 1);
                 assert_eq!(action, XDP_TX);
                 floors.push(d.as_nanos() as f64);
                 let (action, _, d) = rig.run_timed("instadns", frame, 1);

@@ -1,0 +1,255 @@
+//! Parsing, header by header: Ethernet (and up to [`MAX_VLAN_TAGS`] VLAN tags), IPv4
+//! or IPv6, UDP to our port, then the DNS header, the question and an optional EDNS(0)
+//! OPT record. Anything the fast path does not answer exactly as userspace would is an
+//! `Err` naming the outcome, and the frame goes up untouched.
+
+use core::ptr::read_unaligned;
+
+use aya_ebpf::programs::XdpContext;
+use dns_common::{
+    frame::{
+        ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_FRAG,
+        IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL, IPV4_TOTAL_LEN, IPV4_VERSION_IHL, IPV6_HLEN, IPV6_NEXT_HEADER,
+        IPV6_PAYLOAD_LEN, MAX_DNS_OFFSET, MAX_VLAN_TAGS, UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN,
+        VLAN_TYPE, is_ipv6_extension,
+    },
+    limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, OPT_RR_LEN},
+    maps::Scratch,
+    stats::Outcome,
+    wire::{CLASS_IN, EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT},
+};
+use dns_ebpf::{ptr_at, read_be16, read_u8};
+
+use crate::{config_port, launder};
+
+/// Most EDNS options we walk in a query before leaving it to userspace.
+const MAX_EDNS_OPTIONS: usize = 8;
+/// Longest query we parse; longer ones (a question plus large EDNS options, which
+/// cannot even arrive unfragmented on a 1500-byte MTU) go up. Keeps every offset well
+/// inside the verifier's 64 KiB packet-offset range.
+const MAX_QUERY_LEN: usize = 2048;
+
+/// Offsets inside the DNS header.
+const DNS_FLAGS: usize = 2;
+const DNS_QDCOUNT: usize = 4;
+const DNS_ANCOUNT: usize = 6;
+const DNS_NSCOUNT: usize = 8;
+const DNS_ARCOUNT: usize = 10;
+/// Offsets inside an OPT record with the root owner (RFC 6891 section 6.1.2).
+const OPT_OWNER: usize = 0;
+const OPT_TYPE: usize = 1;
+const OPT_PAYLOAD: usize = 3;
+const OPT_VERSION: usize = 6;
+const OPT_FLAGS: usize = 7;
+const OPT_RDLEN: usize = 9;
+/// An EDNS option: code, length, data.
+const OPTION_HLEN: usize = 4;
+
+/// Where the parsed headers are, all offsets from the start of the frame.
+pub struct Frame {
+    pub l3: usize,
+    pub ipv6: bool,
+    pub l4: usize,
+    pub dns: usize,
+    /// Length of the DNS message (UDP payload), which may end before the frame does
+    /// (Ethernet padding).
+    pub msg_len: usize,
+}
+
+/// What the question and EDNS parse found.
+pub struct Query {
+    pub name_len: usize,
+    pub flags: [u8; 2],
+    /// The client's EDNS UDP payload size, if it sent an OPT record.
+    pub edns_payload: Option<u16>,
+    pub dnssec_ok: bool,
+    /// The query carries an EDNS Client Subnet option.
+    pub client_subnet: bool,
+}
+
+fn is_vlan(ethertype: u16) -> bool {
+    ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD
+}
+
+pub fn parse_frame(ctx: &XdpContext, scratch: *mut Scratch) -> Result<Frame, Outcome> {
+    let not_dns = Outcome::PassNotDns;
+    let mut ethertype = read_be16(ctx, ETH_TYPE).ok_or(not_dns)?;
+    let mut l3 = ETH_HLEN;
+    for _ in 0..MAX_VLAN_TAGS {
+        if !is_vlan(ethertype) {
+            break;
+        }
+        ethertype = read_be16(ctx, l3 + VLAN_TYPE).ok_or(not_dns)?;
+        l3 += VLAN_HLEN;
+    }
+    if is_vlan(ethertype) {
+        return Err(Outcome::PassUnsupported);
+    }
+    let frame_len = ctx.data_end() - ctx.data();
+    let (ipv6, l4, ip_payload_len) = match ethertype {
+        ETH_P_IPV4 => {
+            let ip = ptr_at::<[u8; IPV4_HLEN]>(ctx, l3).ok_or(not_dns)?;
+            // SAFETY: ptr_at checked the bounds.
+            let ip = unsafe { read_unaligned(ip) };
+            if ip[IPV4_PROTOCOL] != IPPROTO_UDP {
+                return Err(not_dns);
+            }
+            // Version 4 without options, not a fragment (MF clear, offset zero).
+            let frag = u16::from_be_bytes([ip[IPV4_FRAG], ip[IPV4_FRAG + 1]]);
+            if ip[0] != IPV4_VERSION_IHL || frag & IPV4_FRAG_MASK != 0 {
+                return Err(Outcome::PassUnsupported);
+            }
+            let total = u16::from_be_bytes([ip[IPV4_TOTAL_LEN], ip[IPV4_TOTAL_LEN + 1]]) as usize;
+            if total < IPV4_HLEN || l3 + total > frame_len {
+                return Err(Outcome::PassUnsupported);
+            }
+            (false, l3 + IPV4_HLEN, total - IPV4_HLEN)
+        }
+        ETH_P_IPV6 => {
+            let ip = ptr_at::<[u8; IPV6_HLEN]>(ctx, l3).ok_or(not_dns)?;
+            // SAFETY: ptr_at checked the bounds.
+            let ip = unsafe { read_unaligned(ip) };
+            if ip[0] >> 4 != 6 {
+                return Err(Outcome::PassUnsupported);
+            }
+            let next = ip[IPV6_NEXT_HEADER];
+            if next != IPPROTO_UDP {
+                // Extension headers (which may lead to UDP) are userspace's business.
+                return Err(if is_ipv6_extension(next) { Outcome::PassUnsupported } else { not_dns });
+            }
+            let payload = u16::from_be_bytes([ip[IPV6_PAYLOAD_LEN], ip[IPV6_PAYLOAD_LEN + 1]]) as usize;
+            if l3 + IPV6_HLEN + payload > frame_len {
+                return Err(Outcome::PassUnsupported);
+            }
+            (true, l3 + IPV6_HLEN, payload)
+        }
+        _ => return Err(not_dns),
+    };
+    let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, l4).ok_or(not_dns)?;
+    // SAFETY: ptr_at checked the bounds.
+    let udp = unsafe { read_unaligned(udp) };
+    if u16::from_be_bytes([udp[UDP_DEST], udp[UDP_DEST + 1]]) != config_port() {
+        return Err(not_dns);
+    }
+    let udp_len = u16::from_be_bytes([udp[UDP_LEN], udp[UDP_LEN + 1]]) as usize;
+    if udp_len != ip_payload_len || udp_len < UDP_HLEN + DNS_HEADER_LEN {
+        return Err(Outcome::PassUnsupported);
+    }
+    // A source port of zero cannot be answered.
+    if udp[UDP_SOURCE] == 0 && udp[UDP_SOURCE + 1] == 0 {
+        return Err(Outcome::PassUnsupported);
+    }
+    // Join the VLAN and IP version paths (see `launder`).
+    let l3 = launder(scratch, 0, l3);
+    let l4 = launder(scratch, 1, l4);
+    if udp_len - UDP_HLEN > MAX_QUERY_LEN {
+        return Err(Outcome::PassUnsupported);
+    }
+    let msg_len = launder(scratch, 2, udp_len - UDP_HLEN);
+    if l4 + UDP_HLEN > MAX_DNS_OFFSET || l3 > l4 || msg_len > MAX_QUERY_LEN {
+        return Err(Outcome::Error);
+    }
+    Ok(Frame { l3, ipv6, l4, dns: l4 + UDP_HLEN, msg_len })
+}
+
+pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Query, Outcome> {
+    let bad = Outcome::PassUnsupported;
+    let hdr = ptr_at::<[u8; DNS_HEADER_LEN]>(ctx, f.dns).ok_or(bad)?;
+    // SAFETY: ptr_at checked the bounds.
+    let hdr = unsafe { read_unaligned(hdr) };
+    let flags = [hdr[DNS_FLAGS], hdr[DNS_FLAGS + 1]];
+    // A query (QR clear), opcode QUERY, not truncated.
+    if flags[0] & (FLAG1_QR | FLAG1_OPCODE_MASK | FLAG1_TC) != 0 {
+        return Err(bad);
+    }
+    let count = |at: usize| u16::from_be_bytes([hdr[at], hdr[at + 1]]);
+    let arcount = count(DNS_ARCOUNT);
+    if count(DNS_QDCOUNT) != 1 || count(DNS_ANCOUNT) != 0 || count(DNS_NSCOUNT) != 0 || arcount > 1 {
+        return Err(bad);
+    }
+
+    // Walk the labels of QNAME for its length; compression pointers and extended
+    // label types are not legal here for us (userspace answers FORMERR).
+    let qname = f.dns + DNS_HEADER_LEN;
+    let mut pos = 0usize;
+    let mut ended = false;
+    for _ in 0..MAX_LABELS {
+        if DNS_HEADER_LEN + pos >= f.msg_len {
+            return Err(bad);
+        }
+        let label = read_u8(ctx, qname + pos).ok_or(bad)? as usize;
+        pos += 1;
+        if label == 0 {
+            ended = true;
+            break;
+        }
+        if label > MAX_LABEL_LEN {
+            return Err(bad);
+        }
+        pos += label;
+        if pos >= MAX_NAME_LEN {
+            return Err(bad);
+        }
+    }
+    if !ended {
+        return Err(bad);
+    }
+    let name_len = launder(scratch, 3, pos);
+    if name_len == 0 || name_len > MAX_NAME_LEN {
+        return Err(Outcome::Error);
+    }
+    let question_end = DNS_HEADER_LEN + name_len + 4;
+    if question_end > f.msg_len {
+        return Err(bad);
+    }
+    let qclass = read_be16(ctx, qname + name_len + 2).ok_or(bad)?;
+    if qclass != CLASS_IN {
+        return Err(bad);
+    }
+
+    let mut query = Query { name_len, flags, edns_payload: None, dnssec_ok: false, client_subnet: false };
+    if arcount == 0 {
+        // Nothing may follow the question.
+        return if question_end == f.msg_len { Ok(query) } else { Err(bad) };
+    }
+    // The one additional record must be an EDNS(0) OPT record with the root owner
+    // name that ends the message, with well-formed options.
+    let opt = f.dns + question_end;
+    let rr = ptr_at::<[u8; OPT_RR_LEN]>(ctx, opt).ok_or(bad)?;
+    // SAFETY: ptr_at checked the bounds.
+    let rr = unsafe { read_unaligned(rr) };
+    let field = |at: usize| u16::from_be_bytes([rr[at], rr[at + 1]]);
+    let rdlen = field(OPT_RDLEN) as usize;
+    if rr[OPT_OWNER] != 0
+        || field(OPT_TYPE) != TYPE_OPT
+        || rr[OPT_VERSION] != 0
+        || question_end + OPT_RR_LEN + rdlen != f.msg_len
+    {
+        // Unknown EDNS versions get BADVERS from userspace.
+        return Err(bad);
+    }
+    let mut option = opt + OPT_RR_LEN;
+    // Equal to option + rdlen (checked above), in a form the verifier can bound.
+    let options_end = f.dns + f.msg_len;
+    let mut walked = false;
+    for _ in 0..MAX_EDNS_OPTIONS {
+        if option == options_end {
+            walked = true;
+            break;
+        }
+        if read_be16(ctx, option).ok_or(bad)? == EDNS_OPTION_ECS {
+            query.client_subnet = true;
+        }
+        let len = read_be16(ctx, option + 2).ok_or(bad)? as usize;
+        option += OPTION_HLEN + len;
+        if option > options_end {
+            return Err(bad);
+        }
+    }
+    if !walked && option != options_end {
+        return Err(bad);
+    }
+    query.edns_payload = Some(field(OPT_PAYLOAD));
+    query.dnssec_ok = field(OPT_FLAGS) & EDNS_FLAG_DO != 0;
+    Ok(query)
+}

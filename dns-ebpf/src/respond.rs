@@ -1,0 +1,294 @@
+//! Turning the query frame into the response, in place: the frame is resized, the
+//! answer slot's sections are copied after the question (rotated for round robin), our
+//! OPT record follows, then the DNS, UDP, IP and Ethernet headers are rewritten, the
+//! UDP checksum computed from the sums gathered on the way.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+    programs::XdpContext,
+};
+use dns_common::{
+    frame::{IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, RESPONSE_TTL, UDP_HLEN},
+    limits::{ANSWER_MAX_LEN, DNS_HEADER_LEN, OPT_RR_LEN},
+    maps::{AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch, answer_flags::RCODE_MASK},
+    stats::Outcome,
+    wire::{csum_add_bytes, csum_at_parity, csum_finish, csum_fold, opt_record, response_flags, udp_response_limit},
+};
+use dns_ebpf::{ptr_at, swap_macs, words_at};
+
+use crate::{
+    ANSWERS, config_edns_payload,
+    parse::{Frame, Query},
+};
+
+/// Mask bounding rotation offsets and lengths (see `rotate`).
+const ROTATE_MASK: usize = ROTATE_MAX_END - 1;
+const _: () = assert!(ROTATE_MAX_END.is_power_of_two() && 2 * ROTATE_MAX_END <= ANSWER_MAX_LEN + 2);
+
+/// 16-bit words of the headers rewritten, and the fields among them.
+const DNS_WORDS: usize = DNS_HEADER_LEN / 2;
+const DNS_FLAGS_WORD: usize = 1;
+const DNS_ANCOUNT_WORD: usize = 3;
+const DNS_NSCOUNT_WORD: usize = 4;
+const DNS_ARCOUNT_WORD: usize = 5;
+const UDP_WORDS: usize = UDP_HLEN / 2;
+const UDP_SOURCE_WORD: usize = 0;
+const UDP_DEST_WORD: usize = 1;
+const UDP_LEN_WORD: usize = 2;
+const UDP_CHECKSUM_WORD: usize = 3;
+const IPV4_WORDS: usize = IPV4_HLEN / 2;
+const IPV4_TOTAL_LEN_WORD: usize = 1;
+const IPV4_TTL_PROTOCOL_WORD: usize = 4;
+const IPV4_CHECKSUM_WORD: usize = 5;
+const IPV4_SOURCE_WORD: usize = 6;
+const IPV4_DEST_WORD: usize = 8;
+const IPV4_ADDR_WORDS: usize = 2;
+const IPV6_WORDS: usize = IPV6_HLEN / 2;
+const IPV6_PAYLOAD_LEN_WORD: usize = 2;
+const IPV6_NEXT_HOP_WORD: usize = 3;
+const IPV6_SOURCE_WORD: usize = 4;
+const IPV6_DEST_WORD: usize = 12;
+const IPV6_ADDR_WORDS: usize = 8;
+
+/// Answers the query in `f`/`q` with answer slot `slot_index`. `question_sum` is the
+/// unfolded one's complement sum of the question as received.
+#[inline(always)]
+pub fn respond(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    f: &Frame,
+    q: &Query,
+    slot_index: u32,
+    question_sum: u64,
+) -> Result<(), Outcome> {
+    let slot = ANSWERS.get_ptr(slot_index).ok_or(Outcome::Error)?;
+    // SAFETY: a valid map value pointer; we read its small header fields.
+    let (data_len, slot_flags, counts, data_sum) = unsafe {
+        ((*slot).len as usize, (*slot).flags, [(*slot).ancount, (*slot).nscount, (*slot).arcount], (*slot).csum)
+    };
+    if data_len > ANSWER_MAX_LEN {
+        return Err(Outcome::Error);
+    }
+
+    let question_end = DNS_HEADER_LEN + q.name_len + 4;
+    let opt_len = if q.edns_payload.is_some() { OPT_RR_LEN } else { 0 };
+    let msg_len = question_end + data_len + opt_len;
+    if msg_len > udp_response_limit(q.edns_payload, config_edns_payload()) as usize {
+        return Err(Outcome::PassTooBig);
+    }
+
+    resize(ctx, scratch, f.dns + question_end, f.dns + msg_len)?;
+    copy_sections(ctx, slot, f.dns + question_end, data_len)?;
+    rotate(ctx, scratch, slot, f.dns + question_end)?;
+    let mut sum = question_sum + csum_at_parity(data_sum, q.name_len & 1 == 1) as u64;
+    let mut arcount = counts[2];
+    if q.edns_payload.is_some() {
+        sum += write_opt(ctx, f.dns + question_end + data_len, q, (q.name_len + data_len) & 1 == 1)?;
+        arcount += 1;
+    }
+    let rcode = (slot_flags & RCODE_MASK) as u8;
+    sum += rewrite_dns_header(ctx, f, q, rcode, [counts[0], counts[1], arcount])?;
+    let udp_len = (UDP_HLEN + msg_len) as u16;
+    let udp = words_at::<UDP_WORDS>(ctx, f.l4).ok_or(Outcome::Error)?;
+    sum += rewrite_udp(udp, udp_len);
+    // Pseudo-header length and protocol (for IPv6 the length is 32 bits, same sum).
+    sum += udp_len.to_be() as u64 + (IPPROTO_UDP as u16).to_be() as u64;
+    sum += if f.ipv6 { rewrite_ipv6(ctx, f, udp_len)? } else { rewrite_ipv4(ctx, f, udp_len)? };
+    // The UDP checksum is mandatory on IPv6 and we always send one.
+    // SAFETY: words_at checked it, and the frame has not changed size since.
+    unsafe { (*udp)[UDP_CHECKSUM_WORD] = csum_finish(sum) };
+    swap_macs(ctx).ok_or(Outcome::Error)
+}
+
+/// Copies the slot's sections to `at`.
+#[inline(always)]
+fn copy_sections(ctx: &XdpContext, slot: *const AnswerSlot, at: usize, data_len: usize) -> Result<(), Outcome> {
+    if data_len == 0 {
+        return Ok(());
+    }
+    // SAFETY: data_len <= ANSWER_MAX_LEN, the size of the slot's data.
+    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, at as u32, (*slot).data.as_ptr() as *mut c_void, data_len as u32) };
+    if rc != 0 { Err(Outcome::Error) } else { Ok(()) }
+}
+
+/// Writes our OPT record at `at`; returns its checksum contribution (`odd`: it starts at
+/// an odd offset of the DNS message).
+#[inline(always)]
+fn write_opt(ctx: &XdpContext, at: usize, q: &Query, odd: bool) -> Result<u64, Outcome> {
+    let opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
+    let p = ptr_at::<[u8; OPT_RR_LEN]>(ctx, at).ok_or(Outcome::Error)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe { *p = opt };
+    Ok(csum_at_parity(csum_fold(csum_add_bytes(0, &opt)), odd) as u64)
+}
+
+/// The DNS header: ID and QDCOUNT stay; flags and counts are the response's. Returns
+/// the header's checksum contribution.
+#[inline(always)]
+fn rewrite_dns_header(ctx: &XdpContext, f: &Frame, q: &Query, rcode: u8, counts: [u16; 3]) -> Result<u64, Outcome> {
+    let hdr = words_at::<DNS_WORDS>(ctx, f.dns).ok_or(Outcome::Error)?;
+    // SAFETY: words_at checked the bounds and the alignment.
+    unsafe {
+        let h = &mut *hdr;
+        h[DNS_FLAGS_WORD] = u16::from_ne_bytes(response_flags(q.flags, true, rcode));
+        h[DNS_ANCOUNT_WORD] = counts[0].to_be();
+        h[DNS_NSCOUNT_WORD] = counts[1].to_be();
+        h[DNS_ARCOUNT_WORD] = counts[2].to_be();
+        Ok(words_sum(h))
+    }
+}
+
+/// UDP: ports swapped, the new length, the checksum zero until the end. Returns the
+/// header's checksum contribution.
+#[inline(always)]
+fn rewrite_udp(udp: *mut [u16; UDP_WORDS], udp_len: u16) -> u64 {
+    // SAFETY: the caller's words_at checked the bounds and the alignment.
+    unsafe {
+        let u = &mut *udp;
+        u.swap(UDP_SOURCE_WORD, UDP_DEST_WORD);
+        u[UDP_LEN_WORD] = udp_len.to_be();
+        u[UDP_CHECKSUM_WORD] = 0;
+        words_sum(u)
+    }
+}
+
+/// IPv6: addresses swapped, the payload length, our hop limit. Returns the pseudo
+/// header's addresses' checksum contribution.
+#[inline(always)]
+fn rewrite_ipv6(ctx: &XdpContext, f: &Frame, udp_len: u16) -> Result<u64, Outcome> {
+    let ip = words_at::<IPV6_WORDS>(ctx, f.l3).ok_or(Outcome::Error)?;
+    // SAFETY: words_at checked the bounds and the alignment.
+    unsafe {
+        let w = &mut *ip;
+        for k in 0..IPV6_ADDR_WORDS {
+            w.swap(IPV6_SOURCE_WORD + k, IPV6_DEST_WORD + k);
+        }
+        w[IPV6_PAYLOAD_LEN_WORD] = udp_len.to_be();
+        w[IPV6_NEXT_HOP_WORD] = u16::from_ne_bytes([IPPROTO_UDP, RESPONSE_TTL]);
+        let mut sum = 0u64;
+        for k in IPV6_SOURCE_WORD..IPV6_WORDS {
+            sum += w[k] as u64;
+        }
+        Ok(sum)
+    }
+}
+
+/// IPv4: addresses swapped, the total length, our TTL, a new header checksum. Returns
+/// the pseudo header's addresses' checksum contribution.
+#[inline(always)]
+fn rewrite_ipv4(ctx: &XdpContext, f: &Frame, udp_len: u16) -> Result<u64, Outcome> {
+    let ip = words_at::<IPV4_WORDS>(ctx, f.l3).ok_or(Outcome::Error)?;
+    // SAFETY: words_at checked the bounds and the alignment.
+    unsafe {
+        let w = &mut *ip;
+        for k in 0..IPV4_ADDR_WORDS {
+            w.swap(IPV4_SOURCE_WORD + k, IPV4_DEST_WORD + k);
+        }
+        w[IPV4_TOTAL_LEN_WORD] = ((IPV4_HLEN as u16) + udp_len).to_be();
+        w[IPV4_TTL_PROTOCOL_WORD] = u16::from_ne_bytes([RESPONSE_TTL, IPPROTO_UDP]);
+        w[IPV4_CHECKSUM_WORD] = 0;
+        w[IPV4_CHECKSUM_WORD] = !csum_fold(words_sum(w));
+        let mut sum = 0u64;
+        for k in IPV4_SOURCE_WORD..IPV4_DEST_WORD + IPV4_ADDR_WORDS {
+            sum += w[k] as u64;
+        }
+        Ok(sum)
+    }
+}
+
+/// Round robin: rewrites the slot's run of equal-sized records (already copied to
+/// `answer_at` in slot order) starting at the next record of this CPU's counter. The
+/// records have one even size, so the checksum of the data does not change.
+#[inline(always)]
+fn rotate(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    slot: *const AnswerSlot,
+    answer_at: usize,
+) -> Result<(), Outcome> {
+    // SAFETY: slot and scratch are valid map values; offsets and lengths are masked into
+    // the first ROTATE_MAX_END bytes of the slot's data (userspace only marks runs that
+    // end there), so every copy stays inside the slot.
+    unsafe {
+        let count = (*slot).rotate_count as usize;
+        if count < 2 {
+            return Ok(());
+        }
+        let size = (*slot).rotate_size as usize;
+        let start = (*slot).rotate_offset as usize & ROTATE_MASK;
+        let counter = &mut (*scratch).rotation;
+        *counter = counter.wrapping_add(1);
+        let k = *counter as usize % count;
+        if k == 0 {
+            return Ok(());
+        }
+        let split = (start + k * size) & ROTATE_MASK;
+        let tail_len = ((count - k) * size) & ROTATE_MASK;
+        let head_len = (k * size) & ROTATE_MASK;
+        if tail_len == 0 || head_len == 0 {
+            return Err(Outcome::Error);
+        }
+        let data = (*slot).data.as_ptr();
+        let out = answer_at + start;
+        if bpf_xdp_store_bytes(ctx.ctx, out as u32, data.add(split) as *mut c_void, tail_len as u32) != 0
+            || bpf_xdp_store_bytes(
+                ctx.ctx,
+                (out + tail_len) as u32,
+                data.add(start) as *mut c_void,
+                head_len as u32,
+            ) != 0
+        {
+            return Err(Outcome::Error);
+        }
+    }
+    Ok(())
+}
+
+/// Resizes the frame to `new_len` bytes, keeping its first `keep` bytes (headers and
+/// question) in place; what follows them is rewritten by the caller. Grows at the tail
+/// when there is tailroom, else at the head: veth and generic XDP hand small packets
+/// over in tightly sized buffers, but XDP always leaves 256 bytes of headroom.
+/// On failure the frame is as it was.
+#[inline(always)]
+fn resize(ctx: &XdpContext, scratch: *mut Scratch, keep: usize, new_len: usize) -> Result<(), Outcome> {
+    let delta = new_len as i64 - (ctx.data_end() - ctx.data()) as i64;
+    if delta == 0 {
+        return Ok(());
+    }
+    // SAFETY: helper calls; every packet pointer is re-derived and re-checked after.
+    unsafe {
+        if bpf_xdp_adjust_tail(ctx.ctx, delta as i32) == 0 {
+            return Ok(());
+        }
+        if delta < 0 || keep == 0 || keep > SCRATCH_BLOCK_LEN {
+            return Err(Outcome::Error);
+        }
+        let block = (*scratch).block.as_mut_ptr() as *mut c_void;
+        if bpf_xdp_load_bytes(ctx.ctx, 0, block, keep as u32) != 0 {
+            return Err(Outcome::Error);
+        }
+        if bpf_xdp_adjust_head(ctx.ctx, -(delta as i32)) != 0 {
+            return Err(Outcome::PassNoRoom);
+        }
+        if bpf_xdp_store_bytes(ctx.ctx, 0, block, keep as u32) != 0 {
+            // Put the start back: the original bytes are still there.
+            bpf_xdp_adjust_head(ctx.ctx, delta as i32);
+            return Err(Outcome::Error);
+        }
+    }
+    Ok(())
+}
+
+/// Unfolded one's complement sum of 16-bit words (native order).
+#[inline(always)]
+fn words_sum<const N: usize>(words: &[u16; N]) -> u64 {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < N {
+        sum += words[i] as u64;
+        i += 1;
+    }
+    sum
+}
