@@ -196,8 +196,6 @@ pub const SCRATCH_RAW_LEN: usize = SCRATCH_WORDS * 8;
 /// Room for the key as whole 8-byte words (the loop writes as many words as it reads).
 pub const SCRATCH_KEY_LEN: usize = SCRATCH_WORDS * 8;
 /// Room for Ethernet + 2 VLAN tags + IPv6 + UDP + DNS header + the longest question.
-pub const SCRATCH_BLOCK_LEN: usize = (crate::frame::MAX_DNS_OFFSET
-    + crate::limits::DNS_HEADER_LEN
-    + crate::limits::MAX_NAME_LEN
-    + 4)
-    .next_multiple_of(8);
+pub const SCRATCH_BLOCK_LEN: usize =
+    (crate::frame::MAX_DNS_OFFSET + crate::limits::DNS_HEADER_LEN + crate::limits::MAX_NAME_LEN + 4)
+        .next_multiple_of(8);

@@ -20,7 +20,9 @@ use dns_common::bench::{
     UDP_SOURCE_PORT_OFFSET,
 };
 use dns_common::{
-    frame::{ETH_HLEN, ETH_P_IPV4, ETH_TYPE, IPPROTO_UDP, IPV4_HLEN, IPV4_PROTOCOL, IPV4_VERSION_IHL, UDP_HLEN},
+    frame::{
+        ETH_HLEN, ETH_P_IPV4, ETH_TYPE, IPPROTO_UDP, IPV4_HLEN, IPV4_PROTOCOL, IPV4_VERSION_IHL, UDP_HLEN,
+    },
     wire::{FLAG1_QR, FLAG1_TC},
 };
 use dns_ebpf::{ptr_at, swap_macs};

@@ -32,7 +32,10 @@ use aya_ebpf::{
 };
 use dns_common::{
     limits::DEFAULT_EDNS_PAYLOAD,
-    maps::{AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch, TERRITORY_PREFIXES, TerritoryV4, TerritoryV6},
+    maps::{
+        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch, TERRITORY_PREFIXES,
+        TerritoryV4, TerritoryV6,
+    },
     stats::{OUTCOME_SLOTS, Outcome},
 };
 

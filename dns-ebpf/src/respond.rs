@@ -14,7 +14,10 @@ use dns_common::{
     limits::{ANSWER_MAX_LEN, DNS_HEADER_LEN, OPT_RR_LEN},
     maps::{AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch, answer_flags::RCODE_MASK},
     stats::Outcome,
-    wire::{csum_add_bytes, csum_at_parity, csum_finish, csum_fold, opt_record, response_flags, udp_response_limit},
+    wire::{
+        csum_add_bytes, csum_at_parity, csum_finish, csum_fold, opt_record, response_flags,
+        udp_response_limit,
+    },
 };
 use dns_ebpf::{ptr_at, swap_macs, words_at};
 
@@ -66,7 +69,12 @@ pub fn respond(
     let slot = ANSWERS.get_ptr(slot_index).ok_or(Outcome::Error)?;
     // SAFETY: a valid map value pointer; we read its small header fields.
     let (data_len, slot_flags, counts, data_sum) = unsafe {
-        ((*slot).len as usize, (*slot).flags, [(*slot).ancount, (*slot).nscount, (*slot).arcount], (*slot).csum)
+        (
+            (*slot).len as usize,
+            (*slot).flags,
+            [(*slot).ancount, (*slot).nscount, (*slot).arcount],
+            (*slot).csum,
+        )
     };
     if data_len > ANSWER_MAX_LEN {
         return Err(Outcome::Error);
@@ -104,12 +112,19 @@ pub fn respond(
 
 /// Copies the slot's sections to `at`.
 #[inline(always)]
-fn copy_sections(ctx: &XdpContext, slot: *const AnswerSlot, at: usize, data_len: usize) -> Result<(), Outcome> {
+fn copy_sections(
+    ctx: &XdpContext,
+    slot: *const AnswerSlot,
+    at: usize,
+    data_len: usize,
+) -> Result<(), Outcome> {
     if data_len == 0 {
         return Ok(());
     }
     // SAFETY: data_len <= ANSWER_MAX_LEN, the size of the slot's data.
-    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, at as u32, (*slot).data.as_ptr() as *mut c_void, data_len as u32) };
+    let rc = unsafe {
+        bpf_xdp_store_bytes(ctx.ctx, at as u32, (*slot).data.as_ptr() as *mut c_void, data_len as u32)
+    };
     if rc != 0 { Err(Outcome::Error) } else { Ok(()) }
 }
 
@@ -127,7 +142,13 @@ fn write_opt(ctx: &XdpContext, at: usize, q: &Query, odd: bool) -> Result<u64, O
 /// The DNS header: ID and QDCOUNT stay; flags and counts are the response's. Returns
 /// the header's checksum contribution.
 #[inline(always)]
-fn rewrite_dns_header(ctx: &XdpContext, f: &Frame, q: &Query, rcode: u8, counts: [u16; 3]) -> Result<u64, Outcome> {
+fn rewrite_dns_header(
+    ctx: &XdpContext,
+    f: &Frame,
+    q: &Query,
+    rcode: u8,
+    counts: [u16; 3],
+) -> Result<u64, Outcome> {
     let hdr = words_at::<DNS_WORDS>(ctx, f.dns).ok_or(Outcome::Error)?;
     // SAFETY: words_at checked the bounds and the alignment.
     unsafe {

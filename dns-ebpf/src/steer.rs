@@ -70,4 +70,3 @@ fn territory_of(ctx: &XdpContext, f: &Frame) -> Option<u32> {
         TERRITORIES_V4.get(&key).copied()
     }
 }
-

@@ -1,5 +1,7 @@
 //! Test data beyond the demo database, shared by the fixture and differential tests.
 
+use dns_common::limits::{MAX_NAME_LEN, NAME_BUCKETS};
+
 use crate::dns::wire_name;
 
 /// A name of exactly `wire_len` bytes in wire format, ending in `suffix`.
@@ -25,7 +27,14 @@ pub fn name_127_labels() -> String {
     "a.".repeat(126) + "x."
 }
 
-pub const LONG_NAME_LENGTHS: [usize; 8] = [38, 39, 62, 63, 126, 127, 200, 255];
+/// Wire name lengths at every name-map bucket boundary (the longest name of a bucket and
+/// the shortest of the next), one inside the last bucket, and the longest name there is.
+pub const LONG_NAME_LENGTHS: [usize; 8] = {
+    let b = NAME_BUCKETS;
+    [b[0], b[0] + 1, b[1], b[1] + 1, b[2], b[2] + 1, (b[2] + MAX_NAME_LEN) / 2, MAX_NAME_LEN]
+};
+const _: () =
+    assert!(NAME_BUCKETS.len() == 4 && NAME_BUCKETS[3] >= MAX_NAME_LEN, "the last bucket holds every name");
 pub const BIG_TXT: usize = 200;
 
 /// Test data beyond the demo: long names in every bucket, 127 labels, TXT, an answer

@@ -21,7 +21,13 @@ pub struct EdnsQuery {
 
 impl Default for EdnsQuery {
     fn default() -> Self {
-        Self { payload: dns_common::limits::DEFAULT_EDNS_PAYLOAD, version: 0, dnssec_ok: false, other_flags: 0, options: Vec::new() }
+        Self {
+            payload: dns_common::limits::DEFAULT_EDNS_PAYLOAD,
+            version: 0,
+            dnssec_ok: false,
+            other_flags: 0,
+            options: Vec::new(),
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use dns_common::frame::{
-    ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_CHECKSUM, IPV4_DEST, IPV4_SOURCE,
-    IPV4_TOTAL_LEN, IPV6_DEST, IPV6_HLEN, IPV6_PAYLOAD_LEN, IPV6_SOURCE, UDP_CHECKSUM, UDP_HLEN, UDP_LEN, VLAN_HLEN,
+    ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_CHECKSUM, IPV4_DEST,
+    IPV4_SOURCE, IPV4_TOTAL_LEN, IPV6_DEST, IPV6_HLEN, IPV6_PAYLOAD_LEN, IPV6_SOURCE, UDP_CHECKSUM, UDP_HLEN,
+    UDP_LEN, VLAN_HLEN,
 };
 
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -193,7 +194,8 @@ pub fn check_checksums(frame: &[u8]) -> Result<Vec<u8>, String> {
             if internet_checksum(&frame[l3..l3 + ihl]) != 0 {
                 return Err("bad IPv4 header checksum".into());
             }
-            let total = u16::from_be_bytes([frame[l3 + IPV4_TOTAL_LEN], frame[l3 + IPV4_TOTAL_LEN + 1]]) as usize;
+            let total =
+                u16::from_be_bytes([frame[l3 + IPV4_TOTAL_LEN], frame[l3 + IPV4_TOTAL_LEN + 1]]) as usize;
             let udp_len = total - ihl;
             let addresses = &frame[l3 + IPV4_SOURCE..l3 + IPV4_DEST + 4];
             let pseudo = [addresses, &[0, IPPROTO_UDP], &(udp_len as u16).to_be_bytes()[..]].concat();

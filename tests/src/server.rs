@@ -327,11 +327,28 @@ impl Deployment {
     }
 }
 
+/// What a CLI run printed and how it exited.
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the instadns CLI on database `db`, whatever its outcome.
+pub fn cli_run(db: &str, args: &[&str]) -> CliRun {
+    let out = Command::new(instadns_bin()).args(args).args(["--db", db]).output().expect("instadns CLI");
+    CliRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Runs the instadns CLI on database `db`; panics with its output if it fails.
 pub fn cli(db: &str, args: &[&str]) -> String {
-    let out = Command::new(instadns_bin()).args(args).args(["--db", db]).output().expect("instadns CLI");
-    assert!(out.status.success(), "instadns {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let run = cli_run(db, args);
+    assert!(run.code == 0, "instadns {args:?}: {}", run.stderr);
+    run.stdout
 }
 
 /// Sends `query` from the client namespace every millisecond until `done` accepts a

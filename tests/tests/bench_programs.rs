@@ -12,6 +12,7 @@ use dns_common::bench::{
     DNS_ID_OFFSET, GenConfig, RANDOM_MAX, SINK_DROP, SINK_PASS, SINK_SLOTS, SinkSlot, TEMPLATE_MAX, Template,
     UDP_SOURCE_PORT_OFFSET,
 };
+use dns_common::xdp::XDP_DROP;
 use hickory_proto::{
     op::{Message, ResponseCode},
     rr::RecordType,
@@ -21,7 +22,6 @@ use tests::{
     packet::{Frame, check_checksums},
     testrun::{XDP_PASS, XDP_TX},
 };
-use dns_common::xdp::XDP_DROP;
 
 struct BenchObject(Ebpf);
 

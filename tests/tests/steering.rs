@@ -21,7 +21,6 @@ fn ttl_and_address(rig: &VethRig, name: &str) -> Option<(u32, String)> {
     Some((fields.get(1)?.parse().ok()?, fields.get(4)?.to_string()))
 }
 
-
 /// Polls `name` until dig sees `expected`; panics after a few seconds.
 fn wait_for(rig: &VethRig, name: &str, expected: (u32, &str)) {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -15,7 +15,8 @@ use instadns::{
     protocol::presentation::presentation,
     resolution::Resolver,
     store::{
-        AcmeChallenge, ByoInstances, ClusterUpdate, Database, DbLocation, NewZone, StoreError, changes::Change,
+        AcmeChallenge, ByoInstances, ClusterUpdate, Database, DbLocation, NewZone, StoreError,
+        changes::Change,
     },
 };
 use tests::{db::TestDb, dns::QueryBuilder, postgres::PgServer};
@@ -107,7 +108,8 @@ async fn management(db: &Database) {
     let addresses: Vec<String> = mt3.addresses.iter().map(|a| a.to_string()).collect();
     assert_eq!(addresses, ["192.0.2.3", "2001:db8::3"]);
     assert_eq!(mt3.cluster.order, AddressOrder::Rotate);
-    let services: Vec<(String, String)> = mt3.services.iter().map(|s| (s.service.clone(), s.target.clone())).collect();
+    let services: Vec<(String, String)> =
+        mt3.services.iter().map(|s| (s.service.clone(), s.target.clone())).collect();
     assert_eq!(services, [("ws".to_owned(), "ws-mt3.example.com.".to_owned())]);
     assert!(matches!(db.set_cluster("nope", &remove).await, Err(StoreError::NotFound(_))));
 

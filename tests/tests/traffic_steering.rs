@@ -21,7 +21,6 @@ use tests::{
     wait::eventually,
 };
 
-
 /// The addresses of the A/AAAA records in a response.
 fn addresses(response: &[u8]) -> Vec<String> {
     Message::from_vec(response)
@@ -38,7 +37,6 @@ fn dig_address(ns: &str, server: &str, name: &str, qtype: &str, extra: &[&str]) 
     );
     String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned)
 }
-
 
 /// Sends `count` copies of `query` one after another from the rig's client namespace;
 /// returns how often each answered address came back.

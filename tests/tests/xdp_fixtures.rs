@@ -35,12 +35,37 @@ struct Fixture {
     description: String,
     frame: Vec<u8>,
     expect: Expect,
+    /// The outcome counter the run must increment (by exactly one).
+    outcome: Outcome,
 }
 
+impl Fixture {
+    fn pass(description: impl Into<String>, frame: Vec<u8>, outcome: Outcome) -> Self {
+        Self { description: description.into(), frame, expect: Expect::Pass, outcome }
+    }
+
+    fn tx(description: impl Into<String>, frame: Vec<u8>, expected: Vec<u8>) -> Self {
+        Self { description: description.into(), frame, expect: Expect::Tx(expected), outcome: Outcome::Hit }
+    }
+}
+
+/// Runs every fixture, collecting every failure: the action, the output (exact for
+/// hits, untouched for passes), the checksums of hits, and the outcome counted. The
+/// whole table must leave the `Error` outcome where it was.
 fn run_table(rig: &FastPathRig, fixtures: &[Fixture]) {
     let mut failures = Vec::new();
+    let errors_before = rig.counter(Outcome::Error);
     for f in fixtures {
+        let counted_before = rig.counter(f.outcome);
         let (action, out) = rig.run(&f.frame);
+        let counted = rig.counter(f.outcome) - counted_before;
+        if counted != 1 {
+            failures.push(format!(
+                "{}: outcome {} counted {counted} times, expected once",
+                f.description,
+                f.outcome.name()
+            ));
+        }
         let problem = match &f.expect {
             Expect::Tx(_) if action != XDP_TX => Some(format!("action {action}, expected XDP_TX")),
             Expect::Tx(expected) if &out != expected => {
@@ -54,6 +79,10 @@ fn run_table(rig: &FastPathRig, fixtures: &[Fixture]) {
         if let Some(p) = problem {
             failures.push(format!("{}: {p}", f.description));
         }
+    }
+    let errors = rig.counter(Outcome::Error) - errors_before;
+    if errors != 0 {
+        failures.push(format!("the table counted {errors} internal errors (outcome error)"));
     }
     assert!(
         failures.is_empty(),
@@ -94,11 +123,7 @@ impl Hit<'_> {
             );
         }
         let query_frame = frame(q);
-        Fixture {
-            description: self.description.to_owned(),
-            expect: Expect::Tx(query_frame.reply(oracle).build()),
-            frame: query_frame.build(),
-        }
+        Fixture::tx(self.description, query_frame.build(), query_frame.reply(oracle).build())
     }
 }
 
@@ -276,14 +301,7 @@ fn header_bits_follow_the_rules() {
     let userspace = rig.userspace(&bytes).unwrap();
     assert_eq!(hex(&userspace), hex(&oracle));
     let frame = Frame::v4(bytes);
-    run_table(
-        &rig,
-        &[Fixture {
-            description: "RD clear, CD/AD/Z set".into(),
-            expect: Expect::Tx(frame.reply(oracle).build()),
-            frame: frame.build(),
-        }],
-    );
+    run_table(&rig, &[Fixture::tx("RD clear, CD/AD/Z set", frame.build(), frame.reply(oracle).build())]);
 }
 
 #[test]
@@ -349,11 +367,11 @@ fn answers_over_the_clients_payload_size_go_up_for_truncation() {
     let before = rig.counter(Outcome::PassTooBig);
     let mut fixtures = vec![fits];
     for (description, query) in &too_big {
-        fixtures.push(Fixture {
-            description: description.clone(),
-            frame: Frame::v4(query.bytes()).build(),
-            expect: Expect::Pass,
-        });
+        fixtures.push(Fixture::pass(
+            description.clone(),
+            Frame::v4(query.bytes()).build(),
+            Outcome::PassTooBig,
+        ));
     }
     run_table(&rig, &fixtures);
     assert_eq!(rig.counter(Outcome::PassTooBig) - before, 3);
@@ -408,29 +426,14 @@ fn expired_entries_go_up_and_are_refreshed() {
     );
     assert_eq!(hex(&rig.userspace(&query.bytes()).unwrap()), hex(&oracle));
     let frame = Frame::v4(query.bytes());
-    let fresh = Fixture {
-        description: "within its 1 s TTL".into(),
-        frame: frame.build(),
-        expect: Expect::Tx(frame.reply(oracle.clone()).build()),
-    };
-    run_table(&rig, &[fresh]);
+    run_table(&rig, &[Fixture::tx("within its 1 s TTL", frame.build(), frame.reply(oracle.clone()).build())]);
     std::thread::sleep(Duration::from_millis(1300));
     let expired_before = rig.counter(Outcome::Expired);
-    run_table(
-        &rig,
-        &[Fixture { description: "after its TTL".into(), frame: frame.build(), expect: Expect::Pass }],
-    );
+    run_table(&rig, &[Fixture::pass("after its TTL", frame.build(), Outcome::Expired)]);
     assert_eq!(rig.counter(Outcome::Expired) - expired_before, 1);
     // Userspace answers the query that came up and refreshes the entry.
     assert_eq!(hex(&rig.userspace(&query.bytes()).unwrap()), hex(&oracle));
-    run_table(
-        &rig,
-        &[Fixture {
-            description: "refreshed".into(),
-            frame: frame.build(),
-            expect: Expect::Tx(frame.reply(oracle).build()),
-        }],
-    );
+    run_table(&rig, &[Fixture::tx("refreshed", frame.build(), frame.reply(oracle).build())]);
 }
 
 #[test]
@@ -485,19 +488,19 @@ fn misses_and_non_dns_packets_pass_unchanged() {
     let mut arp = Frame::v4(vec![]).build();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
     let fixtures = vec![
-        Fixture {
-            description: "miss: a name never asked, IPv4".into(),
-            frame: Frame::v4(never_asked.clone()).build(),
-            expect: Expect::Pass,
-        },
-        Fixture {
-            description: "miss: a name never asked, IPv6".into(),
-            frame: Frame::v6(never_asked.clone()).build(),
-            expect: Expect::Pass,
-        },
-        Fixture { description: "UDP to another port".into(), frame: ntp.build(), expect: Expect::Pass },
-        Fixture { description: "TCP".into(), frame: tcp.build(), expect: Expect::Pass },
-        Fixture { description: "ARP".into(), frame: arp, expect: Expect::Pass },
+        Fixture::pass(
+            "miss: a name never asked, IPv4",
+            Frame::v4(never_asked.clone()).build(),
+            Outcome::Miss,
+        ),
+        Fixture::pass(
+            "miss: a name never asked, IPv6",
+            Frame::v6(never_asked.clone()).build(),
+            Outcome::Miss,
+        ),
+        Fixture::pass("UDP to another port", ntp.build(), Outcome::PassNotDns),
+        Fixture::pass("TCP", tcp.build(), Outcome::PassNotDns),
+        Fixture::pass("ARP", arp, Outcome::PassNotDns),
     ];
     let misses = rig.counter(Outcome::Miss);
     let not_dns = rig.counter(Outcome::PassNotDns);
@@ -520,6 +523,8 @@ enum Userspace {
 struct Malformed {
     description: &'static str,
     frame: Vec<u8>,
+    /// Why the fast path passes it up.
+    outcome: Outcome,
     userspace: Userspace,
     /// The DNS message, for the userspace check.
     message: Vec<u8>,
@@ -530,8 +535,15 @@ fn base_query() -> Vec<u8> {
     q("blog.alice.example.org", RecordType::A).bytes()
 }
 
+/// A DNS message the fast path does not take, in a well-formed frame.
 fn dns_case(description: &'static str, message: Vec<u8>, userspace: Userspace) -> Malformed {
-    Malformed { description, frame: Frame::v4(message.clone()).build(), userspace, message }
+    Malformed {
+        description,
+        frame: Frame::v4(message.clone()).build(),
+        outcome: Outcome::PassUnsupported,
+        userspace,
+        message,
+    }
 }
 
 fn mutated(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -547,11 +559,13 @@ fn with_opt(opt: &[u8]) -> Vec<u8> {
     })
 }
 
-fn frame_case(description: &'static str, frame: Frame) -> Malformed {
+/// A frame the fast path does not take (the kernel stack's business).
+fn frame_case(description: &'static str, frame: Frame, outcome: Outcome) -> Malformed {
     Malformed {
         description,
         message: frame.payload.clone(),
         frame: frame.build(),
+        outcome,
         userspace: Userspace::Kernel,
     }
 }
@@ -668,45 +682,46 @@ fn malformed_cases() -> Vec<Malformed> {
     ];
     let mut f = Frame::v4(base_query());
     f.udp_len_delta = 4;
-    cases.push(frame_case("UDP length beyond the IP packet", f));
+    cases.push(frame_case("UDP length beyond the IP packet", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.udp_len_delta = -1;
-    cases.push(frame_case("UDP length short of the IP packet", f));
+    cases.push(frame_case("UDP length short of the IP packet", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.ip_len_delta = 10;
-    cases.push(frame_case("IPv4 total length beyond the frame", f));
+    cases.push(frame_case("IPv4 total length beyond the frame", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.ip_options = vec![1, 1, 1, 0];
-    cases.push(frame_case("IPv4 with options", f));
+    cases.push(frame_case("IPv4 with options", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.ip_frag = 0x2000;
-    cases.push(frame_case("IPv4 first fragment (MF)", f));
+    cases.push(frame_case("IPv4 first fragment (MF)", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.ip_frag = 0x0010;
-    cases.push(frame_case("IPv4 later fragment (offset)", f));
+    cases.push(frame_case("IPv4 later fragment (offset)", f, Outcome::PassUnsupported));
     let mut f = Frame::v6(base_query());
     f.ipv6_next_header = Some(0);
-    cases.push(frame_case("IPv6 hop-by-hop extension header", f));
+    cases.push(frame_case("IPv6 hop-by-hop extension header", f, Outcome::PassUnsupported));
     let mut f = Frame::v6(base_query());
     f.ipv6_next_header = Some(44);
-    cases.push(frame_case("IPv6 fragment header", f));
+    cases.push(frame_case("IPv6 fragment header", f, Outcome::PassUnsupported));
     let mut f = Frame::v6(base_query());
     f.ip_len_delta = 30;
-    cases.push(frame_case("IPv6 payload length beyond the frame", f));
+    cases.push(frame_case("IPv6 payload length beyond the frame", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.dport = 5353;
-    cases.push(frame_case("another destination port", f));
+    cases.push(frame_case("another destination port", f, Outcome::PassNotDns));
     let mut f = Frame::v4(base_query());
     f.sport = 0;
-    cases.push(frame_case("source port 0", f));
+    cases.push(frame_case("source port 0", f, Outcome::PassUnsupported));
     let mut f = Frame::v4(base_query());
     f.vlans = vec![1, 2, 3];
-    cases.push(frame_case("three VLAN tags", f));
+    cases.push(frame_case("three VLAN tags", f, Outcome::PassUnsupported));
     let mut v6_in_v4 = Frame::v4(base_query()).build();
     v6_in_v4[14] = 0x65;
     cases.push(Malformed {
         description: "IPv4 ethertype, version 6",
         frame: v6_in_v4,
+        outcome: Outcome::PassUnsupported,
         userspace: Userspace::Kernel,
         message: vec![],
     });
@@ -715,6 +730,7 @@ fn malformed_cases() -> Vec<Malformed> {
     cases.push(Malformed {
         description: "Ethernet header only (IPv4 ethertype)",
         frame: bare,
+        outcome: Outcome::PassNotDns,
         userspace: Userspace::Kernel,
         message: vec![],
     });
@@ -722,6 +738,7 @@ fn malformed_cases() -> Vec<Malformed> {
     cases.push(Malformed {
         description: "frame cut inside the IPv4 header",
         frame: truncated_ip,
+        outcome: Outcome::PassNotDns,
         userspace: Userspace::Kernel,
         message: vec![],
     });
@@ -736,10 +753,8 @@ fn malformed_and_unsupported_packets_pass_up_untouched_and_get_the_right_error()
     assert_eq!(action, XDP_TX, "the unmodified base query is a hit");
     let cases = malformed_cases();
     assert!(cases.len() >= 40, "{} malformed fixtures", cases.len());
-    let fixtures: Vec<Fixture> = cases
-        .iter()
-        .map(|c| Fixture { description: c.description.into(), frame: c.frame.clone(), expect: Expect::Pass })
-        .collect();
+    let fixtures: Vec<Fixture> =
+        cases.iter().map(|c| Fixture::pass(c.description, c.frame.clone(), c.outcome)).collect();
     let hits = rig.counter(Outcome::Hit);
     run_table(&rig, &fixtures);
     assert_eq!(rig.counter(Outcome::Hit), hits, "none answered in the kernel");

@@ -168,7 +168,13 @@ fn serve_demo(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     if !has("--db") {
-        cmd.args(["--db", root.join("target/instadns-demo.sqlite").to_str().context("non-UTF-8 path")?]);
+        // The demo's own database, with the demo data loaded when it is first made.
+        let db = root.join("target/instadns-demo.sqlite");
+        let db = db.to_str().context("non-UTF-8 path")?;
+        if !Path::new(db).exists() {
+            run(Command::new(root.join("target/release/instadns")).args(["db", "demo", "--db", db]))?;
+        }
+        cmd.args(["--db", db]);
     }
     // A demo leaves nothing behind, and never touches an installed service's pins.
     if !has("--pin-dir") {

@@ -3,7 +3,10 @@
 use anyhow::Result;
 use clap::{ArgGroup, Subcommand};
 use instadns::{
-    model::{AcmeKind, time::{rfc3339, unix_now}},
+    model::{
+        AcmeKind,
+        time::{rfc3339, unix_now},
+    },
     store::{AcmeChallenge, Database},
 };
 

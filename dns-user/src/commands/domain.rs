@@ -57,7 +57,9 @@ pub async fn run(db: &Database, command: DomainCommand) -> Result<()> {
             println!("{hostname} removed");
         }
         DomainCommand::List { instance, after, limit, format } => {
-            emit(format.json, &db.list_domains(instance, &after, limit).await?, |list| list.iter().map(line).collect())?
+            emit(format.json, &db.list_domains(instance, &after, limit).await?, |list| {
+                list.iter().map(line).collect()
+            })?
         }
         DomainCommand::Show { hostname, format } => {
             let domain = db

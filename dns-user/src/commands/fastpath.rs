@@ -89,8 +89,11 @@ fn layouts(pin_dir: &Path) -> Vec<PathBuf> {
 
 async fn layout_status(dir: &Path, interval: f64) -> Result<()> {
     let names = pinned_keys(dir).len();
-    let capacity: u64 =
-        NAME_MAP_NAMES.iter().filter_map(|m| MapUsage::of_pin(m, &dir.join(m))).map(|u| u.max_entries as u64).sum();
+    let capacity: u64 = NAME_MAP_NAMES
+        .iter()
+        .filter_map(|m| MapUsage::of_pin(m, &dir.join(m)))
+        .map(|u| u.max_entries as u64)
+        .sum();
     println!(
         "maps {}: {names} names of {capacity} ({:.1}% full)",
         dir.display(),

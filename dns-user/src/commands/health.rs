@@ -25,7 +25,9 @@ pub async fn run(args: HealthArgs) -> Result<()> {
             format!("connecting to the daemon's metrics address {metrics} (is `instadns serve` running with metrics = \"{metrics}\"?)")
         })?;
         let (reader, mut writer) = stream.into_split();
-        writer.write_all(b"GET /health/targets HTTP/1.1\r\nHost: instadns\r\nConnection: close\r\n\r\n").await?;
+        writer
+            .write_all(b"GET /health/targets HTTP/1.1\r\nHost: instadns\r\nConnection: close\r\n\r\n")
+            .await?;
         // The head, then exactly Content-Length bytes of body.
         let mut reader = tokio::io::BufReader::new(reader.take(MAX_RESPONSE));
         let mut length = None;

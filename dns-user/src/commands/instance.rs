@@ -19,7 +19,8 @@ use super::{
 pub enum InstanceCommand {
     /// Add an instance.
     Add {
-        /// The platform's instance id.
+        /// The platform's instance id (0 or more).
+        #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
         id: i64,
         #[arg(long)]
         cluster: String,

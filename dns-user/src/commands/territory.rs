@@ -84,7 +84,9 @@ pub async fn run(db: &Database, command: TerritoryCommand) -> Result<()> {
         TerritoryCommand::List { format } => {
             emit(format.json, &db.list_territories().await?, |list| list.iter().map(describe).collect())?
         }
-        TerritoryCommand::Show { name, format } => emit(format.json, &db.show_territory(&name).await?, describe)?,
+        TerritoryCommand::Show { name, format } => {
+            emit(format.json, &db.show_territory(&name).await?, describe)?
+        }
     }
     Ok(())
 }

@@ -108,7 +108,15 @@ pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
         ZoneCommand::Add { apex, ns, mname, rname, ttl, minimum, rules } => {
             let mname = mname.or_else(|| ns.first().cloned()).unwrap_or_default();
             let rname = rname.unwrap_or_else(|| format!("hostmaster.{}", apex.trim_end_matches('.')));
-            let zone = NewZone { apex: apex.clone(), soa_mname: mname, soa_rname: rname, ns, soa_minimum: minimum, ttl, rules };
+            let zone = NewZone {
+                apex: apex.clone(),
+                soa_mname: mname,
+                soa_rname: rname,
+                ns,
+                soa_minimum: minimum,
+                ttl,
+                rules,
+            };
             db.add_zone(&zone).await.with_context(|| format!("zone add {apex}"))?;
             println!("zone {apex} added");
         }
@@ -131,14 +139,16 @@ pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
             db.remove_zone(&apex, force).await?;
             println!("zone {apex} removed");
         }
-        ZoneCommand::List { format } => emit(format.json, &db.list_zones().await?, |zones| {
-            zones.iter().map(summary).collect()
-        })?,
+        ZoneCommand::List { format } => {
+            emit(format.json, &db.list_zones().await?, |zones| zones.iter().map(summary).collect())?
+        }
         ZoneCommand::Show { apex, format } => emit(format.json, &db.show_zone(&apex).await?, details)?,
         ZoneCommand::Import { file, origin } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("FILE {}", file.display()))?;
-            let (apex, n) =
-                db.import_zone(&text, origin.as_deref()).await.with_context(|| format!("FILE {}", file.display()))?;
+            let (apex, n) = db
+                .import_zone(&text, origin.as_deref())
+                .await
+                .with_context(|| format!("FILE {}", file.display()))?;
             println!("zone {apex}: {n} records imported");
         }
         ZoneCommand::Export { zone } => print!("{}", db.export_zone(&zone).await?),

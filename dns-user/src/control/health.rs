@@ -18,7 +18,11 @@ use crate::resolution::health::{Check, HealthState, Plan, Plans, Probe, Target};
 /// Probes every target of the resolver's plans, following them as the catalog
 /// changes (new clusters, addresses, checks). State changes send the affected cluster
 /// ids to `changed` (bounded: probing waits while the follower catches up).
-pub async fn run(state: Arc<HealthState>, mut plans: watch::Receiver<Arc<Plans>>, changed: mpsc::Sender<Vec<i64>>) {
+pub async fn run(
+    state: Arc<HealthState>,
+    mut plans: watch::Receiver<Arc<Plans>>,
+    changed: mpsc::Sender<Vec<i64>>,
+) {
     let mut tasks: HashMap<Target, (Plan, JoinHandle<()>)> = HashMap::new();
     loop {
         let wanted = plans.borrow_and_update().clone();
@@ -37,8 +41,13 @@ pub async fn run(state: Arc<HealthState>, mut plans: watch::Receiver<Arc<Plans>>
             }
             // Spread the first probes of the targets over the interval.
             let offset = plan.check.interval * (i as u32 % count) / count;
-            let task =
-                tokio::spawn(probe_loop(state.clone(), target.clone(), plan.clone(), offset, changed.clone()));
+            let task = tokio::spawn(probe_loop(
+                state.clone(),
+                target.clone(),
+                plan.clone(),
+                offset,
+                changed.clone(),
+            ));
             tasks.insert(target.clone(), (plan.clone(), task));
         }
         if plans.changed().await.is_err() {
@@ -114,4 +123,3 @@ async fn probe(target: &Target, check: &Check) -> Result<String, String> {
         Err(format!("HTTP {status}, expected {expect}"))
     }
 }
-

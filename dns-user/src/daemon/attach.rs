@@ -28,7 +28,12 @@ pub fn attach_iface(ebpf: &mut aya::Ebpf, pin_dir: &Path, iface: &Interface) -> 
 
 /// Re-attaches interfaces whose receive queue count changed (queues added after the
 /// attach would run without the program). Meanwhile userspace answers what XDP would.
-pub fn follow_queue_counts(ebpf: &mut aya::Ebpf, pin_dir: &Path, interfaces: &[Interface], status: &DaemonStatus) {
+pub fn follow_queue_counts(
+    ebpf: &mut aya::Ebpf,
+    pin_dir: &Path,
+    interfaces: &[Interface],
+    status: &DaemonStatus,
+) {
     let Ok(mut list) = status.attached.lock() else { return };
     for entry in list.iter_mut() {
         let Some(now) = iface::rx_queues(&entry.iface) else { continue };

@@ -96,8 +96,15 @@ async fn not_ready(handler: &Handler<Database>, status: &DaemonStatus) -> Option
     if status.xdp && (attached == 0 || !handler.cache().has_kernel()) {
         return Some("the XDP program is not attached".into());
     }
-    if !handler.resolver().is_loaded() {
-        return Some("zones not loaded".into());
+    match handler.resolver().catalog() {
+        None => return Some("zones not loaded".into()),
+        Some(c) if c.zones().next().is_none() => {
+            return Some(
+                "no zones (add one with `instadns zone add`, or load the demo with `instadns db demo`)"
+                    .into(),
+            );
+        }
+        Some(_) => {}
     }
     match tokio::time::timeout(Duration::from_secs(1), status.db.query("SELECT 1", vec![])).await {
         Ok(Ok(_)) => None,
@@ -168,7 +175,8 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     for (code, count) in s.rcodes.iter().enumerate() {
         let count = count.load(Ordering::Relaxed);
         if count > 0 {
-            let _ = writeln!(out, "instadns_responses_total{{rcode=\"{}\"}} {count}", rcode::name(code as u16));
+            let _ =
+                writeln!(out, "instadns_responses_total{{rcode=\"{}\"}} {count}", rcode::name(code as u16));
         }
     }
     help(

@@ -42,8 +42,10 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// Imports the configured zone files.
 async fn import_zone_files(db: &Database, config: &Config) -> Result<()> {
     for file in &config.zone_files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("zone_files: {}", file.display()))?;
-        let (apex, n) = db.import_zone(&text, None).await.with_context(|| format!("zone_files: {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("zone_files: {}", file.display()))?;
+        let (apex, n) =
+            db.import_zone(&text, None).await.with_context(|| format!("zone_files: {}", file.display()))?;
         tracing::info!(zone = apex, records = n, file = %file.display(), "zone file imported");
     }
     Ok(())
@@ -52,7 +54,9 @@ async fn import_zone_files(db: &Database, config: &Config) -> Result<()> {
 /// Re-resolves `keys` (up to 32 at once), installing fresh answers.
 async fn warm(handler: &Handler<Database>, keys: Vec<CacheKey>) {
     use futures_util::StreamExt as _;
-    futures_util::stream::iter(keys).for_each_concurrent(32, |key| async move { handler.refresh(&key).await }).await;
+    futures_util::stream::iter(keys)
+        .for_each_concurrent(32, |key| async move { handler.refresh(&key).await })
+        .await;
 }
 
 /// Opens the database; a fleet node may start before it, so an unreachable one is
@@ -86,8 +90,12 @@ struct FastPath {
 }
 
 fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps)> {
-    let xdp_config =
-        XdpConfig::with_capacity(config.port, config.edns_payload, config.maps.entries, config.maps.answer_slots);
+    let xdp_config = XdpConfig::with_capacity(
+        config.port,
+        config.edns_payload,
+        config.maps.entries,
+        config.maps.answer_slots,
+    );
     pin::prepare(&config.pin_dir)?;
     let layout = pin::layout_dir_name(&xdp_config);
     let layout_dir = config.pin_dir.join(&layout);
@@ -178,7 +186,8 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         follower: follower.stats.clone(),
     });
     if let Some(addr) = config.metrics {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics {addr}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics {addr}"))?;
         tracing::info!(%addr, "serving /metrics, /health and /ready");
         tasks.spawn(metrics::serve(listener, handler.clone(), status.clone()));
     }

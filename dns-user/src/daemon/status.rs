@@ -24,4 +24,3 @@ pub struct DaemonStatus {
     pub db: Database,
     pub follower: Arc<FollowerStats>,
 }
-

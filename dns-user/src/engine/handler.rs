@@ -15,7 +15,8 @@ use super::{
 };
 use crate::{
     protocol::{
-        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Steered, VariantChoice, encode, error_response,
+        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Steered, VariantChoice, encode,
+        error_response,
         name::{NameError, name_from_wire},
         parse_query, response,
     },

@@ -30,4 +30,3 @@ pub const QTYPE_LABELS: [(&str, u16); 10] = [
     ("ANY", 255),
     ("other", 0),
 ];
-

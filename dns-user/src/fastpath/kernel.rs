@@ -18,8 +18,9 @@ use aya::{
 use dns_common::{
     limits::bucket_for,
     maps::{
-        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2, NameKey3,
-        STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6, select,
+        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2,
+        NameKey3, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6,
+        select,
     },
     stats::Outcome,
 };
@@ -114,13 +115,9 @@ impl KernelMaps {
     fn put_territory(&mut self, prefix: &Prefix, index: Option<u32>) -> Result<(), MapsError> {
         let len = prefix.len as u32;
         match (prefix.addr, index) {
-            (IpAddr::V4(a), Some(i)) => {
-                self.territories_v4.insert(&LpmKey::new(len, a.octets()), i, 0)?
-            }
+            (IpAddr::V4(a), Some(i)) => self.territories_v4.insert(&LpmKey::new(len, a.octets()), i, 0)?,
             (IpAddr::V4(a), None) => self.territories_v4.remove(&LpmKey::new(len, a.octets()))?,
-            (IpAddr::V6(a), Some(i)) => {
-                self.territories_v6.insert(&LpmKey::new(len, a.octets()), i, 0)?
-            }
+            (IpAddr::V6(a), Some(i)) => self.territories_v6.insert(&LpmKey::new(len, a.octets()), i, 0)?,
             (IpAddr::V6(a), None) => self.territories_v6.remove(&LpmKey::new(len, a.octets()))?,
         }
         Ok(())
@@ -360,4 +357,3 @@ where
 {
     map.get(&NameKey::<N>::new(name, qtype)?, 0).ok()
 }
-

@@ -43,4 +43,3 @@ pub fn kernel_can_serve(key: &CacheKey, answer: &Steered) -> bool {
         && answer.variants.iter().all(|a| a.authoritative && a.rcode <= 15 && a.data.len() <= ANSWER_MAX_LEN)
         && bucket_for(key.name().len()).is_some()
 }
-

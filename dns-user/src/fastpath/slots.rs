@@ -127,7 +127,10 @@ impl SlotTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{fastpath::codec::answer_slots, protocol::{EncodedAnswer, VariantChoice}};
+    use crate::{
+        fastpath::codec::answer_slots,
+        protocol::{EncodedAnswer, VariantChoice},
+    };
 
     fn encoded(byte: u8) -> Arc<EncodedAnswer> {
         Arc::new(EncodedAnswer {
@@ -193,5 +196,4 @@ mod tests {
         t.reclaim(Instant::now() + SLOT_QUARANTINE);
         assert!(t.free.contains(&(2, 1)), "released by its last name, the slot is freed");
     }
-
 }

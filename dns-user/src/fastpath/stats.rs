@@ -35,10 +35,12 @@ impl MapUsage {
     }
 }
 
-
 /// The outcome counters of a pinned layout, summed over CPUs, in [`Outcome::ALL`] order.
 pub fn pinned_counters(layout_dir: &Path) -> Result<Vec<u64>, aya::maps::MapError> {
     let data = MapData::from_pin(layout_dir.join(STATS_MAP_NAME))?;
     let counters = PerCpuArray::<MapData, u64>::try_from(Map::PerCpuArray(data))?;
-    Ok(Outcome::ALL.iter().map(|o| counters.get(&(*o as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)).collect())
+    Ok(Outcome::ALL
+        .iter()
+        .map(|o| counters.get(&(*o as u32), 0).map(|v| v.iter().sum()).unwrap_or(0))
+        .collect())
 }

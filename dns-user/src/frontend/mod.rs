@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
-
 /// A UDP socket on `addr`; IPv6 sockets are IPv6-only so `0.0.0.0` and `::` can both
 /// be bound on the same port.
 pub fn bind_udp(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {

@@ -76,8 +76,10 @@ impl std::str::FromStr for AddressSpec {
         let ip: IpAddr = ip.parse().map_err(|_| Invalid(format!("{ip:?} is not an IPv4 or IPv6 address")))?;
         let mut spec = Self::new(ip);
         for part in parts {
-            let (key, value) = part.split_once('=').ok_or_else(|| Invalid(format!("{part:?}: use KEY=VALUE")))?;
-            let number = || value.parse::<u32>().map_err(|_| Invalid(format!("{key}={value:?}: not a number")));
+            let (key, value) =
+                part.split_once('=').ok_or_else(|| Invalid(format!("{part:?}: use KEY=VALUE")))?;
+            let number =
+                || value.parse::<u32>().map_err(|_| Invalid(format!("{key}={value:?}: not a number")));
             match key.trim() {
                 "weight" => {
                     spec.weight = number()?;
@@ -123,14 +125,19 @@ impl std::str::FromStr for CheckTarget {
     type Err = Invalid;
 
     fn from_str(text: &str) -> Result<Self, Invalid> {
-        let (kind, rest) =
-            text.split_once(':').ok_or_else(|| Invalid(format!("{text:?}: use tcp:PORT or http:PORT/PATH")))?;
+        let (kind, rest) = text
+            .split_once(':')
+            .ok_or_else(|| Invalid(format!("{text:?}: use tcp:PORT or http:PORT/PATH")))?;
         let kind: CheckKind = kind.parse()?;
         let (port, path) = match (kind, rest.find('/')) {
             (CheckKind::Http, Some(i)) => (&rest[..i], rest[i..].to_owned()),
             (CheckKind::Http, None) | (CheckKind::Tcp, _) => (rest, "/".to_owned()),
         };
-        let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| Invalid(format!("{port:?} is not a port")))?;
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Invalid(format!("{port:?} is not a port")))?;
         Ok(Self { kind, port, path })
     }
 }

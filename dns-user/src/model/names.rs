@@ -1,10 +1,18 @@
 //! The shapes names of our own objects must have.
 
 use super::Invalid;
+use crate::protocol::name::parse_user_name;
+
+/// An absolute, lower-cased domain name from user input; errors name `what` it is.
+pub fn absolute(input: &str, what: &str) -> Result<String, Invalid> {
+    parse_user_name(input).map(|n| n.to_ascii()).map_err(|e| Invalid(format!("{what}: {e}")))
+}
 
 /// Cluster and territory names: letters, digits, '-' and '_'.
 pub fn identifier(what: &str, name: &str) -> Result<(), Invalid> {
-    if name.is_empty() || name.len() > 63 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    if name.is_empty()
+        || name.len() > 63
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(Invalid(format!("{what} {name:?}: 1 to 63 letters, digits, '-' and '_'")));
     }
@@ -18,7 +26,9 @@ pub fn label(what: &str, value: &str) -> Result<(), Invalid> {
         || value.len() > 63
         || !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        return Err(Invalid(format!("{what} {value:?}: a DNS label of lower-case letters, digits, '-' and '_'")));
+        return Err(Invalid(format!(
+            "{what} {value:?}: a DNS label of lower-case letters, digits, '-' and '_'"
+        )));
     }
     Ok(())
 }

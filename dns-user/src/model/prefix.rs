@@ -38,7 +38,8 @@ impl FromStr for Prefix {
             Some((a, l)) => (a, Some(l)),
             None => (text, None),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| Invalid(format!("{text:?} is not an IP network")))?;
+        let addr: IpAddr =
+            addr.trim().parse().map_err(|_| Invalid(format!("{text:?} is not an IP network")))?;
         let len = match len {
             Some(l) => l.trim().parse::<u8>().map_err(|_| Invalid(format!("{text:?}: bad prefix length")))?,
             None => bits(addr),
@@ -47,7 +48,10 @@ impl FromStr for Prefix {
             return Err(Invalid(format!("{text:?}: prefix length above {}", bits(addr))));
         }
         if mask(addr, len) != addr {
-            return Err(Invalid(format!("{text:?} has host bits set (the network is {})", Prefix::of(addr, len))));
+            return Err(Invalid(format!(
+                "{text:?} has host bits set (the network is {})",
+                Prefix::of(addr, len)
+            )));
         }
         Ok(Self { addr, len })
     }

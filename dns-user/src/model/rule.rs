@@ -37,7 +37,13 @@ impl std::str::FromStr for RuleSpec {
         let invalid = || super::Invalid(format!("{text:?}: expected PATTERN=KIND[:TTL]"));
         let (pattern, rest) = text.rsplit_once('=').ok_or_else(invalid)?;
         let (kind, ttl) = match rest.split_once(':') {
-            Some((k, t)) => (k, Some(t.parse::<u32>().map_err(|_| super::Invalid(format!("{text:?}: TTL {t:?} is not a number")))?)),
+            Some((k, t)) => (
+                k,
+                Some(
+                    t.parse::<u32>()
+                        .map_err(|_| super::Invalid(format!("{text:?}: TTL {t:?} is not a number")))?,
+                ),
+            ),
             None => (rest, None),
         };
         if pattern.is_empty() || kind.is_empty() {

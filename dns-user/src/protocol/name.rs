@@ -106,7 +106,8 @@ pub fn name_to_wire(name: &Name) -> Vec<u8> {
 
 /// Parses an absolute domain name as stored (ending in a dot), lower-cased.
 pub fn parse_absolute(text: &str) -> Result<Name, NameError> {
-    let name = Name::from_ascii(text).map_err(|e| NameError(format!("{text:?} is not a domain name: {e}")))?;
+    let name =
+        Name::from_ascii(text).map_err(|e| NameError(format!("{text:?} is not a domain name: {e}")))?;
     if !name.is_fqdn() {
         return Err(NameError(format!("{text:?} must be absolute (end with a dot)")));
     }
@@ -116,7 +117,8 @@ pub fn parse_absolute(text: &str) -> Result<Name, NameError> {
 /// A name typed by a person (the trailing dot optional), lower-cased; never the root.
 pub fn parse_user_name(input: &str) -> Result<Name, NameError> {
     let text = if input.ends_with('.') { input.to_owned() } else { format!("{input}.") };
-    let name = Name::from_ascii(&text).map_err(|e| NameError(format!("{input:?} is not a domain name: {e}")))?;
+    let name =
+        Name::from_ascii(&text).map_err(|e| NameError(format!("{input:?} is not a domain name: {e}")))?;
     if name.is_root() {
         return Err(NameError("the root is not allowed here".into()));
     }

@@ -96,3 +96,72 @@ fn push_header(out: &mut Vec<u8>, id: u16, flags: [u8; 2], qdcount: u16, counts:
     out.extend_from_slice(&(counts[2] + u16::from(opt)).to_be_bytes());
 }
 
+#[cfg(test)]
+mod tests {
+    use dns_common::wire::{EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, opt_record, rcode};
+
+    use super::*;
+    use crate::protocol::query::{parse_query, test_messages::*};
+
+    /// RFC 7871 section 7.1.1 and 7.2.1: a well-formed option is parsed and echoed with
+    /// the scope; a malformed one is FORMERR.
+    #[test]
+    fn rfc7871_client_subnet_is_parsed_echoed_with_scope_and_malformed_is_formerr() {
+        let name = b"\x01a\x00";
+        let ecs = [0, 1, 24, 0, 198, 18, 1];
+        let msg = query_bytes(name, 1, [0, 0], &opt_with(EDNS_OPTION_ECS, &ecs), 1);
+        let q = parse_query(&msg).unwrap();
+        let subnet = q.edns.unwrap().client_subnet.unwrap();
+        assert_eq!((subnet.addr(), subnet.source_len), ("198.18.1.0".parse().unwrap(), 24));
+        let answer = EncodedAnswer::empty(rcode::NOERROR, true);
+        let response = response(&q, &answer, 1232, None, 0, 24);
+        let echoed = &response[response.len() - 11..];
+        assert_eq!(
+            echoed,
+            &[0, 8, 0, 7, 0, 1, 24, 24, 198, 18, 1],
+            "FAMILY, SOURCE, ADDRESS kept; SCOPE set"
+        );
+        assert_eq!(&response[response.len() - 13..response.len() - 11], &[0, 11], "OPT RDLEN");
+        for bad in [
+            &[0, 1, 24, 0, 198, 18, 1, 5][..], // an address byte too many
+            &[0, 1, 24, 0, 198, 18][..],       // one too few
+            &[0, 1, 23, 0, 198, 18, 1][..],    // a bit set past the prefix
+            &[0, 1, 24, 8, 198, 18, 1][..],    // SCOPE in a query
+            &[0, 3, 8, 0, 1][..],              // unknown family
+            &[0, 1, 33, 0, 1, 2, 3, 4, 5][..], // prefix longer than IPv4
+        ] {
+            let msg = query_bytes(name, 1, [0, 0], &opt_with(EDNS_OPTION_ECS, bad), 1);
+            assert!(
+                matches!(parse_query(&msg), Err(Rejection::Error { rcode: rcode::FORMERR, .. })),
+                "{bad:?} is FORMERR"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_edns_and_rejects_bad_versions_with_badvers() {
+        let opt = [0, 0, 41, 0x10, 0, 0, 1, 0x80, 0, 0, 0];
+        let m = query_bytes(NAME, 1, [0, 0], &opt, 1);
+        match parse_query(&m) {
+            Err(Rejection::Error { rcode, edns: Some(e), .. }) => {
+                assert_eq!(rcode, rcode::BADVERS);
+                assert!(e.dnssec_ok);
+                let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
+                // RCODE low bits 0, extended RCODE 1 in the OPT TTL, version 0.
+                assert_eq!(r[3] & 0xf, 0);
+                assert_eq!(&r[r.len() - 11..], &opt_record(1232, 1, true));
+            }
+            other => panic!("expected BADVERS, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_opcodes_get_notimp_with_the_question() {
+        let m = query_bytes(NAME, 1, [0x2 << 3, 0], &[], 0);
+        let rejection = parse_query(&m).unwrap_err();
+        let r = error_response(&m, &rejection, 1232).unwrap();
+        assert_eq!(r[3] & 0xf, rcode::NOTIMP as u8);
+        assert_eq!(r[2] & FLAG1_OPCODE_MASK, 0x2 << 3, "opcode echoed");
+        assert_eq!(&r[12..], &m[12..]);
+    }
+}

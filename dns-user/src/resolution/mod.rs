@@ -160,10 +160,6 @@ impl<S: Store> Resolver<S> {
         &self.store
     }
 
-    pub fn is_loaded(&self) -> bool {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
-
     /// Re-reads the small tables into a new catalog, and the custom domains.
     pub async fn reload(&self) -> Result<(), StoreError> {
         self.load(true).await
@@ -331,4 +327,3 @@ fn relative_labels<'a>(name: &'a Name, apex: &Name) -> Vec<&'a [u8]> {
     let below = name.num_labels().saturating_sub(apex.num_labels()) as usize;
     name.iter().take(below).collect()
 }
-

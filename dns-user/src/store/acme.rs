@@ -1,7 +1,8 @@
 //! ACME DNS-01 challenge answers at `_acme-challenge.NAME`.
 
-use super::{AcmeChallenge, Database, StoreError, sql::Statement, zones::absolute_name};
-use crate::{model::AcmeKind, params};
+use super::sql::params;
+use super::{AcmeChallenge, Database, StoreError, sql::Statement};
+use crate::model::{AcmeKind, names};
 
 /// Longest TXT value (one character-string, RFC 1035 section 3.3.14).
 pub const MAX_TXT_LEN: usize = 255;
@@ -11,7 +12,7 @@ impl Database {
     /// coexist, as during a renewal with two authorizations), or a CNAME that delegates
     /// validation to another zone (replacing anything else there).
     pub async fn set_acme(&self, challenge: &AcmeChallenge) -> Result<(), StoreError> {
-        let name = absolute_name(&challenge.name, "validated name")?;
+        let name = names::absolute(&challenge.name, "validated name")?;
         let value = match challenge.kind {
             AcmeKind::Txt => {
                 if challenge.value.is_empty() || challenge.value.len() > MAX_TXT_LEN {
@@ -22,7 +23,7 @@ impl Database {
                 }
                 challenge.value.clone()
             }
-            AcmeKind::Cname => absolute_name(&challenge.value, "challenge CNAME target")?,
+            AcmeKind::Cname => names::absolute(&challenge.value, "challenge CNAME target")?,
         };
         let clear: Statement = match challenge.kind {
             AcmeKind::Cname => ("DELETE FROM acme_challenges WHERE name = $1".into(), params![name.as_str()]),
@@ -43,12 +44,18 @@ impl Database {
 
     /// Removes every challenge answer of `name` (or only one TXT value).
     pub async fn clear_acme(&self, name: &str, value: Option<&str>) -> Result<u64, StoreError> {
-        let name = absolute_name(name, "validated name")?;
+        let name = names::absolute(name, "validated name")?;
         let n = match value {
             Some(v) => {
-                self.execute("DELETE FROM acme_challenges WHERE name = $1 AND value = $2", params![name.as_str(), v]).await?
+                self.execute(
+                    "DELETE FROM acme_challenges WHERE name = $1 AND value = $2",
+                    params![name.as_str(), v],
+                )
+                .await?
             }
-            None => self.execute("DELETE FROM acme_challenges WHERE name = $1", params![name.as_str()]).await?,
+            None => {
+                self.execute("DELETE FROM acme_challenges WHERE name = $1", params![name.as_str()]).await?
+            }
         };
         if n == 0 {
             return Err(StoreError::NotFound(format!("challenge for {name}")));
@@ -60,7 +67,7 @@ impl Database {
     pub async fn list_acme(&self, name: Option<&str>) -> Result<Vec<AcmeChallenge>, StoreError> {
         match name {
             Some(n) => {
-                let n = absolute_name(n, "validated name")?;
+                let n = names::absolute(n, "validated name")?;
                 self.select("FROM acme_challenges WHERE name = $1 ORDER BY kind, value", params![n]).await
             }
             None => self.select("FROM acme_challenges ORDER BY name, kind, value", vec![]).await,

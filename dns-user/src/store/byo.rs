@@ -4,8 +4,8 @@
 //! PostgreSQL, in the manner of PowerDNS's generic SQL backend. Clusters, zones and
 //! rules stay in our database.
 
+use super::sql::params;
 use super::{Database, Instance, PgStore, StoreError};
-use crate::params;
 
 #[derive(Clone)]
 pub struct ByoInstances {

@@ -1,11 +1,11 @@
 //! What the resolver reads ([`Store`]): the small tables whole, into the catalog; the
 //! large ones (instances, custom domains, challenges, tombstones) per lookup.
 
+use super::sql::params;
 use super::{
-    AcmeChallenge, AddressRow, CatalogRows, CheckRow, ClusterRow, Database, Instance, NsRow, RecordRow, RuleRow,
-    ServiceRow, Store, StoreError, Tombstone, ZoneRow,
+    AcmeChallenge, AddressRow, CatalogRows, CheckRow, ClusterRow, Database, Instance, NsRow, RecordRow,
+    RuleRow, ServiceRow, Store, StoreError, Tombstone, ZoneRow,
 };
-use crate::params;
 
 impl Store for Database {
     async fn catalog_rows(&self) -> Result<CatalogRows, StoreError> {
@@ -16,7 +16,9 @@ impl Store for Database {
             records: self.select::<RecordRow>("FROM records ORDER BY id", vec![]).await?,
             rules: self.select::<RuleRow>("FROM name_rules ORDER BY id", vec![]).await?,
             clusters: self.select::<ClusterRow>("FROM clusters ORDER BY id", vec![]).await?,
-            services: self.select::<ServiceRow>("FROM cluster_services ORDER BY cluster_id, service", vec![]).await?,
+            services: self
+                .select::<ServiceRow>("FROM cluster_services ORDER BY cluster_id, service", vec![])
+                .await?,
             addresses: self
                 .select::<AddressRow>("FROM cluster_addresses ORDER BY cluster_id, queue, address", vec![])
                 .await?,
@@ -38,7 +40,8 @@ impl Store for Database {
     }
 
     async fn owner_exists(&self, owner: &str) -> Result<bool, StoreError> {
-        self.exists("SELECT 1 FROM instances WHERE owner = $1 AND name IS NOT NULL LIMIT 1", params![owner]).await
+        self.exists("SELECT 1 FROM instances WHERE owner = $1 AND name IS NOT NULL LIMIT 1", params![owner])
+            .await
     }
 
     async fn domain_instance(&self, hostname: &str) -> Result<Option<i64>, StoreError> {

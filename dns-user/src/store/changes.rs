@@ -1,7 +1,7 @@
 //! Reading the change log the triggers write (see `schema`).
 
+use super::sql::params;
 use super::{Database, FromRow, StoreError, sql::Row};
-use crate::params;
 
 /// A watched table (see `schema::WATCHED`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +81,9 @@ impl ChangeOp {
             "I" => Ok(Self::Insert),
             "U" => Ok(Self::Update),
             "D" => Ok(Self::Delete),
-            other => Err(StoreError::Invalid(format!("change log operation {other:?} is not one of I, U, D"))),
+            other => {
+                Err(StoreError::Invalid(format!("change log operation {other:?} is not one of I, U, D")))
+            }
         }
     }
 }

@@ -5,15 +5,12 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::sql::params;
 use super::{
     CheckRow, ClusterRow, Database, StoreError,
     sql::{Statement, Value},
-    zones::absolute_name,
 };
-use crate::{
-    model::{AddressOrder, AddressSpec, Fallback, HealthCheck, Pick, names},
-    params,
-};
+use crate::model::{AddressOrder, AddressSpec, Fallback, HealthCheck, Pick, names};
 
 /// Changes to a cluster (or, for a new one, what it starts with).
 #[derive(Clone, Debug, Default)]
@@ -107,8 +104,10 @@ impl Database {
             ("fallback", update.fallback.map(Fallback::as_str)),
         ] {
             if let Some(value) = value {
-                statements
-                    .push((format!("UPDATE clusters SET {column} = $2 WHERE id = {cluster}"), vec![param.clone(), value.into()]));
+                statements.push((
+                    format!("UPDATE clusters SET {column} = $2 WHERE id = {cluster}"),
+                    vec![param.clone(), value.into()],
+                ));
             }
         }
         if !statements.is_empty() {
@@ -118,7 +117,11 @@ impl Database {
     }
 
     /// The statements applying `update`'s services, addresses and check.
-    async fn update_statements(&self, cluster: ClusterRef<'_>, update: &ClusterUpdate) -> Result<Vec<Statement>, StoreError> {
+    async fn update_statements(
+        &self,
+        cluster: ClusterRef<'_>,
+        update: &ClusterUpdate,
+    ) -> Result<Vec<Statement>, StoreError> {
         let (id, param) = cluster.sql();
         let with = |sql: String, mut rest: Vec<Value>| -> Statement {
             rest.insert(0, param.clone());
@@ -127,7 +130,7 @@ impl Database {
         let mut statements = Vec::new();
         for (service, target) in &update.set_services {
             names::label("service", service)?;
-            let target = absolute_name(target, &format!("target of service {service}"))?;
+            let target = names::absolute(target, &format!("target of service {service}"))?;
             statements.push(with(
                 format!(
                     "INSERT INTO cluster_services (cluster_id, service, target) VALUES ({id}, $2, $3) \
@@ -144,7 +147,9 @@ impl Database {
         }
         for address in &update.add_addresses {
             if let Some(territory) = &address.territory
-                && !self.exists("SELECT 1 FROM territories WHERE name = $1", params![territory.as_str()]).await?
+                && !self
+                    .exists("SELECT 1 FROM territories WHERE name = $1", params![territory.as_str()])
+                    .await?
             {
                 return Err(StoreError::NotFound(format!(
                     "territory {territory:?} (add it with `instadns territory add {territory}`)"
@@ -199,7 +204,8 @@ impl Database {
     /// with it); otherwise the error says how many it hosts and what to do.
     pub async fn remove_cluster(&self, name: &str) -> Result<(), StoreError> {
         let id = self.cluster_id(name).await?;
-        let instances = self.count("SELECT COUNT(*) FROM instances WHERE cluster_id = $1", params![id]).await?;
+        let instances =
+            self.count("SELECT COUNT(*) FROM instances WHERE cluster_id = $1", params![id]).await?;
         if instances > 0 {
             return Err(StoreError::Conflict(format!(
                 "cluster {name} still hosts {instances} instance(s); move them (`instadns instance move ID --to CLUSTER`) or remove them first"
@@ -230,26 +236,37 @@ impl Database {
     async fn cluster_info(&self, cluster: ClusterRow) -> Result<ClusterInfo, StoreError> {
         let id = cluster.id;
         let services = self
-            .query("SELECT service, target FROM cluster_services WHERE cluster_id = $1 ORDER BY service", params![id])
+            .query(
+                "SELECT service, target FROM cluster_services WHERE cluster_id = $1 ORDER BY service",
+                params![id],
+            )
             .await?
             .iter()
             .map(|r| Ok(Service { service: r.text(0)?, target: r.text(1)? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let addresses = self
-            .select::<super::AddressRow>("FROM cluster_addresses WHERE cluster_id = $1 ORDER BY queue, address", params![id])
+            .select::<super::AddressRow>(
+                "FROM cluster_addresses WHERE cluster_id = $1 ORDER BY queue, address",
+                params![id],
+            )
             .await?
             .into_iter()
             .map(|a| {
                 Ok(AddressSpec {
-                    ip: a.address.parse().map_err(|_| StoreError::Invalid(format!("stored address {:?}", a.address)))?,
+                    ip: a
+                        .address
+                        .parse()
+                        .map_err(|_| StoreError::Invalid(format!("stored address {:?}", a.address)))?,
                     weight: a.weight,
                     queue: a.queue,
                     territory: a.territory,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let check = self.select_one::<CheckRow>("FROM cluster_checks WHERE cluster_id = $1", params![id]).await?;
-        let instances = self.count("SELECT COUNT(*) FROM instances WHERE cluster_id = $1", params![id]).await?;
+        let check =
+            self.select_one::<CheckRow>("FROM cluster_checks WHERE cluster_id = $1", params![id]).await?;
+        let instances =
+            self.count("SELECT COUNT(*) FROM instances WHERE cluster_id = $1", params![id]).await?;
         Ok(ClusterInfo { cluster, services, addresses, check: check.map(|c| c.check), instances })
     }
 }

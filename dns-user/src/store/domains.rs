@@ -1,29 +1,40 @@
 //! Custom domains: hostnames of customers that answer like one of our instances.
 
-use super::{Database, DomainRow, StoreError, zones::absolute_name};
-use crate::params;
+use super::sql::params;
+use super::{Database, DomainRow, StoreError};
+use crate::model::names;
 
 impl Database {
     pub async fn add_domain(&self, hostname: &str, instance: i64) -> Result<(), StoreError> {
-        let hostname = absolute_name(hostname, "custom domain")?;
+        let hostname = names::absolute(hostname, "custom domain")?;
         if self.instance(instance).await?.is_none() {
             return Err(StoreError::NotFound(format!("instance {instance}")));
         }
         if let Some(owner) = self.domain(&hostname).await? {
-            return Err(StoreError::Conflict(format!("{hostname} already belongs to instance {}", owner.instance)));
+            return Err(StoreError::Conflict(format!(
+                "{hostname} already belongs to instance {}",
+                owner.instance
+            )));
         }
-        self.execute("INSERT INTO domains (hostname, instance_id) VALUES ($1, $2)", params![hostname, instance]).await?;
+        self.execute(
+            "INSERT INTO domains (hostname, instance_id) VALUES ($1, $2)",
+            params![hostname, instance],
+        )
+        .await?;
         Ok(())
     }
 
     /// Moves a custom domain to another instance.
     pub async fn set_domain(&self, hostname: &str, instance: i64) -> Result<(), StoreError> {
-        let hostname = absolute_name(hostname, "custom domain")?;
+        let hostname = names::absolute(hostname, "custom domain")?;
         if self.instance(instance).await?.is_none() {
             return Err(StoreError::NotFound(format!("instance {instance}")));
         }
         match self
-            .execute("UPDATE domains SET instance_id = $1 WHERE hostname = $2", params![instance, hostname.as_str()])
+            .execute(
+                "UPDATE domains SET instance_id = $1 WHERE hostname = $2",
+                params![instance, hostname.as_str()],
+            )
             .await?
         {
             0 => Err(StoreError::NotFound(format!("custom domain {hostname}"))),
@@ -32,7 +43,7 @@ impl Database {
     }
 
     pub async fn remove_domain(&self, hostname: &str) -> Result<(), StoreError> {
-        let hostname = absolute_name(hostname, "custom domain")?;
+        let hostname = names::absolute(hostname, "custom domain")?;
         match self.execute("DELETE FROM domains WHERE hostname = $1", params![hostname.as_str()]).await? {
             0 => Err(StoreError::NotFound(format!("custom domain {hostname}"))),
             _ => Ok(()),
@@ -40,13 +51,18 @@ impl Database {
     }
 
     pub async fn domain(&self, hostname: &str) -> Result<Option<DomainRow>, StoreError> {
-        let hostname = absolute_name(hostname, "custom domain")?;
+        let hostname = names::absolute(hostname, "custom domain")?;
         self.select_one("FROM domains WHERE hostname = $1", params![hostname]).await
     }
 
     /// Custom domains by hostname, all or those of one instance, at most `limit` after
     /// hostname `after`.
-    pub async fn list_domains(&self, instance: Option<i64>, after: &str, limit: i64) -> Result<Vec<DomainRow>, StoreError> {
+    pub async fn list_domains(
+        &self,
+        instance: Option<i64>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<DomainRow>, StoreError> {
         match instance {
             Some(id) => {
                 self.select(
@@ -55,7 +71,13 @@ impl Database {
                 )
                 .await
             }
-            None => self.select("FROM domains WHERE hostname > $1 ORDER BY hostname LIMIT $2", params![after, limit]).await,
+            None => {
+                self.select(
+                    "FROM domains WHERE hostname > $1 ORDER BY hostname LIMIT $2",
+                    params![after, limit],
+                )
+                .await
+            }
         }
     }
 }

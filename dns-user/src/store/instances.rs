@@ -3,11 +3,9 @@
 
 use serde::Serialize;
 
+use super::sql::params;
 use super::{Database, Instance, StoreError, Tombstone};
-use crate::{
-    model::{names, time::unix_now},
-    params,
-};
+use crate::model::{names, time::unix_now};
 
 /// An instance with what hangs off it.
 #[derive(Clone, Debug, Serialize)]
@@ -73,7 +71,12 @@ impl Database {
     }
 
     /// Renames an instance (name and owner together) or clears its names.
-    pub async fn set_instance_names(&self, id: i64, name: Option<&str>, owner: Option<&str>) -> Result<(), StoreError> {
+    pub async fn set_instance_names(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<(), StoreError> {
         check_names(name, owner)?;
         let changed = self
             .execute("UPDATE instances SET name = $1, owner = $2 WHERE id = $3", params![name, owner, id])
@@ -132,13 +135,20 @@ impl Database {
     pub async fn cluster_instance_ttls(&self, cluster: &str) -> Result<Vec<(Option<u32>, i64)>, StoreError> {
         let cluster_id = self.cluster_id(cluster).await?;
         let rows = self
-            .query("SELECT ttl, COUNT(*) FROM instances WHERE cluster_id = $1 GROUP BY ttl ORDER BY ttl", params![cluster_id])
+            .query(
+                "SELECT ttl, COUNT(*) FROM instances WHERE cluster_id = $1 GROUP BY ttl ORDER BY ttl",
+                params![cluster_id],
+            )
             .await?;
         rows.iter().map(|r| Ok((r.opt_u32(0)?, r.int(1)?))).collect()
     }
 
     /// Sets (or clears) the TTL override of every instance on a cluster; returns how many.
-    pub async fn set_cluster_instances_ttl(&self, cluster: &str, ttl: Option<u32>) -> Result<u64, StoreError> {
+    pub async fn set_cluster_instances_ttl(
+        &self,
+        cluster: &str,
+        ttl: Option<u32>,
+    ) -> Result<u64, StoreError> {
         let cluster_id = self.cluster_id(cluster).await?;
         self.execute("UPDATE instances SET ttl = $1 WHERE cluster_id = $2", params![ttl, cluster_id]).await
     }
@@ -172,7 +182,8 @@ impl Database {
         let instance = self.existing_instance(id).await?;
         let cluster = self.cluster_name(instance.cluster_id).await?;
         let domains = self.instance_domains(id).await?;
-        let tombstones = self.select("FROM tombstones WHERE instance_id = $1 ORDER BY moved_at, id", params![id]).await?;
+        let tombstones =
+            self.select("FROM tombstones WHERE instance_id = $1 ORDER BY moved_at, id", params![id]).await?;
         Ok(InstanceInfo { instance, cluster, domains, tombstones })
     }
 
@@ -188,13 +199,24 @@ impl Database {
         let rows = match cluster {
             Some(c) => {
                 let cid = self.cluster_id(c).await?;
-                self.query(&format!("{select} WHERE i.cluster_id = $1 AND i.id > $2 ORDER BY i.id LIMIT $3"), params![cid, after, limit])
+                self.query(
+                    &format!("{select} WHERE i.cluster_id = $1 AND i.id > $2 ORDER BY i.id LIMIT $3"),
+                    params![cid, after, limit],
+                )
+                .await?
+            }
+            None => {
+                self.query(&format!("{select} WHERE i.id > $1 ORDER BY i.id LIMIT $2"), params![after, limit])
                     .await?
             }
-            None => self.query(&format!("{select} WHERE i.id > $1 ORDER BY i.id LIMIT $2"), params![after, limit]).await?,
         };
         rows.iter()
-            .map(|r| Ok(InstanceListed { instance: <Instance as super::FromRow>::from_row(r)?, cluster: r.text(5)? }))
+            .map(|r| {
+                Ok(InstanceListed {
+                    instance: <Instance as super::FromRow>::from_row(r)?,
+                    cluster: r.text(5)?,
+                })
+            })
             .collect()
     }
 }
@@ -202,7 +224,11 @@ impl Database {
 /// A unique violation on (owner, name) as the conflict it is.
 fn taken(e: StoreError, name: Option<&str>, owner: Option<&str>) -> StoreError {
     if e.is_unique_violation() {
-        StoreError::Conflict(format!("{}.{} is taken by another instance", name.unwrap_or_default(), owner.unwrap_or_default()))
+        StoreError::Conflict(format!(
+            "{}.{} is taken by another instance",
+            name.unwrap_or_default(),
+            owner.unwrap_or_default()
+        ))
     } else {
         e
     }

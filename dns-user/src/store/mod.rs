@@ -35,14 +35,13 @@ pub use clusters::{ClusterInfo, ClusterUpdate};
 pub use instances::InstanceInfo;
 pub use postgres::PgStore;
 pub use rows::{
-    AcmeChallenge, AddressRow, CatalogRows, CheckRow, ClusterRow, DomainRow, FromRow, Instance, NsRow, RecordRow,
-    RuleRow, ServiceRow, TerritoryPrefixRow, Tombstone, ZoneRow,
+    AcmeChallenge, AddressRow, CatalogRows, CheckRow, ClusterRow, DomainRow, FromRow, Instance, NsRow,
+    RecordRow, RuleRow, ServiceRow, TerritoryPrefixRow, Tombstone, ZoneRow,
 };
 pub use schema::CHANGE_CHANNEL;
 use sql::{Row, Statement, Value};
 pub use sqlite::SqliteStore;
 pub use zones::{NewZone, ZoneInfo, ZoneUpdate};
-
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -266,7 +265,11 @@ impl Database {
     }
 
     /// The first row of [`Database::select`], if any.
-    pub async fn select_one<T: FromRow>(&self, rest: &str, params: Vec<Value>) -> Result<Option<T>, StoreError> {
+    pub async fn select_one<T: FromRow>(
+        &self,
+        rest: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<T>, StoreError> {
         Ok(self.select(rest, params).await?.into_iter().next())
     }
 

@@ -5,8 +5,9 @@ use std::str::FromStr as _;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::{Database, RecordRow, StoreError, sql::Value, zones::absolute_name};
-use crate::params;
+use super::sql::params;
+use super::{Database, RecordRow, StoreError, sql::Value};
+use crate::model::names;
 
 /// A record type from user input, upper-cased; SOA and OPT come from the zone itself.
 fn record_type(rtype: &str) -> Result<(String, RecordType), StoreError> {
@@ -31,9 +32,12 @@ impl Database {
         match name {
             None => self.records(zone).await,
             Some(name) => {
-                let owner = absolute_name(name, "record name")?;
-                self.select("FROM records WHERE zone_id = $1 AND name = $2 ORDER BY rtype, id", params![zone, owner])
-                    .await
+                let owner = names::absolute(name, "record name")?;
+                self.select(
+                    "FROM records WHERE zone_id = $1 AND name = $2 ORDER BY rtype, id",
+                    params![zone, owner],
+                )
+                .await
             }
         }
     }
@@ -48,8 +52,8 @@ impl Database {
         rdata: &str,
     ) -> Result<(), StoreError> {
         let zone = self.zone_id(apex).await?;
-        let owner = absolute_name(name, "record name")?;
-        let zone_apex = absolute_name(apex, "zone")?;
+        let owner = names::absolute(name, "record name")?;
+        let zone_apex = names::absolute(apex, "zone")?;
         let inside = Name::from_ascii(&zone_apex)
             .map_err(|e| StoreError::Invalid(e.to_string()))?
             .zone_of(&Name::from_ascii(&owner).map_err(|e| StoreError::Invalid(e.to_string()))?);
@@ -57,8 +61,9 @@ impl Database {
             return Err(StoreError::Invalid(format!("record name {owner} is outside zone {zone_apex}")));
         }
         let (rtype, t) = record_type(rtype)?;
-        RData::try_from_str(t, rdata)
-            .map_err(|e| StoreError::Invalid(format!("record data {rdata:?} is not valid {rtype} data: {e}")))?;
+        RData::try_from_str(t, rdata).map_err(|e| {
+            StoreError::Invalid(format!("record data {rdata:?} is not valid {rtype} data: {e}"))
+        })?;
         let ttl: Value = match ttl {
             Some(t) => t.into(),
             None => self.zone_row(zone).await?.default_ttl.into(),
@@ -81,7 +86,7 @@ impl Database {
         rdata: Option<&str>,
     ) -> Result<u64, StoreError> {
         let zone = self.zone_id(apex).await?;
-        let owner = absolute_name(name, "record name")?;
+        let owner = names::absolute(name, "record name")?;
         let (rtype, _) = record_type(rtype)?;
         let removed = match rdata {
             Some(data) => {
@@ -108,7 +113,9 @@ impl Database {
 
     /// The static records at `name` (lower-case, absolute): (type, TTL).
     pub async fn record_ttls_at(&self, name: &str) -> Result<Vec<(String, u32)>, StoreError> {
-        let rows = self.query("SELECT rtype, ttl FROM records WHERE name = $1 ORDER BY rtype, id", params![name]).await?;
+        let rows = self
+            .query("SELECT rtype, ttl FROM records WHERE name = $1 ORDER BY rtype, id", params![name])
+            .await?;
         rows.iter().map(|r| Ok((r.text(0)?, r.u32(1)?))).collect()
     }
 

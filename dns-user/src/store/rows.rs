@@ -8,9 +8,7 @@
 use serde::Serialize;
 
 use super::{StoreError, sql::Row};
-use crate::model::{
-    AcmeKind, AddressOrder, CheckKind, CheckTarget, Fallback, HealthCheck, Pick, RuleKind,
-};
+use crate::model::{AcmeKind, AddressOrder, CheckKind, CheckTarget, Fallback, HealthCheck, Pick, RuleKind};
 
 /// A type read from a result row whose columns are `COLUMNS`, in that order.
 pub trait FromRow: Sized {
@@ -123,7 +121,13 @@ impl FromRow for RuleRow {
     const COLUMNS: &'static str = "id, zone_id, pattern, kind, ttl";
 
     fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self { id: r.int(0)?, zone_id: r.int(1)?, pattern: r.text(2)?, kind: setting(r, 3)?, ttl: r.u32(4)? })
+        Ok(Self {
+            id: r.int(0)?,
+            zone_id: r.int(1)?,
+            pattern: r.text(2)?,
+            kind: setting(r, 3)?,
+            ttl: r.u32(4)?,
+        })
     }
 }
 
@@ -251,7 +255,13 @@ impl FromRow for Instance {
     const COLUMNS: &'static str = "id, name, owner, cluster_id, ttl";
 
     fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self { id: r.int(0)?, name: r.opt_text(1)?, owner: r.opt_text(2)?, cluster_id: r.int(3)?, ttl: r.opt_u32(4)? })
+        Ok(Self {
+            id: r.int(0)?,
+            name: r.opt_text(1)?,
+            owner: r.opt_text(2)?,
+            cluster_id: r.int(3)?,
+            ttl: r.opt_u32(4)?,
+        })
     }
 }
 
@@ -287,7 +297,13 @@ impl FromRow for AcmeChallenge {
     const COLUMNS: &'static str = "name, kind, value, ttl, expires_at";
 
     fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self { name: r.text(0)?, kind: setting(r, 1)?, value: r.text(2)?, ttl: r.u32(3)?, expires_at: r.opt_int(4)? })
+        Ok(Self {
+            name: r.text(0)?,
+            kind: setting(r, 1)?,
+            value: r.text(2)?,
+            ttl: r.u32(3)?,
+            expires_at: r.opt_int(4)?,
+        })
     }
 }
 
@@ -305,7 +321,12 @@ impl FromRow for Tombstone {
     const COLUMNS: &'static str = "instance_id, from_cluster, to_cluster, moved_at";
 
     fn from_row(r: &Row) -> Result<Self, StoreError> {
-        Ok(Self { instance_id: r.int(0)?, from_cluster: r.text(1)?, to_cluster: r.text(2)?, moved_at: r.int(3)? })
+        Ok(Self {
+            instance_id: r.int(0)?,
+            from_cluster: r.text(1)?,
+            to_cluster: r.text(2)?,
+            moved_at: r.int(3)?,
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! A zone's name rules: patterns that map query names to instances.
 
-use super::{Database, RuleRow, StoreError, sql::Statement, zones::absolute_name};
-use crate::{model::rule::RuleSpec, params};
+use super::sql::params;
+use super::{Database, RuleRow, StoreError, sql::Statement};
+use crate::model::{names, rule::RuleSpec};
 
 /// The statement adding `rule` to the zone at `apex` (absolute, lower-case).
 pub(super) fn insert_rule(apex: &str, rule: &RuleSpec) -> Statement {
@@ -20,7 +21,7 @@ impl Database {
                 "zone {apex} already has a rule {pattern}; change it with `zone rule set`"
             )));
         }
-        let apex = absolute_name(apex, "zone")?;
+        let apex = names::absolute(apex, "zone")?;
         self.transaction(vec![insert_rule(&apex, rule)]).await?;
         Ok(())
     }
@@ -42,7 +43,10 @@ impl Database {
 
     pub async fn remove_rule(&self, apex: &str, pattern: &str) -> Result<(), StoreError> {
         let zone = self.zone_id(apex).await?;
-        match self.execute("DELETE FROM name_rules WHERE zone_id = $1 AND pattern = $2", params![zone, pattern]).await? {
+        match self
+            .execute("DELETE FROM name_rules WHERE zone_id = $1 AND pattern = $2", params![zone, pattern])
+            .await?
+        {
             0 => Err(StoreError::NotFound(format!("rule {pattern:?} in zone {apex}"))),
             _ => Ok(()),
         }
@@ -55,6 +59,7 @@ impl Database {
     }
 
     async fn rule(&self, zone_id: i64, pattern: &str) -> Result<Option<RuleRow>, StoreError> {
-        self.select_one("FROM name_rules WHERE zone_id = $1 AND pattern = $2", params![zone_id, pattern]).await
+        self.select_one("FROM name_rules WHERE zone_id = $1 AND pattern = $2", params![zone_id, pattern])
+            .await
     }
 }

@@ -60,10 +60,10 @@ impl From<Option<&str>> for Value {
 }
 
 /// Builds a parameter list: `params![a, b, c]`.
-#[macro_export]
 macro_rules! params {
     ($($v:expr),* $(,)?) => { vec![$($crate::store::sql::Value::from($v)),*] };
 }
+pub(crate) use params;
 
 /// One result row.
 #[derive(Clone, Debug, Default)]

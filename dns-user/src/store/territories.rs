@@ -2,11 +2,9 @@
 
 use serde::Serialize;
 
+use super::sql::params;
 use super::{Database, StoreError, TerritoryPrefixRow, sql::Statement};
-use crate::{
-    model::{Prefix, names},
-    params,
-};
+use crate::model::{Prefix, names};
 
 /// A territory and its networks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -32,7 +30,8 @@ impl Database {
                 dns_common::maps::MAX_TERRITORIES
             )));
         }
-        let mut statements: Vec<Statement> = vec![("INSERT INTO territories (name) VALUES ($1)".into(), params![name])];
+        let mut statements: Vec<Statement> =
+            vec![("INSERT INTO territories (name) VALUES ($1)".into(), params![name])];
         for p in prefixes {
             statements.push((
                 "INSERT INTO territory_prefixes (territory_id, prefix) SELECT id, $2 FROM territories WHERE name = $1 \
@@ -80,14 +79,17 @@ impl Database {
     async fn territory_id(&self, name: &str) -> Result<i64, StoreError> {
         self.query_opt("SELECT id FROM territories WHERE name = $1", params![name])
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("territory {name:?} (see `instadns territory list`)")))?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("territory {name:?} (see `instadns territory list`)"))
+            })?
             .int(0)
     }
 
     /// Removes a territory no address uses.
     pub async fn remove_territory(&self, name: &str) -> Result<(), StoreError> {
         let id = self.territory_id(name).await?;
-        let users = self.count("SELECT COUNT(*) FROM cluster_addresses WHERE territory = $1", params![name]).await?;
+        let users =
+            self.count("SELECT COUNT(*) FROM cluster_addresses WHERE territory = $1", params![name]).await?;
         if users > 0 {
             return Err(StoreError::Conflict(format!(
                 "territory {name:?} is used by {users} cluster address(es); remove or change them first"
@@ -138,4 +140,3 @@ impl Database {
             .ok_or_else(|| StoreError::NotFound(format!("territory {name:?}")))
     }
 }
-

@@ -1,16 +1,20 @@
 //! RFC 1035 zone files in and out: a zone's SOA, apex NS set and static records.
 
-use hickory_proto::{rr::{Name, RData}, serialize::txt::Parser};
+use hickory_proto::{
+    rr::{Name, RData},
+    serialize::txt::Parser,
+};
 
-use super::{Database, StoreError, sql::Statement, zones::absolute_name};
-use crate::{params, protocol::presentation::presentation};
+use super::sql::params;
+use super::{Database, StoreError, sql::Statement};
+use crate::{model::names, protocol::presentation::presentation};
 
 impl Database {
     /// Imports an RFC 1035 zone file: the SOA and apex NS set define the zone, every
     /// other record becomes a static record. An existing zone's static records are
     /// replaced; its name rules stay. Returns (apex, records imported).
     pub async fn import_zone(&self, text: &str, origin: Option<&str>) -> Result<(String, usize), StoreError> {
-        let origin = origin.map(|o| absolute_name(o, "origin")).transpose()?;
+        let origin = origin.map(|o| names::absolute(o, "origin")).transpose()?;
         let origin =
             origin.map(Name::from_ascii).transpose().map_err(|e| StoreError::Invalid(e.to_string()))?;
         let (apex, sets) = Parser::new(text, None, origin)

@@ -4,19 +4,16 @@
 
 use serde::Serialize;
 
+use super::sql::params;
 use super::{
     Database, RuleRow, StoreError, ZoneRow,
     sql::{Statement, Value},
 };
-use crate::{
-    model::{rule::RuleSpec, time::unix_now},
-    params,
-    protocol::name::parse_user_name,
-};
+use crate::model::{names, rule::RuleSpec, time::unix_now};
 
 /// An absolute, lower-cased domain name from user input; errors name `what` it is.
-pub fn absolute_name(input: &str, what: &str) -> Result<String, StoreError> {
-    parse_user_name(input).map(|n| n.to_ascii()).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
+fn absolute_name(input: &str, what: &str) -> Result<String, StoreError> {
+    Ok(names::absolute(input, what)?)
 }
 
 /// A new zone.
@@ -102,7 +99,8 @@ impl Database {
         let id = self.zone_id(apex).await?;
         let mut statements: Vec<Statement> = Vec::new();
         let mut set = |column: &str, value: Value| {
-            statements.push((format!("UPDATE zones SET {column} = $1 WHERE id = $2"), vec![value, id.into()]));
+            statements
+                .push((format!("UPDATE zones SET {column} = $1 WHERE id = $2"), vec![value, id.into()]));
         };
         if let Some(m) = &update.soa_mname {
             set("soa_mname", absolute_name(m, "SOA MNAME")?.into());
@@ -138,7 +136,8 @@ impl Database {
                 return Err(StoreError::NotFound(format!("name server {n} of zone {apex}")));
             }
             remaining.retain(|r| *r != n);
-            statements.push(("DELETE FROM zone_ns WHERE zone_id = $1 AND nsdname = $2".into(), params![id, n]));
+            statements
+                .push(("DELETE FROM zone_ns WHERE zone_id = $1 AND nsdname = $2".into(), params![id, n]));
         }
         if remaining.is_empty() && update.add_ns.is_empty() {
             return Err(StoreError::Invalid(format!("zone {apex} needs at least one name server")));
@@ -161,7 +160,11 @@ impl Database {
         let domains = self.domains_in_zone(&apex).await?;
         if !force && (rules > 0 || records > 0 || !domains.is_empty()) {
             let mut held = Vec::new();
-            for (n, what) in [(rules, "name rule(s)"), (records, "static record(s)"), (domains.len() as i64, "custom domain(s)")] {
+            for (n, what) in [
+                (rules, "name rule(s)"),
+                (records, "static record(s)"),
+                (domains.len() as i64, "custom domain(s)"),
+            ] {
                 if n > 0 {
                     held.push(format!("{n} {what}"));
                 }

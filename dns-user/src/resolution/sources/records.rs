@@ -6,13 +6,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::CNAME};
 use super::super::{Resolution, Step, Zone};
 
 /// Answers from static RRsets at `name`.
-pub fn answer(
-    records: &[Record],
-    name: &Name,
-    qtype: RecordType,
-    zone: &Zone,
-    res: &mut Resolution,
-) -> Step {
+pub fn answer(records: &[Record], name: &Name, qtype: RecordType, zone: &Zone, res: &mut Resolution) -> Step {
     let of_type = |t: RecordType| records.iter().filter(move |r| r.record_type() == t);
     if qtype == RecordType::ANY {
         // RFC 8482: answer ANY with one RRset rather than everything.
@@ -37,4 +31,3 @@ pub fn answer(
     res.negative(zone, name, rcode::NOERROR);
     Step::Done
 }
-

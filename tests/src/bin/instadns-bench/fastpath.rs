@@ -135,9 +135,8 @@ pub fn scale(sizes: &[usize]) {
             ],
             ..Default::default()
         };
-        let answer = Arc::new(Steered::fixed(Arc::new(
-            encode(&qname, 1, 0, true, &sections, None).expect("encode"),
-        )));
+        let answer =
+            Arc::new(Steered::fixed(Arc::new(encode(&qname, 1, 0, true, &sections, None).expect("encode"))));
         let cache = rig.handler.cache();
         let rss_before = rss_bytes();
         let started = Instant::now();
