@@ -65,3 +65,23 @@ pub const MAX_DNS_OFFSET: usize = ETH_HLEN + MAX_VLAN_TAGS * VLAN_HLEN + IPV6_HL
 pub const fn is_ipv6_extension(next: u8) -> bool {
     matches!(next, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
+
+/// DNS header fields (RFC 1035 section 4.1.1), offsets from the start of the message.
+pub const DNS_ID: usize = 0;
+pub const DNS_FLAGS: usize = 2;
+pub const DNS_QDCOUNT: usize = 4;
+pub const DNS_ANCOUNT: usize = 6;
+pub const DNS_NSCOUNT: usize = 8;
+pub const DNS_ARCOUNT: usize = 10;
+
+/// Fields of an OPT record with the root owner (RFC 6891 section 6.1.2), offsets from
+/// its first byte.
+pub const OPT_OWNER: usize = 0;
+pub const OPT_TYPE: usize = 1;
+pub const OPT_PAYLOAD: usize = 3;
+pub const OPT_EXT_RCODE: usize = 5;
+pub const OPT_VERSION: usize = 6;
+pub const OPT_FLAGS: usize = 7;
+pub const OPT_RDLEN: usize = 9;
+/// An EDNS option: code, length, then the data.
+pub const OPTION_HLEN: usize = 4;

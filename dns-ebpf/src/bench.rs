@@ -21,7 +21,8 @@ use dns_common::bench::{
 };
 use dns_common::{
     frame::{
-        ETH_HLEN, ETH_P_IPV4, ETH_TYPE, IPPROTO_UDP, IPV4_HLEN, IPV4_PROTOCOL, IPV4_VERSION_IHL, UDP_HLEN,
+        DNS_FLAGS, ETH_HLEN, ETH_P_IPV4, ETH_TYPE, IPPROTO_UDP, IPV4_HLEN, IPV4_PROTOCOL, IPV4_VERSION_IHL,
+        UDP_HLEN,
     },
     wire::{FLAG1_QR, FLAG1_TC},
 };
@@ -170,7 +171,7 @@ fn reflect(ctx: &XdpContext) -> Option<()> {
     let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)?;
     let ip = ptr_at::<[u8; IPV4_HLEN]>(ctx, ETH_HLEN)?;
     let udp = ptr_at::<[u8; UDP_HLEN]>(ctx, ETH_HLEN + IPV4_HLEN)?;
-    let flags = ptr_at::<u8>(ctx, ETH_HLEN + IPV4_HLEN + UDP_HLEN + 2)?;
+    let flags = ptr_at::<u8>(ctx, ETH_HLEN + IPV4_HLEN + UDP_HLEN + DNS_FLAGS)?;
     // SAFETY: ptr_at checked the bounds of every access below; nothing else holds them.
     unsafe {
         let (eth, ip, udp) = (&mut *eth, &mut *ip, &mut *udp);
@@ -222,16 +223,9 @@ fn answer_flags(ctx: &XdpContext) -> Option<[u8; 2]> {
         if u16::from_be_bytes(*ptr_at::<[u8; 2]>(ctx, l4)?) != DNS_PORT {
             return None;
         }
-        let flags = *ptr_at::<[u8; 2]>(ctx, l4 + UDP_HLEN + 2)?;
+        let flags = *ptr_at::<[u8; 2]>(ctx, l4 + UDP_HLEN + DNS_FLAGS)?;
         (flags[0] & FLAG1_QR != 0).then_some(flags)
     }
-}
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // Unreachable in a verified program.
-    loop {}
 }
 
 #[unsafe(link_section = "license")]

@@ -143,13 +143,6 @@ fn config_edns_payload() -> u16 {
     unsafe { read_volatile(&EDNS_PAYLOAD) }
 }
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // Unreachable in a verified program: the verifier rejects any reachable loop.
-    loop {}
-}
-
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

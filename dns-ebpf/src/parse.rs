@@ -8,10 +8,11 @@ use core::ptr::read_unaligned;
 use aya_ebpf::programs::XdpContext;
 use dns_common::{
     frame::{
-        ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_FRAG,
-        IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL, IPV4_TOTAL_LEN, IPV4_VERSION_IHL, IPV6_HLEN,
-        IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, MAX_DNS_OFFSET, MAX_VLAN_TAGS, UDP_DEST, UDP_HLEN, UDP_LEN,
-        UDP_SOURCE, VLAN_HLEN, VLAN_TYPE, is_ipv6_extension,
+        DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q,
+        ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_FRAG, IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL,
+        IPV4_TOTAL_LEN, IPV4_VERSION_IHL, IPV6_HLEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, MAX_DNS_OFFSET,
+        MAX_VLAN_TAGS, OPT_FLAGS, OPT_OWNER, OPT_PAYLOAD, OPT_RDLEN, OPT_TYPE, OPT_VERSION, OPTION_HLEN,
+        UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN, VLAN_TYPE, is_ipv6_extension,
     },
     limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, OPT_RR_LEN},
     maps::Scratch,
@@ -28,22 +29,6 @@ const MAX_EDNS_OPTIONS: usize = 8;
 /// cannot even arrive unfragmented on a 1500-byte MTU) go up. Keeps every offset well
 /// inside the verifier's 64 KiB packet-offset range.
 const MAX_QUERY_LEN: usize = 2048;
-
-/// Offsets inside the DNS header.
-const DNS_FLAGS: usize = 2;
-const DNS_QDCOUNT: usize = 4;
-const DNS_ANCOUNT: usize = 6;
-const DNS_NSCOUNT: usize = 8;
-const DNS_ARCOUNT: usize = 10;
-/// Offsets inside an OPT record with the root owner (RFC 6891 section 6.1.2).
-const OPT_OWNER: usize = 0;
-const OPT_TYPE: usize = 1;
-const OPT_PAYLOAD: usize = 3;
-const OPT_VERSION: usize = 6;
-const OPT_FLAGS: usize = 7;
-const OPT_RDLEN: usize = 9;
-/// An EDNS option: code, length, data.
-const OPTION_HLEN: usize = 4;
 
 /// Where the parsed headers are, all offsets from the start of the frame.
 pub struct Frame {

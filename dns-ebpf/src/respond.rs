@@ -10,7 +10,12 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    frame::{IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, RESPONSE_TTL, UDP_HLEN},
+    frame::{
+        DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, IPPROTO_UDP, IPV4_CHECKSUM, IPV4_DEST, IPV4_HLEN,
+        IPV4_PROTOCOL, IPV4_SOURCE, IPV4_TOTAL_LEN, IPV4_TTL, IPV6_ADDR_LEN, IPV6_DEST, IPV6_HLEN,
+        IPV6_HOP_LIMIT, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, IPV6_SOURCE, RESPONSE_TTL, UDP_CHECKSUM,
+        UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE,
+    },
     limits::{ANSWER_MAX_LEN, DNS_HEADER_LEN, OPT_RR_LEN},
     maps::{AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch, answer_flags::RCODE_MASK},
     stats::Outcome,
@@ -30,30 +35,34 @@ use crate::{
 const ROTATE_MASK: usize = ROTATE_MAX_END - 1;
 const _: () = assert!(ROTATE_MAX_END.is_power_of_two() && 2 * ROTATE_MAX_END <= ANSWER_MAX_LEN + 2);
 
-/// 16-bit words of the headers rewritten, and the fields among them.
+/// 16-bit words of the headers rewritten, and the fields among them (the byte offsets
+/// of `dns_common::frame`, halved: every field rewritten here starts at an even offset).
 const DNS_WORDS: usize = DNS_HEADER_LEN / 2;
-const DNS_FLAGS_WORD: usize = 1;
-const DNS_ANCOUNT_WORD: usize = 3;
-const DNS_NSCOUNT_WORD: usize = 4;
-const DNS_ARCOUNT_WORD: usize = 5;
+const DNS_FLAGS_WORD: usize = DNS_FLAGS / 2;
+const DNS_ANCOUNT_WORD: usize = DNS_ANCOUNT / 2;
+const DNS_NSCOUNT_WORD: usize = DNS_NSCOUNT / 2;
+const DNS_ARCOUNT_WORD: usize = DNS_ARCOUNT / 2;
 const UDP_WORDS: usize = UDP_HLEN / 2;
-const UDP_SOURCE_WORD: usize = 0;
-const UDP_DEST_WORD: usize = 1;
-const UDP_LEN_WORD: usize = 2;
-const UDP_CHECKSUM_WORD: usize = 3;
+const UDP_SOURCE_WORD: usize = UDP_SOURCE / 2;
+const UDP_DEST_WORD: usize = UDP_DEST / 2;
+const UDP_LEN_WORD: usize = UDP_LEN / 2;
+const UDP_CHECKSUM_WORD: usize = UDP_CHECKSUM / 2;
 const IPV4_WORDS: usize = IPV4_HLEN / 2;
-const IPV4_TOTAL_LEN_WORD: usize = 1;
-const IPV4_TTL_PROTOCOL_WORD: usize = 4;
-const IPV4_CHECKSUM_WORD: usize = 5;
-const IPV4_SOURCE_WORD: usize = 6;
-const IPV4_DEST_WORD: usize = 8;
+const IPV4_TOTAL_LEN_WORD: usize = IPV4_TOTAL_LEN / 2;
+/// TTL and protocol share a word.
+const IPV4_TTL_PROTOCOL_WORD: usize = IPV4_TTL / 2;
+const IPV4_CHECKSUM_WORD: usize = IPV4_CHECKSUM / 2;
+const IPV4_SOURCE_WORD: usize = IPV4_SOURCE / 2;
+const IPV4_DEST_WORD: usize = IPV4_DEST / 2;
 const IPV4_ADDR_WORDS: usize = 2;
 const IPV6_WORDS: usize = IPV6_HLEN / 2;
-const IPV6_PAYLOAD_LEN_WORD: usize = 2;
-const IPV6_NEXT_HOP_WORD: usize = 3;
-const IPV6_SOURCE_WORD: usize = 4;
-const IPV6_DEST_WORD: usize = 12;
-const IPV6_ADDR_WORDS: usize = 8;
+const IPV6_PAYLOAD_LEN_WORD: usize = IPV6_PAYLOAD_LEN / 2;
+/// Next header and hop limit share a word.
+const IPV6_NEXT_HOP_WORD: usize = IPV6_NEXT_HEADER / 2;
+const IPV6_SOURCE_WORD: usize = IPV6_SOURCE / 2;
+const IPV6_DEST_WORD: usize = IPV6_DEST / 2;
+const IPV6_ADDR_WORDS: usize = IPV6_ADDR_LEN / 2;
+const _: () = assert!(IPV4_PROTOCOL == IPV4_TTL + 1 && IPV6_HOP_LIMIT == IPV6_NEXT_HEADER + 1);
 
 /// Answers the query in `f`/`q` with answer slot `slot_index`. `question_sum` is the
 /// unfolded one's complement sum of the question as received.
@@ -183,16 +192,9 @@ fn rewrite_ipv6(ctx: &XdpContext, f: &Frame, udp_len: u16) -> Result<u64, Outcom
     // SAFETY: words_at checked the bounds and the alignment.
     unsafe {
         let w = &mut *ip;
-        for k in 0..IPV6_ADDR_WORDS {
-            w.swap(IPV6_SOURCE_WORD + k, IPV6_DEST_WORD + k);
-        }
         w[IPV6_PAYLOAD_LEN_WORD] = udp_len.to_be();
         w[IPV6_NEXT_HOP_WORD] = u16::from_ne_bytes([IPPROTO_UDP, RESPONSE_TTL]);
-        let mut sum = 0u64;
-        for k in IPV6_SOURCE_WORD..IPV6_WORDS {
-            sum += w[k] as u64;
-        }
-        Ok(sum)
+        Ok(swap_addresses::<IPV6_WORDS, IPV6_ADDR_WORDS>(w, IPV6_SOURCE_WORD, IPV6_DEST_WORD))
     }
 }
 
@@ -204,18 +206,12 @@ fn rewrite_ipv4(ctx: &XdpContext, f: &Frame, udp_len: u16) -> Result<u64, Outcom
     // SAFETY: words_at checked the bounds and the alignment.
     unsafe {
         let w = &mut *ip;
-        for k in 0..IPV4_ADDR_WORDS {
-            w.swap(IPV4_SOURCE_WORD + k, IPV4_DEST_WORD + k);
-        }
+        let addresses = swap_addresses::<IPV4_WORDS, IPV4_ADDR_WORDS>(w, IPV4_SOURCE_WORD, IPV4_DEST_WORD);
         w[IPV4_TOTAL_LEN_WORD] = ((IPV4_HLEN as u16) + udp_len).to_be();
         w[IPV4_TTL_PROTOCOL_WORD] = u16::from_ne_bytes([RESPONSE_TTL, IPPROTO_UDP]);
         w[IPV4_CHECKSUM_WORD] = 0;
         w[IPV4_CHECKSUM_WORD] = !csum_fold(words_sum(w));
-        let mut sum = 0u64;
-        for k in IPV4_SOURCE_WORD..IPV4_DEST_WORD + IPV4_ADDR_WORDS {
-            sum += w[k] as u64;
-        }
-        Ok(sum)
+        Ok(addresses)
     }
 }
 
@@ -300,6 +296,18 @@ fn resize(ctx: &XdpContext, scratch: *mut Scratch, keep: usize, new_len: usize) 
         }
     }
     Ok(())
+}
+
+/// Swaps the `A`-word source and destination addresses of an IP header of `N` words;
+/// returns their (unfolded) checksum contribution, which the swap does not change.
+#[inline(always)]
+fn swap_addresses<const N: usize, const A: usize>(w: &mut [u16; N], source: usize, dest: usize) -> u64 {
+    let mut sum = 0u64;
+    for k in 0..A {
+        w.swap(source + k, dest + k);
+        sum += w[source + k] as u64 + w[dest + k] as u64;
+    }
+    sum
 }
 
 /// Unfolded one's complement sum of 16-bit words (native order).

@@ -1,7 +1,7 @@
 //! `instadns zone rule`: the name rules of a zone.
 
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use instadns::{
     model::{Pattern, RuleKind, rule::RuleSpec},
     store::Database,
@@ -12,27 +12,9 @@ use super::{Format, output::emit};
 #[derive(Subcommand)]
 pub enum RuleCommand {
     /// Add a name rule.
-    Add {
-        zone: String,
-        /// The pattern, relative to the apex: {service}-{id}.apps, {name}.{owner}, {id}, _moved.{id}
-        pattern: Pattern,
-        /// service (CNAME to the cluster's service target), host (A/AAAA of the cluster),
-        /// tombstone (TXT of the last move).
-        #[arg(value_enum)]
-        kind: RuleKind,
-        /// TTL of the rule's answers [default: 300 for service, else 60].
-        #[arg(long)]
-        ttl: Option<u32>,
-    },
+    Add(RuleArgs),
     /// Change the kind or TTL of a rule.
-    Set {
-        zone: String,
-        pattern: Pattern,
-        #[arg(value_enum)]
-        kind: RuleKind,
-        #[arg(long)]
-        ttl: Option<u32>,
-    },
+    Set(RuleArgs),
     /// Remove a name rule.
     Rm { zone: String, pattern: String },
     /// List a zone's rules, in the order they are tried.
@@ -43,15 +25,36 @@ pub enum RuleCommand {
     },
 }
 
+#[derive(Args)]
+pub struct RuleArgs {
+    zone: String,
+    /// The pattern, relative to the apex: {service}-{id}.apps, {name}.{owner}, {id}, _moved.{id}
+    pattern: Pattern,
+    /// service (CNAME to the cluster's service target), host (A/AAAA of the cluster),
+    /// tombstone (TXT of the last move).
+    #[arg(value_enum)]
+    kind: RuleKind,
+    /// TTL of the rule's answers [default: 300 for service, else 60].
+    #[arg(long)]
+    ttl: Option<u32>,
+}
+
+impl RuleArgs {
+    fn rule(self) -> (String, RuleSpec) {
+        let ttl = self.ttl.unwrap_or(self.kind.default_ttl());
+        (self.zone, RuleSpec { pattern: self.pattern, kind: self.kind, ttl })
+    }
+}
+
 pub async fn run(db: &Database, command: RuleCommand) -> Result<()> {
     match command {
-        RuleCommand::Add { zone, pattern, kind, ttl } => {
-            let rule = RuleSpec { pattern, kind, ttl: ttl.unwrap_or(kind.default_ttl()) };
+        RuleCommand::Add(args) => {
+            let (zone, rule) = args.rule();
             db.add_rule(&zone, &rule).await?;
             println!("rule {} -> {} added to {zone}", rule.pattern, rule.kind);
         }
-        RuleCommand::Set { zone, pattern, kind, ttl } => {
-            let rule = RuleSpec { pattern, kind, ttl: ttl.unwrap_or(kind.default_ttl()) };
+        RuleCommand::Set(args) => {
+            let (zone, rule) = args.rule();
             db.set_rule(&zone, &rule).await?;
             println!("rule {} of {zone} is now {} (TTL {})", rule.pattern, rule.kind, rule.ttl);
         }

@@ -107,6 +107,15 @@ impl Resolution {
     }
 }
 
+/// Where resolution stands: the name being answered, its zone, the query type.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    catalog: &'a Catalog,
+    zone: &'a Zone,
+    name: &'a Name,
+    qtype: RecordType,
+}
+
 /// What one step of resolution found at a name.
 enum Step {
     Done,
@@ -266,7 +275,7 @@ impl<S: Store> Resolver<S> {
             };
             res.tag(Tag::Zone(zone.id));
             res.trace.push(format!("{name}: zone {}", zone.apex));
-            match self.step(&catalog, zone, &name, qtype, &mut res).await? {
+            match self.step(At { catalog: &catalog, zone, name: &name, qtype }, &mut res).await? {
                 Step::Done => break,
                 Step::Chase(target) => {
                     if depth == MAX_CNAME_CHAIN {
@@ -284,29 +293,23 @@ impl<S: Store> Resolver<S> {
         Ok(res)
     }
 
-    /// Answers at one name of `zone`; appends to `res`.
-    async fn step(
-        &self,
-        catalog: &Catalog,
-        zone: &Zone,
-        name: &Name,
-        qtype: RecordType,
-        res: &mut Resolution,
-    ) -> Result<Step, StoreError> {
+    /// Answers at one name of a zone; appends to `res`.
+    async fn step(&self, at: At<'_>, res: &mut Resolution) -> Result<Step, StoreError> {
+        let At { zone, name, .. } = at;
         if let Some(records) = zone.records_at(name) {
             res.trace.push("static records".into());
-            return Ok(sources::records::answer(records, name, qtype, zone, res));
+            return Ok(sources::records::answer(records, at, res));
         }
-        if let Some(step) = self.acme(zone, name, qtype, res).await? {
+        if let Some(step) = self.acme(at, res).await? {
             return Ok(step);
         }
-        if let Some(step) = self.custom_domain(catalog, zone, name, qtype, res).await? {
+        if let Some(step) = self.custom_domain(at, res).await? {
             return Ok(step);
         }
         let relative = relative_labels(name, &zone.apex);
         for rule in &zone.rules {
             let Some(caps) = rule.pattern.matches(&relative) else { continue };
-            if let Some(step) = self.apply_rule(catalog, zone, rule, &caps, name, qtype, res).await? {
+            if let Some(step) = self.apply_rule(at, rule, &caps, res).await? {
                 return Ok(step);
             }
         }

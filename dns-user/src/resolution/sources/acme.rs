@@ -2,11 +2,11 @@
 
 use dns_common::wire::rcode;
 use hickory_proto::rr::{
-    Name, RData, Record, RecordType,
+    RData, Record, RecordType,
     rdata::{CNAME, TXT},
 };
 
-use super::super::{Resolution, Resolver, Step, Tag, Zone};
+use super::super::{At, Resolution, Resolver, Step, Tag};
 use crate::{
     model::{AcmeKind, acme::ACME_LABEL, time::unix_now},
     protocol::parse_absolute,
@@ -18,11 +18,10 @@ impl<S: Store> Resolver<S> {
     /// CNAME into a validation zone.
     pub(in crate::resolution) async fn acme(
         &self,
-        zone: &Zone,
-        name: &Name,
-        qtype: RecordType,
+        at: At<'_>,
         res: &mut Resolution,
     ) -> Result<Option<Step>, StoreError> {
+        let At { zone, name, qtype, .. } = at;
         let Some(first) = name.iter().next() else { return Ok(None) };
         if !first.eq_ignore_ascii_case(ACME_LABEL.as_bytes()) || name.num_labels() < 2 {
             return Ok(None);

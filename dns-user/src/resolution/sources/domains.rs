@@ -1,8 +1,6 @@
 //! Custom domains: a hostname delegated to us answers like its instance's host names.
 
-use hickory_proto::rr::{Name, RecordType};
-
-use super::super::{Catalog, DOMAIN_TTL, Resolution, Resolver, Step, Tag, Zone};
+use super::super::{At, DOMAIN_TTL, Resolution, Resolver, Step, Tag};
 use crate::store::{Store, StoreError};
 
 impl<S: Store> Resolver<S> {
@@ -10,12 +8,10 @@ impl<S: Store> Resolver<S> {
     /// instance's host names.
     pub(in crate::resolution) async fn custom_domain(
         &self,
-        catalog: &Catalog,
-        zone: &Zone,
-        name: &Name,
-        qtype: RecordType,
+        at: At<'_>,
         res: &mut Resolution,
     ) -> Result<Option<Step>, StoreError> {
+        let At { catalog, name, .. } = at;
         let hostname = name.to_ascii();
         if !self.may_be_custom_domain(&hostname) {
             return Ok(None);
@@ -25,7 +21,7 @@ impl<S: Store> Resolver<S> {
         let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
         res.tag(Tag::Name(name.to_ascii()));
         res.trace.push(format!("custom domain of instance {id}"));
-        self.host_answer(zone, cluster, name, instance.ttl.unwrap_or(DOMAIN_TTL), qtype, res);
+        self.host_answer(at, cluster, instance.ttl.unwrap_or(DOMAIN_TTL), res);
         Ok(Some(Step::Done))
     }
 }

@@ -1,12 +1,13 @@
 //! Static records: the RRsets stored at a name.
 
 use dns_common::wire::rcode;
-use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::CNAME};
+use hickory_proto::rr::{RData, Record, RecordType, rdata::CNAME};
 
-use super::super::{Resolution, Step, Zone};
+use super::super::{At, Resolution, Step};
 
 /// Answers from static RRsets at `name`.
-pub fn answer(records: &[Record], name: &Name, qtype: RecordType, zone: &Zone, res: &mut Resolution) -> Step {
+pub fn answer(records: &[Record], at: At<'_>, res: &mut Resolution) -> Step {
+    let At { zone, name, qtype, .. } = at;
     let of_type = |t: RecordType| records.iter().filter(move |r| r.record_type() == t);
     if qtype == RecordType::ANY {
         // RFC 8482: answer ANY with one RRset rather than everything.

@@ -11,7 +11,7 @@ use hickory_proto::rr::{
 };
 
 use super::super::{
-    Catalog, Cluster, Resolution, Resolver, Rule, Step, Tag, Zone,
+    At, Catalog, Cluster, Resolution, Resolver, Rule, Step, Tag,
     steering::{self, Variation},
 };
 use crate::{
@@ -39,19 +39,16 @@ impl<S: Store> Resolver<S> {
 
     /// Applies a rule whose pattern matched; `None` if it yields nothing (the next rule
     /// is tried).
-    #[allow(clippy::too_many_arguments)]
     pub(in crate::resolution) async fn apply_rule(
         &self,
-        catalog: &Catalog,
-        zone: &Zone,
+        at: At<'_>,
         rule: &Rule,
         caps: &Captures,
-        name: &Name,
-        qtype: RecordType,
         res: &mut Resolution,
     ) -> Result<Option<Step>, StoreError> {
+        let At { catalog, name, qtype, .. } = at;
         if rule.kind == RuleKind::Tombstone {
-            return self.tombstone(zone, rule, caps, name, qtype, res).await;
+            return self.tombstone(at, rule, caps, res).await;
         }
         let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
             (Some(id), _, _) => self.store.instance_by_id(id).await?,
@@ -94,7 +91,7 @@ impl<S: Store> Resolver<S> {
                 }))
             }
             RuleKind::Host => {
-                self.host_answer(zone, cluster, name, ttl, qtype, res);
+                self.host_answer(at, cluster, ttl, res);
                 Ok(Some(Step::Done))
             }
             RuleKind::Tombstone => unreachable!("handled above"),
@@ -104,13 +101,12 @@ impl<S: Store> Resolver<S> {
     /// The cluster's addresses of the query's family at `name`.
     pub(in crate::resolution) fn host_answer(
         &self,
-        zone: &Zone,
+        at: At<'_>,
         cluster: &Cluster,
-        name: &Name,
         ttl: u32,
-        qtype: RecordType,
         res: &mut Resolution,
     ) {
+        let At { zone, name, qtype, .. } = at;
         let wanted = |ip: &IpAddr| match qtype {
             RecordType::A => ip.is_ipv4(),
             RecordType::AAAA => ip.is_ipv6(),

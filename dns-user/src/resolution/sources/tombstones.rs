@@ -1,9 +1,9 @@
 //! Tombstone rules: `_moved.{id}` answers a TXT record of the instance's last move.
 
 use dns_common::wire::rcode;
-use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::TXT};
+use hickory_proto::rr::{RData, Record, RecordType, rdata::TXT};
 
-use super::super::{Resolution, Resolver, Rule, Step, Tag, Zone};
+use super::super::{At, Resolution, Resolver, Rule, Step, Tag};
 use crate::{
     model::{pattern::Captures, time::rfc3339},
     store::{Store, StoreError},
@@ -13,13 +13,12 @@ impl<S: Store> Resolver<S> {
     /// A tombstone rule: TXT describing the instance's last move.
     pub(in crate::resolution) async fn tombstone(
         &self,
-        zone: &Zone,
+        at: At<'_>,
         rule: &Rule,
         caps: &Captures,
-        name: &Name,
-        qtype: RecordType,
         res: &mut Resolution,
     ) -> Result<Option<Step>, StoreError> {
+        let At { zone, name, qtype, .. } = at;
         let Some(id) = caps.id else { return Ok(None) };
         res.tag(Tag::Instance(id));
         let Some(t) = self.store.last_tombstone(id).await? else {
