@@ -305,6 +305,25 @@ fn detach_works_while_the_daemon_runs_and_detach_on_exit_cleans_up() {
     assert_eq!(sample(&d.server.metrics(), "instadns_queries_total", "\"udp\""), udp_before + 1);
 }
 
+/// A server on a database without zones says so: a warning in the log, and `/ready`
+/// answers 503 naming the cause (a typo in `--db` must not look like a working node).
+#[test]
+fn an_empty_database_is_served_but_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = VethRig::new().with_client_pass_program();
+    let db = dir.path().join("empty.sqlite");
+    let args = ServerProcess::args(&rig, db.to_str().unwrap(), &["--xdp-mode", "native"]);
+    let server_process =
+        ServerProcess::start_with(&rig, &args, &dir.path().join("instadns.log"), &test_pin_dir());
+    let ready = server_process.http_get("/ready").expect("/ready answers");
+    assert!(ready.contains("no zones") && ready.contains("instadns db demo"), "{ready}");
+    assert!(
+        server_process.log_text().contains("the database holds no zones"),
+        "{}",
+        server_process.log_text()
+    );
+}
+
 #[test]
 fn check_config_names_the_line_and_the_key() {
     let dir = tempfile::tempdir().unwrap();
