@@ -20,7 +20,7 @@ use crate::{
     model::{acme::ACME_LABEL, time::unix_now},
     resolution::Tag,
     store::{
-        CHANGE_CHANNEL, Database, StoreError,
+        CHANGE_CHANNEL, Database, StoreError, ZoneRow,
         changes::{Change, Table},
         sqlite::data_version,
     },
@@ -187,10 +187,13 @@ impl Follower {
         let mut tags: HashSet<Tag> = HashSet::new();
         let mut domains = Vec::new();
         let mut territories = false;
+        let mut zone_rows: HashSet<i64> = HashSet::new();
         for c in changes {
             let id = c.key.parse::<i64>().ok();
             match &c.table {
-                Table::Zones | Table::ZoneNs | Table::Records | Table::NameRules => {
+                // Most zone row changes are new serials: taken without a reload below.
+                Table::Zones => zone_rows.extend(id),
+                Table::ZoneNs | Table::Records | Table::NameRules => {
                     reload = true;
                     tags.extend(id.map(Tag::Zone));
                 }
@@ -218,6 +221,26 @@ impl Follower {
                     tags.insert(Tag::Name(format!("{ACME_LABEL}.{}", c.key.to_ascii_lowercase())));
                 }
                 Table::Other(other) => tracing::debug!(table = other, "change of an unwatched table"),
+            }
+        }
+        if !zone_rows.is_empty() {
+            // New serials go straight into the catalog; any other change of a zone's row
+            // (or a zone added or removed) needs the catalog reloaded.
+            let rows = loop {
+                match self.db.select::<ZoneRow>("FROM zones", vec![]).await {
+                    Ok(rows) => break rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading zones after a change failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            let rows: Vec<ZoneRow> = rows.into_iter().filter(|r| zone_rows.contains(&r.id)).collect();
+            let mut rebuild: HashSet<i64> = resolver.take_serials(&rows).into_iter().collect();
+            rebuild.extend(zone_rows.iter().filter(|id| !rows.iter().any(|r| r.id == **id)));
+            reload |= !rebuild.is_empty();
+            for id in zone_rows {
+                tags.insert(if rebuild.contains(&id) { Tag::Zone(id) } else { Tag::Soa(id) });
             }
         }
         if reload {

@@ -9,6 +9,7 @@ pub mod name;
 pub mod presentation;
 pub mod query;
 pub mod response;
+pub mod serial;
 
 pub use answer::{EncodeError, EncodedAnswer, RotateSpan, Sections, Steered, VariantChoice, encode};
 pub use key::CacheKey;

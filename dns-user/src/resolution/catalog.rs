@@ -6,7 +6,10 @@ use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
     str::FromStr as _,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
@@ -23,7 +26,7 @@ use super::{
 use crate::{
     model::{AddressOrder, CheckKind, Fallback, Pattern, Pick, RuleKind},
     protocol::parse_absolute,
-    store::CatalogRows,
+    store::{CatalogRows, ZoneRow},
 };
 
 #[derive(Clone, Debug)]
@@ -38,8 +41,11 @@ pub struct Rule {
 pub struct Zone {
     pub id: i64,
     pub apex: Name,
-    /// The SOA record with its own TTL.
-    pub soa: Record,
+    /// The SOA record with its own TTL; its serial is [`Zone::serial`]'s.
+    soa: Record,
+    /// The SOA serial: it changes with every change of the zone's data, so it is kept
+    /// apart (a new serial needs no new catalog).
+    serial: AtomicU32,
     /// TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5).
     pub negative_ttl: u32,
     /// Static records by owner (lower-cased), apex SOA and NS included. Ordered
@@ -49,6 +55,36 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// The SOA record, with the current serial.
+    pub fn soa(&self) -> Record {
+        let mut soa = self.soa.clone();
+        if let RData::SOA(s) = &mut soa.data {
+            s.serial = self.serial();
+        }
+        soa
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial.load(Ordering::Relaxed)
+    }
+
+    /// Takes a new serial of the zone's row, if every other SOA field is what the
+    /// catalog holds (otherwise the catalog must be rebuilt); returns whether it did.
+    pub fn take_serial(&self, row: &ZoneRow) -> bool {
+        let RData::SOA(s) = &self.soa.data else { return false };
+        let same = s.refresh == row.soa_refresh as i32
+            && s.retry == row.soa_retry as i32
+            && s.expire == row.soa_expire as i32
+            && s.minimum == row.soa_minimum
+            && self.soa.ttl == row.soa_ttl
+            && parse_name(&row.soa_mname).is_ok_and(|m| m == s.mname)
+            && parse_name(&row.soa_rname).is_ok_and(|r| r == s.rname);
+        if same {
+            self.serial.store(row.soa_serial, Ordering::Relaxed);
+        }
+        same
+    }
+
     pub fn records_at(&self, name: &Name) -> Option<&[Record]> {
         self.records.get(name).map(Vec::as_slice)
     }
@@ -64,7 +100,7 @@ impl Zone {
 
     /// The SOA record as it appears in negative answers.
     pub fn negative_soa(&self) -> Record {
-        let mut soa = self.soa.clone();
+        let mut soa = self.soa();
         soa.ttl = self.negative_ttl;
         soa
     }
@@ -117,6 +153,7 @@ impl Catalog {
                     id: z.id,
                     apex,
                     soa,
+                    serial: AtomicU32::new(z.soa_serial),
                     negative_ttl: z.soa_ttl.min(z.soa_minimum),
                     records,
                     rules: Vec::new(),
@@ -270,6 +307,11 @@ impl Catalog {
 
         let zones = zones.into_values().map(|z| (z.apex.clone(), Arc::new(z))).collect();
         (Self { zones, clusters, territories }, warnings)
+    }
+
+    /// The zone with this id.
+    pub fn zone_by_id(&self, id: i64) -> Option<&Arc<Zone>> {
+        self.zones.values().find(|z| z.id == id)
     }
 
     /// Whether `other` holds the same zones (by apex).

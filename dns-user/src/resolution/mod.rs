@@ -49,6 +49,10 @@ pub const DOMAIN_TTL: u32 = 60;
 pub enum Tag {
     /// The zone's static data: SOA, NS, records, rules.
     Zone(i64),
+    /// The zone's SOA serial: the answers to SOA queries at its apex (negative answers
+    /// carry the SOA too, but only for its TTL: they keep the serial they were made
+    /// with until they expire, at most the negative TTL).
+    Soa(i64),
     Instance(i64),
     Cluster(i64),
     /// Whether names exist at or below this name (lower-case, absolute): negative
@@ -172,6 +176,16 @@ impl<S: Store> Resolver<S> {
     /// Re-reads the small tables into a new catalog, and the custom domains.
     pub async fn reload(&self) -> Result<(), StoreError> {
         self.load(true).await
+    }
+
+    /// Takes the new serials of zone rows the change feed reported; returns the zones
+    /// whose other fields changed too (the catalog must be reloaded for them).
+    pub fn take_serials(&self, rows: &[crate::store::ZoneRow]) -> Vec<i64> {
+        let Some(catalog) = self.catalog() else { return rows.iter().map(|r| r.id).collect() };
+        rows.iter()
+            .filter(|row| !catalog.zone_by_id(row.id).is_some_and(|z| z.take_serial(row)))
+            .map(|r| r.id)
+            .collect()
     }
 
     /// The same after a change of zones, records, rules or clusters that the change feed

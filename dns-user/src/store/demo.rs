@@ -52,6 +52,7 @@ impl Database {
             .filter(|s| !s.is_empty())
             .map(|s| (s.to_owned(), Vec::new()))
             .collect();
-        self.transaction(statements).await.map(|_| ())
+        // The demo's serials are as written (1).
+        self.transaction_keeping_serials(statements).await
     }
 }

@@ -20,6 +20,7 @@ pub mod records;
 pub mod rows;
 pub mod rules;
 mod schema;
+mod serials;
 pub mod sql;
 pub mod sqlite;
 pub mod territories;
@@ -243,19 +244,39 @@ impl Database {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
 
+    /// Runs one write statement (in its own transaction, serials bumped); returns the
+    /// rows it changed.
     pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.execute(sql, params).await,
-            Backend::Postgres(p) => p.execute(sql, params).await,
-        }
+        let results = self.write(vec![(sql.to_owned(), params)], serials::bump()).await?;
+        Ok(results.first().map_or(0, |(_, n)| *n))
     }
 
-    /// Runs the statements in one transaction; returns each statement's rows.
+    /// Runs the statements in one transaction, the zones they change getting new SOA
+    /// serials in it (`store::serials`); returns each statement's rows.
     pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<Vec<Row>>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.transaction(statements).await,
-            Backend::Postgres(p) => p.transaction(statements).await,
-        }
+        let results = self.write(statements, serials::bump()).await?;
+        Ok(results.into_iter().map(|(rows, _)| rows).collect())
+    }
+
+    /// The same, the zones keeping the serials the statements write.
+    pub async fn transaction_keeping_serials(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
+        self.write(statements, [serials::keep()]).await.map(|_| ())
+    }
+
+    /// Runs `statements` then `end` in one transaction; the results of `statements`.
+    async fn write(
+        &self,
+        mut statements: Vec<Statement>,
+        end: impl IntoIterator<Item = Statement>,
+    ) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
+        let n = statements.len();
+        statements.extend(end);
+        let mut results = match &self.backend {
+            Backend::Sqlite(s) => s.transaction(statements).await?,
+            Backend::Postgres(p) => p.transaction(statements).await?,
+        };
+        results.truncate(n);
+        Ok(results)
     }
 
     /// `SELECT <T's columns> <rest>`, each row mapped to a `T`.

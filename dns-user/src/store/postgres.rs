@@ -75,21 +75,21 @@ impl PgStore {
         rows.iter().map(from_row).collect()
     }
 
-    pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(sql).await?;
-        let boxed = to_params(&params);
-        Ok(client.execute(&stmt, &refs(&boxed)).await?)
-    }
-
-    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<Vec<Row>>, StoreError> {
+    /// Runs the statements in one transaction; returns each statement's rows and the
+    /// rows it changed.
+    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut results = Vec::with_capacity(statements.len());
         for (sql, params) in &statements {
             let boxed = to_params(params);
-            let rows = tx.query(sql.as_str(), &refs(&boxed)).await?;
-            results.push(rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?);
+            let stmt = tx.prepare(sql.as_str()).await?;
+            results.push(if stmt.columns().is_empty() {
+                (Vec::new(), tx.execute(&stmt, &refs(&boxed)).await?)
+            } else {
+                let rows = tx.query(&stmt, &refs(&boxed)).await?;
+                (rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?, 0)
+            });
         }
         tx.commit().await?;
         Ok(results)

@@ -186,6 +186,15 @@ CREATE TABLE cluster_checks (
 );
 "#;
 
+/// Version 3: SOA serials follow the data. Every write transaction of ours bumps the
+/// serial of each zone its changes affect, once, and marks those change rows done
+/// (`store::serials`); rows logged before this version count as done.
+const SERIALS: &str = r#"
+ALTER TABLE changes ADD COLUMN serial_done {int} NOT NULL DEFAULT 0;
+UPDATE changes SET serial_done = 1;
+CREATE INDEX changes_serial_pending ON changes (id) WHERE serial_done = 0;
+"#;
+
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
 
@@ -320,10 +329,10 @@ fn postgres_v2() -> String {
 
 /// (version, SQL) for SQLite, in order.
 pub fn sqlite_migrations() -> Vec<(u32, String)> {
-    vec![(1, sqlite_v1()), (2, sqlite_v2())]
+    vec![(1, sqlite_v1()), (2, sqlite_v2()), (3, SERIALS.replace("{int}", "INTEGER"))]
 }
 
 /// (version, SQL) for PostgreSQL, in order.
 pub fn postgres_migrations() -> Vec<(u32, String)> {
-    vec![(1, postgres_v1()), (2, postgres_v2())]
+    vec![(1, postgres_v1()), (2, postgres_v2()), (3, SERIALS.replace("{int}", "BIGINT"))]
 }

@@ -72,21 +72,19 @@ impl SqliteStore {
         self.with_conn(move |conn| query(conn, &sql, &params)).await
     }
 
-    pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
-        let sql = to_sqlite_placeholders(sql);
-        self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            Ok(stmt.execute(rusqlite::params_from_iter(params.iter().map(to_sql)))? as u64)
-        })
-        .await
-    }
-
-    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<Vec<Row>>, StoreError> {
+    /// Runs the statements in one transaction; returns each statement's rows and the
+    /// rows it changed.
+    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
             let mut results = Vec::with_capacity(statements.len());
             for (sql, params) in &statements {
-                results.push(query(&tx, &to_sqlite_placeholders(sql), params)?);
+                let mut stmt = tx.prepare_cached(&to_sqlite_placeholders(sql))?;
+                results.push(if stmt.column_count() > 0 {
+                    (rows(&mut stmt, params)?, 0)
+                } else {
+                    (Vec::new(), stmt.execute(rusqlite::params_from_iter(params.iter().map(to_sql)))? as u64)
+                });
             }
             tx.commit()?;
             Ok(results)
@@ -121,7 +119,10 @@ fn to_sql(v: &Value) -> rusqlite::types::Value {
 }
 
 fn query(conn: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
+    rows(&mut conn.prepare_cached(sql)?, params)
+}
+
+fn rows(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> Result<Vec<Row>, StoreError> {
     let columns = stmt.column_count();
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(to_sql)))?;
     let mut out = Vec::new();

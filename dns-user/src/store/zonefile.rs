@@ -6,8 +6,11 @@ use hickory_proto::{
 };
 
 use super::sql::params;
-use super::{Database, StoreError, sql::Statement};
-use crate::{model::names, protocol::presentation::presentation};
+use super::{Database, StoreError, ZoneRow, sql::Statement};
+use crate::{
+    model::names,
+    protocol::{presentation::presentation, serial::is_newer},
+};
 
 impl Database {
     /// Imports an RFC 1035 zone file: the SOA and apex NS set define the zone, every
@@ -56,6 +59,51 @@ impl Database {
             return Err(StoreError::Invalid(format!("zone file: no NS records at {apex}")));
         }
         let ns_ttl = ns[0].1;
+        let count = records.len();
+        let current =
+            self.select_one::<ZoneRow>("FROM zones WHERE apex = $1", params![apex_text.as_str()]).await?;
+        let head = (
+            soa.mname.to_lowercase().to_ascii(),
+            soa.rname.to_lowercase().to_ascii(),
+            soa.refresh.max(0) as u32,
+            soa.retry.max(0) as u32,
+            soa.expire.max(0) as u32,
+            soa.minimum,
+            soa_ttl,
+            ns_ttl,
+        );
+        if let Some(z) = &current {
+            let stored_head = (
+                z.soa_mname.clone(),
+                z.soa_rname.clone(),
+                z.soa_refresh,
+                z.soa_retry,
+                z.soa_expire,
+                z.soa_minimum,
+                z.soa_ttl,
+                z.ns_ttl,
+            );
+            let mut stored_ns = self.zone_ns(z.id).await?;
+            let mut new_ns: Vec<String> = ns.iter().map(|(n, _)| n.clone()).collect();
+            stored_ns.sort();
+            new_ns.sort();
+            let mut stored: Vec<(String, String, u32, String)> =
+                self.records(z.id).await?.into_iter().map(|r| (r.name, r.rtype, r.ttl, r.data)).collect();
+            let mut new = records.clone();
+            stored.sort();
+            new.sort();
+            if stored_head == head && z.soa_serial == soa.serial && stored_ns == new_ns && stored == new {
+                // Nothing changed: no write, no new serial (reloads re-import zone files).
+                return Ok((apex_text, count));
+            }
+        }
+        // The file's serial when it is newer than ours (or the zone is new); otherwise
+        // ours, bumped by the transaction: a serial never goes back.
+        let (serial, keep_serial) = match &current {
+            Some(z) if !is_newer(soa.serial, z.soa_serial) => (z.soa_serial, false),
+            _ => (soa.serial, true),
+        };
+        let (mname, rname, refresh, retry, expire, minimum, soa_ttl, ns_ttl) = head;
         let mut statements: Vec<Statement> = vec![
             (
                 "INSERT INTO zones (apex, soa_mname, soa_rname, soa_serial, soa_refresh, soa_retry, soa_expire, \
@@ -67,13 +115,13 @@ impl Database {
                     .into(),
                 params![
                     apex_text.as_str(),
-                    soa.mname.to_lowercase().to_ascii(),
-                    soa.rname.to_lowercase().to_ascii(),
-                    soa.serial,
-                    soa.refresh.max(0) as u32,
-                    soa.retry.max(0) as u32,
-                    soa.expire.max(0) as u32,
-                    soa.minimum,
+                    mname,
+                    rname,
+                    serial,
+                    refresh,
+                    retry,
+                    expire,
+                    minimum,
                     soa_ttl,
                     ns_ttl,
                     soa_ttl
@@ -88,7 +136,6 @@ impl Database {
                 params![n.as_str(), apex_text.as_str()],
             ));
         }
-        let count = records.len();
         for (owner, rtype, ttl, rdata) in records {
             statements.push((
                 "INSERT INTO records (zone_id, name, rtype, ttl, rdata) SELECT id, $1, $2, $3, $4 FROM zones WHERE apex = $5"
@@ -96,7 +143,11 @@ impl Database {
                 params![owner, rtype, ttl, rdata, apex_text.as_str()],
             ));
         }
-        self.transaction(statements).await?;
+        if keep_serial {
+            self.transaction_keeping_serials(statements).await?;
+        } else {
+            self.transaction(statements).await?;
+        }
         Ok((apex_text, count))
     }
 

@@ -204,7 +204,7 @@ impl Database {
         self.query("SELECT apex FROM zones ORDER BY apex", vec![]).await?.iter().map(|r| r.text(0)).collect()
     }
 
-    async fn zone_ns(&self, zone_id: i64) -> Result<Vec<String>, StoreError> {
+    pub(super) async fn zone_ns(&self, zone_id: i64) -> Result<Vec<String>, StoreError> {
         self.query("SELECT nsdname FROM zone_ns WHERE zone_id = $1 ORDER BY nsdname", params![zone_id])
             .await?
             .iter()

@@ -3,7 +3,7 @@
 use dns_common::wire::rcode;
 use hickory_proto::rr::{RData, Record, RecordType, rdata::CNAME};
 
-use super::super::{At, Resolution, Step};
+use super::super::{At, Resolution, Step, Tag};
 
 /// Answers from static RRsets at `name`.
 pub fn answer(records: &[Record], at: At<'_>, res: &mut Resolution) -> Step {
@@ -15,6 +15,12 @@ pub fn answer(records: &[Record], at: At<'_>, res: &mut Resolution) -> Step {
         if let Some(t) = first {
             res.sections.answers.extend(of_type(t).cloned());
         }
+        return Step::Done;
+    }
+    if qtype == RecordType::SOA && of_type(RecordType::SOA).next().is_some() {
+        // The stored SOA's serial is the catalog's, not the zone's current one.
+        res.sections.answers.push(zone.soa());
+        res.tag(Tag::Soa(zone.id));
         return Step::Done;
     }
     let matching: Vec<Record> = of_type(qtype).cloned().collect();
