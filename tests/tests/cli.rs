@@ -146,6 +146,19 @@ fn table() -> Vec<Step> {
         ok("zone record rm shop.test www.shop.test A 192.0.2.81", Text(&["1 record(s) removed"])),
         fails("zone record rm shop.test www.shop.test AAAA", &["not found"]),
         ok("zone export shop.test", Text(&["shop.test. 600 IN SOA", "www.shop.test. 90 IN A 192.0.2.80"])),
+        // RFC 1034 section 3.6.2: a CNAME owns its name.
+        usage(
+            "zone record add shop.test www.shop.test CNAME other.shop.test.",
+            &["www.shop.test. CNAME", "already has A data"],
+        ),
+        ok("zone record add shop.test alias.shop.test CNAME www.shop.test.", Text(&["record added"])),
+        usage("zone record add shop.test alias.shop.test TXT x", &["alias.shop.test. TXT", "has a CNAME"]),
+        usage("zone record add shop.test alias.shop.test CNAME other.shop.test.", &["at most one CNAME"]),
+        usage("zone record add shop.test shop.test CNAME other.shop.test.", &["already has SOA data"]),
+        ok("zone record add shop.test t.shop.test TXT 'two words'", Text(&["record added"])),
+        ok("zone record show shop.test t.shop.test", Text(&["t.shop.test. 600 IN TXT \"two\" \"words\""])),
+        ok("zone record rm shop.test alias.shop.test CNAME", Text(&["1 record(s) removed"])),
+        ok("zone record rm shop.test t.shop.test TXT", Text(&["1 record(s) removed"])),
         // Removing a zone that holds data needs --force.
         fails("zone rm shop.test", &["still holds 1 name rule(s), 1 static record(s)", "--force"]),
         ok("zone rm shop.test --force", Text(&["zone shop.test removed"])),
@@ -253,6 +266,10 @@ fn table() -> Vec<Step> {
         ),
         fails("domain add www.customer.example.org --instance 123456", &["already belongs to instance 777"]),
         fails("domain add other.example.org --instance 4242", &["instance 4242"]),
+        usage(
+            "domain add www.customer.com --instance 777",
+            &["outside every zone", "zone add customer.com", "CNAME"],
+        ),
         ok(
             "domain show www.customer.example.org --json",
             Json(json!({"hostname": "www.customer.example.org.", "instance": 777})),

@@ -7,6 +7,11 @@ use hickory_proto::rr::RData;
 pub fn presentation(data: &RData) -> String {
     match data {
         RData::TXT(txt) => txt.txt_data.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(" "),
+        // hickory ends every SvcParam value list with a comma ("alpn=h2,h3,"), which
+        // reads back but is not the RFC 9460 form.
+        RData::SVCB(_) | RData::HTTPS(_) => {
+            data.to_string().split(' ').map(|p| p.trim_end_matches(',')).collect::<Vec<_>>().join(" ")
+        }
         other => other.to_string(),
     }
 }

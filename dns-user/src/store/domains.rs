@@ -10,6 +10,15 @@ impl Database {
         if self.instance(instance).await?.is_none() {
             return Err(StoreError::NotFound(format!("instance {instance}")));
         }
+        if super::zones::closest_zone(&hostname, &self.zone_apexes().await?).is_none() {
+            let host = hostname.trim_end_matches('.');
+            return Err(StoreError::Invalid(format!(
+                "custom domain {hostname} lies outside every zone we serve, so it could never be answered: \
+                 add its zone (`instadns zone add {parent} --ns ...`, and have the customer delegate it to us), \
+                 or have the customer point {host} by CNAME at one of the instance's names",
+                parent = host.split_once('.').map_or(host, |(_, p)| p)
+            )));
+        }
         if let Some(owner) = self.domain(&hostname).await? {
             return Err(StoreError::Conflict(format!(
                 "{hostname} already belongs to instance {}",

@@ -8,6 +8,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use super::sql::params;
 use super::{Database, RecordRow, StoreError, sql::Value};
 use crate::model::names;
+use crate::protocol::presentation::presentation;
 
 /// A record type from user input, upper-cased; SOA and OPT come from the zone itself.
 fn record_type(rtype: &str) -> Result<(String, RecordType), StoreError> {
@@ -18,6 +19,31 @@ fn record_type(rtype: &str) -> Result<(String, RecordType), StoreError> {
         return Err(StoreError::Invalid(format!("{text} records come from the zone definition (zone set)")));
     }
     Ok((text, t))
+}
+
+/// RFC 1034 section 3.6.2 (and RFC 2181 section 10.1): a name with a CNAME has no
+/// other data, and one CNAME. `existing` are the types already at `owner`.
+pub fn check_cname<'a>(
+    owner: &str,
+    adding: RecordType,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    for other in existing {
+        let other_is_cname = other.eq_ignore_ascii_case("CNAME");
+        if adding == RecordType::CNAME || other_is_cname {
+            let why = if adding == RecordType::CNAME && other_is_cname {
+                "a name has at most one CNAME".to_owned()
+            } else if adding == RecordType::CNAME {
+                format!("it already has {other} data, and a CNAME cannot share its name with other records")
+            } else {
+                format!("it has a CNAME, which cannot share its name with {adding} records")
+            };
+            return Err(StoreError::Invalid(format!(
+                "{owner} {adding}: {why} (RFC 1034 section 3.6.2); remove the other record(s) first"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Database {
@@ -61,9 +87,22 @@ impl Database {
             return Err(StoreError::Invalid(format!("record name {owner} is outside zone {zone_apex}")));
         }
         let (rtype, t) = record_type(rtype)?;
-        RData::try_from_str(t, rdata).map_err(|e| {
+        let parsed = RData::try_from_str(t, rdata).map_err(|e| {
             StoreError::Invalid(format!("record data {rdata:?} is not valid {rtype} data: {e}"))
         })?;
+        let existing: Vec<String> = self
+            .query(
+                "SELECT DISTINCT rtype FROM records WHERE zone_id = $1 AND name = $2",
+                params![zone, owner.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        let at_apex = owner == zone_apex;
+        check_cname(&owner, t, existing.iter().map(String::as_str).chain(at_apex.then_some("SOA")))?;
+        // Stored in the one presentation form that reads back (TXT quoting, SVCB lists).
+        let rdata = presentation(&parsed);
         let ttl: Value = match ttl {
             Some(t) => t.into(),
             None => self.zone_row(zone).await?.default_ttl.into(),

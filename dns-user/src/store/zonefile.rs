@@ -1,12 +1,12 @@
 //! RFC 1035 zone files in and out: a zone's SOA, apex NS set and static records.
 
 use hickory_proto::{
-    rr::{Name, RData},
+    rr::{Name, RData, RecordType},
     serialize::txt::Parser,
 };
 
 use super::sql::params;
-use super::{Database, StoreError, ZoneRow, sql::Statement};
+use super::{Database, StoreError, ZoneRow, records::check_cname, sql::Statement};
 use crate::{
     model::names,
     protocol::{presentation::presentation, serial::is_newer},
@@ -55,6 +55,17 @@ impl Database {
         }
         let (soa, soa_ttl) =
             soa.ok_or_else(|| StoreError::Invalid(format!("zone file: no SOA record at {apex}")))?;
+        // A CNAME owns its name alone (the apex has the SOA and NS).
+        let mut types: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        types.entry(apex_text.as_str()).or_default().extend(["SOA", "NS"]);
+        for (owner, rtype, _, _) in &records {
+            let at = types.entry(owner.as_str()).or_default();
+            let t = rtype.parse::<RecordType>().map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let others: Vec<&str> =
+                at.iter().copied().filter(|o| *o != rtype || t == RecordType::CNAME).collect();
+            check_cname(owner, t, others).map_err(|e| StoreError::Invalid(format!("zone file: {e}")))?;
+            at.push(rtype.as_str());
+        }
         if ns.is_empty() {
             return Err(StoreError::Invalid(format!("zone file: no NS records at {apex}")));
         }
