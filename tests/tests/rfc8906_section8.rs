@@ -144,6 +144,9 @@ fn status_notimp(d: &Dig) -> bool {
 fn tc_present(d: &Dig) -> bool {
     d.has_flag("tc")
 }
+fn only_qr_and_rd(d: &Dig) -> bool {
+    d.flags() == ["qr", "rd"]
+}
 
 fn rows() -> Vec<Row> {
     let z = ZONE;
@@ -206,6 +209,18 @@ fn rows() -> Vec<Row> {
             "Testing unknown opcodes",
             "+noedns +noad +opcode=15 +norec +header-only",
             vec![("status NOTIMP", status_notimp), ("no SOA", soa_absent), ("aa not present", aa_absent)],
+        )
+        .by_userspace("passed_unsupported"),
+        row(
+            "8.1.4",
+            "Testing unknown opcodes with every header flag set",
+            "+noedns +opcode=15 +rec +aaflag +tcflag +raflag +zflag +adflag +cdflag +header-only",
+            vec![
+                ("status NOTIMP", status_notimp),
+                ("no SOA", soa_absent),
+                ("of the query's flags only RD copied", only_qr_and_rd),
+                ("MBZ not in the response", no_mbz),
+            ],
         )
         .by_userspace("passed_unsupported"),
         row(

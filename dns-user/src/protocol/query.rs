@@ -4,7 +4,7 @@
 
 use dns_common::{
     limits::{DNS_HEADER_LEN, MAX_NAME_LEN},
-    wire::{EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, TYPE_OPT, rcode},
+    wire::{EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_RD, TYPE_OPT, rcode},
 };
 
 use super::name::{WireName, uncompressed_name_len};
@@ -129,7 +129,10 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
     let question_len = question.map_or(0, |(name_len, _, _)| name_len + 4);
 
     if (flags[0] & FLAG1_OPCODE_MASK) != 0 {
-        return Err(error(rcode::NOTIMP, question_len, None));
+        // Of an unknown opcode's header only the opcode and RD mean anything to us: the
+        // response carries those and nothing else of the query's flags (RFC 8906 8.1.4).
+        let kept = [flags[0] & (FLAG1_OPCODE_MASK | FLAG1_RD), 0];
+        return Err(Rejection::Error { id, flags: kept, rcode: rcode::NOTIMP, question_len, edns: None });
     }
     let Some((name_len, qtype, qclass)) = question else {
         return Err(error(rcode::FORMERR, 0, None));

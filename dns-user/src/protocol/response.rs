@@ -163,5 +163,10 @@ mod tests {
         assert_eq!(r[3] & 0xf, rcode::NOTIMP as u8);
         assert_eq!(r[2] & FLAG1_OPCODE_MASK, 0x2 << 3, "opcode echoed");
         assert_eq!(&r[12..], &m[12..]);
+        // Every header flag set (AA, TC, RD; RA, Z, AD, CD): only the opcode, RD and QR,
+        // no AA, and the RCODE.
+        let m = query_bytes(NAME, 1, [(0x2 << 3) | 0x07, 0xf0], &[], 0);
+        let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
+        assert_eq!(r[2..4], [0x80 | (0x2 << 3) | 0x01, rcode::NOTIMP as u8]);
     }
 }
