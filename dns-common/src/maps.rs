@@ -112,6 +112,11 @@ pub struct NameEntry {
 pub mod answer_flags {
     /// Mask of the RCODE (0..=15; extended RCODEs are never cached).
     pub const RCODE_MASK: u16 = 0x000f;
+    /// A stale answer served again while the database is unreachable (RFC 8767):
+    /// counted as [`crate::stats::Outcome::HitStale`] too.
+    pub const STALE: u16 = 0x0010;
+    /// Answered with AA clear: a referral to a delegated child zone (RFC 1034 4.3.2).
+    pub const NOT_AUTHORITATIVE: u16 = 0x0020;
 }
 
 /// One precomputed answer: the bytes that follow the question in the response.

@@ -29,10 +29,13 @@ pub enum Outcome {
     HitDirectional = 9,
     /// Answered with XDP_TX with a weighted pick (also counted as a hit).
     HitWeighted = 10,
+    /// Answered with XDP_TX with a stale answer while the database was unreachable
+    /// (RFC 8767; also counted as a hit).
+    HitStale = 11,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -44,6 +47,7 @@ impl Outcome {
         Outcome::PassEcs,
         Outcome::HitDirectional,
         Outcome::HitWeighted,
+        Outcome::HitStale,
     ];
 
     /// Stable name used in logs and metrics.
@@ -60,6 +64,7 @@ impl Outcome {
             Outcome::PassEcs => "passed_ecs",
             Outcome::HitDirectional => "hit_directional",
             Outcome::HitWeighted => "hit_weighted",
+            Outcome::HitStale => "hit_stale",
         }
     }
 }

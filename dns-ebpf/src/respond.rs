@@ -17,7 +17,10 @@ use dns_common::{
         UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE,
     },
     limits::{ANSWER_MAX_LEN, DNS_HEADER_LEN, OPT_RR_LEN},
-    maps::{AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch, answer_flags::RCODE_MASK},
+    maps::{
+        AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch,
+        answer_flags::{NOT_AUTHORITATIVE, RCODE_MASK, STALE},
+    },
     stats::Outcome,
     wire::{
         csum_add_bytes, csum_at_parity, csum_finish, csum_fold, opt_record, response_flags,
@@ -106,7 +109,8 @@ pub fn respond(
         arcount += 1;
     }
     let rcode = (slot_flags & RCODE_MASK) as u8;
-    sum += rewrite_dns_header(ctx, f, q, rcode, [counts[0], counts[1], arcount])?;
+    let authoritative = slot_flags & NOT_AUTHORITATIVE == 0;
+    sum += rewrite_dns_header(ctx, f, q, authoritative, rcode, [counts[0], counts[1], arcount])?;
     let udp_len = (UDP_HLEN + msg_len) as u16;
     let udp = words_at::<UDP_WORDS>(ctx, f.l4).ok_or(Outcome::Error)?;
     sum += rewrite_udp(udp, udp_len);
@@ -116,7 +120,11 @@ pub fn respond(
     // The UDP checksum is mandatory on IPv6 and we always send one.
     // SAFETY: words_at checked it, and the frame has not changed size since.
     unsafe { (*udp)[UDP_CHECKSUM_WORD] = csum_finish(sum) };
-    swap_macs(ctx).ok_or(Outcome::Error)
+    swap_macs(ctx).ok_or(Outcome::Error)?;
+    if slot_flags & STALE != 0 {
+        crate::count(Outcome::HitStale);
+    }
+    Ok(())
 }
 
 /// Copies the slot's sections to `at`.
@@ -155,6 +163,7 @@ fn rewrite_dns_header(
     ctx: &XdpContext,
     f: &Frame,
     q: &Query,
+    authoritative: bool,
     rcode: u8,
     counts: [u16; 3],
 ) -> Result<u64, Outcome> {
@@ -162,7 +171,7 @@ fn rewrite_dns_header(
     // SAFETY: words_at checked the bounds and the alignment.
     unsafe {
         let h = &mut *hdr;
-        h[DNS_FLAGS_WORD] = u16::from_ne_bytes(response_flags(q.flags, true, rcode));
+        h[DNS_FLAGS_WORD] = u16::from_ne_bytes(response_flags(q.flags, authoritative, rcode));
         h[DNS_ANCOUNT_WORD] = counts[0].to_be();
         h[DNS_NSCOUNT_WORD] = counts[1].to_be();
         h[DNS_ARCOUNT_WORD] = counts[2].to_be();

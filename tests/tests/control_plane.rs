@@ -169,6 +169,42 @@ fn the_hot_path_rides_through_a_database_outage() {
     assert_eq!(d.server.http_get("/ready").as_deref(), Some("ready\n"));
 }
 
+/// RFC 8767 section 4: answers served stale while the database is down carry the stale
+/// TTL (30 s here, `[ttl] stale_answer_ttl`), not their own, from userspace and from
+/// XDP alike, and are counted.
+#[test]
+fn stale_answers_carry_the_stale_ttl_in_xdp_too() {
+    let pg = PgServer::start();
+    cli(&pg.url, &["db", "demo"]);
+    cli(&pg.url, &["instance", "add", "5555", "--cluster", "mt2", "--ttl", "120"]);
+    let dir = tempfile::tempdir().unwrap();
+    // Answers leave the cache after a second, whatever their TTL: they expire during
+    // the outage.
+    let config = dir.path().join("instadns.toml");
+    std::fs::write(&config, "[ttl]\nmax_cache = 1\nstale_answer_ttl = 30\n").unwrap();
+    let d =
+        Deployment::start_on(&pg.url, dir, &["--xdp-mode", "native", "--config", config.to_str().unwrap()]);
+    let query = QueryBuilder::new("5555.example.org", RecordType::A).bytes();
+    let ttl = |r: &[u8]| Message::from_vec(r).ok().and_then(|m| m.answers.first().map(|a| a.ttl));
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| ttl(r) == Some(120))
+        .expect("TTL 120 at first");
+
+    pg.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| ttl(r) == Some(30))
+        .expect("served stale with the stale TTL");
+    let (hits, stale) = (d.server.xdp("hit"), d.server.xdp("hit_stale"));
+    poll_until(&d.rig, server(), &query, Duration::from_secs(2), |r| ttl(r) == Some(30))
+        .expect("the stale answer again");
+    assert_eq!(
+        (d.server.xdp("hit"), d.server.xdp("hit_stale")),
+        (hits + 1, stale + 1),
+        "from XDP, counted stale"
+    );
+    assert!(d.server.metrics().get("instadns_stale_answers_total").copied().unwrap_or(0.0) >= 1.0);
+    pg.start_again();
+}
+
 /// The daemon keeps the custom domains inside its zones in memory, so a name that is
 /// none costs no database lookup (a random-subdomain flood never reaches the database).
 /// A domain added or removed while it serves must still change the answer at once, even

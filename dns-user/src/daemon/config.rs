@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use instadns::{fastpath::loader::XdpModeArg, store::DbLocation};
+use instadns::{engine::CachePolicy, fastpath::loader::XdpModeArg, store::DbLocation};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/instadns/instadns.toml";
 pub const DEFAULT_DB: &str = "sqlite:/var/lib/instadns/instadns.sqlite";
@@ -78,7 +78,8 @@ pub struct Tcp {
 #[serde(deny_unknown_fields, default)]
 pub struct Ttl {
     /// TTL of a stale answer re-served while the database is unreachable (RFC 8767).
-    pub stale: u32,
+    #[serde(alias = "stale")]
+    pub stale_answer_ttl: u32,
     /// How long after expiry an answer may still be served stale, in seconds.
     pub stale_max: u64,
     /// Cap on how long any answer stays in the cache and the XDP maps, whatever its TTL.
@@ -124,9 +125,19 @@ impl Default for Tcp {
     }
 }
 
+impl Ttl {
+    pub fn policy(&self) -> CachePolicy {
+        CachePolicy {
+            max_cache: self.max_cache,
+            stale_answer_ttl: self.stale_answer_ttl,
+            stale_max: std::time::Duration::from_secs(self.stale_max),
+        }
+    }
+}
+
 impl Default for Ttl {
     fn default() -> Self {
-        Self { stale: 30, stale_max: 3600, max_cache: 86_400 }
+        Self { stale_answer_ttl: 30, stale_max: 3600, max_cache: 86_400 }
     }
 }
 
@@ -190,6 +201,9 @@ impl Config {
         }
         if self.maps.entries < 1024 {
             return Err(("maps.entries", format!("{} is below 1024", self.maps.entries)));
+        }
+        if self.ttl.stale_answer_ttl == 0 || self.ttl.max_cache == 0 {
+            return Err(("ttl", "stale_answer_ttl and max_cache must be at least 1 second".into()));
         }
         if self.maps.answer_slots < 16 {
             return Err(("maps.answer_slots", format!("{} is below 16", self.maps.answer_slots)));
@@ -285,8 +299,11 @@ max_connections = 1024
 idle_timeout = 10
 
 [ttl]
-stale = 30
+# TTL of stale answers served while the database is unreachable (RFC 8767 section 4).
+stale_answer_ttl = 30
+# How long after expiry an answer may be served stale, in seconds.
 stale_max = 3600
+# Longest any answer stays in the cache and the XDP maps, whatever its TTL.
 max_cache = 86400
 
 # Look instances up in the platform's own PostgreSQL instead:

@@ -141,7 +141,8 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let old_layouts = fast_path.as_ref().map(|f| f.old_layouts.clone()).unwrap_or_default();
     let adopted = fast_path.as_ref().is_some_and(|f| f.adopted);
     let cache = Arc::new(AnswerCache::new(cache_entries, kernel));
-    let handler = Arc::new(Handler::new(resolver, cache.clone(), config.edns_payload));
+    let handler =
+        Arc::new(Handler::new(resolver, cache.clone(), config.edns_payload).with_policy(config.ttl.policy()));
     if let Some(catalog) = handler.resolver().catalog() {
         cache.set_territories(catalog.territories.prefixes());
     }

@@ -69,6 +69,9 @@ impl Entries {
 struct Cached {
     answer: Arc<Steered>,
     expires_ns: u64,
+    /// Once served stale: the end of its stale-serving time (its first expiry plus the
+    /// policy's `stale_max`), however often it is served stale again.
+    stale_until: Option<u64>,
     tags: Arc<[Tag]>,
     /// The answer slot the kernel's name entry points at, if installed.
     slot: Option<u32>,
@@ -77,12 +80,25 @@ struct Cached {
 /// Default bound of the userspace cache.
 pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
 
-/// How long after expiry an answer may still be served while the database cannot be
-/// reached (RFC 8767 suggests one to three days; an hour keeps memory bounded).
-pub const STALE_MAX: Duration = Duration::from_secs(3600);
+/// How long answers live in the cache and how stale ones are served (the `[ttl]` table
+/// of the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Longest an answer stays in the cache and the XDP maps, whatever its TTL.
+    pub max_cache: u32,
+    /// TTL of a stale answer served again while the database cannot be reached (RFC 8767
+    /// section 4 recommends 30 s).
+    pub stale_answer_ttl: u32,
+    /// How long after expiry an answer may still be served stale (RFC 8767 suggests one
+    /// to three days; an hour keeps memory bounded).
+    pub stale_max: Duration,
+}
 
-/// TTL of a stale answer re-served during a database outage (RFC 8767 section 4).
-pub const STALE_TTL: u32 = 30;
+impl Default for CachePolicy {
+    fn default() -> Self {
+        Self { max_cache: 86_400, stale_answer_ttl: 30, stale_max: Duration::from_secs(3600) }
+    }
+}
 
 pub struct AnswerCache {
     entries: RwLock<Entries>,
@@ -128,15 +144,6 @@ impl AnswerCache {
         (monotonic_ns() < cached.expires_ns).then(|| cached.answer.clone())
     }
 
-    /// A cached answer for `key` that expired at most `max_stale` ago: what to serve
-    /// while the database cannot be reached (RFC 8767).
-    pub fn lookup_stale(&self, key: &CacheKey, max_stale: Duration) -> Option<Arc<Steered>> {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let cached = entries.map.get(key)?;
-        (monotonic_ns() < cached.expires_ns.saturating_add(max_stale.as_nanos() as u64))
-            .then(|| cached.answer.clone())
-    }
-
     /// The current invalidation epoch: read it before resolving, and pass it to
     /// [`AnswerCache::insert`], which drops the answer if a change came in between.
     pub fn epoch(&self) -> u64 {
@@ -176,7 +183,7 @@ impl AnswerCache {
         }
         let previous = entries.map.get(&key).and_then(|c| c.slot);
         let slot = self.install(&key, &answer, expires_ns, previous);
-        entries.insert(key, Cached { answer, expires_ns, tags: tags.into(), slot });
+        entries.insert(key, Cached { answer, expires_ns, stale_until: None, tags: tags.into(), slot });
     }
 
     /// Records an entry the kernel already holds (adopted from an earlier daemon's pinned
@@ -184,7 +191,10 @@ impl AnswerCache {
     /// once warming refreshes it.
     pub fn adopt(&self, key: CacheKey, answer: Arc<Steered>, expires_ns: u64, slot: u32) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        entries.insert(key, Cached { answer, expires_ns, tags: Arc::from([]), slot: Some(slot) });
+        entries.insert(
+            key,
+            Cached { answer, expires_ns, stale_until: None, tags: Arc::from([]), slot: Some(slot) },
+        );
     }
 
     /// Answers installed in the kernel's name maps (as far as this daemon knows; the
@@ -218,20 +228,26 @@ impl AnswerCache {
         keys
     }
 
-    /// Serves `key`'s stale answer again for `ttl` seconds (kernel included) while the
-    /// database is unreachable; returns it.
+    /// Serves `key`'s stale answer again for `ttl` seconds, with its TTLs capped at `ttl`
+    /// (kernel included), while the database is unreachable; returns it.
     pub fn extend_stale(&self, key: &CacheKey, max_stale: Duration, ttl: u32) -> Option<Arc<Steered>> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let now = monotonic_ns();
         let cached = entries.map.get(key)?;
-        if now >= cached.expires_ns.saturating_add(max_stale.as_nanos() as u64) {
+        let stale_until = cached
+            .stale_until
+            .unwrap_or_else(|| cached.expires_ns.saturating_add(max_stale.as_nanos() as u64));
+        if now >= stale_until {
             return None;
         }
-        let (answer, previous) = (cached.answer.clone(), cached.slot);
-        let expires_ns = now + Duration::from_secs(ttl.into()).as_nanos() as u64;
+        let answer = Arc::new(cached.answer.stale_copy(ttl));
+        let previous = cached.slot;
+        let expires_ns = (now + Duration::from_secs(ttl.into()).as_nanos() as u64).min(stale_until);
         let slot = self.install(key, &answer, expires_ns, previous);
         if let Some(c) = entries.map.get_mut(key) {
             c.expires_ns = expires_ns;
+            c.stale_until = Some(stale_until);
+            c.answer = answer.clone();
             c.slot = slot;
         }
         Some(answer)
@@ -322,7 +338,9 @@ impl AnswerCache {
     /// goes down.
     pub fn sweep(&self, keep_stale: Duration) {
         let now = monotonic_ns();
-        self.remove_where(|c| c.expires_ns.saturating_add(keep_stale.as_nanos() as u64) <= now);
+        self.remove_where(|c| {
+            c.stale_until.unwrap_or(c.expires_ns.saturating_add(keep_stale.as_nanos() as u64)) <= now
+        });
         if let Some(kernel) = &self.kernel {
             kernel.lock().unwrap_or_else(|p| p.into_inner()).reclaim_quarantine();
         }

@@ -10,7 +10,7 @@ use dns_common::wire::{CLASS_IN, FLAG1_TC, rcode, udp_response_limit};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
-    cache::{AnswerCache, STALE_MAX, STALE_TTL},
+    cache::{AnswerCache, CachePolicy},
     stats::{QTYPE_LABELS, QueryStats},
 };
 use crate::{
@@ -52,6 +52,7 @@ pub struct Handler<S> {
     rotation: std::sync::atomic::AtomicUsize,
     /// Weighted-pick counter (the XDP program keeps one per CPU).
     picks: std::sync::atomic::AtomicU32,
+    policy: CachePolicy,
     pub stats: QueryStats,
 }
 
@@ -63,8 +64,15 @@ impl<S: Store> Handler<S> {
             edns_payload,
             rotation: Default::default(),
             picks: Default::default(),
+            policy: CachePolicy::default(),
             stats: QueryStats::default(),
         }
+    }
+
+    /// The same with these cache lifetimes and stale serving.
+    pub fn with_policy(mut self, policy: CachePolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn cache(&self) -> &Arc<AnswerCache> {
@@ -181,7 +189,8 @@ impl<S: Store> Handler<S> {
             Err(e) => {
                 if let ResolveError::Store(e) = &e
                     && e.is_unavailable()
-                    && let Some(stale) = self.cache.extend_stale(key, STALE_MAX, STALE_TTL)
+                    && let Some(stale) =
+                        self.cache.extend_stale(key, self.policy.stale_max, self.policy.stale_answer_ttl)
                 {
                     self.stats.stale.fetch_add(1, Ordering::Relaxed);
                     return stale;
@@ -193,7 +202,9 @@ impl<S: Store> Handler<S> {
         let (steered, cache_ttl, tags) = resolved;
         let steered = Arc::new(steered);
         match cache_ttl {
-            Some(ttl) => self.cache.insert(key.clone(), steered.clone(), ttl, tags, epoch),
+            Some(ttl) => {
+                self.cache.insert(key.clone(), steered.clone(), ttl.min(self.policy.max_cache), tags, epoch)
+            }
             None if replacing => self.cache.remove(std::slice::from_ref(key)),
             None => {}
         }

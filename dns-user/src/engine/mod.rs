@@ -8,6 +8,6 @@ pub mod cache;
 pub mod handler;
 pub mod stats;
 
-pub use cache::{AnswerCache, DEFAULT_CACHE_ENTRIES, STALE_MAX, STALE_TTL};
+pub use cache::{AnswerCache, CachePolicy, DEFAULT_CACHE_ENTRIES};
 pub use handler::{Handler, Transport};
 pub use stats::{QTYPE_LABELS, QueryStats};

@@ -2,7 +2,10 @@
 
 use dns_common::{
     limits::ANSWER_MAX_LEN,
-    maps::{AnswerSlot, PICK_SCALE, answer_flags::RCODE_MASK},
+    maps::{
+        AnswerSlot, PICK_SCALE,
+        answer_flags::{NOT_AUTHORITATIVE, RCODE_MASK, STALE},
+    },
     wire::{csum_add_bytes, csum_fold},
 };
 
@@ -30,7 +33,9 @@ pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
     let len = answer.data.len().min(ANSWER_MAX_LEN);
     slot.data[..len].copy_from_slice(&answer.data[..len]);
     slot.len = len as u16;
-    slot.flags = answer.rcode & RCODE_MASK;
+    slot.flags = (answer.rcode & RCODE_MASK)
+        | if answer.stale { STALE } else { 0 }
+        | if answer.authoritative { 0 } else { NOT_AUTHORITATIVE };
     slot.ancount = answer.counts[0];
     slot.nscount = answer.counts[1];
     slot.arcount = answer.counts[2];
@@ -48,7 +53,7 @@ pub fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
     let len = (slot.len as usize).min(ANSWER_MAX_LEN);
     EncodedAnswer {
         rcode: slot.flags & RCODE_MASK,
-        authoritative: true,
+        authoritative: slot.flags & NOT_AUTHORITATIVE == 0,
         counts: [slot.ancount, slot.nscount, slot.arcount],
         data: slot.data[..len].to_vec(),
         rotate: (slot.rotate_count >= 2).then_some(RotateSpan {
@@ -56,6 +61,7 @@ pub fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
             count: slot.rotate_count,
             size: slot.rotate_size,
         }),
+        stale: slot.flags & STALE != 0,
     }
 }
 
@@ -71,6 +77,7 @@ mod tests {
             counts: [0, 1, 0],
             data: vec![0x12, 0x34, 0x56],
             rotate: None,
+            stale: false,
         };
         let s = answer_slot(&a);
         assert_eq!((s.len, s.flags, s.nscount), (3, 3, 1));

@@ -139,6 +139,7 @@ mod tests {
             counts: [1, 0, 0],
             data: vec![byte; 16],
             rotate: None,
+            stale: false,
         })
     }
 

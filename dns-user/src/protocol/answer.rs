@@ -29,6 +29,8 @@ pub struct EncodedAnswer {
     pub data: Vec<u8>,
     /// Records of `data` rotated per response (round robin), if any.
     pub rotate: Option<RotateSpan>,
+    /// A stale answer, served again while the database cannot be reached (RFC 8767).
+    pub stale: bool,
 }
 
 /// What a name answers: one answer, or variants chosen per query (by the XDP program
@@ -53,6 +55,12 @@ pub enum VariantChoice {
 impl Steered {
     pub fn fixed(answer: Arc<EncodedAnswer>) -> Self {
         Self { variants: vec![answer], choice: VariantChoice::Fixed }
+    }
+
+    /// Every variant served stale, with TTLs of at most `ttl` (RFC 8767).
+    pub fn stale_copy(&self, ttl: u32) -> Self {
+        let variants = self.variants.iter().map(|v| Arc::new(v.stale_copy(ttl))).collect();
+        Self { variants, choice: self.choice.clone() }
     }
 
     /// The first variant: the answer when nothing is known about the client.
@@ -106,7 +114,18 @@ impl RotateSpan {
 impl EncodedAnswer {
     /// An answer with no records, such as REFUSED or SERVFAIL.
     pub fn empty(rcode: u16, authoritative: bool) -> Self {
-        Self { rcode, authoritative, counts: [0; 3], data: Vec::new(), rotate: None }
+        Self { rcode, authoritative, counts: [0; 3], data: Vec::new(), rotate: None, stale: false }
+    }
+
+    /// The same answer served stale (RFC 8767 section 4): every TTL at most `ttl`.
+    pub fn stale_copy(&self, ttl: u32) -> Self {
+        let mut data = self.data.clone();
+        let records = self.counts.iter().map(|c| *c as usize).sum();
+        for at in ttl_offsets(&data, records) {
+            let old = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+            data[at..at + 4].copy_from_slice(&old.min(ttl).to_be_bytes());
+        }
+        Self { data, stale: true, ..self.clone() }
     }
 
     pub fn refused() -> Self {
@@ -175,7 +194,37 @@ pub fn encode(
         ],
         data: buf[data_start..].to_vec(),
         rotate: rotate.and_then(|range| rotate_span(&spans, range)),
+        stale: false,
     })
+}
+
+/// The offsets of the TTL fields of the first `records` records of `data` (names may be
+/// compressed: a pointer ends a name). Stops early on data that does not parse.
+fn ttl_offsets(data: &[u8], records: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(records);
+    let mut pos = 0;
+    for _ in 0..records {
+        // The owner name.
+        loop {
+            let Some(&len) = data.get(pos) else { return out };
+            match len {
+                0 => {
+                    pos += 1;
+                    break;
+                }
+                0xc0..=0xff => {
+                    pos += 2;
+                    break;
+                }
+                _ => pos += 1 + len as usize,
+            }
+        }
+        // TYPE, CLASS, TTL, RDLENGTH, RDATA.
+        let Some(rdlen) = data.get(pos + 8..pos + 10) else { return out };
+        out.push(pos + 4);
+        pos += 10 + u16::from_be_bytes([rdlen[0], rdlen[1]]) as usize;
+    }
+    out
 }
 
 fn rotate_span(spans: &[Range<usize>], range: Range<usize>) -> Option<RotateSpan> {
@@ -216,6 +265,35 @@ mod tests {
         let suffix_offset = 12 + b"\x04ws-1\x04apps".len();
         assert_eq!(&rdata[7..9], &[0xc0, suffix_offset as u8]);
         assert_eq!(a.counts, [1, 0, 0]);
+    }
+
+    /// RFC 8767 section 4: a stale answer carries TTLs of at most the stale TTL, its
+    /// data otherwise unchanged.
+    #[test]
+    fn rfc8767_stale_copies_cap_every_ttl() {
+        use hickory_proto::rr::rdata::{A, SOA};
+        let qname = Name::from_str("ws-1.apps.example.com.").unwrap();
+        let target = Name::from_str("ws-mt1.example.com.").unwrap();
+        let sections = Sections {
+            answers: vec![
+                Record::from_rdata(qname.clone(), 300, RData::CNAME(CNAME(target.clone()))),
+                Record::from_rdata(target.clone(), 20, RData::A(A::new(192, 0, 2, 1))),
+            ],
+            authority: vec![Record::from_rdata(
+                Name::from_str("example.com.").unwrap(),
+                3600,
+                RData::SOA(SOA::new(target.clone(), target, 1, 2, 3, 4, 5)),
+            )],
+            additional: vec![],
+        };
+        let fresh = encode(&qname, 1, 0, true, &sections, None).unwrap();
+        let stale = fresh.stale_copy(30);
+        assert!(stale.stale && !fresh.stale);
+        assert_eq!(stale.data.len(), fresh.data.len());
+        let offsets = ttl_offsets(&fresh.data, 3);
+        let ttl = |a: &EncodedAnswer, at: usize| u32::from_be_bytes(a.data[at..at + 4].try_into().unwrap());
+        assert_eq!(offsets.iter().map(|at| ttl(&fresh, *at)).collect::<Vec<_>>(), [300, 20, 3600]);
+        assert_eq!(offsets.iter().map(|at| ttl(&stale, *at)).collect::<Vec<_>>(), [30, 20, 30]);
     }
 
     #[test]
