@@ -147,7 +147,10 @@ pub struct AnswerSlot {
     pub rotate_size: u8,
     /// Weighted answers: this slot answers draws below this value (see [`select::WEIGHTED`]).
     pub pick_below: u32,
-    pub _reserved: u32,
+    /// How many of the last additional records are optional (userspace drops them from
+    /// a response too large for the client; the program passes such queries up).
+    pub optional_records: u16,
+    pub _reserved: u16,
     pub data: [u8; ANSWER_MAX_LEN],
 }
 
@@ -168,6 +171,7 @@ impl AnswerSlot {
             rotate_count: 0,
             rotate_size: 0,
             pick_below: 0,
+            optional_records: 0,
             _reserved: 0,
             data: [0; ANSWER_MAX_LEN],
         }

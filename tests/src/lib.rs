@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod db;
+pub mod dig;
 pub mod dns;
 pub mod load;
 pub mod netns;

@@ -9,50 +9,13 @@
 use std::time::Duration;
 
 use tests::{
+    dig::Dig,
     netns::SERVER_V4,
     server::{Deployment, dig},
     wait::eventually,
 };
 
 const ZONE: &str = "example.com";
-
-/// What dig printed, parsed.
-struct Dig {
-    text: String,
-}
-
-impl Dig {
-    fn status(&self) -> &str {
-        self.text.split("status: ").nth(1).and_then(|r| r.split(',').next()).unwrap_or("?")
-    }
-
-    fn flags(&self) -> Vec<&str> {
-        self.text
-            .lines()
-            .find(|l| l.starts_with(";; flags:"))
-            .and_then(|l| l.strip_prefix(";; flags:"))
-            .and_then(|l| l.split(';').next())
-            .map(|f| f.split_whitespace().collect())
-            .unwrap_or_default()
-    }
-
-    fn has_flag(&self, f: &str) -> bool {
-        self.flags().contains(&f)
-    }
-
-    fn edns_line(&self) -> Option<&str> {
-        self.text.lines().find(|l| l.starts_with("; EDNS:"))
-    }
-
-    fn answer_has(&self, rtype: &str) -> bool {
-        self.section("ANSWER").iter().any(|l| l.split_whitespace().nth(3) == Some(rtype))
-    }
-
-    fn section(&self, name: &str) -> Vec<&str> {
-        let header = format!(";; {name} SECTION:");
-        self.text.lines().skip_while(|l| *l != header).skip(1).take_while(|l| !l.is_empty()).collect()
-    }
-}
 
 /// A check the RFC lists: what it expects, and the test of dig's output.
 type Check = (&'static str, fn(&Dig) -> bool);
@@ -394,7 +357,7 @@ fn rfc8906_section_8_every_row() {
                 "dig",
                 &[&["+time=2", "+tries=1"], &args[..]].concat(),
             );
-            let dig = Dig { text: String::from_utf8_lossy(&out.stdout).into_owned() };
+            let dig = Dig::parse(&out.stdout);
             for (what, check) in &r.checks {
                 if !check(&dig) {
                     failures.push(format!(

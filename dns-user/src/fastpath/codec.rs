@@ -9,7 +9,7 @@ use dns_common::{
     wire::{csum_add_bytes, csum_fold},
 };
 
-use crate::protocol::{EncodedAnswer, RotateSpan, Steered, VariantChoice};
+use crate::protocol::{EncodedAnswer, RotateSpan, Steered, VariantChoice, answer::last_record_offsets};
 
 /// The map values of an answer's variants, in order.
 pub fn answer_slots(answer: &Steered) -> Vec<AnswerSlot> {
@@ -40,6 +40,7 @@ pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
     slot.nscount = answer.counts[1];
     slot.arcount = answer.counts[2];
     slot.csum = csum_fold(csum_add_bytes(0, &answer.data[..len]));
+    slot.optional_records = answer.optional.len() as u16;
     if let Some(r) = answer.rotate {
         slot.rotate_offset = r.offset;
         slot.rotate_count = r.count;
@@ -51,10 +52,11 @@ pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
 /// The answer an answer slot holds.
 pub fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
     let len = (slot.len as usize).min(ANSWER_MAX_LEN);
+    let counts = [slot.ancount, slot.nscount, slot.arcount];
     EncodedAnswer {
         rcode: slot.flags & RCODE_MASK,
         authoritative: slot.flags & NOT_AUTHORITATIVE == 0,
-        counts: [slot.ancount, slot.nscount, slot.arcount],
+        counts,
         data: slot.data[..len].to_vec(),
         rotate: (slot.rotate_count >= 2).then_some(RotateSpan {
             offset: slot.rotate_offset,
@@ -62,6 +64,11 @@ pub fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
             size: slot.rotate_size,
         }),
         stale: slot.flags & STALE != 0,
+        optional: last_record_offsets(
+            &slot.data[..len],
+            counts.iter().map(|c| *c as usize).sum(),
+            slot.optional_records as usize,
+        ),
     }
 }
 
@@ -78,6 +85,7 @@ mod tests {
             data: vec![0x12, 0x34, 0x56],
             rotate: None,
             stale: false,
+            optional: Vec::new(),
         };
         let s = answer_slot(&a);
         assert_eq!((s.len, s.flags, s.nscount), (3, 3, 1));

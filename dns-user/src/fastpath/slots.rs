@@ -140,6 +140,7 @@ mod tests {
             data: vec![byte; 16],
             rotate: None,
             stale: false,
+            optional: Vec::new(),
         })
     }
 

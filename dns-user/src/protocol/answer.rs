@@ -31,6 +31,9 @@ pub struct EncodedAnswer {
     pub rotate: Option<RotateSpan>,
     /// A stale answer, served again while the database cannot be reached (RFC 8767).
     pub stale: bool,
+    /// Offsets in `data` of the optional additional records (the last ones): a
+    /// response that does not fit may end at any of them.
+    pub optional: Vec<u16>,
 }
 
 /// What a name answers: one answer, or variants chosen per query (by the XDP program
@@ -114,7 +117,15 @@ impl RotateSpan {
 impl EncodedAnswer {
     /// An answer with no records, such as REFUSED or SERVFAIL.
     pub fn empty(rcode: u16, authoritative: bool) -> Self {
-        Self { rcode, authoritative, counts: [0; 3], data: Vec::new(), rotate: None, stale: false }
+        Self {
+            rcode,
+            authoritative,
+            counts: [0; 3],
+            data: Vec::new(),
+            rotate: None,
+            stale: false,
+            optional: Vec::new(),
+        }
     }
 
     /// The same answer served stale (RFC 8767 section 4): every TTL at most `ttl`.
@@ -142,7 +153,12 @@ impl EncodedAnswer {
 pub struct Sections {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
+    /// Required records first (glue a referral cannot do without), then optional ones
+    /// (addresses of MX, SRV and NS targets), which a response too large for the
+    /// client drops without setting TC (RFC 1034 4.3.2 step 6, RFC 9471).
     pub additional: Vec<Record>,
+    /// How many of `additional` are required.
+    pub required_additional: usize,
 }
 
 #[derive(Debug, Error)]
@@ -165,6 +181,7 @@ pub fn encode(
     let err = |e: hickory_proto::ProtoError| EncodeError::Encode(e.to_string());
     let mut buf = Vec::with_capacity(512);
     let mut spans = Vec::with_capacity(sections.answers.len());
+    let mut optional = Vec::new();
     let data_start;
     {
         let mut enc = BinEncoder::new(&mut buf);
@@ -179,7 +196,13 @@ pub fn encode(
             r.emit(&mut enc).map_err(err)?;
             spans.push(start - data_start..enc.offset() - data_start);
         }
-        for r in sections.authority.iter().chain(&sections.additional) {
+        for r in &sections.authority {
+            r.emit(&mut enc).map_err(err)?;
+        }
+        for (i, r) in sections.additional.iter().enumerate() {
+            if i >= sections.required_additional {
+                optional.push((enc.offset() - data_start) as u16);
+            }
             r.emit(&mut enc).map_err(err)?;
         }
     }
@@ -195,16 +218,18 @@ pub fn encode(
         data: buf[data_start..].to_vec(),
         rotate: rotate.and_then(|range| rotate_span(&spans, range)),
         stale: false,
+        optional,
     })
 }
 
-/// The offsets of the TTL fields of the first `records` records of `data` (names may be
-/// compressed: a pointer ends a name). Stops early on data that does not parse.
-fn ttl_offsets(data: &[u8], records: usize) -> Vec<usize> {
+/// Where each of the first `records` records of `data` starts and where its TYPE field
+/// is (after the owner name, which may be compressed: a pointer ends a name). Stops
+/// early on data that does not parse.
+fn record_offsets(data: &[u8], records: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::with_capacity(records);
     let mut pos = 0;
     for _ in 0..records {
-        // The owner name.
+        let start = pos;
         loop {
             let Some(&len) = data.get(pos) else { return out };
             match len {
@@ -221,10 +246,21 @@ fn ttl_offsets(data: &[u8], records: usize) -> Vec<usize> {
         }
         // TYPE, CLASS, TTL, RDLENGTH, RDATA.
         let Some(rdlen) = data.get(pos + 8..pos + 10) else { return out };
-        out.push(pos + 4);
+        out.push((start, pos));
         pos += 10 + u16::from_be_bytes([rdlen[0], rdlen[1]]) as usize;
     }
     out
+}
+
+/// The offsets of the TTL fields of the first `records` records of `data`.
+fn ttl_offsets(data: &[u8], records: usize) -> Vec<usize> {
+    record_offsets(data, records).into_iter().map(|(_, fixed)| fixed + 4).collect()
+}
+
+/// The offsets of the last `optional` records of `data` (of `records` in all).
+pub fn last_record_offsets(data: &[u8], records: usize, optional: usize) -> Vec<u16> {
+    let all = record_offsets(data, records);
+    all[all.len().saturating_sub(optional)..].iter().map(|(start, _)| *start as u16).collect()
 }
 
 fn rotate_span(spans: &[Range<usize>], range: Range<usize>) -> Option<RotateSpan> {
@@ -285,6 +321,7 @@ mod tests {
                 RData::SOA(SOA::new(target.clone(), target, 1, 2, 3, 4, 5)),
             )],
             additional: vec![],
+            required_additional: 0,
         };
         let fresh = encode(&qname, 1, 0, true, &sections, None).unwrap();
         let stale = fresh.stale_copy(30);

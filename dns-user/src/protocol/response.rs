@@ -18,9 +18,10 @@ use super::{
 /// sections and, if the query had EDNS, our OPT record.
 ///
 /// `limit` is the largest message the transport allows (the UDP limit, or None for
-/// TCP). A response that does not fit is sent truncated (TC set, no records but OPT),
-/// so the client retries over TCP (RFC 2181 section 9, RFC 7766). `rotation` picks
-/// the first record of a round-robin run.
+/// TCP). A response that does not fit first drops optional additional records (from the
+/// end, no TC); if the rest still does not fit it is sent truncated (TC set, no records
+/// but OPT), so the client retries over TCP (RFC 2181 section 9, RFC 7766). `rotation`
+/// picks the first record of a round-robin run.
 pub fn response(
     query: &Query<'_>,
     answer: &EncodedAnswer,
@@ -32,26 +33,36 @@ pub fn response(
     let subnet = query.edns.and_then(|e| e.client_subnet).map(|s| s.response_option(subnet_scope));
     let options = subnet.as_deref().unwrap_or_default();
     let opt_len = if query.edns.is_some() { 11 + options.len() } else { 0 };
-    let full_len = DNS_HEADER_LEN + query.question.len() + answer.data.len() + opt_len;
-    let truncated = limit.is_some_and(|limit| full_len > limit);
-    let mut out = Vec::with_capacity(if truncated {
-        DNS_HEADER_LEN + query.question.len() + opt_len
-    } else {
-        full_len
-    });
+    let fixed_len = DNS_HEADER_LEN + query.question.len() + opt_len;
+    // How much of the data is sent, and how many optional records that leaves out.
+    let (data_len, dropped) = match limit {
+        Some(limit) if fixed_len + answer.data.len() > limit => {
+            let room = limit.saturating_sub(fixed_len);
+            let kept = (0..answer.optional.len()).rev().find(|k| answer.optional[*k] as usize <= room);
+            match kept {
+                Some(k) => (answer.optional[k] as usize, answer.optional.len() - k),
+                None => (0, usize::MAX),
+            }
+        }
+        _ => (answer.data.len(), 0),
+    };
+    let truncated = dropped == usize::MAX;
+    let mut out = Vec::with_capacity(fixed_len + data_len);
     let mut flags = response_flags(query.flags, answer.authoritative, (answer.rcode & 0xf) as u8);
     let counts = if truncated {
         flags[0] |= FLAG1_TC;
         [0, 0, 0]
     } else {
-        answer.counts
+        let [an, ns, ar] = answer.counts;
+        [an, ns, ar - dropped as u16]
     };
     push_header(&mut out, query.id, flags, 1, counts, query.edns.is_some());
     out.extend_from_slice(query.question);
     if !truncated {
+        let data = &answer.data[..data_len];
         match answer.rotate {
-            Some(span) => span.apply(&answer.data, rotation, &mut out),
-            None => out.extend_from_slice(&answer.data),
+            Some(span) => span.apply(data, rotation, &mut out),
+            None => out.extend_from_slice(data),
         }
     }
     if let Some(edns) = query.edns {

@@ -3,7 +3,7 @@
 //! with a warning naming the row, never a crash.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
     str::FromStr as _,
     sync::{
@@ -52,6 +52,10 @@ pub struct Zone {
     /// canonically, so the names below a name follow it.
     pub records: BTreeMap<Name, Vec<Record>>,
     pub rules: Vec<Rule>,
+    /// Delegations: names below the apex with NS records (RFC 1034 section 4.2.1).
+    pub cuts: BTreeSet<Name>,
+    /// Whether any static owner name is a wildcard (`*.` first label, RFC 4592).
+    pub has_wildcards: bool,
 }
 
 impl Zone {
@@ -87,6 +91,18 @@ impl Zone {
 
     pub fn records_at(&self, name: &Name) -> Option<&[Record]> {
         self.records.get(name).map(Vec::as_slice)
+    }
+
+    /// The delegation at or above `name` (the highest one: what is below a cut is the
+    /// child's), if `name` is below a zone cut.
+    pub fn cut_above(&self, name: &Name) -> Option<Name> {
+        if self.cuts.is_empty() {
+            return None;
+        }
+        let apex_labels = self.apex.num_labels() as usize;
+        (apex_labels + 1..=name.num_labels() as usize)
+            .map(|n| name.trim_to(n))
+            .find(|n| self.cuts.contains(n))
     }
 
     /// Whether a static record exists strictly below `name` (making it an empty
@@ -157,6 +173,8 @@ impl Catalog {
                     negative_ttl: z.soa_ttl.min(z.soa_minimum),
                     records,
                     rules: Vec::new(),
+                    cuts: BTreeSet::new(),
+                    has_wildcards: false,
                 })
             })();
             match built {
@@ -202,6 +220,17 @@ impl Catalog {
                 Ok(record) => zone.records.entry(record.name.clone()).or_default().push(record),
                 Err(e) => warnings.push(format!("record {} ({} {}) skipped: {e}", r.id, r.name, r.rtype)),
             }
+        }
+        for zone in zones.values_mut() {
+            zone.cuts = zone
+                .records
+                .iter()
+                .filter(|(owner, rs)| {
+                    **owner != zone.apex && rs.iter().any(|r| r.record_type() == RecordType::NS)
+                })
+                .map(|(owner, _)| owner.clone())
+                .collect();
+            zone.has_wildcards = zone.records.keys().any(|owner| owner.is_wildcard());
         }
         for rule in &rows.rules {
             let Some(zone) = zones.get_mut(&rule.zone_id) else {

@@ -118,6 +118,8 @@ struct At<'a> {
     zone: &'a Zone,
     name: &'a Name,
     qtype: RecordType,
+    /// The name is a CNAME target, not the question.
+    chasing: bool,
 }
 
 /// What one step of resolution found at a name.
@@ -289,7 +291,8 @@ impl<S: Store> Resolver<S> {
             };
             res.tag(Tag::Zone(zone.id));
             res.trace.push(format!("{name}: zone {}", zone.apex));
-            match self.step(At { catalog: &catalog, zone, name: &name, qtype }, &mut res).await? {
+            let at = At { catalog: &catalog, zone, name: &name, qtype, chasing: depth > 0 };
+            match self.step(at, &mut res).await? {
                 Step::Done => break,
                 Step::Chase(target) => {
                     if depth == MAX_CNAME_CHAIN {
@@ -299,6 +302,7 @@ impl<S: Store> Resolver<S> {
                 }
             }
         }
+        sources::additional::add(&catalog, &mut res);
         res.cache_ttl = if matches!(res.rcode, rcode::NOERROR | rcode::NXDOMAIN) {
             res.sections.answers.iter().chain(&res.sections.authority).map(|r| r.ttl).min()
         } else {
@@ -310,6 +314,14 @@ impl<S: Store> Resolver<S> {
     /// Answers at one name of a zone; appends to `res`.
     async fn step(&self, at: At<'_>, res: &mut Resolution) -> Result<Step, StoreError> {
         let At { zone, name, .. } = at;
+        if let Some(cut) = zone.cut_above(name) {
+            if at.chasing {
+                // The child's data: a resolver follows the CNAME there itself.
+                res.trace.push(format!("CNAME target {name} is below the delegation {cut}: not followed"));
+                return Ok(Step::Done);
+            }
+            return Ok(sources::delegation::answer(at, &cut, res));
+        }
         if let Some(records) = zone.records_at(name) {
             res.trace.push("static records".into());
             return Ok(sources::records::answer(records, at, res));
@@ -327,10 +339,13 @@ impl<S: Store> Resolver<S> {
                 return Ok(step);
             }
         }
-        // Nothing at this name: an empty non-terminal (NODATA) or nothing (NXDOMAIN).
+        // Nothing at this name: an empty non-terminal (NODATA), a wildcard's, or nothing
+        // (NXDOMAIN).
         if self.is_empty_non_terminal(zone, &relative, name).await? {
             res.trace.push("empty non-terminal".into());
             res.negative(zone, name, rcode::NOERROR);
+        } else if let Some(step) = self.wildcard(at, res).await? {
+            return Ok(step);
         } else {
             res.trace.push("no such name".into());
             res.negative(zone, name, rcode::NXDOMAIN);

@@ -50,18 +50,7 @@ impl<S: Store> Resolver<S> {
         if rule.kind == RuleKind::Tombstone {
             return self.tombstone(at, rule, caps, res).await;
         }
-        let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
-            (Some(id), _, _) => self.store.instance_by_id(id).await?,
-            (None, Some(owner), Some(instance_name)) => {
-                self.store.instance_by_owner_name(owner, instance_name).await?
-            }
-            _ => None,
-        };
-        // The instance must also carry the name and owner the pattern captured.
-        let Some(instance) = instance.filter(|i| {
-            caps.owner.is_none()
-                || (i.owner.as_deref() == caps.owner.as_deref() && i.name.as_deref() == caps.name.as_deref())
-        }) else {
+        let Some(instance) = self.rule_instance(caps).await? else {
             res.trace.push(format!("rule {} matched, but no such instance", rule.pattern));
             return Ok(None);
         };
@@ -96,6 +85,25 @@ impl<S: Store> Resolver<S> {
             }
             RuleKind::Tombstone => unreachable!("handled above"),
         }
+    }
+
+    /// The instance a rule's captures name, if it exists and carries the name and owner
+    /// the pattern captured.
+    pub(in crate::resolution) async fn rule_instance(
+        &self,
+        caps: &Captures,
+    ) -> Result<Option<Instance>, StoreError> {
+        let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
+            (Some(id), _, _) => self.store.instance_by_id(id).await?,
+            (None, Some(owner), Some(instance_name)) => {
+                self.store.instance_by_owner_name(owner, instance_name).await?
+            }
+            _ => None,
+        };
+        Ok(instance.filter(|i| {
+            caps.owner.is_none()
+                || (i.owner.as_deref() == caps.owner.as_deref() && i.name.as_deref() == caps.name.as_deref())
+        }))
     }
 
     /// The cluster's addresses of the query's family at `name`.
