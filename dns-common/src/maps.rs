@@ -15,9 +15,20 @@ pub const SCRATCH_MAP_NAME: &str = "SCRATCH";
 pub const TERRITORY_V4_MAP_NAME: &str = "TERRITORIES_V4";
 pub const TERRITORY_V6_MAP_NAME: &str = "TERRITORIES_V6";
 
+/// The addresses this host serves, by family (keys: the address; values unused). The
+/// program answers only frames addressed to one of them.
+pub const LOCAL_V4_MAP_NAME: &str = "LOCAL_V4";
+pub const LOCAL_V6_MAP_NAME: &str = "LOCAL_V6";
+/// The MAC address of each interface the program is attached to, by ifindex (the six
+/// bytes, then two zero bytes).
+pub const IFACE_MACS_MAP_NAME: &str = "IFACE_MACS";
+/// Entries of the local-address maps, per family, and of the interface map.
+pub const LOCAL_ADDRESSES: u32 = 1024;
+pub const INTERFACES: u32 = 256;
+
 /// The maps pinned under the pin directory, so they outlive the daemon (the per-CPU
 /// scratch map is private to each loaded program).
-pub const PINNED_MAPS: [&str; 8] = [
+pub const PINNED_MAPS: [&str; 11] = [
     NAME_MAP_NAMES[0],
     NAME_MAP_NAMES[1],
     NAME_MAP_NAMES[2],
@@ -26,6 +37,9 @@ pub const PINNED_MAPS: [&str; 8] = [
     STATS_MAP_NAME,
     TERRITORY_V4_MAP_NAME,
     TERRITORY_V6_MAP_NAME,
+    LOCAL_V4_MAP_NAME,
+    LOCAL_V6_MAP_NAME,
+    IFACE_MACS_MAP_NAME,
 ];
 
 /// Key of the name maps: the wire-format QNAME lower-cased (ASCII only, RFC 4343) and

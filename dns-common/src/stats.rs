@@ -32,10 +32,14 @@ pub enum Outcome {
     /// Answered with XDP_TX with a stale answer while the database was unreachable
     /// (RFC 8767; also counted as a hit).
     HitStale = 11,
+    /// Not for us: another host's MAC or IP address, a source we never answer (multicast,
+    /// broadcast, loopback, a loop-prone port), an IPv6 UDP checksum of zero: passed up
+    /// untouched (the kernel drops or forwards it; userspace never answers it).
+    PassNotForUs = 12,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -48,6 +52,7 @@ impl Outcome {
         Outcome::HitDirectional,
         Outcome::HitWeighted,
         Outcome::HitStale,
+        Outcome::PassNotForUs,
     ];
 
     /// Stable name used in logs and metrics.
@@ -65,6 +70,7 @@ impl Outcome {
             Outcome::HitDirectional => "hit_directional",
             Outcome::HitWeighted => "hit_weighted",
             Outcome::HitStale => "hit_stale",
+            Outcome::PassNotForUs => "passed_not_for_us",
         }
     }
 }

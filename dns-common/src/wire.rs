@@ -65,6 +65,22 @@ pub mod rcode {
     }
 }
 
+/// Source ports never answered, on either path: 0 cannot be answered, and a reply to
+/// echo, daytime, quote, chargen or time could start a loop between two servers
+/// (CVE-2024-2169). Port 53 stays legitimate.
+pub const LOOP_PRONE_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
+
+pub const fn is_loop_prone_port(port: u16) -> bool {
+    let mut i = 0;
+    while i < LOOP_PRONE_PORTS.len() {
+        if LOOP_PRONE_PORTS[i] == port {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// EDNS(0) DO bit in the OPT record's flags (RFC 3225).
 pub const EDNS_FLAG_DO: u16 = 0x8000;
 /// EDNS Client Subnet option code (RFC 7871 section 6).

@@ -27,14 +27,14 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
     helpers::generated::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
 use dns_common::{
     limits::DEFAULT_EDNS_PAYLOAD,
     maps::{
-        AnswerSlot, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch, TERRITORY_PREFIXES,
-        TerritoryV4, TerritoryV6,
+        AnswerSlot, INTERFACES, LOCAL_ADDRESSES, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
+        TERRITORY_PREFIXES, TerritoryV4, TerritoryV6,
     },
     stats::{OUTCOME_SLOTS, Outcome},
 };
@@ -67,6 +67,14 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(OUTCOME_SLOTS, 0)
 static TERRITORIES_V4: LpmTrie<TerritoryV4, u32> = LpmTrie::with_max_entries(TERRITORY_PREFIXES, 0);
 #[map]
 static TERRITORIES_V6: LpmTrie<TerritoryV6, u32> = LpmTrie::with_max_entries(TERRITORY_PREFIXES, 0);
+/// The addresses this host serves: only frames to one of them are answered.
+#[map]
+static LOCAL_V4: HashMap<[u8; 4], u32> = HashMap::with_max_entries(LOCAL_ADDRESSES, 0);
+#[map]
+static LOCAL_V6: HashMap<[u8; 16], u32> = HashMap::with_max_entries(LOCAL_ADDRESSES, 0);
+/// The MAC of each interface the program is attached to, by ifindex.
+#[map]
+static IFACE_MACS: HashMap<u32, [u8; 8]> = HashMap::with_max_entries(INTERFACES, 0);
 
 #[xdp]
 pub fn instadns(ctx: XdpContext) -> u32 {
@@ -95,6 +103,7 @@ fn count(outcome: Outcome) {
 fn try_instadns(ctx: &XdpContext) -> Result<Option<Outcome>, Outcome> {
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(Outcome::Error)?;
     let frame = parse::parse_frame(ctx, scratch)?;
+    parse::addressed_to_us(ctx, &frame)?;
     let query = parse::parse_query(ctx, scratch, &frame)?;
     answer(ctx, scratch, &frame, &query)
 }

@@ -8,20 +8,24 @@ use core::ptr::read_unaligned;
 use aya_ebpf::programs::XdpContext;
 use dns_common::{
     frame::{
-        DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q,
-        ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_FRAG, IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL,
-        IPV4_TOTAL_LEN, IPV4_VERSION_IHL, IPV6_HLEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, MAX_DNS_OFFSET,
+        DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_ALEN, ETH_DEST, ETH_HLEN,
+        ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_DEST, IPV4_FRAG,
+        IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL, IPV4_SOURCE, IPV4_TOTAL_LEN, IPV4_VERSION_IHL,
+        IPV6_ADDR_LEN, IPV6_DEST, IPV6_HLEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, IPV6_SOURCE, MAX_DNS_OFFSET,
         MAX_VLAN_TAGS, OPT_FLAGS, OPT_OWNER, OPT_PAYLOAD, OPT_RDLEN, OPT_TYPE, OPT_VERSION, OPTION_HLEN,
-        UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN, VLAN_TYPE, is_ipv6_extension,
+        UDP_CHECKSUM, UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN, VLAN_TYPE, is_ipv6_extension,
     },
     limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, OPT_RR_LEN},
     maps::Scratch,
     stats::Outcome,
-    wire::{CLASS_IN, EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT},
+    wire::{
+        CLASS_IN, EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT,
+        is_loop_prone_port,
+    },
 };
 use dns_ebpf::{ptr_at, read_be16, read_u8};
 
-use crate::{config_port, launder};
+use crate::{IFACE_MACS, LOCAL_V4, LOCAL_V6, config_port, launder};
 
 /// Most EDNS options we walk in a query before leaving it to userspace.
 const MAX_EDNS_OPTIONS: usize = 8;
@@ -135,6 +139,60 @@ pub fn parse_frame(ctx: &XdpContext, scratch: *mut Scratch) -> Result<Frame, Out
         return Err(Outcome::Error);
     }
     Ok(Frame { l3, ipv6, l4, dns: l4 + UDP_HLEN, msg_len })
+}
+
+/// Whether the frame is ours to answer: to the MAC of the interface it came in on and
+/// to one of the addresses we serve, from a source we may answer (not multicast,
+/// broadcast, loopback or unspecified, not a loop-prone port), and, over IPv6, with a
+/// UDP checksum (zero is invalid there, RFC 8200 section 8.1: the kernel drops it).
+pub fn addressed_to_us(ctx: &XdpContext, f: &Frame) -> Result<(), Outcome> {
+    let not_ours = Outcome::PassNotForUs;
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: a map value read by copy.
+    let mac = unsafe { IFACE_MACS.get(&ifindex) }.copied().ok_or(not_ours)?;
+    let dest = ptr_at::<[u8; ETH_ALEN]>(ctx, ETH_DEST).ok_or(not_ours)?;
+    // SAFETY: ptr_at checked the bounds.
+    if unsafe { read_unaligned(dest) } != [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]] {
+        return Err(not_ours);
+    }
+    let source_port = read_be16(ctx, f.l4 + UDP_SOURCE).ok_or(not_ours)?;
+    if is_loop_prone_port(source_port) {
+        return Err(not_ours);
+    }
+    if f.ipv6 {
+        let ip = ptr_at::<[u8; IPV6_HLEN]>(ctx, f.l3).ok_or(not_ours)?;
+        // SAFETY: ptr_at checked the bounds.
+        let ip = unsafe { read_unaligned(ip) };
+        let mut dest = [0u8; IPV6_ADDR_LEN];
+        dest.copy_from_slice(&ip[IPV6_DEST..IPV6_DEST + IPV6_ADDR_LEN]);
+        // SAFETY: a map lookup by value.
+        if unsafe { LOCAL_V6.get(&dest) }.is_none() {
+            return Err(not_ours);
+        }
+        let source = &ip[IPV6_SOURCE..IPV6_SOURCE + IPV6_ADDR_LEN];
+        let unspecified_or_loopback = source[..15].iter().all(|b| *b == 0) && source[15] <= 1;
+        if source[0] == 0xff || unspecified_or_loopback {
+            return Err(not_ours);
+        }
+        if read_be16(ctx, f.l4 + UDP_CHECKSUM).ok_or(not_ours)? == 0 {
+            return Err(not_ours);
+        }
+    } else {
+        let ip = ptr_at::<[u8; IPV4_HLEN]>(ctx, f.l3).ok_or(not_ours)?;
+        // SAFETY: ptr_at checked the bounds.
+        let ip = unsafe { read_unaligned(ip) };
+        let dest = [ip[IPV4_DEST], ip[IPV4_DEST + 1], ip[IPV4_DEST + 2], ip[IPV4_DEST + 3]];
+        // SAFETY: a map lookup by value.
+        if unsafe { LOCAL_V4.get(&dest) }.is_none() {
+            return Err(not_ours);
+        }
+        let first = ip[IPV4_SOURCE];
+        // 0/8, loopback 127/8, multicast 224/4 and above (broadcast included).
+        if first == 0 || first == 127 || first >= 224 {
+            return Err(not_ours);
+        }
+    }
+    Ok(())
 }
 
 pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result<Query, Outcome> {

@@ -45,6 +45,8 @@ pub struct Frame {
     pub udp_len_delta: i32,
     /// IP protocol other than UDP.
     pub protocol: u8,
+    /// Send a UDP checksum of zero ("none", which IPv6 forbids).
+    pub no_udp_checksum: bool,
 }
 
 impl Frame {
@@ -66,6 +68,7 @@ impl Frame {
             ip_len_delta: 0,
             udp_len_delta: 0,
             protocol: IPPROTO_UDP,
+            no_udp_checksum: false,
         }
     }
 
@@ -118,6 +121,9 @@ impl Frame {
         let mut csum = internet_checksum(&[pseudo, udp.clone()].concat());
         if csum == 0 {
             csum = 0xffff;
+        }
+        if self.no_udp_checksum {
+            csum = 0;
         }
         udp[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
 

@@ -19,6 +19,9 @@ use instadns::{
 };
 
 pub use dns_common::xdp::{XDP_PASS, XDP_TX};
+/// The interface BPF_PROG_TEST_RUN frames arrive on: the loopback device of the calling
+/// thread's network namespace.
+pub const TEST_RUN_IFINDEX: u32 = 1;
 /// The baselines of the benchmark object: the empty program and the cheapest XDP_TX.
 pub const BENCH_PASS: &str = "bench_pass";
 pub const BENCH_FLOOR: &str = "bench_floor";
@@ -83,6 +86,10 @@ impl FastPathRig {
         }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
         let cache = Arc::new(AnswerCache::new((names as usize).max(1 << 20), Some(maps)));
+        // Test runs come in on the loopback device of the caller's namespace (ifindex 1),
+        // addressed to the server of the packet builder's frames.
+        cache.set_local_addresses(&[crate::netns::SERVER_V4.into(), crate::netns::SERVER_V6.into()]);
+        cache.set_interface_mac(TEST_RUN_IFINDEX, crate::packet::SERVER_MAC);
         let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
         Self { rt, handler, ebpf, bench, _dir: dir }
     }

@@ -183,3 +183,32 @@ fn tcp_follows_rfc7766() {
         drop(held);
     });
 }
+
+/// Queries from source ports that could start a loop with another server (echo,
+/// daytime, quote, chargen, time: CVE-2024-2169) are answered by neither path, however
+/// answerable; from port 53 they are (by XDP once the answer is installed).
+#[test]
+fn loop_prone_source_ports_are_never_answered() {
+    let d = start();
+    let query = QueryBuilder::new("blog.alice.example.org", RecordType::A).bytes();
+    let server = SocketAddr::new(SERVER_V4.into(), 53);
+    udp_exchange(&d.rig, server, &query);
+    let from = |port: u16| {
+        let query = query.clone();
+        tests::netns::in_netns(&d.rig.client_ns, move || {
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("bind the source port");
+            socket.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+            socket.send_to(&query, server).unwrap();
+            let mut buf = [0u8; 1500];
+            socket.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+        })
+    };
+    for port in [7u16, 13, 17, 19, 37] {
+        let passed = d.server.xdp("passed_not_for_us");
+        assert_eq!(from(port), None, "source port {port}: no answer");
+        assert_eq!(d.server.xdp("passed_not_for_us"), passed + 1, "source port {port}: passed up by XDP");
+    }
+    let hits = d.server.xdp("hit");
+    assert!(from(53).is_some(), "source port 53 is answered");
+    assert_eq!(d.server.xdp("hit"), hits + 1, "by XDP");
+}

@@ -14,7 +14,8 @@ use hickory_proto::{
 use tests::{
     data::{BIG_TXT, LONG_NAME_LENGTHS, fixture_sql, name_127_labels, name_of_len},
     dns::{EdnsQuery, QueryBuilder, a, aaaa, cname, demo_soa, name, oracle_response, wire_name},
-    packet::{Frame, check_checksums},
+    netns::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6},
+    packet::{Frame, Ips, check_checksums},
     testrun::{FastPathRig, OUR_PAYLOAD, XDP_PASS, XDP_TX, pin_to_cpu},
 };
 
@@ -507,6 +508,82 @@ fn misses_and_non_dns_packets_pass_unchanged() {
     run_table(&rig, &fixtures);
     assert_eq!(rig.counter(Outcome::Miss) - misses, 2);
     assert_eq!(rig.counter(Outcome::PassNotDns) - not_dns, 3);
+}
+
+/// Only our own traffic: frames to another host's MAC or address, from sources we never
+/// answer (multicast, broadcast, loopback, loop-prone ports, CVE-2024-2169) or with an
+/// IPv6 UDP checksum of zero pass up untouched, however answerable the query is; from
+/// port 53 a query is answered.
+#[test]
+fn only_frames_addressed_to_us_from_sources_we_answer_are_answered() {
+    let rig = rig();
+    let query = base_query();
+    rig.userspace(&query).expect("installed");
+    let v4 = || Frame::v4(query.clone());
+    let v6 = || Frame::v6(query.clone());
+    let with = |mut f: Frame, change: &dyn Fn(&mut Frame)| {
+        change(&mut f);
+        f.build()
+    };
+    let not_ours = Outcome::PassNotForUs;
+    let mut fixtures = vec![
+        Fixture::pass("another host's MAC", with(v4(), &|f| f.dst_mac = [0x02, 0, 0, 0, 0, 0x99]), not_ours),
+        Fixture::pass("broadcast MAC", with(v4(), &|f| f.dst_mac = [0xff; 6]), not_ours),
+        Fixture::pass("multicast MAC", with(v6(), &|f| f.dst_mac = [0x33, 0x33, 0, 0, 0, 1]), not_ours),
+        Fixture::pass(
+            "another host's IPv4 address",
+            with(v4(), &|f| f.ips = Ips::V4(CLIENT_V4, "198.18.0.9".parse().unwrap())),
+            not_ours,
+        ),
+        Fixture::pass(
+            "another host's IPv6 address",
+            with(v6(), &|f| f.ips = Ips::V6(CLIENT_V6, "fd00:53::9".parse().unwrap())),
+            not_ours,
+        ),
+        Fixture::pass(
+            "IPv4 multicast source",
+            with(v4(), &|f| f.ips = Ips::V4("224.0.0.251".parse().unwrap(), SERVER_V4)),
+            not_ours,
+        ),
+        Fixture::pass(
+            "IPv4 broadcast source",
+            with(v4(), &|f| f.ips = Ips::V4("255.255.255.255".parse().unwrap(), SERVER_V4)),
+            not_ours,
+        ),
+        Fixture::pass(
+            "IPv4 loopback source",
+            with(v4(), &|f| f.ips = Ips::V4("127.0.0.1".parse().unwrap(), SERVER_V4)),
+            not_ours,
+        ),
+        Fixture::pass(
+            "IPv6 multicast source",
+            with(v6(), &|f| f.ips = Ips::V6("ff02::1".parse().unwrap(), SERVER_V6)),
+            not_ours,
+        ),
+        Fixture::pass(
+            "IPv6 loopback source",
+            with(v6(), &|f| f.ips = Ips::V6("::1".parse().unwrap(), SERVER_V6)),
+            not_ours,
+        ),
+        Fixture::pass(
+            "IPv6 with a UDP checksum of zero",
+            with(v6(), &|f| f.no_udp_checksum = true),
+            not_ours,
+        ),
+    ];
+    for port in [7u16, 13, 17, 19, 37] {
+        fixtures.push(Fixture::pass(
+            format!("source port {port}"),
+            with(v4(), &|f| f.sport = port),
+            not_ours,
+        ));
+    }
+    let from_53 = with(v4(), &|f| f.sport = 53);
+    let mut reply = v4();
+    reply.sport = 53;
+    let oracle = rig.userspace(&query).unwrap();
+    fixtures.push(Fixture::tx("source port 53 is answered", from_53, reply.reply(oracle).build()));
+    run_table(&rig, &fixtures);
 }
 
 /// What userspace does with the DNS message of a passed-up packet.

@@ -1,9 +1,12 @@
 //! Attaching the fast path to interfaces, and following their receive-queue counts.
 
-use std::{path::Path, time::Duration};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use anyhow::{Context as _, Result};
-use instadns::fastpath::{iface, pin};
+use instadns::{
+    engine::AnswerCache,
+    fastpath::{iface, pin},
+};
 
 use super::{
     config::Interface,
@@ -53,6 +56,18 @@ pub fn follow_queue_counts(
         match result {
             Ok(a) => *entry = a,
             Err(e) => tracing::error!(iface = entry.iface, error = format!("{e:#}"), "re-attaching failed"),
+        }
+    }
+}
+
+/// Tells the fast path what is ours: the addresses it answers for (the listen addresses,
+/// every address of the host for an unspecified one, read again on every call so
+/// address changes are followed) and the MAC of each interface it is attached to.
+pub fn mark_ours(cache: &AnswerCache, interfaces: &[Interface], listen: &[IpAddr]) {
+    cache.set_local_addresses(&iface::served_addresses(listen));
+    for i in interfaces {
+        if let Some((index, mac)) = iface::hardware_address(&i.name) {
+            cache.set_interface_mac(index, mac);
         }
     }
 }

@@ -157,6 +157,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!(names = keys.len(), old = %dir.display(), "warming new maps from the previous layout");
         warm(&handler, keys).await;
     }
+    attach::mark_ours(&cache, &config.interfaces, &config.listen);
     let mut attached = Vec::new();
     if let Some(fast_path) = fast_path.as_mut() {
         for iface in &config.interfaces {
@@ -241,6 +242,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
             _ = queue_watch.tick() => {
                 if let Some(ebpf) = ebpf.as_mut() {
                     attach::follow_queue_counts(ebpf, &config.pin_dir, &config.interfaces, &status);
+                    attach::mark_ours(handler.cache(), &config.interfaces, &config.listen);
                 }
             }
             _ = hup.recv() => {

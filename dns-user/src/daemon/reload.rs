@@ -46,6 +46,7 @@ pub async fn reload(
             list.push(a);
         }
         config.interfaces = fresh.interfaces.clone();
+        super::attach::mark_ours(handler.cache(), &config.interfaces, &config.listen);
     }
     if fresh.listen != config.listen
         || fresh.port != config.port

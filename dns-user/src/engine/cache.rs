@@ -7,6 +7,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    net::IpAddr,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -17,7 +18,7 @@ use std::{
 use dns_common::stats::Outcome;
 
 use crate::{
-    fastpath::{KernelMaps, MapUsage, kernel_can_serve, monotonic_ns},
+    fastpath::{KernelMaps, MapUsage, MapsError, kernel_can_serve, monotonic_ns},
     model::Prefix,
     protocol::{CacheKey, Steered},
     resolution::Tag,
@@ -127,9 +128,24 @@ impl AnswerCache {
 
     /// Makes the kernel's territory tries hold these (prefix, territory index).
     pub fn set_territories(&self, prefixes: &[(Prefix, u8)]) {
+        self.write_kernel("the territory prefixes", |k| k.set_territories(prefixes));
+    }
+
+    /// Makes the fast path answer only frames to these addresses.
+    pub fn set_local_addresses(&self, addresses: &[IpAddr]) {
+        self.write_kernel("the local addresses", |k| k.set_local_addresses(addresses));
+    }
+
+    /// Records the MAC of an interface the fast path is attached to.
+    pub fn set_interface_mac(&self, ifindex: u32, mac: [u8; 6]) {
+        self.write_kernel("an interface's MAC", |k| k.set_interface_mac(ifindex, mac));
+    }
+
+    /// Runs a write of the kernel maps, if the fast path is loaded, logging a failure.
+    fn write_kernel(&self, what: &str, write: impl FnOnce(&mut KernelMaps) -> Result<(), MapsError>) {
         let Some(kernel) = &self.kernel else { return };
-        if let Err(e) = kernel.lock().unwrap_or_else(|p| p.into_inner()).set_territories(prefixes) {
-            tracing::warn!(error = %e, "writing the territory prefixes to the fast path failed");
+        if let Err(e) = write(&mut kernel.lock().unwrap_or_else(|p| p.into_inner())) {
+            tracing::warn!(error = %e, "writing {what} to the fast path failed");
         }
     }
 

@@ -18,9 +18,9 @@ use aya::{
 use dns_common::{
     limits::bucket_for,
     maps::{
-        ANSWER_MAP_NAME, AnswerSlot, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2,
-        NameKey3, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6,
-        select,
+        ANSWER_MAP_NAME, AnswerSlot, IFACE_MACS_MAP_NAME, LOCAL_V4_MAP_NAME, LOCAL_V6_MAP_NAME,
+        NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2, NameKey3, STATS_MAP_NAME,
+        TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6, select,
     },
     stats::Outcome,
 };
@@ -57,6 +57,9 @@ pub struct KernelMaps {
     stats: PerCpuArray<MapData, u64>,
     territories_v4: LpmTrie<MapData, TerritoryV4, u32>,
     territories_v6: LpmTrie<MapData, TerritoryV6, u32>,
+    local_v4: BpfHashMap<MapData, [u8; 4], u32>,
+    local_v6: BpfHashMap<MapData, [u8; 16], u32>,
+    iface_macs: BpfHashMap<MapData, u32, [u8; 8]>,
     slots: SlotTable,
 }
 
@@ -79,6 +82,9 @@ impl KernelMaps {
             stats: take(ebpf, STATS_MAP_NAME)?,
             territories_v4: take(ebpf, TERRITORY_V4_MAP_NAME)?,
             territories_v6: take(ebpf, TERRITORY_V6_MAP_NAME)?,
+            local_v4: take(ebpf, LOCAL_V4_MAP_NAME)?,
+            local_v6: take(ebpf, LOCAL_V6_MAP_NAME)?,
+            iface_macs: take(ebpf, IFACE_MACS_MAP_NAME)?,
             slots: SlotTable::new(answer_slots),
         })
     }
@@ -98,6 +104,44 @@ impl KernelMaps {
             self.put_territory(&prefix, None)?;
         }
         Ok(())
+    }
+
+    /// Makes the local-address maps hold exactly `addresses`: the program answers only
+    /// frames to them. New ones are written before stale ones go.
+    pub fn set_local_addresses(&mut self, addresses: &[IpAddr]) -> Result<(), MapsError> {
+        for a in addresses {
+            match a {
+                IpAddr::V4(v4) => self.local_v4.insert(v4.octets(), 1, 0)?,
+                IpAddr::V6(v6) => self.local_v6.insert(v6.octets(), 1, 0)?,
+            }
+        }
+        let stale_v4: Vec<[u8; 4]> = self
+            .local_v4
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !addresses.contains(&IpAddr::from(*k)))
+            .collect();
+        for k in stale_v4 {
+            self.local_v4.remove(&k)?;
+        }
+        let stale_v6: Vec<[u8; 16]> = self
+            .local_v6
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !addresses.contains(&IpAddr::from(*k)))
+            .collect();
+        for k in stale_v6 {
+            self.local_v6.remove(&k)?;
+        }
+        Ok(())
+    }
+
+    /// Records the MAC of an interface the program is attached to (by ifindex): the
+    /// program answers only frames to it.
+    pub fn set_interface_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), MapsError> {
+        let mut value = [0u8; 8];
+        value[..6].copy_from_slice(&mac);
+        Ok(self.iface_macs.insert(ifindex, value, 0)?)
     }
 
     /// The prefixes the kernel's tries hold (pinned maps keep an earlier daemon's).

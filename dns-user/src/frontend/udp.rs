@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dns_common::wire::is_loop_prone_port;
 use tokio::net::UdpSocket;
 
 use crate::engine::{Handler, Transport};
@@ -25,6 +26,10 @@ pub async fn serve<S: Store>(socket: Arc<UdpSocket>, handler: Arc<Handler<S>>) {
                         continue;
                     }
                 };
+                // A reply to these ports could start a loop with another server.
+                if is_loop_prone_port(peer.port()) {
+                    continue;
+                }
                 if let Some(response) =
                     handler.handle(&buf[..len], Transport::Udp, peer.ip().to_canonical()).await
                     && let Err(e) = socket.send_to(&response, peer).await
