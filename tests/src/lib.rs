@@ -13,6 +13,7 @@ pub mod packet;
 pub mod postgres;
 pub mod server;
 pub mod testrun;
+pub mod unbound;
 pub mod wait;
 
 /// Panics unless running as root: the privileged tests must fail, not skip.

@@ -21,6 +21,7 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("postgresql", "the PostgreSQL store's tests start a real server"),
     ("unbound", "the resolver interoperability test"),
+    ("nsd", "the child zone's server of the referral test (and a benchmark peer)"),
     ("prometheus", "promtool checks the /metrics text format"),
     ("systemd", "systemd-analyze verifies the installed service unit"),
 ];
@@ -29,7 +30,6 @@ const APT_PACKAGES: &[(&str, &str)] = &[
 /// bench installs them (the test suite does not need them).
 const BENCH_PACKAGES: &[(&str, &str)] = &[
     ("knot", "Knot DNS, a benchmark peer (also in its XDP mode)"),
-    ("nsd", "NSD, a benchmark peer"),
     ("pdns-server", "PowerDNS Authoritative, a benchmark peer"),
     ("pdns-backend-bind", "PowerDNS reads the generated zone file"),
     ("fonts-dejavu-core", "the font of the benchmark charts"),
