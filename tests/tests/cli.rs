@@ -78,7 +78,7 @@ fn matches(got: &Value, expected: &Value) -> bool {
 }
 
 fn table() -> Vec<Step> {
-    use Out::{Any, Json, Text};
+    use Out::{Json, Text};
     vec![
         // The demo, loaded into the empty database; only into an empty one.
         ok("db migrate", Text(&["schema up to date"])),

@@ -245,7 +245,7 @@ impl Database {
 
     /// A zone's apex data by id.
     pub async fn zone_row(&self, id: i64) -> Result<ZoneRow, StoreError> {
-        self.select_one(&format!("FROM zones WHERE id = $1"), params![id])
+        self.select_one("FROM zones WHERE id = $1", params![id])
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("zone {id}")))
     }
