@@ -95,8 +95,15 @@ fn rfc4592_section_2_2_1_answered_by_userspace_then_by_xdp() {
     tests::wait::eventually("the zone is served", std::time::Duration::from_secs(10), || {
         tests::server::dig(&d.rig, &[&at, "+norec", "SOA", "example."]).contains("status: NOERROR")
     });
+    let failures = ask_twice(&d, rows());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Asks every row twice (userspace, then XDP); the problems found.
+fn ask_twice(d: &Deployment, rows: Vec<(&str, &str, &str, Expect)>) -> Vec<String> {
+    let at = format!("@{SERVER_V4}");
     let mut failures = Vec::new();
-    for (what, name, qtype, expect) in rows() {
+    for (what, name, qtype, expect) in rows {
         for attempt in ["userspace", "repeat (XDP)"] {
             let hits = d.server.xdp("hit");
             let out = tests::netns::ns_exec(
@@ -135,5 +142,60 @@ fn rfc4592_section_2_2_1_answered_by_userspace_then_by_xdp() {
             }
         }
     }
+    failures
+}
+
+/// Wildcard rules: `*.{id}` answers every name below an instance's name as a `*.{id}`
+/// record set would, with the same closest-encloser semantics.
+#[test]
+fn wildcard_rules_answer_below_instance_names() {
+    let d = Deployment::start(&["--xdp-mode", "native"]);
+    let db = d.db();
+    cli(&db, &["zone", "rule", "add", "example.org", "*.{id}", "host"]);
+    cli(&db, &["zone", "record", "add", "example.org", "static.123456.example.org", "TXT", "here"]);
+    let at = format!("@{SERVER_V4}");
+    tests::wait::eventually("the rule is served", std::time::Duration::from_secs(10), || {
+        tests::server::dig(&d.rig, &[&at, "+norec", "A", "www.123456.example.org"]).contains("192.0.2.1")
+    });
+    let rows = vec![
+        (
+            "www.123456.example.org. A: from the rule at *.123456",
+            "www.123456.example.org.",
+            "A",
+            ok(&["www.123456.example.org. A 192.0.2.1"], &[]),
+        ),
+        (
+            "a.b.123456.example.org. AAAA: two labels below, same source",
+            "a.b.123456.example.org.",
+            "AAAA",
+            ok(&["a.b.123456.example.org. AAAA 2001:db8::1"], &[]),
+        ),
+        (
+            "123456.example.org. A: the {id} rule still answers the instance's own name",
+            "123456.example.org.",
+            "A",
+            ok(&["123456.example.org. A 192.0.2.1"], &[]),
+        ),
+        (
+            "www.123456.example.org. TXT: host rules answer addresses only",
+            "www.123456.example.org.",
+            "TXT",
+            NODATA,
+        ),
+        ("www.999.example.org. A: no instance 999", "www.999.example.org.", "A", NXDOMAIN),
+        (
+            "static.123456.example.org. A: an existing name blocks the wildcard",
+            "static.123456.example.org.",
+            "A",
+            NODATA,
+        ),
+        (
+            "x.static.123456.example.org. A: the closest encloser static.123456 has no wildcard",
+            "x.static.123456.example.org.",
+            "A",
+            NXDOMAIN,
+        ),
+    ];
+    let failures = ask_twice(&d, rows);
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

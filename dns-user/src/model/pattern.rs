@@ -3,7 +3,9 @@
 //! A pattern is written relative to the zone apex, one template per label, with the
 //! placeholders `{id}` (decimal instance id), `{service}`, `{name}` and `{owner}`
 //! (letters, digits, `-` and `_`) between literal text: `{service}-{id}.apps`,
-//! `{name}.{owner}`, `{id}`.
+//! `{name}.{owner}`, `{id}`. A leading `*` label makes the rule a wildcard (RFC 4592):
+//! `*.{id}` answers every name below an instance's `{id}` name that does not exist
+//! itself, as a `*.{id}` record in the zone would.
 
 use std::fmt;
 
@@ -103,7 +105,14 @@ impl Pattern {
         }
         let mut labels = Vec::new();
         let mut seen = Vec::new();
-        for label in text.split('.') {
+        for (i, label) in text.split('.').enumerate() {
+            if label == "*" {
+                if i != 0 {
+                    return Err(format!("pattern {text:?}: '*' may only be the first label (*.{{id}})"));
+                }
+                labels.push(vec![Segment::Lit(b"*".to_vec())]);
+                continue;
+            }
             let segments = parse_label(label).map_err(|e| format!("pattern {text:?}: {e}"))?;
             for s in &segments {
                 if let Segment::Var(v) = s {
@@ -122,6 +131,12 @@ impl Pattern {
             ));
         }
         Ok(Self { text: text.to_owned(), labels })
+    }
+
+    /// Whether the first label is `*`: the rule answers names below the rest that do
+    /// not exist themselves (matched at the source of synthesis `*.<rest>`).
+    pub fn is_wildcard(&self) -> bool {
+        self.labels.first().is_some_and(|l| *l == [Segment::Lit(b"*".to_vec())])
     }
 
     pub fn label_count(&self) -> usize {
@@ -298,6 +313,17 @@ mod tests {
         let id = Pattern::parse("{id}").unwrap();
         assert_eq!(id.matches(&labels("123456")).unwrap().id, Some(123456));
         assert!(id.matches(&labels("blog")).is_none());
+    }
+
+    #[test]
+    fn wildcard_patterns_match_their_source_of_synthesis() {
+        let p = Pattern::parse("*.{id}").unwrap();
+        assert!(p.is_wildcard() && !Pattern::parse("{id}").unwrap().is_wildcard());
+        assert_eq!(p.matches(&labels("*.42")).unwrap().id, Some(42));
+        assert!(p.matches(&labels("www.42")).is_none(), "matched at *.42 only, by the resolver");
+        assert_eq!(p.matches_ancestor(&labels("42")).unwrap().id, Some(42));
+        assert!(Pattern::parse("{id}.*").is_err() && Pattern::parse("*").is_err());
+        assert!(Pattern::parse("a*.{id}").is_err());
     }
 
     #[test]

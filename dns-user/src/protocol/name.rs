@@ -81,6 +81,12 @@ pub fn uncompressed_name_len(msg: &[u8], at: usize) -> Option<usize> {
 #[error("{0}")]
 pub struct NameError(pub String);
 
+/// The number of labels of `name`, a leading `*` included (hickory's `num_labels`
+/// leaves it out).
+pub fn label_count(name: &Name) -> usize {
+    name.iter().len()
+}
+
 /// Length of a name in uncompressed wire format.
 pub fn wire_len(name: &Name) -> usize {
     // One length byte per label plus the label bytes plus the root label.

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     model::{AddressOrder, CheckKind, Fallback, Pattern, Pick, RuleKind},
-    protocol::parse_absolute,
+    protocol::{label_count, parse_absolute},
     store::{CatalogRows, ZoneRow},
 };
 
@@ -54,7 +54,8 @@ pub struct Zone {
     pub rules: Vec<Rule>,
     /// Delegations: names below the apex with NS records (RFC 1034 section 4.2.1).
     pub cuts: BTreeSet<Name>,
-    /// Whether any static owner name is a wildcard (`*.` first label, RFC 4592).
+    /// Whether any static owner name or rule pattern is a wildcard (`*.` first label,
+    /// RFC 4592).
     pub has_wildcards: bool,
 }
 
@@ -99,8 +100,8 @@ impl Zone {
         if self.cuts.is_empty() {
             return None;
         }
-        let apex_labels = self.apex.num_labels() as usize;
-        (apex_labels + 1..=name.num_labels() as usize)
+        let apex_labels = label_count(&self.apex);
+        (apex_labels + 1..=label_count(name))
             .map(|n| name.trim_to(n))
             .find(|n| self.cuts.contains(n))
     }
@@ -237,7 +238,10 @@ impl Catalog {
                 continue;
             };
             match Pattern::parse(&rule.pattern) {
-                Ok(pattern) => zone.rules.push(Rule { id: rule.id, pattern, kind: rule.kind, ttl: rule.ttl }),
+                Ok(pattern) => {
+                    zone.has_wildcards |= pattern.is_wildcard();
+                    zone.rules.push(Rule { id: rule.id, pattern, kind: rule.kind, ttl: rule.ttl })
+                }
                 Err(e) => warnings.push(format!("rule {} skipped: {e}", rule.id)),
             }
         }
@@ -350,7 +354,7 @@ impl Catalog {
 
     /// The zone with the longest apex that is a suffix of `qname` (lower-cased).
     pub fn find_zone(&self, qname: &Name) -> Option<&Arc<Zone>> {
-        (0..=qname.num_labels() as usize).rev().find_map(|n| self.zones.get(&qname.trim_to(n)))
+        (0..=label_count(qname)).rev().find_map(|n| self.zones.get(&qname.trim_to(n)))
     }
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {

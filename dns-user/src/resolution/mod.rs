@@ -32,7 +32,7 @@ use health::{HealthState, Plans};
 use steering::Selection;
 
 use crate::{
-    protocol::{Sections, parse_absolute},
+    protocol::{Sections, label_count, parse_absolute},
     store::{Store, StoreError},
 };
 
@@ -356,6 +356,6 @@ impl<S: Store> Resolver<S> {
 
 /// The labels of `name` below `apex`, leftmost first.
 fn relative_labels<'a>(name: &'a Name, apex: &Name) -> Vec<&'a [u8]> {
-    let below = name.num_labels().saturating_sub(apex.num_labels()) as usize;
+    let below = label_count(name).saturating_sub(label_count(apex));
     name.iter().take(below).collect()
 }

@@ -1,7 +1,8 @@
 //! Wildcards (RFC 4592): a name that does not exist is answered from the source of
 //! synthesis `*.<closest encloser>`, with the query name as owner. Existing names
 //! (empty non-terminals included) block the wildcard; other types get NODATA; a
-//! wildcard CNAME is followed like any CNAME.
+//! wildcard CNAME is followed like any CNAME. The source is a static `*` record set or
+//! a wildcard rule (`*.{id}`) matching it.
 
 use hickory_proto::rr::{Name, Record};
 
@@ -28,7 +29,9 @@ impl<S: Store> Resolver<S> {
             encloser = encloser.base_name();
         }
         let Ok(source) = encloser.prepend_label("*") else { return Ok(None) };
-        let Some(stored) = zone.records_at(&source) else { return Ok(None) };
+        let Some(stored) = zone.records_at(&source) else {
+            return self.wildcard_rule(at, &source, res).await;
+        };
         res.trace.push(format!("synthesized from the wildcard {source}"));
         // The answer depends on the name staying nonexistent.
         res.tag(Tag::Name(name.to_ascii()));
@@ -41,6 +44,26 @@ impl<S: Store> Resolver<S> {
             })
             .collect();
         Ok(Some(records::answer(&synthesized, at, res)))
+    }
+
+    /// The answer of the first wildcard rule matching the source of synthesis `source`,
+    /// with the query name as owner.
+    async fn wildcard_rule(
+        &self,
+        at: At<'_>,
+        source: &Name,
+        res: &mut Resolution,
+    ) -> Result<Option<Step>, StoreError> {
+        let relative = super::super::relative_labels(source, &at.zone.apex);
+        for rule in at.zone.rules.iter().filter(|r| r.pattern.is_wildcard()) {
+            let Some(caps) = rule.pattern.matches(&relative) else { continue };
+            if let Some(step) = self.apply_rule(at, rule, &caps, res).await? {
+                res.trace.push(format!("synthesized from the wildcard rule {} at {source}", rule.pattern));
+                res.tag(Tag::Name(at.name.to_ascii()));
+                return Ok(Some(step));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether `name` (below the apex of `zone`) exists: static records at or below it,
