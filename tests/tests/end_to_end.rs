@@ -212,3 +212,55 @@ fn loop_prone_source_ports_are_never_answered() {
     assert!(from(53).is_some(), "source port 53 is answered");
     assert_eq!(d.server.xdp("hit"), hits + 1, "by XDP");
 }
+
+/// A server listening on the wildcard addresses of a host with two addresses per family
+/// (a VIP beside the primary) answers each from the address asked: dig accepts only
+/// replies from the server it asked. Userspace only, so every answer is a socket's.
+#[test]
+fn replies_leave_from_the_address_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = tests::server::demo_db(dir.path());
+    let rig = tests::netns::VethRig::new();
+    let (vip_v4, vip_v6) = ("198.18.0.3", "fd00:53::3");
+    let ns = &rig.server_ns;
+    tests::netns::ns_exec(ns, "ip", &["addr", "add", &format!("{vip_v4}/24"), "dev", &rig.server_if]);
+    tests::netns::ns_exec(
+        ns,
+        "ip",
+        &["addr", "add", &format!("{vip_v6}/64"), "dev", &rig.server_if, "nodad"],
+    );
+    let args: Vec<String> = [
+        "--no-xdp",
+        "--db",
+        &db,
+        "--listen",
+        "0.0.0.0",
+        "--listen",
+        "::",
+        "--metrics",
+        tests::server::METRICS_ADDR,
+    ]
+    .map(String::from)
+    .to_vec();
+    let _server = tests::server::ServerProcess::start_with(
+        &rig,
+        &args,
+        &dir.path().join("instadns.log"),
+        &tests::server::test_pin_dir(),
+    );
+    let mut failures = Vec::new();
+    for server in [SERVER_V4.to_string(), vip_v4.into(), SERVER_V6.to_string(), vip_v6.into()] {
+        for name in ["blog.alice.example.org", "ws-123456.apps.example.com"] {
+            let out = tests::netns::ns_exec(
+                &rig.client_ns,
+                "dig",
+                &["+time=2", "+tries=1", "+norec", &format!("@{server}"), name, "A"],
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            if !text.contains("status: NOERROR") || !text.contains(&format!("SERVER: {server}#53")) {
+                failures.push(format!("{name} at {server}:\n{text}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}

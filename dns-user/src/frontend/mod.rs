@@ -3,6 +3,7 @@
 //!
 //! May import: `engine`, `store` (the `Store` trait). Nothing DNS-specific happens here.
 
+pub mod pktinfo;
 pub mod tcp;
 pub mod udp;
 
@@ -12,7 +13,8 @@ use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// A UDP socket on `addr`; IPv6 sockets are IPv6-only so `0.0.0.0` and `::` can both
-/// be bound on the same port.
+/// be bound on the same port. On a wildcard address it reports each datagram's
+/// destination, so replies leave from the address asked.
 pub fn bind_udp(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -22,7 +24,12 @@ pub fn bind_udp(addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
     socket.set_recv_buffer_size(4 << 20).ok();
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into()).with_context(|| bind_hint(addr, "UDP"))?;
-    Ok(tokio::net::UdpSocket::from_std(socket.into())?)
+    let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+    if addr.ip().is_unspecified() {
+        pktinfo::enable(&socket, addr.is_ipv6())
+            .with_context(|| format!("asking for destination addresses on {addr}"))?;
+    }
+    Ok(socket)
 }
 
 pub fn bind_tcp(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

@@ -13,6 +13,8 @@ pub mod serial;
 
 pub use answer::{EncodeError, EncodedAnswer, RotateSpan, Sections, Steered, VariantChoice, encode};
 pub use key::CacheKey;
-pub use name::{WireName, display_wire_name, label_count, name_from_wire, name_to_wire, parse_absolute, parse_user_name};
+pub use name::{
+    WireName, display_wire_name, label_count, name_from_wire, name_to_wire, parse_absolute, parse_user_name,
+};
 pub use query::{ClientSubnet, Edns, Query, Rejection, parse_query};
 pub use response::{error_response, response};

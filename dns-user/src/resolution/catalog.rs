@@ -101,9 +101,7 @@ impl Zone {
             return None;
         }
         let apex_labels = label_count(&self.apex);
-        (apex_labels + 1..=label_count(name))
-            .map(|n| name.trim_to(n))
-            .find(|n| self.cuts.contains(n))
+        (apex_labels + 1..=label_count(name)).map(|n| name.trim_to(n)).find(|n| self.cuts.contains(n))
     }
 
     /// Whether a static record exists strictly below `name` (making it an empty
