@@ -304,6 +304,31 @@ fn table() -> Vec<Step> {
         ok("acme list --json", Json(json!([{"kind": "cname", "value": "app-carol.acme.example.net."}]))),
         ok("acme rm app.carol.example.org", Text(&["1 challenge answer(s) removed"])),
         fails("acme rm app.carol.example.org", &["challenge for app.carol.example.org.", "not found"]),
+        // TSIG keys.
+        ok(
+            "key add certbot --zone example.org --name '_acme-challenge.*' --allow update",
+            Text(&["key \"certbot\" {", "algorithm hmac-sha256;", "secret \"", "update in example.org."]),
+        ),
+        fails("key add certbot", &["key certbot. already exists", "key rm"]),
+        fails("key add other --zone nope.test", &["zone nope.test.", "not found"]),
+        usage("key add other --name 'a.*.b'", &["name pattern", "a.*.b"]),
+        usage("key add other --algorithm hmac-md5", &["hmac-md5"]),
+        usage("key add other --secret 'not base64!'", &["base64"]),
+        ok(
+            "key add xfr --algorithm hmac-sha512 --allow transfer --secret c2VjcmV0",
+            Text(&["algorithm hmac-sha512;", "secret \"c2VjcmV0\";"]),
+        ),
+        ok(
+            "key list --json",
+            Json(json!([
+                {"name": "certbot.", "algorithm": "hmac-sha256", "zones": ["example.org."],
+                 "names": ["_acme-challenge.*"], "operations": ["update"]},
+                {"name": "xfr.", "algorithm": "hmac-sha512", "zones": [], "names": [], "operations": ["transfer"]}
+            ])),
+        ),
+        ok("key show xfr", Text(&["secret \"c2VjcmV0\";"])),
+        ok("key rm xfr", Text(&["key xfr removed"])),
+        fails("key show xfr", &["key xfr.", "not found"]),
         // Removing what depends on nothing any more.
         ok("instance rm 777 --force", Text(&["instance 777 removed"])),
         fails("instance rm 777", &["instance 777", "not found"]),

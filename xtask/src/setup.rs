@@ -22,6 +22,7 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "the PostgreSQL store's tests start a real server"),
     ("unbound", "the resolver interoperability test"),
     ("nsd", "the child zone's server of the referral test (and a benchmark peer)"),
+    ("faketime", "a client with a skewed clock for the TSIG BADTIME test"),
     ("prometheus", "promtool checks the /metrics text format"),
     ("systemd", "systemd-analyze verifies the installed service unit"),
 ];

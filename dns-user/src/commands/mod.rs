@@ -14,6 +14,7 @@ mod domain;
 mod fastpath;
 mod health;
 mod instance;
+mod key;
 mod output;
 mod query;
 mod record;
@@ -104,6 +105,13 @@ pub enum Command {
         #[command(subcommand)]
         command: acme::AcmeCommand,
     },
+    /// TSIG keys for signed updates, zone transfers and queries.
+    Key {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        command: key::KeyCommand,
+    },
     /// Health of the failover queues' addresses, as the running daemon sees it.
     Health(health::HealthArgs),
     /// Validate a configuration file; reports the first error with its line and key.
@@ -169,6 +177,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Territory { db, command } => territory::run(&db.open().await?, command).await,
         Command::Domain { db, command } => domain::run(&db.open().await?, command).await,
         Command::Acme { db, command } => acme::run(&db.open().await?, command).await,
+        Command::Key { db, command } => key::run(&db.open().await?, command).await,
         Command::Health(args) => health::run(args).await,
         Command::CheckConfig(args) => config::check(args),
         Command::DefaultConfig => {

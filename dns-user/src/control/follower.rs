@@ -220,6 +220,8 @@ impl Follower {
                 Table::AcmeChallenges => {
                     tags.insert(Tag::Name(format!("{ACME_LABEL}.{}", c.key.to_ascii_lowercase())));
                 }
+                // Keys are loaded with the catalog; no answer depends on them.
+                Table::TsigKeys => reload = true,
                 Table::Other(other) => tracing::debug!(table = other, "change of an unwatched table"),
             }
         }

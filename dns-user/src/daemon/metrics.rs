@@ -15,7 +15,7 @@ use tokio::{
 
 use dns_common::wire::rcode;
 use instadns::{
-    engine::{Handler, QTYPE_LABELS},
+    engine::{Handler, QTYPE_LABELS, stats::TsigOutcome},
     model::time::rfc3339,
     resolution::health::TargetState,
     store::{Database, latency},
@@ -193,6 +193,15 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
         "Expired answers served while the database was unreachable.",
     );
     let _ = writeln!(out, "instadns_stale_answers_total {}", s.stale.load(Ordering::Relaxed));
+    help(&mut out, "instadns_tsig_requests_total", "counter", "TSIG-signed requests by outcome (RFC 8945).");
+    for (outcome, count) in TsigOutcome::ALL.iter().zip(&s.tsig) {
+        let _ = writeln!(
+            out,
+            "instadns_tsig_requests_total{{outcome=\"{}\"}} {}",
+            outcome.label(),
+            count.load(Ordering::Relaxed)
+        );
+    }
     help(&mut out, "instadns_truncated_total", "counter", "UDP responses sent truncated (TC).");
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
     help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");

@@ -11,14 +11,16 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{
     cache::{AnswerCache, CachePolicy},
-    stats::{QTYPE_LABELS, QueryStats},
+    stats::{QTYPE_LABELS, QueryStats, TsigOutcome},
 };
 use crate::{
+    model::{key::Operation, time::unix_now},
     protocol::{
-        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Steered, VariantChoice, encode,
-        error_response,
+        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Steered, VariantChoice, display_wire_name,
+        encode, error_response,
         name::{NameError, name_from_wire},
         parse_query, response,
+        tsig::{self, TsigFailure, TsigRecord},
     },
     resolution::{
         Resolution, Resolver, Tag,
@@ -93,29 +95,121 @@ impl<S: Store> Handler<S> {
         .fetch_add(1, Ordering::Relaxed);
         let query = match parse_query(msg) {
             Ok(q) => q,
-            Err(rejection) => {
-                if let Rejection::Error { rcode, .. } = rejection {
-                    self.count_rcode(rcode);
-                }
-                return error_response(msg, &rejection, self.edns_payload);
-            }
+            Err(rejection) => return self.reject(msg, &rejection),
         };
+        if let Some(signature) = &query.tsig {
+            return self.handle_signed(msg, &query, signature, transport, client).await;
+        }
+        Some(self.respond(&query, transport, client, 0).await)
+    }
+
+    /// An error response with `rcode` to a query that parsed.
+    fn error_to(&self, msg: &[u8], query: &Query<'_>, rcode: u16) -> Option<Vec<u8>> {
+        let question_len = query.question.len();
+        self.reject(
+            msg,
+            &Rejection::Error { id: query.id, flags: query.flags, rcode, question_len, edns: query.edns },
+        )
+    }
+
+    fn reject(&self, msg: &[u8], rejection: &Rejection) -> Option<Vec<u8>> {
+        if let Rejection::Error { rcode, .. } = rejection {
+            self.count_rcode(*rcode);
+        }
+        error_response(msg, rejection, self.edns_payload)
+    }
+
+    /// The response to `query`, leaving `reserve` bytes of the UDP limit free (for a TSIG
+    /// record).
+    async fn respond(
+        &self,
+        query: &Query<'_>,
+        transport: Transport,
+        client: IpAddr,
+        reserve: usize,
+    ) -> Vec<u8> {
         let type_index =
             QTYPE_LABELS.iter().position(|(_, t)| *t == query.qtype).unwrap_or(QTYPE_LABELS.len() - 1);
         self.stats.by_type[type_index].fetch_add(1, Ordering::Relaxed);
-        let (answer, scope) = self.answer(&query, transport, client).await;
+        let (answer, scope) = self.answer(query, transport, client).await;
         self.count_rcode(answer.rcode);
         let limit = match transport {
-            Transport::Udp => {
-                Some(udp_response_limit(query.edns.map(|e| e.payload), self.edns_payload) as usize)
-            }
+            Transport::Udp => Some(
+                (udp_response_limit(query.edns.map(|e| e.payload), self.edns_payload) as usize)
+                    .saturating_sub(reserve),
+            ),
             Transport::Tcp => None,
         };
         let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let response = response(&query, &answer, self.edns_payload, limit, rotation, scope);
+        let response = response(query, &answer, self.edns_payload, limit, rotation, scope);
         if response.len() > 2 && response[2] & FLAG1_TC != 0 {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
         }
+        response
+    }
+
+    /// A TSIG-signed query (RFC 8945 section 5.2): an unknown key or a bad MAC gets
+    /// NOTAUTH with an unsigned BADKEY or BADSIG record, a time outside the window
+    /// NOTAUTH with a signed BADTIME record carrying our time; a good signature from a
+    /// key allowed to query the name gets the answer, signed.
+    async fn handle_signed(
+        &self,
+        msg: &[u8],
+        query: &Query<'_>,
+        signature: &TsigRecord<'_>,
+        transport: Transport,
+        client: IpAddr,
+    ) -> Option<Vec<u8>> {
+        let catalog = self.resolver.catalog();
+        let key = catalog.as_ref().and_then(|c| c.keys.get(&signature.key_name).cloned());
+        let now = unix_now().max(0) as u64;
+        let count = |outcome: TsigOutcome| self.stats.tsig[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        let key_name = display_wire_name(&signature.key_name);
+        let key = match (tsig::verify(msg, signature, key.as_ref().map(|k| &k.tsig), now), key) {
+            (Ok(()), Some(key)) => key,
+            (Err(TsigFailure::BadTime), Some(key)) => {
+                tracing::info!(key = key_name, %client, skew = now as i64 - signature.time_signed as i64, "TSIG time outside the window");
+                count(TsigOutcome::BadTime);
+                let mut response = self.error_to(msg, query, rcode::NOTAUTH)?;
+                let our_time = tsig::time_bytes(now);
+                tsig::sign(
+                    &mut response,
+                    &key.tsig,
+                    signature.mac,
+                    signature.time_signed,
+                    tsig::error::BADTIME,
+                    &our_time,
+                );
+                return Some(response);
+            }
+            (Err(TsigFailure::Malformed), _) => {
+                count(TsigOutcome::Malformed);
+                return self.error_to(msg, query, rcode::FORMERR);
+            }
+            (result, _) => {
+                let failure = result.err().unwrap_or(TsigFailure::BadKey);
+                tracing::info!(key = key_name, %client, ?failure, "TSIG check failed");
+                count(if failure == TsigFailure::BadSig { TsigOutcome::BadSig } else { TsigOutcome::BadKey });
+                let mut response = self.error_to(msg, query, rcode::NOTAUTH)?;
+                tsig::append_unsigned_error(&mut response, signature, failure.error_code());
+                return Some(response);
+            }
+        };
+        let allowed = match (catalog.as_ref(), name_from_wire(query.name.as_bytes())) {
+            (Some(catalog), Ok(name)) => {
+                catalog.find_zone(&name).is_some_and(|z| key.scope.allows(Operation::Query, &z.apex, &name))
+            }
+            _ => false,
+        };
+        let mut response = if allowed {
+            count(TsigOutcome::Verified);
+            self.respond(query, transport, client, tsig::signed_record_len(&key.tsig, 0)).await
+        } else {
+            tracing::info!(key = %key.name, %client, name = ?query.name, "signed query outside the key's scope: refused");
+            count(TsigOutcome::OutOfScope);
+            self.error_to(msg, query, rcode::REFUSED)?
+        };
+        tsig::sign(&mut response, &key.tsig, signature.mac, now, tsig::error::NOERROR, &[]);
         Some(response)
     }
 

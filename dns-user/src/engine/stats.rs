@@ -15,6 +15,38 @@ pub struct QueryStats {
     pub rcodes: [AtomicU64; 17],
     /// Queries by type, see [`QTYPE_LABELS`].
     pub by_type: [AtomicU64; QTYPE_LABELS.len()],
+    /// Signed requests by [`TsigOutcome`].
+    pub tsig: [AtomicU64; TsigOutcome::ALL.len()],
+}
+
+/// What became of a TSIG-signed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TsigOutcome {
+    Verified = 0,
+    /// A good signature from a key not allowed to do that there: REFUSED.
+    OutOfScope,
+    BadKey,
+    BadSig,
+    BadTime,
+    /// A MAC of an impossible length: FORMERR.
+    Malformed,
+}
+
+impl TsigOutcome {
+    pub const ALL: [TsigOutcome; 6] =
+        [Self::Verified, Self::OutOfScope, Self::BadKey, Self::BadSig, Self::BadTime, Self::Malformed];
+
+    /// The metrics label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::OutOfScope => "out_of_scope",
+            Self::BadKey => "badkey",
+            Self::BadSig => "badsig",
+            Self::BadTime => "badtime",
+            Self::Malformed => "malformed",
+        }
+    }
 }
 
 /// The query types counted separately; everything else is "other".

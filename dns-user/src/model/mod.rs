@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod cluster;
+pub mod key;
 pub mod names;
 pub mod pattern;
 pub mod prefix;

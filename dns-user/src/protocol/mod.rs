@@ -1,7 +1,7 @@
 //! The DNS protocol: bytes in, bytes out, no I/O. Query parsing, response assembly,
 //! answer encoding (the bytes the fast path copies), names and the answer key.
 //!
-//! May import: `dns_common`, `hickory_proto`. Nothing else of this crate.
+//! May import: `dns_common`, `hickory_proto`, `ring` (TSIG). Nothing else of this crate.
 
 pub mod answer;
 pub mod key;
@@ -10,6 +10,7 @@ pub mod presentation;
 pub mod query;
 pub mod response;
 pub mod serial;
+pub mod tsig;
 
 pub use answer::{EncodeError, EncodedAnswer, RotateSpan, Sections, Steered, VariantChoice, encode};
 pub use key::CacheKey;

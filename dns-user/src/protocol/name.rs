@@ -77,6 +77,41 @@ pub fn uncompressed_name_len(msg: &[u8], at: usize) -> Option<usize> {
     Some(pos - at)
 }
 
+/// Reads the possibly compressed name at `at`: (its lower-cased uncompressed wire form,
+/// the offset after it where it is written). Pointers must point backwards, so a
+/// message cannot make us loop; the name is at most 255 bytes.
+pub fn read_name(msg: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let (mut pos, mut end) = (at, None);
+    loop {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => {
+                out.push(0);
+                return Some((out, end.unwrap_or(pos + 1)));
+            }
+            1..=63 => {
+                let label = msg.get(pos + 1..pos + 1 + len as usize)?;
+                out.push(len);
+                out.extend(label.iter().map(u8::to_ascii_lowercase));
+                if out.len() >= MAX_NAME_LEN {
+                    return None;
+                }
+                pos += 1 + len as usize;
+            }
+            0xc0..=0xff => {
+                let target = (((len & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
+                if target >= pos {
+                    return None;
+                }
+                end.get_or_insert(pos + 2);
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 #[error("{0}")]
 pub struct NameError(pub String);
@@ -134,6 +169,15 @@ pub fn parse_user_name(input: &str) -> Result<Name, NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn follows_backward_pointers_only() {
+        let msg = b"\x03WWW\x07example\x00\x01a\xc0\x00";
+        assert_eq!(read_name(msg, 0), Some((b"\x03www\x07example\x00".to_vec(), 13)));
+        assert_eq!(read_name(msg, 13), Some((b"\x01a\x03www\x07example\x00".to_vec(), 17)));
+        assert_eq!(read_name(b"\xc0\x00", 0), None, "a pointer to itself");
+        assert_eq!(read_name(b"\x03ab", 0), None, "truncated");
+    }
 
     #[test]
     fn display_escapes_special_bytes() {

@@ -1,13 +1,16 @@
 //! Parsing a query message: the header, one question, an optional EDNS(0) OPT record
-//! (with the Client Subnet option), and the RCODE RFC 1035, RFC 6891 and RFC 8906 call
-//! for when anything else arrives.
+//! (with the Client Subnet option), an optional TSIG record (last), and the RCODE RFC
+//! 1035, RFC 6891, RFC 8906 and RFC 8945 call for when anything else arrives.
 
 use dns_common::{
     limits::{DNS_HEADER_LEN, MAX_NAME_LEN},
     wire::{EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_RD, TYPE_OPT, rcode},
 };
 
-use super::name::{WireName, uncompressed_name_len};
+use super::{
+    name::{WireName, uncompressed_name_len},
+    tsig::{self, TYPE_TSIG, TsigRecord},
+};
 
 /// The EDNS(0) parameters of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// The TSIG record, if the query is signed.
+    pub tsig: Option<TsigRecord<'a>>,
 }
 
 impl Query<'_> {
@@ -143,10 +148,21 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
     }
     let mut pos = DNS_HEADER_LEN + question_len;
     let mut edns = None;
-    for _ in 0..arcount {
+    let mut signature = None;
+    for index in 0..arcount {
         let Some(record) = parse_record(msg, pos) else {
             return Err(error(rcode::FORMERR, question_len, None));
         };
+        if record.rtype == TYPE_TSIG {
+            // The last record, class ANY, TTL 0 (RFC 8945 sections 4.2 and 5.1).
+            let rdata_start = record.end - record.rdata.len();
+            signature = (index + 1 == arcount && record.class == 255 && record.ttl == 0)
+                .then(|| tsig::parse_record(msg, pos, rdata_start, record.end))
+                .flatten();
+            if signature.is_none() {
+                return Err(error(rcode::FORMERR, question_len, edns));
+            }
+        }
         if record.rtype == TYPE_OPT {
             // One OPT, with the root owner name (RFC 6891 section 6.1.1).
             if edns.is_some() || !record.owner_is_root || !options_well_formed(record.rdata) {
@@ -171,7 +187,7 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
             }
             edns = Some(e);
         }
-        // Other additional records (TSIG, SIG(0)) are not used yet: ignored.
+        // Other additional records (SIG(0)) are not used: ignored.
         pos = record.end;
     }
     if pos != msg.len() {
@@ -186,7 +202,16 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
         return Err(error(rcode::FORMERR, question_len, edns));
     }
     let question = &msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len];
-    Ok(Query { id, flags, question, name: WireName::lowercase(&question[..name_len]), qtype, qclass, edns })
+    Ok(Query {
+        id,
+        flags,
+        question,
+        name: WireName::lowercase(&question[..name_len]),
+        qtype,
+        qclass,
+        edns,
+        tsig: signature,
+    })
 }
 
 /// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     model::{AddressOrder, CheckKind, Fallback, Pattern, Pick, RuleKind},
     protocol::{label_count, parse_absolute},
+    resolution::keys::Keys,
     store::{CatalogRows, ZoneRow},
 };
 
@@ -137,6 +138,7 @@ pub struct Catalog {
     zones: HashMap<Name, Arc<Zone>>,
     pub clusters: HashMap<i64, Cluster>,
     pub territories: Territories,
+    pub keys: Keys,
 }
 
 /// Parses an absolute domain name from the database, lower-cased.
@@ -336,8 +338,9 @@ impl Catalog {
             }
         }
 
+        let keys = Keys::build(&rows.keys, &mut warnings);
         let zones = zones.into_values().map(|z| (z.apex.clone(), Arc::new(z))).collect();
-        (Self { zones, clusters, territories }, warnings)
+        (Self { zones, clusters, territories, keys }, warnings)
     }
 
     /// The zone with this id.

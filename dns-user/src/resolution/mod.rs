@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod health;
+pub mod keys;
 mod sources;
 pub mod steering;
 pub mod territory;

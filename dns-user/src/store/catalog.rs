@@ -25,6 +25,7 @@ impl Store for Database {
             checks: self.select::<CheckRow>("FROM cluster_checks ORDER BY cluster_id", vec![]).await?,
             territories,
             territory_prefixes,
+            keys: self.list_keys().await?,
         })
     }
 

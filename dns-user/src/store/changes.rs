@@ -20,6 +20,7 @@ pub enum Table {
     Tombstones,
     Territories,
     TerritoryPrefixes,
+    TsigKeys,
     /// A table this binary does not watch (logged by a newer schema).
     Other(String),
 }
@@ -41,6 +42,7 @@ impl Table {
             "tombstones" => Self::Tombstones,
             "territories" => Self::Territories,
             "territory_prefixes" => Self::TerritoryPrefixes,
+            "tsig_keys" => Self::TsigKeys,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -61,6 +63,7 @@ impl Table {
             Self::Tombstones => "tombstones",
             Self::Territories => "territories",
             Self::TerritoryPrefixes => "territory_prefixes",
+            Self::TsigKeys => "tsig_keys",
             Self::Other(name) => name,
         }
     }

@@ -14,6 +14,7 @@ pub mod clusters;
 mod demo;
 pub mod domains;
 pub mod instances;
+pub mod keys;
 pub mod latency;
 pub mod postgres;
 pub mod records;

@@ -344,4 +344,5 @@ pub struct CatalogRows {
     /// Every territory, with or without prefixes (in id order).
     pub territories: Vec<String>,
     pub territory_prefixes: Vec<TerritoryPrefixRow>,
+    pub keys: Vec<super::keys::KeyRow>,
 }

@@ -33,10 +33,13 @@ pub const WATCHED: &[(&str, &str)] = &[
     ("cluster_checks", "cluster_id"),
     ("territories", "id"),
     ("territory_prefixes", "territory_id"),
+    ("tsig_keys", "name"),
 ];
 
-/// Version 1 watched every table above up to `tombstones`; version 2 adds the rest.
+/// Version 1 watched every table above up to `tombstones`; version 2 adds the steering
+/// tables, version 4 the keys.
 const WATCHED_V1: usize = 11;
+const WATCHED_V2: usize = 14;
 
 /// The PostgreSQL NOTIFY channel.
 pub const CHANGE_CHANNEL: &str = "instadns_changes";
@@ -195,6 +198,21 @@ UPDATE changes SET serial_done = 1;
 CREATE INDEX changes_serial_pending ON changes (id) WHERE serial_done = 0;
 "#;
 
+/// Version 4: TSIG keys (RFC 8945), in the database so every node of a fleet knows them.
+/// The scope columns are space-separated lists; empty means every zone, every name.
+const KEYS: &str = r#"
+CREATE TABLE tsig_keys (
+    name TEXT PRIMARY KEY,
+    algorithm TEXT NOT NULL
+        CHECK (algorithm IN ('hmac-sha1', 'hmac-sha256', 'hmac-sha384', 'hmac-sha512')),
+    secret TEXT NOT NULL,
+    zones TEXT NOT NULL DEFAULT '',
+    names TEXT NOT NULL DEFAULT '',
+    operations TEXT NOT NULL DEFAULT 'update transfer query',
+    created {int} NOT NULL DEFAULT {now}
+);
+"#;
+
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
 
@@ -317,22 +335,32 @@ fn postgres_triggers(watched: &[(&str, &str)]) -> String {
 
 fn sqlite_v2() -> String {
     let mut sql = STEERING.replace("{id}", SQLITE_ID).replace("{int}", "INTEGER");
-    sql += &sqlite_triggers(&WATCHED[WATCHED_V1..]);
+    sql += &sqlite_triggers(&WATCHED[WATCHED_V1..WATCHED_V2]);
     sql
 }
 
 fn postgres_v2() -> String {
     let mut sql = STEERING.replace("{id}", POSTGRES_ID).replace("{int}", "BIGINT");
-    sql += &postgres_triggers(&WATCHED[WATCHED_V1..]);
+    sql += &postgres_triggers(&WATCHED[WATCHED_V1..WATCHED_V2]);
     sql
+}
+
+fn sqlite_v4() -> String {
+    KEYS.replace("{int}", "INTEGER").replace("{now}", "(unixepoch())")
+        + &sqlite_triggers(&WATCHED[WATCHED_V2..])
+}
+
+fn postgres_v4() -> String {
+    KEYS.replace("{int}", "BIGINT").replace("{now}", "(extract(epoch FROM now())::bigint)")
+        + &postgres_triggers(&WATCHED[WATCHED_V2..])
 }
 
 /// (version, SQL) for SQLite, in order.
 pub fn sqlite_migrations() -> Vec<(u32, String)> {
-    vec![(1, sqlite_v1()), (2, sqlite_v2()), (3, SERIALS.replace("{int}", "INTEGER"))]
+    vec![(1, sqlite_v1()), (2, sqlite_v2()), (3, SERIALS.replace("{int}", "INTEGER")), (4, sqlite_v4())]
 }
 
 /// (version, SQL) for PostgreSQL, in order.
 pub fn postgres_migrations() -> Vec<(u32, String)> {
-    vec![(1, postgres_v1()), (2, postgres_v2()), (3, SERIALS.replace("{int}", "BIGINT"))]
+    vec![(1, postgres_v1()), (2, postgres_v2()), (3, SERIALS.replace("{int}", "BIGINT")), (4, postgres_v4())]
 }
