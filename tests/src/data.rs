@@ -46,7 +46,14 @@ pub fn fixture_sql() -> String {
          INSERT INTO instances (id, name, owner, cluster_id) VALUES (345678, 'www', 'carol', 3);
          INSERT INTO records (zone_id, name, rtype, ttl, rdata) VALUES
             (2, '_acme-challenge.blog.alice.example.org.', 'TXT', 60, '\"token-abc\"'),
-            (2, 'short.example.org.', 'A', 1, '192.0.2.99');\n",
+            (2, 'short.example.org.', 'A', 1, '192.0.2.99'),
+            (2, '*.wild.example.org.', 'A', 300, '192.0.2.77'),
+            (2, '*.wild.example.org.', 'TXT', 300, '\"from the wildcard\"'),
+            (2, 'child.example.org.', 'NS', 300, 'ns1.child.example.org.'),
+            (2, 'ns1.child.example.org.', 'A', 300, '192.0.2.53'),
+            (2, 'mail-user.example.org.', 'MX', 300, '10 mx.example.org.'),
+            (2, 'mx.example.org.', 'A', 300, '192.0.2.25'),
+            (2, 'mx.example.org.', 'AAAA', 300, '2001:db8::25');\n",
     );
     for i in 1..=8 {
         sql += &format!(

@@ -1,7 +1,8 @@
 //! The contract that lets the kernel answer for us: for a corpus of queries (names of
 //! every kind, many types, letter-case variants, with and without EDNS, IPv4 and IPv6,
-//! positive and negative answers), the DNS message the XDP program sends equals the one
-//! userspace sends, byte for byte.
+//! positive and negative answers, wildcard synthesis, referrals, additional-section
+//! data), the DNS message the XDP program sends equals the one userspace sends, byte
+//! for byte.
 //!
 //! The one difference the RFCs allow and we use: the order of the records of a
 //! round-robin address set (RRsets are unordered, RFC 2181 section 5), which XDP and
@@ -55,6 +56,15 @@ fn xdp_and_userspace_send_the_same_dns_message() {
         "example.com".to_owned(),
         "example.org".to_owned(),
         name_of_len(127, "example.org.").trim_end_matches('.').to_owned(),
+        // Synthesized from *.wild (RFC 4592), one and two labels below.
+        "x.wild.example.org".to_owned(),
+        "a.b.wild.example.org".to_owned(),
+        // Referrals: below the cut, at it, the glue.
+        "www.child.example.org".to_owned(),
+        "child.example.org".to_owned(),
+        "ns1.child.example.org".to_owned(),
+        // MX with its target's addresses in the additional section.
+        "mail-user.example.org".to_owned(),
     ];
     let types = [
         RecordType::A,
