@@ -10,6 +10,7 @@ pub mod bench;
 pub mod frame;
 pub mod limits;
 pub mod maps;
+pub mod negative;
 pub mod stats;
 pub mod wire;
 pub mod xdp;
@@ -19,6 +20,7 @@ mod pod {
     use crate::{
         bench::{GenConfig, Template},
         maps::{AnswerSlot, NameEntry, NameKey},
+        negative::{KnownName, NegativeConfig, ZoneFacts},
     };
 
     // SAFETY: all are #[repr(C)], Copy, made only of integers and byte arrays, with
@@ -28,4 +30,7 @@ mod pod {
     unsafe impl aya::Pod for AnswerSlot {}
     unsafe impl aya::Pod for Template {}
     unsafe impl aya::Pod for GenConfig {}
+    unsafe impl aya::Pod for KnownName {}
+    unsafe impl aya::Pod for ZoneFacts {}
+    unsafe impl aya::Pod for NegativeConfig {}
 }

@@ -27,8 +27,10 @@ pub const LOCAL_ADDRESSES: u32 = 1024;
 pub const INTERFACES: u32 = 256;
 
 /// The maps pinned under the pin directory, so they outlive the daemon (the per-CPU
-/// scratch map is private to each loaded program).
-pub const PINNED_MAPS: [&str; 11] = [
+/// scratch map is private to each loaded program). The known names too: a restarted
+/// daemon keeps answering NXDOMAIN from them (within their lease) until it has rebuilt
+/// them.
+pub const PINNED_MAPS: [&str; 14] = [
     NAME_MAP_NAMES[0],
     NAME_MAP_NAMES[1],
     NAME_MAP_NAMES[2],
@@ -40,6 +42,9 @@ pub const PINNED_MAPS: [&str; 11] = [
     LOCAL_V4_MAP_NAME,
     LOCAL_V6_MAP_NAME,
     IFACE_MACS_MAP_NAME,
+    crate::negative::KNOWN_NAMES_MAP_NAME,
+    crate::negative::ZONE_FACTS_MAP_NAME,
+    crate::negative::NEGATIVE_CONFIG_MAP_NAME,
 ];
 
 /// Key of the name maps: the wire-format QNAME lower-cased (ASCII only, RFC 4343) and
@@ -208,9 +213,15 @@ pub struct Scratch {
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.
     pub key: [u8; SCRATCH_KEY_LEN],
+    /// The hash of the suffix of the name starting at each byte (see
+    /// [`crate::negative`]): the name's at 0, each ancestor's at its label.
+    pub suffix_hashes: [u64; SUFFIX_HASHES],
     /// Headers and question, saved while the frame is grown at its head.
     pub block: [u8; SCRATCH_BLOCK_LEN],
 }
+
+/// Entries of [`Scratch::suffix_hashes`]: one per byte of the longest name.
+pub const SUFFIX_HASHES: usize = 256;
 
 /// Words the key loop handles for the longest bucket: its name and QTYPE plus QCLASS.
 pub const SCRATCH_WORDS: usize = (crate::limits::NAME_BUCKETS[3] + 4).div_ceil(8);

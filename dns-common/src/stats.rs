@@ -36,10 +36,13 @@ pub enum Outcome {
     /// broadcast, loopback, a loop-prone port), an IPv6 UDP checksum of zero: passed up
     /// untouched (the kernel drops or forwards it; userspace never answers it).
     PassNotForUs = 12,
+    /// Answered with XDP_TX with the zone's NXDOMAIN: the name is not among the names
+    /// that exist (also counted as a hit).
+    HitNxdomain = 13,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -53,6 +56,7 @@ impl Outcome {
         Outcome::HitWeighted,
         Outcome::HitStale,
         Outcome::PassNotForUs,
+        Outcome::HitNxdomain,
     ];
 
     /// Stable name used in logs and metrics.
@@ -71,6 +75,7 @@ impl Outcome {
             Outcome::HitWeighted => "hit_weighted",
             Outcome::HitStale => "hit_stale",
             Outcome::PassNotForUs => "passed_not_for_us",
+            Outcome::HitNxdomain => "hit_nxdomain",
         }
     }
 }

@@ -4,7 +4,8 @@
 //! query with one question (and at most an EDNS(0) OPT record) ([`parse`]). The
 //! lower-cased QNAME and QTYPE are looked up in the name map of the name's length bucket
 //! ([`key`]); on a hit the answer slot is chosen ([`steer`]) and the packet rewritten in
-//! place into the response userspace prepared and sent back ([`respond`]). Anything else,
+//! place into the response userspace prepared and sent back ([`respond`]); on a miss, a
+//! name proven not to exist gets its zone's NXDOMAIN ([`negative`]). Anything else,
 //! or anything we are not sure to answer exactly as userspace would, goes up with
 //! XDP_PASS, untouched. The program never drops.
 //!
@@ -15,6 +16,7 @@
 #![no_main]
 
 mod key;
+mod negative;
 mod parse;
 mod respond;
 mod steer;
@@ -36,6 +38,7 @@ use dns_common::{
         AnswerSlot, INTERFACES, LOCAL_ADDRESSES, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
         TERRITORY_PREFIXES, TerritoryV4, TerritoryV6,
     },
+    negative::{KnownName, MAX_ZONES, NegativeConfig, ZoneFacts},
     stats::{OUTCOME_SLOTS, Outcome},
 };
 
@@ -75,6 +78,16 @@ static LOCAL_V6: HashMap<[u8; 16], u32> = HashMap::with_max_entries(LOCAL_ADDRES
 /// The MAC of each interface the program is attached to, by ifindex.
 #[map]
 static IFACE_MACS: HashMap<u32, [u8; 8]> = HashMap::with_max_entries(INTERFACES, 0);
+/// The names that exist, by hash (see `dns_common::negative`); grown on demand.
+#[map]
+static KNOWN_NAMES: HashMap<u64, KnownName> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+#[map]
+static ZONE_FACTS: HashMap<u32, ZoneFacts> = HashMap::with_max_entries(MAX_ZONES, 0);
+#[map]
+static NEGATIVE_CONFIG: Array<NegativeConfig> = Array::with_max_entries(1, 0);
+
+/// Hash map entries allocated as they are inserted (the kernel's flag).
+const BPF_F_NO_PREALLOC: u32 = 1;
 
 #[xdp]
 pub fn instadns(ctx: XdpContext) -> u32 {
@@ -111,7 +124,15 @@ fn try_instadns(ctx: &XdpContext) -> Result<Option<Outcome>, Outcome> {
 /// Looks the question up and, on a fresh hit, rewrites the frame into the response.
 fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<Option<Outcome>, Outcome> {
     let (bucket, question_sum) = key::build_key(ctx, scratch, f, q.name_len)?;
-    let entry = key::lookup(scratch, bucket).ok_or(Outcome::Miss)?;
+    let Some(entry) = key::lookup(scratch, bucket) else {
+        // Userspace answers Client Subnet queries (see below).
+        if q.client_subnet {
+            return Err(Outcome::Miss);
+        }
+        let slot = negative::absent_name_slot(scratch, q.name_len)?;
+        respond::respond(ctx, scratch, f, q, slot, question_sum)?;
+        return Ok(Some(Outcome::HitNxdomain));
+    };
     // SAFETY: a valid map value pointer for the duration of this program run.
     let entry = unsafe { read_unaligned(entry) };
     // SAFETY: helper without arguments.

@@ -155,8 +155,13 @@ pub fn oracle_response(
     let mut lower = Query::query(question.name().to_lowercase(), question.query_type());
     lower.set_query_class(DNSClass::IN);
     r.add_query(lower);
+    // A bare NXDOMAIN carries its SOA uncompressed (the same bytes after every question
+    // of the zone: what lets the kernel answer names that do not exist): spliced in below.
+    let bare_nxdomain = rcode == 3 && answers.is_empty();
     r.answers = answers;
-    r.authorities = authority;
+    if !bare_nxdomain {
+        r.authorities = authority.clone();
+    }
     if let Some(edns) = &q.edns {
         let mut ours = Edns::new();
         ours.set_max_payload(our_payload);
@@ -167,6 +172,18 @@ pub fn oracle_response(
     let mut bytes = r.to_vec().expect("the oracle encodes");
     let qlen = wire_name(&question.name().to_ascii()).len() + 4;
     bytes[12..12 + qlen].copy_from_slice(&query[12..12 + qlen]);
+    if bare_nxdomain {
+        use hickory_proto::serialize::binary::{BinEncodable as _, BinEncoder, NameEncoding};
+        let mut soa = Vec::new();
+        let mut enc = BinEncoder::new(&mut soa);
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+        for record in &authority {
+            record.emit(&mut enc).expect("the oracle encodes the SOA");
+        }
+        let at = 12 + qlen;
+        bytes.splice(at..at, soa);
+        bytes[8..10].copy_from_slice(&(authority.len() as u16).to_be_bytes());
+    }
     bytes
 }
 

@@ -9,6 +9,7 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use instadns::{
+    control::follower::Follower,
     engine::{AnswerCache, Handler, Transport},
     fastpath::{
         KernelMaps,
@@ -43,6 +44,10 @@ pub fn pin_to_cpu(cpu: usize) {
 pub struct FastPathRig {
     pub rt: tokio::runtime::Runtime,
     pub handler: Arc<Handler<Database>>,
+    /// The daemon's change follower over the rig's database (see [`FastPathRig::follow`]).
+    pub follower: Follower,
+    /// The newest change applied.
+    cursor: std::sync::atomic::AtomicI64,
     ebpf: Ebpf,
     /// The benchmark object: `bench_floor` and `bench_pass`, the cost baselines.
     bench: Ebpf,
@@ -75,7 +80,8 @@ impl FastPathRig {
             rusqlite::Connection::open(db).and_then(|c| c.execute_batch(sql)).expect("test data");
         }
         let db = rt.block_on(Database::open(&location)).expect("database");
-        let resolver = rt.block_on(Resolver::new(db)).expect("resolver");
+        let cursor = rt.block_on(db.change_cursor()).expect("change cursor");
+        let resolver = rt.block_on(Resolver::new(db.clone())).expect("resolver");
         let config = XdpConfig::with_capacity(53, OUR_PAYLOAD, names, answer_slots);
         let mut ebpf = loader::load(&config).expect("the XDP program loads (and passes the verifier)");
         let mut bench = Ebpf::load(loader::BENCH_XDP_OBJECT).expect("the benchmark object");
@@ -85,13 +91,34 @@ impl FastPathRig {
             prog.load().expect("loading a baseline program");
         }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
-        let cache = Arc::new(AnswerCache::new((names as usize).max(1 << 20), Some(maps)));
+        // No daemon renews the lease of the kernel's negative answers: an hour is the run.
+        let cache = Arc::new(
+            AnswerCache::new((names as usize).max(1 << 20), Some(maps))
+                .with_negative_lease(Duration::from_secs(3600)),
+        );
         // Test runs come in on the loopback device of the caller's namespace (ifindex 1),
         // addressed to the server of the packet builder's frames.
         cache.set_local_addresses(&[crate::netns::SERVER_V4.into(), crate::netns::SERVER_V6.into()]);
         cache.set_interface_mac(TEST_RUN_IFINDEX, crate::packet::SERVER_MAC);
         let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
-        Self { rt, handler, ebpf, bench, _dir: dir }
+        // The known names, built and published as the daemon's follower does at start.
+        let follower = Follower::new(db, handler.clone());
+        rt.block_on(follower.ensure_known());
+        Self { rt, handler, follower, cursor: cursor.into(), ebpf, bench, _dir: dir }
+    }
+
+    /// Runs `sql` on the rig's database, then applies the changes it logged as the
+    /// daemon's follower does.
+    pub fn change(&self, sql: &str) {
+        let db = self.handler.resolver().store().clone();
+        let path = db.sqlite().expect("a SQLite rig").path().to_owned();
+        rusqlite::Connection::open(path).and_then(|c| c.execute_batch(sql)).expect("test change");
+        let from = self.cursor.load(std::sync::atomic::Ordering::SeqCst);
+        let changes = self.rt.block_on(db.changes_since(from, 1_000_000)).expect("change log");
+        if let Some(last) = changes.last() {
+            self.cursor.store(last.id, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.rt.block_on(self.follower.apply(&changes));
     }
 
     /// Asks userspace, as if XDP had passed the query up; userspace answers and installs

@@ -1,7 +1,7 @@
 //! The contract that lets the kernel answer for us: for a corpus of queries (names of
 //! every kind, many types, letter-case variants, with and without EDNS, IPv4 and IPv6,
 //! positive and negative answers, wildcard synthesis, referrals, additional-section
-//! data), the DNS message the XDP program sends equals the one userspace sends, byte
+//! data, names that do not exist), the DNS message the XDP program sends equals the one userspace sends, byte
 //! for byte.
 //!
 //! The one difference the RFCs allow and we use: the order of the records of a
@@ -65,6 +65,11 @@ fn xdp_and_userspace_send_the_same_dns_message() {
         "ns1.child.example.org".to_owned(),
         // MX with its target's addresses in the additional section.
         "mail-user.example.org".to_owned(),
+        // Names that do not exist, answered by the kernel's zone NXDOMAIN.
+        "xk3jf9qzabcdefgh.example.org".to_owned(),
+        "48213977.example.org".to_owned(),
+        "ghost.alice.example.org".to_owned(),
+        "_acme-challenge.nothing.example.com".to_owned(),
     ];
     let types = [
         RecordType::A,

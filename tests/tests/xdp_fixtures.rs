@@ -853,3 +853,116 @@ fn malformed_and_unsupported_packets_pass_up_untouched_and_get_the_right_error()
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A name that does not exist, asked for the first time: the kernel answers its zone's
+/// NXDOMAIN, exactly the oracle's bytes, and userspace (asked afterwards) sends the same.
+fn nxdomain(description: &str, query: QueryBuilder, zone: &str, v6: bool) -> (Fixture, Vec<u8>) {
+    let bytes = query.bytes();
+    let oracle = oracle_response(&bytes, vec![], vec![demo_soa(zone)], 3, OUR_PAYLOAD);
+    let frame = if v6 { Frame::v6(bytes.clone()) } else { Frame::v4(bytes.clone()) };
+    let fixture = Fixture {
+        description: description.into(),
+        frame: frame.build(),
+        expect: Expect::Tx(frame.reply(oracle.clone()).build()),
+        outcome: Outcome::HitNxdomain,
+    };
+    (fixture, bytes)
+}
+
+/// Names that do not exist (the random-subdomain flood's names): the kernel answers
+/// NXDOMAIN the first time, byte for byte what userspace sends, for every shape a flood
+/// uses (random labels, digit labels of the `{id}` rule, `_acme-challenge.` names,
+/// `{name}.{owner}` shapes, names below a leaf); names that exist or may exist, below a
+/// delegation or a wildcard, in no zone of ours, or asked with ECS go up; a name added a
+/// moment ago is never denied, and one removed is denied again.
+#[test]
+fn names_that_do_not_exist_get_nxdomain_from_the_kernel_at_once() {
+    let rig = rig();
+    let ecs = EdnsQuery { options: vec![(8, vec![0, 1, 24, 0, 198, 51, 100])], ..EdnsQuery::default() };
+    let absent = vec![
+        nxdomain(
+            "random 16-letter label",
+            q("xk3jf9qzabcdefgh.example.org", RecordType::A),
+            "example.org.",
+            false,
+        ),
+        nxdomain(
+            "digit label of the {id} rule, no such instance",
+            q("48213977.example.org", RecordType::AAAA),
+            "example.org.",
+            true,
+        ),
+        nxdomain(
+            "an _acme-challenge name",
+            q("_acme-challenge.nothing.example.org", RecordType::TXT),
+            "example.org.",
+            false,
+        ),
+        nxdomain(
+            "{name}.{owner} shape of an existing owner",
+            q("ghost.alice.example.org", RecordType::A),
+            "example.org.",
+            false,
+        ),
+        nxdomain(
+            "below a name without descendants (RFC 8020)",
+            q("x.blog.alice.example.org", RecordType::A),
+            "example.org.",
+            false,
+        ),
+        nxdomain(
+            "deep, EDNS, another zone",
+            q("a.b.c.NOPE.example.com", RecordType::MX).edns(EdnsQuery::default()),
+            "example.com.",
+            true,
+        ),
+    ];
+    let mut fixtures: Vec<Fixture> = Vec::new();
+    let mut asked = Vec::new();
+    for (f, bytes) in absent {
+        fixtures.push(f);
+        asked.push(bytes);
+    }
+    let pass =
+        |d: &str, query: QueryBuilder| Fixture::pass(d, Frame::v4(query.bytes()).build(), Outcome::Miss);
+    fixtures.extend([
+        pass(
+            "exists (an empty non-terminal): userspace answers NODATA",
+            q("apps.example.com", RecordType::A),
+        ),
+        pass("below a delegation: a referral", q("x.child.example.org", RecordType::A)),
+        pass("below a wildcard: synthesized", q("q.wild.example.org", RecordType::A)),
+        pass("AXFR is refused, not NXDOMAIN", q("nope.example.org", RecordType::AXFR)),
+        pass("in no zone of ours: REFUSED", q("nope.example.net", RecordType::A)),
+        pass(
+            "with Client Subnet: userspace answers with the scope",
+            q("nope3.example.org", RecordType::A).edns(ecs),
+        ),
+    ]);
+    run_table(&rig, &fixtures);
+    // Userspace says the same, and does not ask the database for them.
+    for (f, bytes) in fixtures.iter().zip(&asked) {
+        let Expect::Tx(expected) = &f.expect else { continue };
+        let userspace = rig.userspace(bytes).expect("userspace answers");
+        let (_, dns) = expected.split_at(expected.len() - userspace.len());
+        assert_eq!(hex(&userspace), hex(dns), "{}: userspace differs from the kernel", f.description);
+    }
+
+    // A name added a moment ago is answered (by userspace first), never denied; removed,
+    // it is denied by the kernel again.
+    let name = q("77777.example.org", RecordType::A);
+    let (denied, _) = nxdomain("77777 before it exists", name.clone(), "example.org.", false);
+    run_table(&rig, &[denied]);
+    rig.change("INSERT INTO instances (id, name, owner, cluster_id) SELECT 77777, 'new', 'dave', id FROM clusters WHERE name = 'mt1';");
+    for (d, query) in [
+        ("the new instance's {id} name", name.clone()),
+        ("its {name}.{owner} name", q("new.dave.example.org", RecordType::A)),
+    ] {
+        run_table(&rig, &[pass(d, query.clone())]);
+        let answer = Message::from_vec(&rig.userspace(&query.bytes()).expect("answers")).unwrap();
+        assert_eq!(answer.answers.len(), 1, "{d}: answered with the cluster's address: {answer:?}");
+    }
+    rig.change("DELETE FROM instances WHERE id = 77777;");
+    let (denied_again, _) = nxdomain("77777 after its removal", name, "example.org.", false);
+    run_table(&rig, &[denied_again]);
+}

@@ -18,10 +18,10 @@ use tokio::sync::mpsc;
 use crate::{
     engine::Handler,
     model::{acme::ACME_LABEL, time::unix_now},
-    resolution::Tag,
+    resolution::{Tag, known::Source},
     store::{
         CHANGE_CHANNEL, Database, StoreError, ZoneRow,
-        changes::{Change, Table},
+        changes::{Change, ChangeOp, Table},
         sqlite::data_version,
     },
 };
@@ -52,11 +52,61 @@ pub struct Follower {
     db: Database,
     handler: Arc<Handler<Database>>,
     pub stats: Arc<FollowerStats>,
+    /// Serializes applying changes and rebuilding the known names: they are the only
+    /// writers of the known names.
+    known: Arc<tokio::sync::Mutex<KnownFollow>>,
 }
+
+/// The follower's view of the change log, for the known names.
+#[derive(Default)]
+struct KnownFollow {
+    /// Instances whose update's old half was seen and new half not yet.
+    open_updates: HashSet<i64>,
+    /// Change ids already applied (re-read logs apply nothing twice); the oldest are
+    /// forgotten beyond [`APPLIED_IDS`].
+    applied: std::collections::BTreeSet<i64>,
+}
+
+/// Change ids remembered as applied.
+const APPLIED_IDS: usize = 100_000;
 
 impl Follower {
     pub fn new(db: Database, handler: Arc<Handler<Database>>) -> Self {
-        Self { db, handler, stats: Default::default() }
+        Self { db, handler, stats: Default::default(), known: Default::default() }
+    }
+
+    /// Rebuilds the known names if they are not trusted and publishes them to the fast
+    /// path, or renews the fast path's trust in them: a periodic tick (a failed rebuild
+    /// is retried by the next one).
+    pub async fn ensure_known(&self) {
+        let _serial = self.known.lock().await;
+        if self.handler.resolver().known_names().is_ready() && self.handler.cache().negatives_complete() {
+            self.handler.renew_negatives();
+        } else {
+            self.refresh_known().await;
+        }
+    }
+
+    /// Builds the known names at start and publishes them. What an earlier daemon
+    /// published (adopted pinned maps) keeps answering meanwhile, within its lease.
+    pub async fn build_known(&self) {
+        let _serial = self.known.lock().await;
+        if let Err(e) = self.handler.resolver().refresh_known().await {
+            tracing::warn!(error = %e, "building the known names failed; NXDOMAIN answers come from userspace");
+        }
+        self.handler.publish_negatives();
+    }
+
+    async fn refresh_known(&self) {
+        let resolver = self.handler.resolver();
+        if !resolver.known_names().is_ready() {
+            // Untrusted names must not answer while they are rebuilt.
+            self.handler.publish_negatives();
+            if let Err(e) = resolver.refresh_known().await {
+                tracing::warn!(error = %e, "rebuilding the known names failed; NXDOMAIN answers come from userspace");
+            }
+        }
+        self.handler.publish_negatives();
     }
 
     /// Follows changes until the process ends.
@@ -71,6 +121,7 @@ impl Follower {
             }
         };
         tracing::info!(cursor, "following database changes");
+        self.ensure_known().await;
         let prune = tokio::spawn(prune_loop(self.db.clone()));
         if self.db.postgres().is_some() {
             self.follow_postgres(cursor).await;
@@ -182,7 +233,10 @@ impl Follower {
         if changes.is_empty() {
             return;
         }
+        let mut follow = self.known.lock().await;
         let resolver = self.handler.resolver();
+        let mut instance_changes = Vec::new();
+        let mut challenges = Vec::new();
         let mut reload = false;
         let mut tags: HashSet<Tag> = HashSet::new();
         let mut domains = Vec::new();
@@ -211,6 +265,9 @@ impl Follower {
                     tags.insert(Tag::Instance(id));
                     let (owner, name) = owner_and_name(c.detail.as_deref());
                     tags.extend(resolver.names_of_instance(id, owner, name).into_iter().map(Tag::Name));
+                    if c.table == Table::Instances {
+                        instance_changes.push(c);
+                    }
                 }
                 Table::Domains => {
                     tags.extend(id.map(Tag::Instance));
@@ -219,6 +276,7 @@ impl Follower {
                 }
                 Table::AcmeChallenges => {
                     tags.insert(Tag::Name(format!("{ACME_LABEL}.{}", c.key.to_ascii_lowercase())));
+                    challenges.push(c.key.to_ascii_lowercase());
                 }
                 // Keys are loaded with the catalog; no answer depends on them.
                 Table::TsigKeys => reload = true,
@@ -257,6 +315,15 @@ impl Follower {
         for hostname in &domains {
             resolver.domain_changed(hostname).await;
         }
+        // The known names, before any answer is re-resolved: a new name is never denied.
+        challenges.sort();
+        challenges.dedup();
+        for name in &challenges {
+            resolver.acme_changed(name).await;
+        }
+        follow.apply_instances(resolver, &instance_changes);
+        drop(follow);
+        self.refresh_known().await;
         // New territory prefixes first: re-resolved directional answers index them.
         if territories && let Some(catalog) = resolver.catalog() {
             self.handler.cache().set_territories(catalog.territories.prefixes());
@@ -280,6 +347,33 @@ impl Follower {
         }
         self.stats.answers.fetch_add(keys.len() as u64, Ordering::Relaxed);
         tracing::debug!(answers = keys.len(), "invalidated answers");
+    }
+}
+
+impl KnownFollow {
+    /// Applies instance rows of the change log to the known names: an insert adds the
+    /// instance's names, a delete removes them, an update (logged as the old row, then
+    /// the new) removes the old ones and adds the new.
+    fn apply_instances(&mut self, resolver: &crate::resolution::Resolver<Database>, changes: &[&Change]) {
+        for c in changes {
+            if !self.applied.insert(c.id) {
+                continue;
+            }
+            let Ok(id) = c.key.parse::<i64>() else { continue };
+            let (owner, name) = owner_and_name(c.detail.as_deref());
+            let source =
+                Source::Instance { id, owner: owner.map(str::to_owned), name: name.map(str::to_owned) };
+            let present = match c.op {
+                ChangeOp::Insert => true,
+                ChangeOp::Delete => false,
+                // The old half opens the update, the new half closes it.
+                ChangeOp::Update => !self.open_updates.insert(id) && self.open_updates.remove(&id),
+            };
+            resolver.known_source_changed(&source, present);
+        }
+        while self.applied.len() > APPLIED_IDS {
+            self.applied.pop_first();
+        }
     }
 }
 

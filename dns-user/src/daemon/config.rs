@@ -64,6 +64,9 @@ pub struct Maps {
     pub entries: u32,
     /// Distinct answers the answer array holds.
     pub answer_slots: u32,
+    /// Existing names the fast path knows, for its NXDOMAIN answers (kernel memory is
+    /// used as names are added, about 100 bytes each).
+    pub known_names: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -115,7 +118,7 @@ impl Default for Config {
 
 impl Default for Maps {
     fn default() -> Self {
-        Self { entries: 262_144, answer_slots: 16_384 }
+        Self { entries: 262_144, answer_slots: 16_384, known_names: 4_194_304 }
     }
 }
 
@@ -205,6 +208,9 @@ impl Config {
         if self.ttl.stale_answer_ttl == 0 || self.ttl.max_cache == 0 {
             return Err(("ttl", "stale_answer_ttl and max_cache must be at least 1 second".into()));
         }
+        if self.maps.known_names < 1024 {
+            return Err(("maps.known_names", format!("{} is below 1024", self.maps.known_names)));
+        }
         if self.maps.answer_slots < 16 {
             return Err(("maps.answer_slots", format!("{} is below 16", self.maps.answer_slots)));
         }
@@ -293,6 +299,10 @@ zone_files = []
 [maps]
 entries = 262144
 answer_slots = 16384
+# Existing names the fast path knows, to answer NXDOMAIN for every other name itself
+# (kernel memory grows with the names, about 100 bytes each). A database with more
+# names than this gets NXDOMAIN from userspace.
+known_names = 4194304
 
 [tcp]
 max_connections = 1024

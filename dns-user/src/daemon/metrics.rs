@@ -206,6 +206,33 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
     help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");
     let _ = writeln!(out, "instadns_cache_entries {}", cache.len());
+    let (known, trusted, enumerable) = {
+        let resolver = handler.resolver();
+        let names = resolver.known_names();
+        let zones: Vec<(String, bool)> = resolver
+            .catalog()
+            .map(|c| c.zones().map(|z| (z.apex.to_ascii(), names.is_enumerable(z.id))).collect())
+            .unwrap_or_default();
+        (names.len(), names.is_ready() && cache.negatives_complete(), zones)
+    };
+    help(&mut out, "instadns_known_names", "gauge", "Names known to exist (NXDOMAIN for every other name).");
+    let _ = writeln!(out, "instadns_known_names {known}");
+    help(
+        &mut out,
+        "instadns_negative_answers_trusted",
+        "gauge",
+        "1 when the fast path answers names that do not exist itself.",
+    );
+    let _ = writeln!(out, "instadns_negative_answers_trusted {}", u8::from(trusted));
+    help(
+        &mut out,
+        "instadns_zone_enumerable",
+        "gauge",
+        "1 when every name of the zone is known (its NXDOMAIN answers need no database).",
+    );
+    for (apex, enumerable) in enumerable {
+        let _ = writeln!(out, "instadns_zone_enumerable{{zone=\"{apex}\"}} {}", u8::from(enumerable));
+    }
     help(
         &mut out,
         "instadns_changes_applied_total",

@@ -34,6 +34,9 @@ use config::Config;
 use flags::{ServeArgs, serve_config};
 use status::DaemonStatus;
 
+/// How often the known names' lease is renewed (and a failed rebuild retried); well
+/// within `engine::cache::NEGATIVE_LEASE`.
+const KNOWN_TICK: Duration = Duration::from_secs(2);
 /// Changes of health state queued for the follower (the prober waits when it is full).
 const HEALTH_CHANGES: usize = 64;
 /// How often expired answers are swept from the cache and the maps.
@@ -95,7 +98,8 @@ fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps)> {
         config.edns_payload,
         config.maps.entries,
         config.maps.answer_slots,
-    );
+    )
+    .with_known_names(config.maps.known_names);
     pin::prepare(&config.pin_dir)?;
     let layout = pin::layout_dir_name(&xdp_config);
     let layout_dir = config.pin_dir.join(&layout);
@@ -158,6 +162,15 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         warm(&handler, keys).await;
     }
     attach::mark_ours(&cache, &config.interfaces, &config.listen);
+    // The known names before the program is swapped in, so its NXDOMAIN answers go on.
+    let follower = Follower::new(db.clone(), handler.clone());
+    if adopted {
+        handler.adopt_published_names();
+    }
+    follower.build_known().await;
+    if adopted {
+        handler.prune_adopted_names();
+    }
     let mut attached = Vec::new();
     if let Some(fast_path) = fast_path.as_mut() {
         for iface in &config.interfaces {
@@ -180,7 +193,6 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     for listener in tcp {
         tasks.spawn(frontend::tcp::serve(listener, handler.clone(), limits));
     }
-    let follower = Follower::new(db.clone(), handler.clone());
     let status = Arc::new(DaemonStatus {
         attached: std::sync::Mutex::new(attached),
         xdp: !config.interfaces.is_empty(),
@@ -207,7 +219,16 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     });
     let resolver = handler.resolver();
     tasks.spawn(health::run(resolver.health().clone(), resolver.probe_plans(), health_tx));
-    tasks.spawn(follower.run());
+    tasks.spawn(follower.clone().run());
+    // The fast path trusts the known names for a lease: renewed while we follow.
+    let known_follower = follower.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(KNOWN_TICK);
+        loop {
+            tick.tick().await;
+            known_follower.ensure_known().await;
+        }
+    });
     if !adopted_keys.is_empty() {
         // Re-resolve what the kernel held (it keeps answering meanwhile).
         let handler = handler.clone();

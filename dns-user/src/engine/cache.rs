@@ -76,6 +76,8 @@ struct Cached {
     tags: Arc<[Tag]>,
     /// The answer slot the kernel's name entry points at, if installed.
     slot: Option<u32>,
+    /// Whether the kernel should hold it.
+    in_kernel: bool,
 }
 
 /// Default bound of the userspace cache.
@@ -110,7 +112,15 @@ pub struct AnswerCache {
     /// Bumped by every invalidation: an answer resolved before a change is not cached
     /// after it (see [`AnswerCache::epoch`]).
     epoch: AtomicU64,
+    /// The kernel holds every known name: its negative answers may be trusted.
+    negatives_complete: std::sync::atomic::AtomicBool,
+    negative_lease: Duration,
 }
+
+/// How long the kernel trusts the published names without a renewal.
+pub const NEGATIVE_LEASE: Duration = Duration::from_secs(10);
+/// Known-name changes written per hold of the kernel lock.
+const KNOWN_WRITE_CHUNK: usize = 4096;
 
 /// How often a full cache may scan for expired entries to make room.
 const FULL_SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
@@ -123,7 +133,88 @@ impl AnswerCache {
             kernel: kernel.map(Mutex::new),
             last_full_sweep: Default::default(),
             epoch: Default::default(),
+            negatives_complete: std::sync::atomic::AtomicBool::new(true),
+            negative_lease: NEGATIVE_LEASE,
         }
+    }
+
+    /// The same with another lease for the kernel's negative answers (tests that run
+    /// packets without a daemon renewing it).
+    pub fn with_negative_lease(mut self, lease: Duration) -> Self {
+        self.negative_lease = lease;
+        self
+    }
+
+    /// Writes known-name changes into the kernel; false if the kernel could not take
+    /// them all (its map is full): its negative answers stay off until it holds them.
+    pub fn publish_known(&self, changes: &[(u64, Option<dns_common::negative::KnownName>)]) -> bool {
+        let Some(kernel) = &self.kernel else { return true };
+        let mut complete = true;
+        for chunk in changes.chunks(KNOWN_WRITE_CHUNK) {
+            let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+            for (hash, known) in chunk {
+                if let Err(e) = kernel.set_known_name(*hash, *known) {
+                    if complete {
+                        tracing::error!(error = %e, "the fast path's known-name map is full: raise [maps] known_names; NXDOMAIN answers come from userspace");
+                    }
+                    complete = false;
+                }
+            }
+        }
+        if !complete {
+            self.negatives_complete.store(false, Ordering::Release);
+        }
+        complete
+    }
+
+    /// The hash seed of names the kernel already holds (adopted pinned maps), if any.
+    pub fn kernel_negative_seed(&self) -> Option<u64> {
+        let kernel = self.kernel.as_ref()?;
+        Some(kernel.lock().unwrap_or_else(|p| p.into_inner()).negative_seed()).filter(|s| *s != 0)
+    }
+
+    /// Removes from the kernel the names `keep` rejects; returns how many.
+    pub fn prune_known_names(&self, keep: impl Fn(u64) -> bool) -> usize {
+        let Some(kernel) = &self.kernel else { return 0 };
+        kernel.lock().unwrap_or_else(|p| p.into_inner()).prune_known_names(keep)
+    }
+
+    /// Whether the kernel holds every published name.
+    pub fn negatives_complete(&self) -> bool {
+        self.negatives_complete.load(Ordering::Acquire)
+    }
+
+    /// Marks the kernel as holding every name again (after a full republish).
+    pub fn set_negatives_complete(&self) {
+        self.negatives_complete.store(true, Ordering::Release);
+    }
+
+    /// Sets each zone's NXDOMAIN answer (None: the kernel makes no negative answers in
+    /// it); zones not listed lose theirs.
+    pub fn set_zone_negatives(&self, zones: &[(u32, Option<Arc<Steered>>)]) {
+        self.write_kernel("setting the zones' NXDOMAIN answers", |kernel| {
+            for gone in kernel.negative_zones() {
+                if !zones.iter().any(|(z, a)| *z == gone && a.is_some()) {
+                    kernel.set_zone_negative(gone, None)?;
+                }
+            }
+            for (zone, answer) in zones {
+                kernel.set_zone_negative(*zone, answer.as_ref())?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Lets the kernel make negative answers for a lease more (or stops it).
+    pub fn renew_negative_lease(&self, trusted: bool, seed: u64) {
+        let until = if trusted && self.negatives_complete() {
+            monotonic_ns() + self.negative_lease.as_nanos() as u64
+        } else {
+            0
+        };
+        self.write_kernel("renewing the negative-answer lease", |kernel| {
+            kernel.set_negative_lease(until, seed)
+        });
     }
 
     /// Makes the kernel's territory tries hold these (prefix, territory index).
@@ -170,6 +261,20 @@ impl AnswerCache {
     /// in the maps so the next identical query is answered by XDP. Not cached if an
     /// invalidation happened since `epoch` was read (the answer may predate it).
     pub fn insert(&self, key: CacheKey, answer: Arc<Steered>, ttl: u32, tags: Vec<Tag>, epoch: u64) {
+        self.insert_where(key, answer, ttl, tags, epoch, true);
+    }
+
+    /// The same; with `in_kernel` false the answer is kept in userspace only (the
+    /// kernel makes it itself: a zone's NXDOMAIN).
+    pub fn insert_where(
+        &self,
+        key: CacheKey,
+        answer: Arc<Steered>,
+        ttl: u32,
+        tags: Vec<Tag>,
+        epoch: u64,
+        in_kernel: bool,
+    ) {
         if ttl == 0 {
             return;
         }
@@ -198,8 +303,16 @@ impl AnswerCache {
             }
         }
         let previous = entries.map.get(&key).and_then(|c| c.slot);
-        let slot = self.install(&key, &answer, expires_ns, previous);
-        entries.insert(key, Cached { answer, expires_ns, stale_until: None, tags: tags.into(), slot });
+        let slot = if in_kernel {
+            self.install(&key, &answer, expires_ns, previous)
+        } else {
+            self.uninstall(&key, previous);
+            None
+        };
+        entries.insert(
+            key,
+            Cached { answer, expires_ns, stale_until: None, tags: tags.into(), slot, in_kernel },
+        );
     }
 
     /// Records an entry the kernel already holds (adopted from an earlier daemon's pinned
@@ -209,7 +322,14 @@ impl AnswerCache {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         entries.insert(
             key,
-            Cached { answer, expires_ns, stale_until: None, tags: Arc::from([]), slot: Some(slot) },
+            Cached {
+                answer,
+                expires_ns,
+                stale_until: None,
+                tags: Arc::from([]),
+                slot: Some(slot),
+                in_kernel: true,
+            },
         );
     }
 
@@ -257,9 +377,9 @@ impl AnswerCache {
             return None;
         }
         let answer = Arc::new(cached.answer.stale_copy(ttl));
-        let previous = cached.slot;
+        let (previous, in_kernel) = (cached.slot, cached.in_kernel);
         let expires_ns = (now + Duration::from_secs(ttl.into()).as_nanos() as u64).min(stale_until);
-        let slot = self.install(key, &answer, expires_ns, previous);
+        let slot = if in_kernel { self.install(key, &answer, expires_ns, previous) } else { None };
         if let Some(c) = entries.map.get_mut(key) {
             c.expires_ns = expires_ns;
             c.stale_until = Some(stale_until);
@@ -275,7 +395,7 @@ impl AnswerCache {
         let Some(kernel) = &self.kernel else { return };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let Some(cached) = entries.map.get_mut(key) else { return };
-        if !kernel_can_serve(key, &cached.answer) {
+        if !cached.in_kernel || !kernel_can_serve(key, &cached.answer) {
             return;
         }
         let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,14 +16,14 @@ use super::{
 use crate::{
     model::{key::Operation, time::unix_now},
     protocol::{
-        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Steered, VariantChoice, display_wire_name,
-        encode, error_response,
+        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Sections, Steered, VariantChoice,
+        display_wire_name, encode, error_response,
         name::{NameError, name_from_wire},
         parse_query, response,
         tsig::{self, TsigFailure, TsigRecord},
     },
     resolution::{
-        Resolution, Resolver, Tag,
+        Resolution, Resolver, Tag, Zone,
         steering::{Selection, Variation, pick_bounds},
     },
     store::{Store, StoreError},
@@ -295,10 +295,18 @@ impl<S: Store> Handler<S> {
         };
         let (steered, cache_ttl, tags) = resolved;
         let steered = Arc::new(steered);
+        // The kernel answers a name that does not exist with its zone's NXDOMAIN itself:
+        // no map entry per name, so a flood of such names evicts nothing.
+        let in_kernel = !(is_bare_nxdomain(&steered) && self.resolver.negatives_cover(&name));
         match cache_ttl {
-            Some(ttl) => {
-                self.cache.insert(key.clone(), steered.clone(), ttl.min(self.policy.max_cache), tags, epoch)
-            }
+            Some(ttl) => self.cache.insert_where(
+                key.clone(),
+                steered.clone(),
+                ttl.min(self.policy.max_cache),
+                tags,
+                epoch,
+                in_kernel,
+            ),
             None if replacing => self.cache.remove(std::slice::from_ref(key)),
             None => {}
         }
@@ -362,9 +370,94 @@ impl<S: Store> Handler<S> {
         self.resolve_and_cache(key, true).await;
     }
 
+    /// Publishes what the fast path's NXDOMAIN answers need: the changes of the known
+    /// names (call before re-resolving the answers a change affects, so a new name is
+    /// never denied), each enumerable zone's NXDOMAIN, and the lease.
+    pub fn publish_negatives(&self) {
+        let (changes, trusted, seed) = {
+            let mut known = self.resolver.known_names();
+            let incomplete = !self.cache.negatives_complete();
+            if incomplete && known.is_ready() {
+                known.republish_all();
+            }
+            let changes = known.take_pending();
+            if !known.is_ready() {
+                // Untrusted names: stop the kernel's negative answers before anything else.
+                self.cache.renew_negative_lease(false, known.seed());
+            }
+            if self.cache.publish_known(&changes) && incomplete && known.is_ready() {
+                self.cache.set_negatives_complete();
+            }
+            (changes.len(), known.is_ready(), known.seed())
+        };
+        if let Some(catalog) = self.resolver.catalog() {
+            let zones: Vec<(u32, Option<Arc<Steered>>)> = catalog
+                .zones()
+                .map(|zone| {
+                    let covered = trusted && self.resolver.known_names().is_enumerable(zone.id);
+                    (zone.id as u32, covered.then(|| zone_nxdomain(zone)).flatten())
+                })
+                .collect();
+            self.cache.set_zone_negatives(&zones);
+        }
+        self.cache.renew_negative_lease(trusted, seed);
+        tracing::trace!(changes, trusted, "published the known names");
+    }
+
+    /// Takes over the names an earlier daemon published in pinned maps: their hashes'
+    /// seed now, and after the names are rebuilt ([`Handler::prune_adopted_names`]) the
+    /// removal of those that went away meanwhile.
+    pub fn adopt_published_names(&self) {
+        if let Some(seed) = self.cache.kernel_negative_seed() {
+            self.resolver.known_names().adopt_seed(seed);
+        }
+    }
+
+    /// Removes from the kernel the adopted names that no longer exist.
+    pub fn prune_adopted_names(&self) {
+        let known = self.resolver.known_names();
+        if !known.is_ready() {
+            return;
+        }
+        let pruned = self.cache.prune_known_names(|hash| known.contains_hash(hash));
+        if pruned > 0 {
+            tracing::info!(pruned, "removed names that went away while no daemon followed the database");
+        }
+    }
+
+    /// Renews the kernel's trust in the published names (a periodic tick).
+    pub fn renew_negatives(&self) {
+        let (trusted, seed) = {
+            let known = self.resolver.known_names();
+            (known.is_ready(), known.seed())
+        };
+        self.cache.renew_negative_lease(trusted, seed);
+    }
+
     fn count_rcode(&self, rcode: u16) {
         if let Some(c) = self.stats.rcodes.get(rcode as usize) {
             c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A single NXDOMAIN with nothing but the SOA (see `protocol::answer::is_bare_nxdomain`).
+fn is_bare_nxdomain(answer: &Steered) -> bool {
+    answer.variants.len() == 1 && {
+        let a = answer.first();
+        a.rcode == rcode::NXDOMAIN && a.counts == [0, 1, 0]
+    }
+}
+
+/// The NXDOMAIN every name of `zone` that does not exist gets (the same bytes whatever
+/// the question: see `protocol::answer::encode`).
+fn zone_nxdomain(zone: &Zone) -> Option<Arc<Steered>> {
+    let sections = Sections { authority: vec![zone.negative_soa()], ..Default::default() };
+    match encode(&zone.apex, 1, rcode::NXDOMAIN, true, &sections, None) {
+        Ok(answer) => Some(Arc::new(Steered::fixed(Arc::new(answer)))),
+        Err(e) => {
+            tracing::warn!(error = %e, zone = %zone.apex, "encoding the zone's NXDOMAIN failed");
+            None
         }
     }
 }

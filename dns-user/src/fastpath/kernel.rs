@@ -22,6 +22,10 @@ use dns_common::{
         NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2, NameKey3, STATS_MAP_NAME,
         TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6, select,
     },
+    negative::{
+        KNOWN_NAMES_MAP_NAME, KnownName, NEGATIVE_CONFIG_MAP_NAME, NegativeConfig, ZONE_FACTS_MAP_NAME,
+        ZoneFacts, zone_flags,
+    },
     stats::Outcome,
 };
 use thiserror::Error;
@@ -60,6 +64,11 @@ pub struct KernelMaps {
     local_v4: BpfHashMap<MapData, [u8; 4], u32>,
     local_v6: BpfHashMap<MapData, [u8; 16], u32>,
     iface_macs: BpfHashMap<MapData, u32, [u8; 8]>,
+    known_names: BpfHashMap<MapData, u64, KnownName>,
+    zone_facts: BpfHashMap<MapData, u32, ZoneFacts>,
+    negative_config: Array<MapData, NegativeConfig>,
+    /// Each zone's NXDOMAIN answer, as installed (its slot run is held while it is).
+    zone_negatives: HashMap<u32, (Arc<Steered>, u32)>,
     slots: SlotTable,
 }
 
@@ -85,6 +94,10 @@ impl KernelMaps {
             local_v4: take(ebpf, LOCAL_V4_MAP_NAME)?,
             local_v6: take(ebpf, LOCAL_V6_MAP_NAME)?,
             iface_macs: take(ebpf, IFACE_MACS_MAP_NAME)?,
+            known_names: take(ebpf, KNOWN_NAMES_MAP_NAME)?,
+            zone_facts: take(ebpf, ZONE_FACTS_MAP_NAME)?,
+            negative_config: take(ebpf, NEGATIVE_CONFIG_MAP_NAME)?,
+            zone_negatives: HashMap::new(),
             slots: SlotTable::new(answer_slots),
         })
     }
@@ -142,6 +155,73 @@ impl KernelMaps {
         let mut value = [0u8; 8];
         value[..6].copy_from_slice(&mac);
         Ok(self.iface_macs.insert(ifindex, value, 0)?)
+    }
+
+    /// Publishes that the name with this hash exists (`Some`) or no longer does.
+    pub fn set_known_name(&mut self, hash: u64, known: Option<KnownName>) -> Result<(), MapsError> {
+        match known {
+            Some(k) => Ok(self.known_names.insert(hash, k, 0)?),
+            None => absent_is_fine(self.known_names.remove(&hash)),
+        }
+    }
+
+    /// Sets a zone's NXDOMAIN answer (`None`: the zone is not enumerable, or is gone:
+    /// no negative answers from the kernel).
+    pub fn set_zone_negative(&mut self, zone: u32, answer: Option<&Arc<Steered>>) -> Result<(), MapsError> {
+        let Some(answer) = answer else {
+            if let Some((_, slot)) = self.zone_negatives.remove(&zone) {
+                absent_is_fine(self.zone_facts.remove(&zone))?;
+                self.slots.release(slot);
+            }
+            return Ok(());
+        };
+        if self.zone_negatives.get(&zone).is_some_and(|(held, _)| held == answer) {
+            return Ok(());
+        }
+        let (slot, fresh) = self.slots.acquire(answer).ok_or(MapsError::SlotsFull(self.slots.capacity()))?;
+        if fresh {
+            for (i, value) in answer_slots(answer).into_iter().enumerate() {
+                if let Err(e) = self.answers.set(slot + i as u32, value, 0) {
+                    self.slots.release(slot);
+                    return Err(e.into());
+                }
+            }
+        }
+        let facts = ZoneFacts { nxdomain_slot: slot, flags: zone_flags::ENUMERABLE };
+        if let Err(e) = self.zone_facts.insert(zone, facts, 0) {
+            self.slots.release(slot);
+            return Err(e.into());
+        }
+        if let Some((_, old)) = self.zone_negatives.insert(zone, (answer.clone(), slot)) {
+            self.slots.release(old);
+        }
+        Ok(())
+    }
+
+    /// The zones with a negative answer installed.
+    pub fn negative_zones(&self) -> Vec<u32> {
+        self.zone_negatives.keys().copied().collect()
+    }
+
+    /// The hash seed of the published names (0: none published), so a daemon adopting
+    /// pinned maps goes on with the same hashes.
+    pub fn negative_seed(&self) -> u64 {
+        self.negative_config.get(&0, 0).map_or(0, |c| c.seed)
+    }
+
+    /// Removes every published name whose hash `keep` rejects (names that went away
+    /// while no daemon followed the database); returns how many.
+    pub fn prune_known_names(&mut self, keep: impl Fn(u64) -> bool) -> usize {
+        let stale: Vec<u64> = self.known_names.keys().filter_map(Result::ok).filter(|h| !keep(*h)).collect();
+        for hash in &stale {
+            let _ = self.known_names.remove(hash);
+        }
+        stale.len()
+    }
+
+    /// Lets the program trust the published names until `valid_until_ns` (0: not at all).
+    pub fn set_negative_lease(&mut self, valid_until_ns: u64, seed: u64) -> Result<(), MapsError> {
+        Ok(self.negative_config.set(0, NegativeConfig { valid_until_ns, seed }, 0)?)
     }
 
     /// The prefixes the kernel's tries hold (pinned maps keep an earlier daemon's).
@@ -253,6 +333,16 @@ impl KernelMaps {
                 self.slots.adopt(entry.answer, content);
             }
         }
+        // The zones' NXDOMAIN slots, which the pinned zone facts point at.
+        let zones: Vec<(u32, ZoneFacts)> = self.zone_facts.iter().filter_map(Result::ok).collect();
+        for (zone, facts) in zones {
+            let entry =
+                NameEntry { expires_ns: 0, answer: facts.nxdomain_slot, variants: 1, select: select::FIXED };
+            if let Some(content) = self.read_run(&entry).map(Arc::new) {
+                self.slots.adopt(facts.nxdomain_slot, &content);
+                self.zone_negatives.insert(zone, (content, facts.nxdomain_slot));
+            }
+        }
         self.slots.finish_adoption();
         entries.iter().map(|(_, e)| contents.get(&e.answer).cloned().flatten()).collect()
     }
@@ -279,6 +369,7 @@ impl KernelMaps {
             named(NAME_MAP_NAMES[2], self.names2.map()),
             named(NAME_MAP_NAMES[3], self.names3.map()),
             named(ANSWER_MAP_NAME, self.answers.map()),
+            named(KNOWN_NAMES_MAP_NAME, self.known_names.map()),
         ]
     }
 
@@ -312,6 +403,15 @@ impl KernelMaps {
             Some(3) => delete(&mut self.names3, name, qtype),
             _ => Err(MapsError::NameTooLong),
         }
+    }
+}
+
+/// A removal that found nothing to remove is done.
+fn absent_is_fine(result: Result<(), MapError>) -> Result<(), MapsError> {
+    match result {
+        Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => Ok(other?),
     }
 }
 

@@ -10,6 +10,7 @@ use aya::{
 use dns_common::{
     limits::NAME_BUCKET_COUNT,
     maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, PINNED_MAPS},
+    negative::KNOWN_NAMES_MAP_NAME,
 };
 use thiserror::Error;
 
@@ -32,7 +33,12 @@ pub struct XdpConfig {
     /// Capacity of each name map bucket (short names first).
     pub name_entries: [u32; NAME_BUCKET_COUNT],
     pub answer_slots: u32,
+    /// Names the existence map holds (see `dns_common::negative`).
+    pub known_names: u32,
 }
+
+/// Default capacity of the existence map: entries are allocated as names are added.
+pub const DEFAULT_KNOWN_NAMES: u32 = 4 << 20;
 
 impl XdpConfig {
     /// Splits a total name capacity over the buckets: platform names are short, so
@@ -44,7 +50,14 @@ impl XdpConfig {
             edns_payload,
             name_entries: [share(1, 1024), share(4, 1024), share(16, 256), share(64, 256)],
             answer_slots: answer_slots.max(16),
+            known_names: DEFAULT_KNOWN_NAMES,
         }
+    }
+
+    /// The same with room for `known_names` existing names.
+    pub fn with_known_names(mut self, known_names: u32) -> Self {
+        self.known_names = known_names.max(1024);
+        self
     }
 }
 
@@ -127,7 +140,8 @@ pub fn load_with_pins(config: &XdpConfig, layout_dir: Option<&Path>) -> Result<E
     loader
         .override_global("DNS_PORT", &config.dns_port, true)
         .override_global("EDNS_PAYLOAD", &config.edns_payload, true)
-        .map_max_entries(ANSWER_MAP_NAME, config.answer_slots);
+        .map_max_entries(ANSWER_MAP_NAME, config.answer_slots)
+        .map_max_entries(KNOWN_NAMES_MAP_NAME, config.known_names);
     for (name, entries) in NAME_MAP_NAMES.iter().zip(config.name_entries) {
         loader.map_max_entries(name, entries);
     }

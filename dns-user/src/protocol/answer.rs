@@ -11,7 +11,7 @@ use std::{ops::Range, sync::Arc};
 use hickory_proto::{
     op::Query,
     rr::{DNSClass, Name, Record, RecordType},
-    serialize::binary::{BinEncodable as _, BinEncoder},
+    serialize::binary::{BinEncodable as _, BinEncoder, NameEncoding},
 };
 use thiserror::Error;
 
@@ -196,6 +196,12 @@ pub fn encode(
             r.emit(&mut enc).map_err(err)?;
             spans.push(start - data_start..enc.offset() - data_start);
         }
+        // A bare NXDOMAIN is written without compression: the same bytes then follow
+        // every question in the zone, and the XDP program answers names that do not
+        // exist with one slot per zone (see `dns_common::negative`).
+        if is_bare_nxdomain(rcode, sections) {
+            enc.set_name_encoding(NameEncoding::Uncompressed);
+        }
         for r in &sections.authority {
             r.emit(&mut enc).map_err(err)?;
         }
@@ -220,6 +226,11 @@ pub fn encode(
         stale: false,
         optional,
     })
+}
+
+/// An NXDOMAIN with nothing but the SOA: what a name that does not exist gets.
+pub fn is_bare_nxdomain(rcode: u16, sections: &Sections) -> bool {
+    rcode == rcode::NXDOMAIN && sections.answers.is_empty() && sections.additional.is_empty()
 }
 
 /// Where each of the first `records` records of `data` starts and where its TYPE field

@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod health;
 pub mod keys;
+pub mod known;
 mod sources;
 pub mod steering;
 pub mod territory;
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 
 pub use catalog::{Catalog, Cluster, Rule, Zone};
 use health::{HealthState, Plans};
+use known::KnownNames;
 use steering::Selection;
 
 use crate::{
@@ -109,6 +111,11 @@ impl Resolution {
         self.rcode = rcode;
         self.sections.authority.push(zone.negative_soa());
         self.tag(Tag::Name(name.to_ascii()));
+        if rcode == rcode::NXDOMAIN {
+            // The fast path's NXDOMAIN for the zone follows the serial at once: so does
+            // this one, so both paths send the same bytes.
+            self.tag(Tag::Soa(zone.id));
+        }
     }
 }
 
@@ -141,7 +148,12 @@ pub struct Resolver<S> {
     health: Arc<HealthState>,
     /// What the health checker probes, published on every catalog load.
     plans: watch::Sender<Arc<Plans>>,
+    /// Which names exist: for negative answers without the database, here and in XDP.
+    known: RwLock<KnownNames>,
 }
+
+/// Instances read per query when the known names are rebuilt.
+const REBUILD_PAGE: i64 = 10_000;
 
 impl<S: Store> Resolver<S> {
     /// A resolver with the catalog loaded from the store.
@@ -160,6 +172,7 @@ impl<S: Store> Resolver<S> {
             domains: RwLock::new(HashSet::new()),
             health: Arc::new(HealthState::default()),
             plans: watch::Sender::new(Arc::new(Plans::new())),
+            known: RwLock::new(KnownNames::new(rand::random())),
         }
     }
 
@@ -217,6 +230,19 @@ impl<S: Store> Resolver<S> {
             None
         };
         let plans = health::plans(&catalog);
+        let enumerable: HashSet<i64> = catalog
+            .zones()
+            .filter(|z| self.store.instances_enumerable() || z.rules.is_empty())
+            .map(|z| z.id)
+            .collect();
+        {
+            let mut known = self.known_names();
+            if known.load_catalog(&catalog, enumerable) {
+                // New rules or services: the instances' names must be made again
+                // ([`Resolver::refresh_known`]); until then none is claimed absent.
+                known.invalidate();
+            }
+        }
         // Both swapped after both were read: never a new zone without its domains.
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
         if let Some(domains) = domains {
@@ -246,12 +272,95 @@ impl<S: Store> Resolver<S> {
                 true
             }
         };
+        let present = exists && in_zone;
+        self.known_source_changed(&known::Source::Name(hostname.clone()), present);
         let mut domains = self.domains.write().unwrap_or_else(|p| p.into_inner());
-        if exists && in_zone {
+        if present {
             domains.insert(hostname);
         } else {
             domains.remove(&hostname);
         }
+    }
+
+    /// Follows a change of the challenges at `_acme-challenge.NAME`. While the database
+    /// cannot say, the name is kept.
+    pub async fn acme_changed(&self, name: &str) {
+        let present = match self.store.acme(name).await {
+            Ok(rows) => !rows.is_empty(),
+            Err(e) => {
+                tracing::warn!(error = %e, name, "challenge change: lookup failed, keeping the name");
+                true
+            }
+        };
+        let label = crate::model::acme::ACME_LABEL;
+        self.known_source_changed(&known::Source::Name(format!("{label}.{name}")), present);
+    }
+
+    /// The known names (see [`known`]).
+    pub fn known_names(&self) -> std::sync::RwLockWriteGuard<'_, KnownNames> {
+        self.known.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn known_read(&self) -> std::sync::RwLockReadGuard<'_, KnownNames> {
+        self.known.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rebuilds the known names from the database if they are not trusted (at start,
+    /// after rules or services changed): every instance, custom domain and challenge.
+    pub async fn refresh_known(&self) -> Result<(), StoreError> {
+        if self.known_read().is_ready() {
+            return Ok(());
+        }
+        let Some(catalog) = self.catalog() else { return Ok(()) };
+        let started = std::time::Instant::now();
+        let mut sources = Vec::new();
+        let mut after = i64::MIN;
+        loop {
+            let page = self.store.instance_identities(after, REBUILD_PAGE).await?;
+            let Some(last) = page.last().map(|(id, _, _)| *id) else { break };
+            after = last;
+            let full = page.len() as i64 == REBUILD_PAGE;
+            sources.extend(page.into_iter().map(|(id, owner, name)| known::Source::Instance {
+                id,
+                owner,
+                name,
+            }));
+            if !full {
+                break;
+            }
+        }
+        let domains: Vec<String> =
+            self.domains.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        sources.extend(domains.into_iter().map(known::Source::Name));
+        for name in self.store.acme_names().await? {
+            sources.push(known::Source::Name(format!("{}.{name}", crate::model::acme::ACME_LABEL)));
+        }
+        let mut known = self.known_names();
+        known.replace_sources(&catalog, &sources);
+        tracing::info!(names = known.len(), sources = sources.len(), took = ?started.elapsed(), "known names rebuilt");
+        Ok(())
+    }
+
+    /// Follows a source of names appearing (`present`) or going, as the change log
+    /// says; a version that does not match what is held marks the names for a rebuild.
+    pub fn known_source_changed(&self, source: &known::Source, present: bool) {
+        let Some(catalog) = self.catalog() else { return };
+        let services = catalog.service_names();
+        let mut known = self.known_names();
+        if present {
+            if !known.set(&catalog, &services, source) {
+                tracing::debug!(?source, "known names out of step with the change log; rebuilding");
+                known.invalidate();
+            }
+        } else {
+            known.unset(&catalog, &services, source);
+        }
+    }
+
+    /// Whether the fast path answers a name that does not exist in `name`'s zone itself.
+    pub fn negatives_cover(&self, name: &Name) -> bool {
+        let Some(catalog) = self.catalog() else { return false };
+        catalog.find_zone(name).is_some_and(|z| self.known_read().is_enumerable(z.id))
     }
 
     fn may_be_custom_domain(&self, hostname: &str) -> bool {
@@ -327,14 +436,20 @@ impl<S: Store> Resolver<S> {
             res.trace.push("static records".into());
             return Ok(sources::records::answer(records, at, res));
         }
-        if let Some(step) = self.acme(at, res).await? {
-            return Ok(step);
-        }
-        if let Some(step) = self.custom_domain(at, res).await? {
-            return Ok(step);
+        // A name known not to exist needs no database lookup (a random-subdomain flood).
+        let absent = self.known_read().is_absent(zone.id, name);
+        if absent {
+            res.trace.push("not among the names that exist".into());
+        } else {
+            if let Some(step) = self.acme(at, res).await? {
+                return Ok(step);
+            }
+            if let Some(step) = self.custom_domain(at, res).await? {
+                return Ok(step);
+            }
         }
         let relative = relative_labels(name, &zone.apex);
-        for rule in &zone.rules {
+        for rule in zone.rules.iter().filter(|_| !absent) {
             let Some(caps) = rule.pattern.matches(&relative) else { continue };
             if let Some(step) = self.apply_rule(at, rule, &caps, res).await? {
                 return Ok(step);
@@ -342,7 +457,7 @@ impl<S: Store> Resolver<S> {
         }
         // Nothing at this name: an empty non-terminal (NODATA), a wildcard's, or nothing
         // (NXDOMAIN).
-        if self.is_empty_non_terminal(zone, &relative, name).await? {
+        if !absent && self.is_empty_non_terminal(zone, &relative, name).await? {
             res.trace.push("empty non-terminal".into());
             res.negative(zone, name, rcode::NOERROR);
         } else if let Some(step) = self.wildcard(at, res).await? {

@@ -3,7 +3,7 @@
 
 use hickory_proto::rr::Name;
 
-use super::super::{Resolver, Zone};
+use super::super::{Catalog, Resolver, Zone};
 use crate::{
     model::pattern::{Captures, Var},
     store::{Store, StoreError},
@@ -41,29 +41,41 @@ impl<S: Store> Resolver<S> {
     /// empty non-terminals included: what a change of the instance can affect.
     pub fn names_of_instance(&self, id: i64, owner: Option<&str>, name: Option<&str>) -> Vec<String> {
         let Some(catalog) = self.catalog() else { return Vec::new() };
-        let services = catalog.service_names();
-        let mut out = Vec::new();
-        for zone in catalog.zones() {
-            let apex = zone.apex.to_ascii();
-            for rule in &zone.rules {
-                let uses_service = rule.pattern.uses(Var::Service);
-                let service_values: Vec<Option<String>> =
-                    if uses_service { services.iter().cloned().map(Some).collect() } else { vec![None] };
-                for service in service_values {
-                    let caps = Captures {
-                        id: Some(id),
-                        service,
-                        name: name.map(str::to_owned),
-                        owner: owner.map(str::to_owned),
-                    };
-                    for relative in rule.pattern.instantiate(&caps).into_iter().flatten() {
-                        out.push(format!("{relative}.{apex}").to_ascii_lowercase());
-                    }
+        instance_names(&catalog, &catalog.service_names(), id, owner, name)
+    }
+}
+
+/// The names (lower-case, absolute) the rules of `catalog` make for an instance with
+/// these fields, empty non-terminals included; `services` are the catalog's service
+/// names.
+pub fn instance_names(
+    catalog: &Catalog,
+    services: &[String],
+    id: i64,
+    owner: Option<&str>,
+    name: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for zone in catalog.zones() {
+        let apex = zone.apex.to_ascii();
+        for rule in &zone.rules {
+            let uses_service = rule.pattern.uses(Var::Service);
+            let service_values: Vec<Option<String>> =
+                if uses_service { services.iter().cloned().map(Some).collect() } else { vec![None] };
+            for service in service_values {
+                let caps = Captures {
+                    id: Some(id),
+                    service,
+                    name: name.map(str::to_owned),
+                    owner: owner.map(str::to_owned),
+                };
+                for relative in rule.pattern.instantiate(&caps).into_iter().flatten() {
+                    out.push(format!("{relative}.{apex}").to_ascii_lowercase());
                 }
             }
         }
-        out.sort();
-        out.dedup();
-        out
     }
+    out.sort();
+    out.dedup();
+    out
 }

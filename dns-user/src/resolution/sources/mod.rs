@@ -4,7 +4,7 @@ mod acme;
 pub mod additional;
 pub mod delegation;
 mod domains;
-mod existence;
+pub mod existence;
 pub mod records;
 mod rules;
 mod tombstones;

@@ -69,6 +69,9 @@ impl<S: Store> Resolver<S> {
     /// Whether `name` (below the apex of `zone`) exists: static records at or below it,
     /// a custom domain, or a name the rules make from an existing instance.
     async fn name_exists(&self, zone: &Zone, name: &Name) -> Result<bool, StoreError> {
+        if let Some(known) = self.known_read().exists(zone.id, name) {
+            return Ok(known);
+        }
         if zone.records_at(name).is_some() || self.may_be_custom_domain(&name.to_ascii()) {
             return Ok(true);
         }
