@@ -20,7 +20,7 @@ mod pod {
     use crate::{
         bench::{GenConfig, Template},
         maps::{AnswerSlot, NameEntry, NameKey},
-        negative::{KnownName, NegativeConfig, ZoneFacts},
+        negative::{KnownName, NegativeConfig, WildcardKey, ZoneFacts},
     };
 
     // SAFETY: all are #[repr(C)], Copy, made only of integers and byte arrays, with
@@ -33,4 +33,5 @@ mod pod {
     unsafe impl aya::Pod for KnownName {}
     unsafe impl aya::Pod for ZoneFacts {}
     unsafe impl aya::Pod for NegativeConfig {}
+    unsafe impl aya::Pod for WildcardKey {}
 }

@@ -30,7 +30,7 @@ pub const INTERFACES: u32 = 256;
 /// scratch map is private to each loaded program). The known names too: a restarted
 /// daemon keeps answering NXDOMAIN from them (within their lease) until it has rebuilt
 /// them.
-pub const PINNED_MAPS: [&str; 14] = [
+pub const PINNED_MAPS: [&str; 15] = [
     NAME_MAP_NAMES[0],
     NAME_MAP_NAMES[1],
     NAME_MAP_NAMES[2],
@@ -45,6 +45,7 @@ pub const PINNED_MAPS: [&str; 14] = [
     crate::negative::KNOWN_NAMES_MAP_NAME,
     crate::negative::ZONE_FACTS_MAP_NAME,
     crate::negative::NEGATIVE_CONFIG_MAP_NAME,
+    crate::negative::WILDCARD_ANSWERS_MAP_NAME,
 ];
 
 /// Key of the name maps: the wire-format QNAME lower-cased (ASCII only, RFC 4343) and
@@ -209,6 +210,9 @@ pub struct Scratch {
     pub rotation: u32,
     /// Weighted-pick counter of this CPU (see [`select::WEIGHTED`]).
     pub picks: u32,
+    /// The name entry being answered from, written and read back so the paths that
+    /// found it (the name maps, the zone's NXDOMAIN, a wildcard) merge for the verifier.
+    pub entry: NameEntry,
     /// The question as received: QNAME, QTYPE, QCLASS, padded for 8-byte reads.
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.

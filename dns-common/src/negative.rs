@@ -16,8 +16,24 @@ pub const ZONE_FACTS_MAP_NAME: &str = "ZONE_FACTS";
 /// One [`NegativeConfig`], index 0.
 pub const NEGATIVE_CONFIG_MAP_NAME: &str = "NEGATIVE_CONFIG";
 
+/// Answers synthesized from wildcards: [`WildcardKey`] -> `maps::NameEntry`.
+pub const WILDCARD_ANSWERS_MAP_NAME: &str = "WILDCARD_ANSWERS";
+
 /// Entries of the zone facts map.
 pub const MAX_ZONES: u32 = 65536;
+/// Entries of the wildcard answer map (least recently used go first).
+pub const MAX_WILDCARD_ANSWERS: u32 = 65536;
+
+/// Key of the wildcard answers: the closest encloser's hash (the parent of the `*`
+/// name, RFC 4592) and QTYPE. The answer is one whose bytes do not depend on the
+/// question (its owner is a pointer to the question): userspace installs it only then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WildcardKey {
+    pub encloser: u64,
+    pub qtype: [u8; 2],
+    pub _pad: [u8; 6],
+}
 
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -47,7 +63,8 @@ pub struct KnownName {
 pub mod known_flags {
     /// A delegation (NS below the apex): names below it get referrals.
     pub const CUT: u16 = 1;
-    /// Has a `*` child: names below it that do not exist are synthesized (RFC 4592).
+    /// Has a `*` child: names below it that do not exist are synthesized (RFC 4592),
+    /// from the wildcard answers.
     pub const WILDCARD: u16 = 2;
 }
 

@@ -39,10 +39,13 @@ pub enum Outcome {
     /// Answered with XDP_TX with the zone's NXDOMAIN: the name is not among the names
     /// that exist (also counted as a hit).
     HitNxdomain = 13,
+    /// Answered with XDP_TX with an answer synthesized from a wildcard (RFC 4592) for a
+    /// name that does not exist (also counted as a hit).
+    HitWildcard = 14,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -57,6 +60,7 @@ impl Outcome {
         Outcome::HitStale,
         Outcome::PassNotForUs,
         Outcome::HitNxdomain,
+        Outcome::HitWildcard,
     ];
 
     /// Stable name used in logs and metrics.
@@ -76,6 +80,7 @@ impl Outcome {
             Outcome::HitStale => "hit_stale",
             Outcome::PassNotForUs => "passed_not_for_us",
             Outcome::HitNxdomain => "hit_nxdomain",
+            Outcome::HitWildcard => "hit_wildcard",
         }
     }
 }

@@ -36,9 +36,9 @@ use dns_common::{
     limits::DEFAULT_EDNS_PAYLOAD,
     maps::{
         AnswerSlot, INTERFACES, LOCAL_ADDRESSES, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
-        TERRITORY_PREFIXES, TerritoryV4, TerritoryV6,
+        TERRITORY_PREFIXES, TerritoryV4, TerritoryV6, select,
     },
-    negative::{KnownName, MAX_ZONES, NegativeConfig, ZoneFacts},
+    negative::{KnownName, MAX_WILDCARD_ANSWERS, MAX_ZONES, NegativeConfig, WildcardKey, ZoneFacts},
     stats::{OUTCOME_SLOTS, Outcome},
 };
 
@@ -85,6 +85,9 @@ static KNOWN_NAMES: HashMap<u64, KnownName> = HashMap::with_max_entries(1024, BP
 static ZONE_FACTS: HashMap<u32, ZoneFacts> = HashMap::with_max_entries(MAX_ZONES, 0);
 #[map]
 static NEGATIVE_CONFIG: Array<NegativeConfig> = Array::with_max_entries(1, 0);
+#[map]
+static WILDCARD_ANSWERS: LruHashMap<WildcardKey, NameEntry> =
+    LruHashMap::with_max_entries(MAX_WILDCARD_ANSWERS, 0);
 
 /// Hash map entries allocated as they are inserted (the kernel's flag).
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -121,31 +124,73 @@ fn try_instadns(ctx: &XdpContext) -> Result<Option<Outcome>, Outcome> {
     answer(ctx, scratch, &frame, &query)
 }
 
-/// Looks the question up and, on a fresh hit, rewrites the frame into the response.
+/// Looks the question up and, on a fresh hit, rewrites the frame into the response;
+/// a name proven not to exist gets its zone's NXDOMAIN or its wildcard's answer. One
+/// call site of the response code, so the verifier walks it once.
 fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<Option<Outcome>, Outcome> {
     let (bucket, question_sum) = key::build_key(ctx, scratch, f, q.name_len)?;
-    let Some(entry) = key::lookup(scratch, bucket) else {
-        // Userspace answers Client Subnet queries (see below).
-        if q.client_subnet {
-            return Err(Outcome::Miss);
+    let (entry, how) = match key::lookup(scratch, bucket) {
+        Some(entry) => {
+            // SAFETY: a valid map value pointer for the duration of this program run.
+            let entry = unsafe { read_unaligned(entry) };
+            fresh(&entry)?;
+            // Userspace answers Client Subnet queries, with the scope of the answer (RFC 7871).
+            if q.client_subnet {
+                return Err(Outcome::PassEcs);
+            }
+            (entry, None)
         }
-        let slot = negative::absent_name_slot(scratch, q.name_len)?;
-        respond::respond(ctx, scratch, f, q, slot, question_sum)?;
-        return Ok(Some(Outcome::HitNxdomain));
+        None if q.client_subnet => return Err(Outcome::Miss),
+        None => match negative::absent_name(scratch, q.name_len)? {
+            negative::Absent::Nxdomain(slot) => (
+                NameEntry { expires_ns: u64::MAX, answer: slot, variants: 1, select: select::FIXED },
+                Some(Outcome::HitNxdomain),
+            ),
+            negative::Absent::Wildcard(encloser, qtype) => {
+                let key = WildcardKey { encloser, qtype, _pad: [0; 6] };
+                let entry = WILDCARD_ANSWERS.get_ptr(&key).ok_or(Outcome::Miss)?;
+                // SAFETY: a valid map value pointer for the duration of this program run.
+                let entry = unsafe { read_unaligned(entry) };
+                fresh(&entry)?;
+                (entry, Some(Outcome::HitWildcard))
+            }
+        },
     };
-    // SAFETY: a valid map value pointer for the duration of this program run.
-    let entry = unsafe { read_unaligned(entry) };
+    // Laundered: the three paths join here as one state, so the verifier walks the
+    // response code once.
+    let entry = launder_entry(scratch, entry);
+    let how = launder(scratch, SPILL_HOW, how.map_or(0, |o| o as usize));
+    let (slot, steered) = steer::choose_slot(ctx, scratch, f, &entry)?;
+    respond::respond(ctx, scratch, f, q, slot, question_sum)?;
+    Ok(match how {
+        h if h == Outcome::HitNxdomain as usize => Some(Outcome::HitNxdomain),
+        h if h == Outcome::HitWildcard as usize => Some(Outcome::HitWildcard),
+        _ => steered,
+    })
+}
+
+/// The spill slot of how an answer was found (see `answer`).
+const SPILL_HOW: usize = 5;
+
+/// Stores the entry in scratch memory and reads it back (see [`launder`]).
+#[inline(always)]
+fn launder_entry(scratch: *mut Scratch, entry: NameEntry) -> NameEntry {
+    // SAFETY: scratch points at this CPU's scratch value.
+    unsafe {
+        let p = &raw mut (*scratch).entry;
+        write_volatile(p, entry);
+        read_volatile(p)
+    }
+}
+
+/// An entry past its expiry goes up to be refreshed.
+#[inline(always)]
+fn fresh(entry: &NameEntry) -> Result<(), Outcome> {
     // SAFETY: helper without arguments.
     if unsafe { bpf_ktime_get_coarse_ns() } >= entry.expires_ns {
         return Err(Outcome::Expired);
     }
-    // Userspace answers Client Subnet queries, with the scope of the answer (RFC 7871).
-    if q.client_subnet {
-        return Err(Outcome::PassEcs);
-    }
-    let (slot, steered) = steer::choose_slot(ctx, scratch, f, &entry)?;
-    respond::respond(ctx, scratch, f, q, slot, question_sum)?;
-    Ok(steered)
+    Ok(())
 }
 
 /// Stores `value` in scratch memory and reads it back: the verifier does not track

@@ -198,4 +198,11 @@ fn wildcard_rules_answer_below_instance_names() {
     ];
     let failures = ask_twice(&d, rows);
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    // Another name below the same instance, never asked: the kernel answers it from the
+    // wildcard answer userspace installed.
+    let before = d.server.xdp("hit_wildcard");
+    let out = tests::server::dig(&d.rig, &[&at, "+norec", "A", "never-asked.123456.example.org"]);
+    let answers = as_text(Dig::parse(out.as_bytes()).records("ANSWER"));
+    assert_eq!(answers, ["never-asked.123456.example.org. A 192.0.2.1"], "{out}");
+    assert_eq!(d.server.xdp("hit_wildcard"), before + 1, "answered by XDP:\n{out}");
 }

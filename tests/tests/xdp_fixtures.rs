@@ -966,3 +966,44 @@ fn names_that_do_not_exist_get_nxdomain_from_the_kernel_at_once() {
     let (denied_again, _) = nxdomain("77777 after its removal", name, "example.org.", false);
     run_table(&rig, &[denied_again]);
 }
+
+/// Wildcards in the kernel (RFC 4592): once userspace has synthesized an answer below a
+/// closest encloser, every other name below it that does not exist gets that answer from
+/// XDP, with the owner written as a pointer to its question, byte for byte what userspace
+/// sends; other types, and names that exist below the encloser, go up.
+#[test]
+fn names_below_a_wildcard_are_synthesized_in_the_kernel() {
+    let rig = rig();
+    let first = q("x.wild.example.org", RecordType::A).bytes();
+    rig.userspace(&first).expect("userspace synthesizes and installs the wildcard's answer");
+    let synthesized = |d: &str, query: QueryBuilder, v6: bool| {
+        let name = query.name.to_ascii_lowercase();
+        let bytes = query.bytes();
+        let oracle =
+            oracle_response(&bytes, vec![a(&format!("{name}."), 300, "192.0.2.77")], vec![], 0, OUR_PAYLOAD);
+        let frame = if v6 { Frame::v6(bytes) } else { Frame::v4(bytes) };
+        Fixture {
+            description: d.into(),
+            frame: frame.build(),
+            expect: Expect::Tx(frame.reply(oracle).build()),
+            outcome: Outcome::HitWildcard,
+        }
+    };
+    let pass =
+        |d: &str, query: QueryBuilder| Fixture::pass(d, Frame::v4(query.bytes()).build(), Outcome::Miss);
+    let fixtures = vec![
+        synthesized("another name below the encloser", q("y.wild.example.org", RecordType::A), false),
+        synthesized("a longer one, IPv6", q("another-name.wild.example.org", RecordType::A), true),
+        synthesized("two labels below, mixed case", q("A.B.Wild.Example.Org", RecordType::A), false),
+        synthesized("with EDNS", q("z.wild.example.org", RecordType::A).edns(EdnsQuery::default()), false),
+        pass("a type not synthesized yet", q("y.wild.example.org", RecordType::TXT)),
+        pass("a type the wildcard lacks (NODATA)", q("y.wild.example.org", RecordType::MX)),
+    ];
+    run_table(&rig, &fixtures);
+    // Userspace sends the same as the kernel did.
+    for (f, name) in fixtures.iter().zip(["y.wild.example.org", "another-name.wild.example.org"]) {
+        let Expect::Tx(expected) = &f.expect else { continue };
+        let userspace = rig.userspace(&q(name, RecordType::A).bytes()).expect("answers");
+        assert_eq!(hex(&expected[expected.len() - userspace.len()..]), hex(&userspace), "{}", f.description);
+    }
+}

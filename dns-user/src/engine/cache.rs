@@ -17,8 +17,10 @@ use std::{
 
 use dns_common::stats::Outcome;
 
+use dns_common::negative::WildcardKey;
+
 use crate::{
-    fastpath::{KernelMaps, MapUsage, MapsError, kernel_can_serve, monotonic_ns},
+    fastpath::{KernelMaps, MapUsage, MapsError, kernel_can_serve, kernel_can_serve_any, monotonic_ns},
     model::Prefix,
     protocol::{CacheKey, Steered},
     resolution::Tag,
@@ -115,7 +117,19 @@ pub struct AnswerCache {
     /// The kernel holds every known name: its negative answers may be trusted.
     negatives_complete: std::sync::atomic::AtomicBool,
     negative_lease: Duration,
+    /// Answers synthesized from wildcards, installed for every name below their
+    /// closest encloser (see `dns_common::negative::WildcardKey`).
+    wildcards: Mutex<HashMap<WildcardKey, WildcardCached>>,
 }
+
+struct WildcardCached {
+    tags: Arc<[Tag]>,
+    expires_ns: u64,
+    slot: Option<u32>,
+}
+
+/// Most wildcard answers held (the kernel's map holds as many).
+const MAX_WILDCARDS: usize = dns_common::negative::MAX_WILDCARD_ANSWERS as usize;
 
 /// How long the kernel trusts the published names without a renewal.
 pub const NEGATIVE_LEASE: Duration = Duration::from_secs(10);
@@ -135,6 +149,68 @@ impl AnswerCache {
             epoch: Default::default(),
             negatives_complete: std::sync::atomic::AtomicBool::new(true),
             negative_lease: NEGATIVE_LEASE,
+            wildcards: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Installs an answer synthesized from the wildcard below closest encloser
+    /// `encloser` (its hash) for `qtype`: the kernel answers every other name below it
+    /// that does not exist the same way. `tags`: what it depends on.
+    pub fn insert_wildcard(
+        &self,
+        encloser: u64,
+        qtype: u16,
+        answer: &Arc<Steered>,
+        ttl: u32,
+        tags: Vec<Tag>,
+        epoch: u64,
+    ) {
+        let Some(kernel) = &self.kernel else { return };
+        if ttl == 0 || !kernel_can_serve_any(answer) {
+            return;
+        }
+        let key = WildcardKey { encloser, qtype: qtype.to_be_bytes(), _pad: [0; 6] };
+        let expires_ns = monotonic_ns() + Duration::from_secs(ttl.into()).as_nanos() as u64;
+        // The same lock order as everywhere: entries, then the kernel.
+        let _entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let mut wildcards = self.wildcards.lock().unwrap_or_else(|p| p.into_inner());
+        if wildcards.len() >= MAX_WILDCARDS && !wildcards.contains_key(&key) {
+            return;
+        }
+        let previous = wildcards.get(&key).and_then(|w| w.slot);
+        let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+        match kernel.install_wildcard(key, answer, expires_ns, previous) {
+            Ok(slot) => {
+                wildcards.insert(key, WildcardCached { tags: tags.into(), expires_ns, slot: Some(slot) });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "installing a wildcard answer in the fast path failed");
+                kernel.remove_wildcard(&key, previous);
+                wildcards.remove(&key);
+            }
+        }
+    }
+
+    /// Removes the wildcard answers that carry one of `tags`, or have expired.
+    fn drop_wildcards(&self, tags: &HashSet<&Tag>, now: u64) {
+        let mut wildcards = self.wildcards.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<WildcardKey> = wildcards
+            .iter()
+            .filter(|(_, w)| w.expires_ns <= now || w.tags.iter().any(|t| tags.contains(t)))
+            .map(|(k, _)| *k)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let Some(kernel) = &self.kernel else { return };
+        let mut kernel = kernel.lock().unwrap_or_else(|p| p.into_inner());
+        for key in gone {
+            if let Some(w) = wildcards.remove(&key) {
+                kernel.remove_wildcard(&key, w.slot);
+            }
         }
     }
 
@@ -443,12 +519,15 @@ impl AnswerCache {
     pub fn begin_invalidation<'t>(&self, tags: impl IntoIterator<Item = &'t Tag>) -> Vec<CacheKey> {
         let entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        let tags: HashSet<&Tag> = tags.into_iter().collect();
         let mut keys: HashSet<CacheKey> = HashSet::new();
-        for tag in tags {
-            if let Some(set) = entries.by_tag.get(tag) {
+        for tag in &tags {
+            if let Some(set) = entries.by_tag.get(*tag) {
                 keys.extend(set.iter().cloned());
             }
         }
+        // Wildcard answers are not refreshed: the next synthesized answer reinstalls.
+        self.drop_wildcards(&tags, 0);
         keys.into_iter().collect()
     }
 
@@ -474,6 +553,7 @@ impl AnswerCache {
     /// goes down.
     pub fn sweep(&self, keep_stale: Duration) {
         let now = monotonic_ns();
+        self.drop_wildcards(&HashSet::new(), now);
         self.remove_where(|c| {
             c.stale_until.unwrap_or(c.expires_ns.saturating_add(keep_stale.as_nanos() as u64)) <= now
         });

@@ -29,6 +29,15 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// Every variant of an answer, how long it may be cached, what it depends on, and the
+/// closest encloser whose every nonexistent name it answers (see `Resolution`).
+struct Resolved {
+    steered: Steered,
+    cache_ttl: Option<u32>,
+    tags: Vec<Tag>,
+    synthesized_below: Option<Name>,
+}
+
 /// Why an answer could not be resolved.
 #[derive(Debug, thiserror::Error)]
 enum ResolveError {
@@ -293,8 +302,16 @@ impl<S: Store> Handler<S> {
                 return fail(rcode::SERVFAIL);
             }
         };
-        let (steered, cache_ttl, tags) = resolved;
+        let Resolved { steered, cache_ttl, tags, synthesized_below } = resolved;
         let steered = Arc::new(steered);
+        if let (Some(encloser), Some(ttl)) = (&synthesized_below, cache_ttl) {
+            let hash = self.resolver.known_names().hash(encloser);
+            // It depends on what the name's answer does, but the name itself.
+            let question = Tag::Name(name.to_ascii());
+            let wildcard_tags: Vec<Tag> = tags.iter().filter(|t| **t != question).cloned().collect();
+            let ttl = ttl.min(self.policy.max_cache);
+            self.cache.insert_wildcard(hash, key.qtype(), &steered, ttl, wildcard_tags, epoch);
+        }
         // The kernel answers a name that does not exist with its zone's NXDOMAIN itself:
         // no map entry per name, so a flood of such names evicts nothing.
         let in_kernel = !(is_bare_nxdomain(&steered) && self.resolver.negatives_cover(&name));
@@ -314,11 +331,7 @@ impl<S: Store> Handler<S> {
     }
 
     /// Resolves every variant of the answer: (the answer, its cache TTL, its tags).
-    async fn resolve_variants(
-        &self,
-        name: &Name,
-        qtype: u16,
-    ) -> Result<(Steered, Option<u32>, Vec<Tag>), ResolveError> {
+    async fn resolve_variants(&self, name: &Name, qtype: u16) -> Result<Resolved, ResolveError> {
         let rtype = RecordType::from(qtype);
         let first = self.resolver.resolve(name, rtype).await?;
         let encode_one = |r: &Resolution| -> Result<Arc<EncodedAnswer>, ResolveError> {
@@ -361,7 +374,13 @@ impl<S: Store> Handler<S> {
                 Steered { variants, choice: VariantChoice::Directional }
             }
         };
-        Ok((steered, cache_ttl, tags))
+        // A wildcard's answer whose bytes do not depend on the name serves every name
+        // below the closest encloser: encoded again for another name, it is the same.
+        let below = first.synthesized_below.clone().filter(|encloser| {
+            matches!(steered.choice, VariantChoice::Fixed)
+                && position_independent(&first, name, encloser, qtype, &steered.variants[0])
+        });
+        Ok(Resolved { steered, cache_ttl, tags, synthesized_below: below })
     }
 
     /// Replaces a cached answer after a database change (so hot names stay in the fast
@@ -460,4 +479,40 @@ fn zone_nxdomain(zone: &Zone) -> Option<Arc<Steered>> {
             None
         }
     }
+}
+
+/// Whether `resolution` (synthesized for `name` below `encloser`) encodes to the same
+/// bytes for another name below it, of another length: then one answer serves them all.
+fn position_independent(
+    resolution: &Resolution,
+    name: &Name,
+    encloser: &Name,
+    qtype: u16,
+    encoded: &EncodedAnswer,
+) -> bool {
+    // One label below the encloser, of a length that makes another name length.
+    let (name_len, encloser_len) =
+        (crate::protocol::name::wire_len(name), crate::protocol::name::wire_len(encloser));
+    let label = if name_len == encloser_len + 2 { "ww" } else { "w" };
+    let Ok(other) = encloser.prepend_label(label) else { return false };
+    let rename = |records: &[hickory_proto::rr::Record]| -> Vec<hickory_proto::rr::Record> {
+        records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.name == *name {
+                    r.name = other.clone();
+                }
+                r
+            })
+            .collect()
+    };
+    let sections = Sections {
+        answers: rename(&resolution.sections.answers),
+        authority: rename(&resolution.sections.authority),
+        additional: rename(&resolution.sections.additional),
+        required_additional: resolution.sections.required_additional,
+    };
+    encode(&other, qtype, resolution.rcode, resolution.authoritative, &sections, resolution.rotate.clone())
+        .is_ok_and(|again| again.data == encoded.data && again.rotate == encoded.rotate)
 }

@@ -23,8 +23,8 @@ use dns_common::{
         TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6, select,
     },
     negative::{
-        KNOWN_NAMES_MAP_NAME, KnownName, NEGATIVE_CONFIG_MAP_NAME, NegativeConfig, ZONE_FACTS_MAP_NAME,
-        ZoneFacts, zone_flags,
+        KNOWN_NAMES_MAP_NAME, KnownName, NEGATIVE_CONFIG_MAP_NAME, NegativeConfig, WILDCARD_ANSWERS_MAP_NAME,
+        WildcardKey, ZONE_FACTS_MAP_NAME, ZoneFacts, zone_flags,
     },
     stats::Outcome,
 };
@@ -67,6 +67,7 @@ pub struct KernelMaps {
     known_names: BpfHashMap<MapData, u64, KnownName>,
     zone_facts: BpfHashMap<MapData, u32, ZoneFacts>,
     negative_config: Array<MapData, NegativeConfig>,
+    wildcard_answers: BpfHashMap<MapData, WildcardKey, NameEntry>,
     /// Each zone's NXDOMAIN answer, as installed (its slot run is held while it is).
     zone_negatives: HashMap<u32, (Arc<Steered>, u32)>,
     slots: SlotTable,
@@ -97,6 +98,7 @@ impl KernelMaps {
             known_names: take(ebpf, KNOWN_NAMES_MAP_NAME)?,
             zone_facts: take(ebpf, ZONE_FACTS_MAP_NAME)?,
             negative_config: take(ebpf, NEGATIVE_CONFIG_MAP_NAME)?,
+            wildcard_answers: take(ebpf, WILDCARD_ANSWERS_MAP_NAME)?,
             zone_negatives: HashMap::new(),
             slots: SlotTable::new(answer_slots),
         })
@@ -178,15 +180,7 @@ impl KernelMaps {
         if self.zone_negatives.get(&zone).is_some_and(|(held, _)| held == answer) {
             return Ok(());
         }
-        let (slot, fresh) = self.slots.acquire(answer).ok_or(MapsError::SlotsFull(self.slots.capacity()))?;
-        if fresh {
-            for (i, value) in answer_slots(answer).into_iter().enumerate() {
-                if let Err(e) = self.answers.set(slot + i as u32, value, 0) {
-                    self.slots.release(slot);
-                    return Err(e.into());
-                }
-            }
-        }
+        let slot = self.acquire_written(answer)?;
         let facts = ZoneFacts { nxdomain_slot: slot, flags: zone_flags::ENUMERABLE };
         if let Err(e) = self.zone_facts.insert(zone, facts, 0) {
             self.slots.release(slot);
@@ -196,6 +190,57 @@ impl KernelMaps {
             self.slots.release(old);
         }
         Ok(())
+    }
+
+    /// Points the wildcard answer `key` at `answer` until `expires_ns`; releases
+    /// `previous`. Returns the slot used.
+    pub fn install_wildcard(
+        &mut self,
+        key: WildcardKey,
+        answer: &Arc<Steered>,
+        expires_ns: u64,
+        previous: Option<u32>,
+    ) -> Result<u32, MapsError> {
+        let slot = self.acquire_written(answer)?;
+        if let Err(e) = self.wildcard_answers.insert(key, name_entry(answer, slot, expires_ns), 0) {
+            self.slots.release(slot);
+            return Err(e.into());
+        }
+        if let Some(old) = previous {
+            self.slots.release(old);
+        }
+        Ok(slot)
+    }
+
+    /// Removes a wildcard answer and releases its slot.
+    pub fn remove_wildcard(&mut self, key: &WildcardKey, slot: Option<u32>) {
+        let _ = absent_is_fine(self.wildcard_answers.remove(key));
+        if let Some(slot) = slot {
+            self.slots.release(slot);
+        }
+    }
+
+    /// Forgets the wildcard answers of adopted maps (this daemon does not know what they
+    /// depend on): before any slot is written, so none points at a reused slot.
+    pub fn clear_wildcards(&mut self) {
+        let keys: Vec<WildcardKey> = self.wildcard_answers.keys().filter_map(Result::ok).collect();
+        for key in keys {
+            let _ = self.wildcard_answers.remove(&key);
+        }
+    }
+
+    /// A run of slots holding `answer` (shared with identical answers), written.
+    fn acquire_written(&mut self, answer: &Arc<Steered>) -> Result<u32, MapsError> {
+        let (slot, fresh) = self.slots.acquire(answer).ok_or(MapsError::SlotsFull(self.slots.capacity()))?;
+        if fresh {
+            for (i, value) in answer_slots(answer).into_iter().enumerate() {
+                if let Err(e) = self.answers.set(slot + i as u32, value, 0) {
+                    self.slots.release(slot);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(slot)
     }
 
     /// The zones with a negative answer installed.
@@ -257,21 +302,8 @@ impl KernelMaps {
         expires_ns: u64,
         previous: Option<u32>,
     ) -> Result<u32, MapsError> {
-        let (slot, fresh) = self.slots.acquire(answer).ok_or(MapsError::SlotsFull(self.slots.capacity()))?;
-        if fresh {
-            for (i, value) in answer_slots(answer).into_iter().enumerate() {
-                if let Err(e) = self.answers.set(slot + i as u32, value, 0) {
-                    self.slots.release(slot);
-                    return Err(e.into());
-                }
-            }
-        }
-        let select = match answer.choice {
-            VariantChoice::Fixed => select::FIXED,
-            VariantChoice::Weighted(_) => select::WEIGHTED,
-            VariantChoice::Directional => select::DIRECTIONAL,
-        };
-        let entry = NameEntry { expires_ns, answer: slot, variants: answer.variants.len() as u16, select };
+        let slot = self.acquire_written(answer)?;
+        let entry = name_entry(answer, slot, expires_ns);
         if let Err(e) = self.put_name(key, &entry) {
             self.slots.release(slot);
             return Err(e);
@@ -324,6 +356,7 @@ impl KernelMaps {
     /// slot table learns their contents and reference counts, so new answers neither
     /// overwrite them nor leak them. Returns each entry's answer, as the kernel holds it.
     pub fn adopt(&mut self, entries: &[(CacheKey, NameEntry)]) -> Vec<Option<Arc<Steered>>> {
+        self.clear_wildcards();
         let mut contents: HashMap<u32, Option<Arc<Steered>>> = HashMap::new();
         for (_, entry) in entries {
             contents.entry(entry.answer).or_insert_with(|| self.read_run(entry).map(Arc::new));
@@ -404,6 +437,16 @@ impl KernelMaps {
             _ => Err(MapsError::NameTooLong),
         }
     }
+}
+
+/// The name entry pointing at `answer`'s run of slots from `slot`.
+fn name_entry(answer: &Steered, slot: u32, expires_ns: u64) -> NameEntry {
+    let select = match answer.choice {
+        VariantChoice::Fixed => select::FIXED,
+        VariantChoice::Weighted(_) => select::WEIGHTED,
+        VariantChoice::Directional => select::DIRECTIONAL,
+    };
+    NameEntry { expires_ns, answer: slot, variants: answer.variants.len() as u16, select }
 }
 
 /// A removal that found nothing to remove is done.

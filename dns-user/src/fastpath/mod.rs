@@ -34,12 +34,15 @@ pub fn monotonic_ns() -> u64 {
 
 /// Whether the XDP program can serve `answer` for `key` exactly as userspace would.
 pub fn kernel_can_serve(key: &CacheKey, answer: &Steered) -> bool {
+    kernel_can_serve_any(answer) && bucket_for(key.name().len()).is_some()
+}
+
+/// Whether the XDP program can serve `answer` (for a name that fits a bucket).
+pub fn kernel_can_serve_any(answer: &Steered) -> bool {
     let variants_fit = match answer.choice {
         VariantChoice::Fixed => answer.variants.len() == 1,
         VariantChoice::Weighted(_) => answer.variants.len() <= MAX_WEIGHTED_VARIANTS,
         VariantChoice::Directional => answer.variants.len() <= MAX_TERRITORIES + 1,
     };
-    variants_fit
-        && answer.variants.iter().all(|a| a.rcode <= 15 && a.data.len() <= ANSWER_MAX_LEN)
-        && bucket_for(key.name().len()).is_some()
+    variants_fit && answer.variants.iter().all(|a| a.rcode <= 15 && a.data.len() <= ANSWER_MAX_LEN)
 }

@@ -213,7 +213,8 @@ impl KnownNames {
         self.is_enumerable(zone).then(|| self.entries.contains_key(&self.hash(name)))
     }
 
-    fn hash(&self, name: &Name) -> u64 {
+    /// The hash the fast path knows `name` by.
+    pub fn hash(&self, name: &Name) -> u64 {
         name_hash(self.seed, &name_to_wire(&name.to_lowercase()))
     }
 

@@ -83,6 +83,9 @@ pub struct Resolution {
     pub tags: Vec<Tag>,
     /// Human-readable steps: which zone, rule, instance and cluster produced it.
     pub trace: Vec<String>,
+    /// The closest encloser, when the question's answer is synthesized from its
+    /// wildcard (RFC 4592): every name below it that does not exist gets the same.
+    pub synthesized_below: Option<Name>,
 }
 
 impl Resolution {
@@ -97,6 +100,7 @@ impl Resolution {
             variation: None,
             tags: Vec::new(),
             trace: Vec::new(),
+            synthesized_below: None,
         }
     }
 

@@ -30,9 +30,16 @@ impl<S: Store> Resolver<S> {
         }
         let Ok(source) = encloser.prepend_label("*") else { return Ok(None) };
         let Some(stored) = zone.records_at(&source) else {
-            return self.wildcard_rule(at, &source, res).await;
+            let step = self.wildcard_rule(at, &source, res).await?;
+            if step.is_some() && !at.chasing {
+                res.synthesized_below = Some(encloser);
+            }
+            return Ok(step);
         };
         res.trace.push(format!("synthesized from the wildcard {source}"));
+        if !at.chasing {
+            res.synthesized_below = Some(encloser.clone());
+        }
         // The answer depends on the name staying nonexistent.
         res.tag(Tag::Name(name.to_ascii()));
         let synthesized: Vec<Record> = stored
