@@ -206,6 +206,16 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
     help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");
     let _ = writeln!(out, "instadns_cache_entries {}", cache.len());
+    let (_, negative, evicted) = cache.occupancy();
+    help(
+        &mut out,
+        "instadns_cache_negative_entries",
+        "gauge",
+        "Negative answers (NXDOMAIN, NODATA) in the cache: at most a quarter of it.",
+    );
+    let _ = writeln!(out, "instadns_cache_negative_entries {negative}");
+    help(&mut out, "instadns_cache_evictions_total", "counter", "Answers evicted (CLOCK) to make room.");
+    let _ = writeln!(out, "instadns_cache_evictions_total {evicted}");
     let (known, trusted, enumerable) = {
         let resolver = handler.resolver();
         let names = resolver.known_names();

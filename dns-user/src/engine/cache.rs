@@ -26,19 +26,36 @@ use crate::{
     resolution::Tag,
 };
 
-/// The entries and the index from tags to the entries carrying them.
+/// The entries, the index from tags to the entries carrying them, and the CLOCK rings
+/// that choose what to evict (positive and negative answers apart, so a flood of
+/// negative answers never evicts a positive one).
 #[derive(Default)]
 struct Entries {
     map: HashMap<CacheKey, Cached>,
     by_tag: HashMap<Tag, HashSet<CacheKey>>,
+    clocks: [std::collections::VecDeque<CacheKey>; 2],
+    /// Entries per ring.
+    counts: [usize; 2],
+}
+
+/// The ring of an answer: 0 positive, 1 negative (NXDOMAIN, NODATA).
+fn ring_of(answer: &Steered) -> usize {
+    let first = answer.first();
+    usize::from(first.counts[0] == 0 && matches!(first.rcode, 0 | 3))
 }
 
 impl Entries {
     fn insert(&mut self, key: CacheKey, cached: Cached) -> Option<Cached> {
         let tags = cached.tags.clone();
+        let ring = ring_of(&cached.answer);
         let old = self.map.insert(key.clone(), cached);
         if let Some(old) = &old {
             self.unindex(&key, old, Some(&tags));
+            self.counts[ring_of(&old.answer)] -= 1;
+        }
+        self.counts[ring] += 1;
+        if old.as_ref().is_none_or(|o| ring_of(&o.answer) != ring) {
+            self.clocks[ring].push_back(key.clone());
         }
         for tag in tags.iter() {
             self.by_tag.entry(tag.clone()).or_default().insert(key.clone());
@@ -48,8 +65,40 @@ impl Entries {
 
     fn remove(&mut self, key: &CacheKey) -> Option<Cached> {
         let old = self.map.remove(key)?;
+        self.counts[ring_of(&old.answer)] -= 1;
         self.unindex(key, &old, None);
         Some(old)
+    }
+
+    /// Chooses the entry of `ring` to evict (CLOCK: a recently used entry gets a second
+    /// chance) and removes it.
+    fn evict(&mut self, ring: usize) -> Option<(CacheKey, Cached)> {
+        // Each entry is passed at most twice (once with its bit set, once without);
+        // keys of entries removed since are skipped.
+        for _ in 0..self.clocks[ring].len() * 2 + 1 {
+            let key = self.clocks[ring].pop_front()?;
+            let Some(cached) = self.map.get(&key) else { continue };
+            if ring_of(&cached.answer) != ring {
+                continue;
+            }
+            if cached.used.swap(false, Ordering::Relaxed) {
+                self.clocks[ring].push_back(key);
+                continue;
+            }
+            let cached = self.remove(&key)?;
+            return Some((key, cached));
+        }
+        None
+    }
+
+    /// Drops ring keys of entries gone, when they have piled up.
+    fn compact(&mut self) {
+        for ring in 0..2 {
+            if self.clocks[ring].len() > 2 * self.counts[ring] + 1024 {
+                let map = &self.map;
+                self.clocks[ring].retain(|k| map.get(k).is_some_and(|c| ring_of(&c.answer) == ring));
+            }
+        }
     }
 
     /// Drops `key` from the index sets of `old`'s tags (but those it still carries).
@@ -80,6 +129,8 @@ struct Cached {
     slot: Option<u32>,
     /// Whether the kernel should hold it.
     in_kernel: bool,
+    /// Served since the CLOCK hand last passed it.
+    used: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Default bound of the userspace cache.
@@ -108,9 +159,11 @@ impl Default for CachePolicy {
 pub struct AnswerCache {
     entries: RwLock<Entries>,
     max_entries: usize,
+    /// Most negative answers held, within `max_entries`.
+    max_negative: usize,
     kernel: Option<Mutex<KernelMaps>>,
-    /// When a full cache last swept out expired entries (monotonic ns).
-    last_full_sweep: AtomicU64,
+    /// Entries evicted to make room.
+    stats_evicted: AtomicU64,
     /// Bumped by every invalidation: an answer resolved before a change is not cached
     /// after it (see [`AnswerCache::epoch`]).
     epoch: AtomicU64,
@@ -131,21 +184,23 @@ struct WildcardCached {
 /// Most wildcard answers held (the kernel's map holds as many).
 const MAX_WILDCARDS: usize = dns_common::negative::MAX_WILDCARD_ANSWERS as usize;
 
+/// Negative answers may take at most 1/NEGATIVE_SHARE of the cache.
+pub const NEGATIVE_SHARE: usize = 4;
+
 /// How long the kernel trusts the published names without a renewal.
 pub const NEGATIVE_LEASE: Duration = Duration::from_secs(10);
 /// Known-name changes written per hold of the kernel lock.
 const KNOWN_WRITE_CHUNK: usize = 4096;
 
-/// How often a full cache may scan for expired entries to make room.
-const FULL_SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
 
 impl AnswerCache {
     pub fn new(max_entries: usize, kernel: Option<KernelMaps>) -> Self {
         Self {
             entries: RwLock::new(Entries::default()),
             max_entries,
+            max_negative: (max_entries / NEGATIVE_SHARE).max(1),
             kernel: kernel.map(Mutex::new),
-            last_full_sweep: Default::default(),
+            stats_evicted: Default::default(),
             epoch: Default::default(),
             negatives_complete: std::sync::atomic::AtomicBool::new(true),
             negative_lease: NEGATIVE_LEASE,
@@ -324,6 +379,7 @@ impl AnswerCache {
     pub fn lookup(&self, key: &CacheKey) -> Option<Arc<Steered>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let cached = entries.map.get(key)?;
+        cached.used.store(true, Ordering::Relaxed);
         (monotonic_ns() < cached.expires_ns).then(|| cached.answer.clone())
     }
 
@@ -359,24 +415,31 @@ impl AnswerCache {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
-        if entries.map.len() >= self.max_entries && !entries.map.contains_key(&key) {
-            // Full: scan for expired entries at most once a second (a scan is O(n)).
-            let now = monotonic_ns();
-            let last = self.last_full_sweep.load(Ordering::Relaxed);
-            if now.saturating_sub(last) >= FULL_SWEEP_INTERVAL_NS {
-                self.last_full_sweep.store(now, Ordering::Relaxed);
-                let expired: Vec<CacheKey> =
-                    entries.map.iter().filter(|(_, c)| c.expires_ns <= now).map(|(k, _)| k.clone()).collect();
-                for k in expired {
-                    if let Some(old) = entries.remove(&k) {
-                        self.uninstall(&k, old.slot);
+        // Full, or the negatives' share full: CLOCK evicts an entry of the same ring. A
+        // negative answer never evicts a positive one; a positive one evicts negatives
+        // only when no positive is left to evict.
+        if !entries.map.contains_key(&key) {
+            let ring = ring_of(&answer);
+            let full = entries.map.len() >= self.max_entries;
+            let negatives_full = ring == 1 && entries.counts[1] >= self.max_negative;
+            if full || negatives_full {
+                let from = match ring {
+                    1 => (entries.counts[1] > 0).then_some(1),
+                    _ if entries.counts[0] > 0 => Some(0),
+                    _ => Some(1),
+                };
+                match from.and_then(|r| entries.evict(r)) {
+                    Some((old_key, old)) => {
+                        self.uninstall(&old_key, old.slot);
+                        self.stats_evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        tracing::debug!("userspace answer cache full; not caching");
+                        return;
                     }
                 }
             }
-            if entries.map.len() >= self.max_entries {
-                tracing::debug!("userspace answer cache full; not caching");
-                return;
-            }
+            entries.compact();
         }
         let previous = entries.map.get(&key).and_then(|c| c.slot);
         let slot = if in_kernel {
@@ -385,9 +448,10 @@ impl AnswerCache {
             self.uninstall(&key, previous);
             None
         };
+        let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
         entries.insert(
             key,
-            Cached { answer, expires_ns, stale_until: None, tags: tags.into(), slot, in_kernel },
+            Cached { answer, expires_ns, stale_until: None, tags: tags.into(), slot, in_kernel, used },
         );
     }
 
@@ -405,6 +469,7 @@ impl AnswerCache {
                 tags: Arc::from([]),
                 slot: Some(slot),
                 in_kernel: true,
+                used: Default::default(),
             },
         );
     }
@@ -585,11 +650,75 @@ impl AnswerCache {
         Some(self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner()).usage())
     }
 
+    /// (positive answers, negative answers, evictions so far).
+    pub fn occupancy(&self) -> (usize, usize, u64) {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        (entries.counts[0], entries.counts[1], self.stats_evicted.load(Ordering::Relaxed))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::EncodedAnswer;
+
+    fn answer(positive: bool) -> Arc<Steered> {
+        let mut a = EncodedAnswer::empty(if positive { 0 } else { 3 }, true);
+        if positive {
+            a.counts = [1, 0, 0];
+            a.data = vec![0xc0, 0x0c];
+        }
+        Arc::new(Steered::fixed(Arc::new(a)))
+    }
+
+    fn key(i: usize) -> CacheKey {
+        CacheKey::new(format!("\x05n{i:04}\x00").as_bytes(), 1)
+    }
+
+    #[test]
+    fn a_flood_of_negatives_never_evicts_positives() {
+        let cache = AnswerCache::new(16, None);
+        for i in 0..16 {
+            cache.insert(key(i), answer(true), 60, vec![], cache.epoch());
+        }
+        for i in 100..10_000 {
+            cache.insert(key(i), answer(false), 60, vec![], cache.epoch());
+        }
+        let (positive, negative, _) = cache.occupancy();
+        assert_eq!((positive, negative), (16, 0), "a full cache of positives takes no negative");
+        assert!((0..16).all(|i| cache.lookup(&key(i)).is_some()));
+
+        let cache = AnswerCache::new(16, None);
+        for i in 0..8 {
+            cache.insert(key(i), answer(true), 60, vec![], cache.epoch());
+        }
+        for i in 100..10_000 {
+            cache.insert(key(i), answer(false), 60, vec![], cache.epoch());
+        }
+        let (positive, negative, evicted) = cache.occupancy();
+        assert_eq!((positive, negative), (8, 16 / NEGATIVE_SHARE), "negatives keep to their share");
+        assert!(evicted > 9000, "and evict each other");
+        assert!(cache.lookup(&key(9_999)).is_some(), "the newest negative is cached");
+    }
+
+    #[test]
+    fn clock_gives_recently_used_entries_a_second_chance() {
+        let cache = AnswerCache::new(4, None);
+        for i in 0..4 {
+            cache.insert(key(i), answer(true), 60, vec![], cache.epoch());
+        }
+        cache.lookup(&key(0));
+        cache.insert(key(4), answer(true), 60, vec![], cache.epoch());
+        assert!(cache.lookup(&key(0)).is_some(), "used since: kept");
+        assert!(cache.lookup(&key(1)).is_none(), "the oldest unused one went");
+        assert_eq!(cache.len(), 4);
     }
 }
