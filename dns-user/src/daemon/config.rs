@@ -42,7 +42,26 @@ pub struct Config {
     pub maps: Maps,
     pub tcp: Tcp,
     pub ttl: Ttl,
+    pub database: DatabaseLimits,
     pub instance_db: Option<InstanceDb>,
+}
+
+/// What the daemon may ask of the database.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseLimits {
+    /// Misses per zone per second that may ask the database (queries whose names the
+    /// fast path cannot rule out; each costs a few statements), 0: no cap; over it,
+    /// stale answers or SERVFAIL.
+    pub lookups_per_zone: u32,
+    /// Longest a PostgreSQL statement of the daemon may run, in milliseconds.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseLimits {
+    fn default() -> Self {
+        Self { lookups_per_zone: 1000, statement_timeout_ms: 2000 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -111,6 +130,7 @@ impl Default for Config {
             maps: Maps::default(),
             tcp: Tcp::default(),
             ttl: Ttl::default(),
+            database: DatabaseLimits::default(),
             instance_db: None,
         }
     }
@@ -208,6 +228,12 @@ impl Config {
         if self.ttl.stale_answer_ttl == 0 || self.ttl.max_cache == 0 {
             return Err(("ttl", "stale_answer_ttl and max_cache must be at least 1 second".into()));
         }
+        if self.database.statement_timeout_ms < 10 {
+            return Err((
+                "database.statement_timeout_ms",
+                format!("{} is below 10", self.database.statement_timeout_ms),
+            ));
+        }
         if self.maps.known_names < 1024 {
             return Err(("maps.known_names", format!("{} is below 1024", self.maps.known_names)));
         }
@@ -303,6 +329,14 @@ answer_slots = 16384
 # (kernel memory grows with the names, about 100 bytes each). A database with more
 # names than this gets NXDOMAIN from userspace.
 known_names = 4194304
+
+[database]
+# Misses per zone per second that may ask the database (names the fast path cannot
+# rule out: zones whose instances are looked up in [instance_db]; each costs a few
+# statements); over it, queries get the stale answer or SERVFAIL. 0: no cap.
+lookups_per_zone = 1000
+# Longest a PostgreSQL statement of the daemon may run.
+statement_timeout_ms = 2000
 
 [tcp]
 max_connections = 1024

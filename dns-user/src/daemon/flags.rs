@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// TTL (second column), e.g. 'SELECT cluster FROM apps WHERE id = $1'.
     #[arg(long, value_name = "SQL", requires = "instance_db")]
     pub instance_sql: Option<String>,
+    /// Misses per zone per second that may ask the database (names the fast path cannot
+    /// rule out; 0: no cap) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub lookups_per_zone: Option<u32>,
 }
 
 /// The configuration file's settings with the flags' overrides.
@@ -106,6 +110,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
         config.pin_dir = dir.clone();
     }
     config.detach_on_exit |= args.detach_on_exit;
+    config.database.lookups_per_zone = args.lookups_per_zone.unwrap_or(config.database.lookups_per_zone);
     if let (Some(url), Some(sql)) = (&args.instance_db, &args.instance_sql) {
         config.instance_db = Some(InstanceDb { url: url.clone(), sql: sql.clone() });
     }

@@ -202,6 +202,24 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
             count.load(Ordering::Relaxed)
         );
     }
+    help(
+        &mut out,
+        "instadns_lookups_over_budget_total",
+        "counter",
+        "Misses over their zone's database lookup budget (answered stale or SERVFAIL).",
+    );
+    let _ = writeln!(out, "instadns_lookups_over_budget_total {}", s.over_budget.load(Ordering::Relaxed));
+    help(
+        &mut out,
+        "instadns_instance_db_lookups_total",
+        "counter",
+        "Instance lookups sent to the platform's database (instance_db).",
+    );
+    let _ = writeln!(
+        out,
+        "instadns_instance_db_lookups_total {}",
+        instadns::store::byo::LOOKUPS.load(Ordering::Relaxed)
+    );
     help(&mut out, "instadns_truncated_total", "counter", "UDP responses sent truncated (TC).");
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
     help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");

@@ -66,7 +66,9 @@ async fn warm(handler: &Handler<Database>, keys: Vec<CacheKey>) {
 /// retried (other errors, and every SQLite error, are final).
 async fn open_database(config: &Config) -> Result<Database> {
     let mut db = loop {
-        match Database::open(&config.db).await {
+        match Database::open_serving(&config.db, Duration::from_millis(config.database.statement_timeout_ms))
+            .await
+        {
             Ok(db) => break db,
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unreachable; retrying in 1 s");
@@ -145,8 +147,11 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let old_layouts = fast_path.as_ref().map(|f| f.old_layouts.clone()).unwrap_or_default();
     let adopted = fast_path.as_ref().is_some_and(|f| f.adopted);
     let cache = Arc::new(AnswerCache::new(cache_entries, kernel));
-    let handler =
-        Arc::new(Handler::new(resolver, cache.clone(), config.edns_payload).with_policy(config.ttl.policy()));
+    let handler = Arc::new(
+        Handler::new(resolver, cache.clone(), config.edns_payload)
+            .with_policy(config.ttl.policy())
+            .with_lookup_budget(config.database.lookups_per_zone),
+    );
     if let Some(catalog) = handler.resolver().catalog() {
         cache.set_territories(catalog.territories.prefixes());
     }

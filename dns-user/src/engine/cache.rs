@@ -192,7 +192,6 @@ pub const NEGATIVE_LEASE: Duration = Duration::from_secs(10);
 /// Known-name changes written per hold of the kernel lock.
 const KNOWN_WRITE_CHUNK: usize = 4096;
 
-
 impl AnswerCache {
     pub fn new(max_entries: usize, kernel: Option<KernelMaps>) -> Self {
         Self {

@@ -2,6 +2,7 @@
 //! TCP front ends only move bytes; all DNS decisions are made here and in the resolver.
 
 use std::{
+    collections::HashMap,
     net::IpAddr,
     sync::{Arc, atomic::Ordering},
 };
@@ -10,6 +11,7 @@ use dns_common::wire::{CLASS_IN, FLAG1_TC, rcode, udp_response_limit};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
+    budget::LookupBudget,
     cache::{AnswerCache, CachePolicy},
     stats::{QTYPE_LABELS, QueryStats, TsigOutcome},
 };
@@ -64,6 +66,10 @@ pub struct Handler<S> {
     /// Weighted-pick counter (the XDP program keeps one per CPU).
     picks: std::sync::atomic::AtomicU32,
     policy: CachePolicy,
+    /// Database lookups per zone per second for queries.
+    budget: LookupBudget,
+    /// Misses being resolved: an identical one waits for that answer (single flight).
+    in_flight: std::sync::Mutex<HashMap<CacheKey, Arc<tokio::sync::OnceCell<Arc<Steered>>>>>,
     pub stats: QueryStats,
 }
 
@@ -76,8 +82,17 @@ impl<S: Store> Handler<S> {
             rotation: Default::default(),
             picks: Default::default(),
             policy: CachePolicy::default(),
+            budget: LookupBudget::unlimited(),
+            in_flight: Default::default(),
             stats: QueryStats::default(),
         }
+    }
+
+    /// The same with at most `per_second` database lookups per zone per second for
+    /// queries (0: no cap).
+    pub fn with_lookup_budget(mut self, per_second: u32) -> Self {
+        self.budget = LookupBudget::new(per_second);
+        self
     }
 
     /// The same with these cache lifetimes and stale serving.
@@ -251,7 +266,7 @@ impl<S: Store> Handler<S> {
                 }
                 answer
             }
-            None => self.resolve_and_cache(&key, false).await,
+            None => self.resolve_miss(&key).await,
         };
         self.choose(&steered, query, client)
     }
@@ -273,6 +288,46 @@ impl<S: Store> Handler<S> {
         (steered.choose(territory, picks).clone(), scope)
     }
 
+    /// A query's miss: concurrent identical misses share one resolution; one that may
+    /// need the database spends its zone's lookup budget, and over it gets the stale
+    /// answer or SERVFAIL.
+    async fn resolve_miss(&self, key: &CacheKey) -> Arc<Steered> {
+        let cell = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.entry(key.clone()).or_default().clone()
+        };
+        let answer = cell
+            .get_or_init(|| async {
+                let over_budget = name_from_wire(key.name())
+                    .ok()
+                    .and_then(|name| self.resolver.database_zone(&name))
+                    .is_some_and(|zone| !self.budget.take(zone));
+                if over_budget {
+                    self.stats.over_budget.fetch_add(1, Ordering::Relaxed);
+                    return self.stale_or_servfail(key);
+                }
+                self.resolve_and_cache(key, false).await
+            })
+            .await
+            .clone();
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if in_flight.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            in_flight.remove(key);
+        }
+        answer
+    }
+
+    /// What a query gets when its answer cannot be resolved now: the stale answer if one
+    /// may still be served (RFC 8767), else SERVFAIL.
+    fn stale_or_servfail(&self, key: &CacheKey) -> Arc<Steered> {
+        if let Some(stale) = self.cache.extend_stale(key, self.policy.stale_max, self.policy.stale_answer_ttl)
+        {
+            self.stats.stale.fetch_add(1, Ordering::Relaxed);
+            return stale;
+        }
+        Arc::new(Steered::fixed(Arc::new(EncodedAnswer::empty(rcode::SERVFAIL, false))))
+    }
+
     /// Resolves `key` afresh and caches (and installs) the answer if cacheable; when
     /// `replacing` a cached answer, an uncacheable one removes it. While the database is
     /// unreachable, a recently expired answer is served again instead (RFC 8767); with
@@ -292,11 +347,9 @@ impl<S: Store> Handler<S> {
             Err(e) => {
                 if let ResolveError::Store(e) = &e
                     && e.is_unavailable()
-                    && let Some(stale) =
-                        self.cache.extend_stale(key, self.policy.stale_max, self.policy.stale_answer_ttl)
                 {
-                    self.stats.stale.fetch_add(1, Ordering::Relaxed);
-                    return stale;
+                    tracing::debug!(error = %e, %name, "database unavailable; stale answer or SERVFAIL");
+                    return self.stale_or_servfail(key);
                 }
                 tracing::warn!(error = %e, %name, "lookup failed; answering SERVFAIL");
                 return fail(rcode::SERVFAIL);

@@ -4,6 +4,7 @@
 //! May import: `resolution`, `fastpath`, `store` (the `Store` trait), `protocol`,
 //! `model`, `dns_common`. Never the front ends, the control loops or the daemon.
 
+pub mod budget;
 pub mod cache;
 pub mod handler;
 pub mod stats;

@@ -11,6 +11,8 @@ pub struct QueryStats {
     pub truncated: AtomicU64,
     /// Stale answers served while the database was unreachable.
     pub stale: AtomicU64,
+    /// Misses over their zone's database lookup budget.
+    pub over_budget: AtomicU64,
     /// Responses by RCODE (index = RCODE, BADVERS = 16).
     pub rcodes: [AtomicU64; 17],
     /// Queries by type, see [`QTYPE_LABELS`].

@@ -361,6 +361,15 @@ impl<S: Store> Resolver<S> {
         }
     }
 
+    /// The zone whose database lookups answering `name` would spend: None when the
+    /// answer needs no lookup of a name that may not exist (static records, or a zone
+    /// whose every name is known: unknown names need none, known ones are real).
+    pub fn database_zone(&self, name: &Name) -> Option<i64> {
+        let catalog = self.catalog()?;
+        let zone = catalog.find_zone(name)?;
+        (zone.records_at(name).is_none() && !self.known_read().is_enumerable(zone.id)).then_some(zone.id)
+    }
+
     /// Whether the fast path answers a name that does not exist in `name`'s zone itself.
     pub fn negatives_cover(&self, name: &Name) -> bool {
         let Some(catalog) = self.catalog() else { return false };

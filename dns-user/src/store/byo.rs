@@ -7,6 +7,9 @@
 use super::sql::params;
 use super::{Database, Instance, PgStore, StoreError};
 
+/// Lookups sent to the platform's database, for metrics.
+pub static LOOKUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Clone)]
 pub struct ByoInstances {
     db: PgStore,
@@ -20,10 +23,14 @@ impl ByoInstances {
                 "--instance-sql must take the instance id as $1, as in: SELECT cluster FROM apps WHERE id = $1 (got {sql:?})"
             )));
         }
-        Ok(Self { db: PgStore::connect(url).await?, sql: sql.to_owned() })
+        Ok(Self {
+            db: PgStore::connect(url, Some(super::SERVING_STATEMENT_TIMEOUT)).await?,
+            sql: sql.to_owned(),
+        })
     }
 
     pub async fn instance_by_id(&self, id: i64, ours: &Database) -> Result<Option<Instance>, StoreError> {
+        LOOKUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(row) = self.db.query(&self.sql, params![id]).await?.into_iter().next() else {
             return Ok(None);
         };

@@ -211,13 +211,34 @@ pub struct Database {
     byo: Option<ByoInstances>,
 }
 
+/// How long a statement of the serving daemon may run (PostgreSQL `statement_timeout`):
+/// lookups answer queries, and a query's wait has a deadline.
+pub const SERVING_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Database {
+    /// Opens the database for the serving daemon: as [`Database::open`], with PostgreSQL
+    /// statements cancelled after `statement_timeout`.
+    pub async fn open_serving(
+        location: &DbLocation,
+        statement_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let backend = match location {
+            DbLocation::Postgres(url) => {
+                // Migrations may take longer than a lookup: they run without the limit.
+                PgStore::open(url, None).await?;
+                Backend::Postgres(PgStore::connect(url, Some(statement_timeout)).await?)
+            }
+            _ => return Self::open(location).await,
+        };
+        Ok(Self { backend, byo: None })
+    }
+
     /// Opens the database, applying migrations. A SQLite file that does not exist yet is
     /// created empty (`instadns db demo` loads the demo data).
     pub async fn open(location: &DbLocation) -> Result<Self, StoreError> {
         let backend = match location {
             DbLocation::Sqlite(path) => Backend::Sqlite(SqliteStore::open(path.clone()).await?),
-            DbLocation::Postgres(url) => Backend::Postgres(PgStore::open(url).await?),
+            DbLocation::Postgres(url) => Backend::Postgres(PgStore::open(url, None).await?),
         };
         Ok(Self { backend, byo: None })
     }

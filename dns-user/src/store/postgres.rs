@@ -32,19 +32,25 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl PgStore {
-    /// Connects and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let store = Self::connect(url).await?;
+    /// Connects and applies pending migrations; statements of this pool are cancelled
+    /// by the server after `statement_timeout`, if given.
+    pub async fn open(url: &str, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
+        let store = Self::connect(url, statement_timeout).await?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Connects (checking that the server answers) without migrating.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: format!("{e}") })?;
         let mut config = config;
         config.connect_timeout(CONNECT_TIMEOUT);
+        if let Some(timeout) = statement_timeout {
+            // Every wait has a deadline: a slow statement fails (the database counts as
+            // unavailable for it) instead of holding a connection.
+            config.options(format!("-c statement_timeout={}", timeout.as_millis()));
+        }
         let manager =
             Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)

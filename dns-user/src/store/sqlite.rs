@@ -17,6 +17,10 @@ use super::{
 
 /// Most idle connections kept for reuse.
 const MAX_IDLE_CONNECTIONS: usize = 8;
+/// Most statements running at once (each on its own connection and blocking thread).
+const MAX_CONCURRENT: usize = 16;
+/// How long a statement waits for its turn before the database counts as unavailable.
+const TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -26,6 +30,8 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Bounds the statements in flight (and so the connections and blocking threads).
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqliteStore {
@@ -48,7 +54,13 @@ impl SqliteStore {
         if fresh {
             tracing::info!(path = %path.display(), "created a new, empty database (`instadns db demo` loads the demo data)");
         }
-        Ok(Self { inner: Arc::new(Inner { path, idle: Mutex::new(vec![conn]) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                idle: Mutex::new(vec![conn]),
+                turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT)),
+            }),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -61,10 +73,20 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.run(f))
+        let turn = tokio::time::timeout(TURN_TIMEOUT, self.inner.turns.clone().acquire_owned())
             .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+            .map_err(|_| {
+                StoreError::Unavailable(format!("{MAX_CONCURRENT} statements already running on SQLite"))
+            })?
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
+        let inner = self.inner.clone();
+        // The turn ends with the statement, even if the caller stops waiting.
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            inner.run(f)
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
