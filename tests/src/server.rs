@@ -234,6 +234,18 @@ fn spawn(
 }
 
 impl ServerProcess {
+    /// The daemon's resident memory (nsenter execs it: the child's pid is the daemon's).
+    pub fn rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("daemon status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
+    }
+
     /// SIGKILL: the daemon dies at once, its pinned fast path stays.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();

@@ -149,6 +149,7 @@ StateDirectory=instadns
 StateDirectoryMode=0750
 CapabilityBoundingSet={caps}
 LimitMEMLOCK=infinity
+LimitNOFILE=65536
 NoNewPrivileges=yes
 ProtectSystem=full
 ProtectHome=yes

@@ -88,12 +88,20 @@ pub struct Maps {
     pub known_names: u32,
 }
 
+/// Room for the largest query and the largest response.
+const MIN_TCP_BUFFER_BYTES: usize = 2 * (2 + u16::MAX as usize);
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tcp {
     pub max_connections: usize,
-    /// Seconds an idle connection stays open.
+    /// Connections of one client network (an IPv4 address, an IPv6 /64); a client over
+    /// it, or anyone over max_connections, replaces the stalest connection.
+    pub max_per_client: usize,
+    /// Seconds a connection may send nothing, or take no response, before it is closed.
     pub idle_timeout: u64,
+    /// Bytes of queries and responses held by all connections together.
+    pub buffer_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -144,7 +152,7 @@ impl Default for Maps {
 
 impl Default for Tcp {
     fn default() -> Self {
-        Self { max_connections: 1024, idle_timeout: 10 }
+        Self { max_connections: 1024, max_per_client: 64, idle_timeout: 10, buffer_bytes: 32 << 20 }
     }
 }
 
@@ -224,6 +232,16 @@ impl Config {
         }
         if self.maps.entries < 1024 {
             return Err(("maps.entries", format!("{} is below 1024", self.maps.entries)));
+        }
+        if self.tcp.buffer_bytes < MIN_TCP_BUFFER_BYTES {
+            // Two largest messages: one query and its response always fit.
+            return Err((
+                "tcp.buffer_bytes",
+                format!("{} is below {MIN_TCP_BUFFER_BYTES}", self.tcp.buffer_bytes),
+            ));
+        }
+        if self.tcp.max_connections == 0 || self.tcp.max_per_client == 0 {
+            return Err(("tcp", "max_connections and max_per_client must be at least 1".into()));
         }
         if self.ttl.stale_answer_ttl == 0 || self.ttl.max_cache == 0 {
             return Err(("ttl", "stale_answer_ttl and max_cache must be at least 1 second".into()));
@@ -339,8 +357,14 @@ lookups_per_zone = 1000
 statement_timeout_ms = 2000
 
 [tcp]
+# A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over
+# max_connections, replaces the connection that has made no progress for longest.
 max_connections = 1024
+max_per_client = 64
+# Seconds a connection may send nothing, or take no response, before it is closed.
 idle_timeout = 10
+# Bytes of queries and responses held by all connections together.
+buffer_bytes = 33554432
 
 [ttl]
 # TTL of stale answers served while the database is unreachable (RFC 8767 section 4).

@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Most TCP connections served at once [default: 1024].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub tcp_max_connections: Option<u64>,
+    /// TCP connections of one client address (IPv6: /64) [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub tcp_max_per_client: Option<u64>,
     /// Seconds an idle TCP connection stays open [default: 10].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub tcp_idle_timeout: Option<u64>,
@@ -105,6 +108,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
     config.maps.answer_slots = args.answer_slots.unwrap_or(config.maps.answer_slots);
     config.metrics = args.metrics.or(config.metrics);
     config.tcp.max_connections = args.tcp_max_connections.map_or(config.tcp.max_connections, |n| n as usize);
+    config.tcp.max_per_client = args.tcp_max_per_client.map_or(config.tcp.max_per_client, |n| n as usize);
     config.tcp.idle_timeout = args.tcp_idle_timeout.unwrap_or(config.tcp.idle_timeout);
     if let Some(dir) = &args.pin_dir {
         config.pin_dir = dir.clone();

@@ -9,13 +9,14 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
-    net::{TcpListener, TcpStream},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
 };
 
 use dns_common::wire::rcode;
 use instadns::{
     engine::{Handler, QTYPE_LABELS, stats::TsigOutcome},
+    frontend::connections::{Admitted, ConnectionLimits, Registry},
     model::time::rfc3339,
     resolution::health::TargetState,
     store::{Database, latency},
@@ -23,17 +24,65 @@ use instadns::{
 
 use super::status::DaemonStatus;
 
-/// Closes a connection idle this long.
+/// Closes a connection idle this long between requests.
 const IDLE: Duration = Duration::from_secs(30);
+/// A request's line and headers arrive within this, or the connection is closed.
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest request line plus headers.
+const MAX_HEAD_BYTES: u64 = 8192;
+/// Connections in all, and of one client: scrapers need a few.
+const CONNECTIONS: ConnectionLimits = ConnectionLimits { max_total: 64, max_per_client: 16 };
+/// How long a database probe of `/ready` is reused.
+const READY_PROBE_REUSE: Duration = Duration::from_secs(1);
 
 pub async fn serve(listener: TcpListener, handler: Arc<Handler<Database>>, status: Arc<DaemonStatus>) {
+    let registry = Registry::new(CONNECTIONS);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let place = registry.admit(peer.ip());
         let (handler, status) = (handler.clone(), status.clone());
         tokio::spawn(async move {
-            let _ = connection(stream, &handler, &status).await;
+            tokio::select! {
+                () = place.evicted() => {}
+                _ = connection(stream, &handler, &status, &place) => {}
+            }
         });
     }
+}
+
+/// The request line and headers: the path, and whether the client wants the connection
+/// closed. None when the client closed, went idle or sent a head too long or too slow.
+async fn read_head(reader: &mut BufReader<OwnedReadHalf>) -> Option<(String, bool)> {
+    // Idle until the first byte; from it, the whole head within the deadline and limit.
+    match tokio::time::timeout(IDLE, reader.fill_buf()).await {
+        Ok(Ok(buffered)) if !buffered.is_empty() => {}
+        _ => return None,
+    }
+    let head = async {
+        let mut head = reader.take(MAX_HEAD_BYTES);
+        let mut request_line = String::new();
+        head.read_line(&mut request_line).await.ok()?;
+        let mut close = request_line.trim_end().ends_with("HTTP/1.0");
+        loop {
+            let mut line = String::new();
+            head.read_line(&mut line).await.ok()?;
+            if !line.ends_with('\n') {
+                return None; // too long, or closed
+            }
+            if line == "\r\n" || line == "\n" {
+                return request_line.ends_with('\n').then_some((request_line, close));
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("connection:") {
+                close = value.trim() == "close";
+            }
+        }
+    };
+    let (request_line, close) = tokio::time::timeout(HEAD_DEADLINE, head).await.ok()??;
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    Some((path, close))
 }
 
 /// HTTP/1.1 with keep-alive: requests are answered in turn until the client closes or
@@ -44,32 +93,15 @@ async fn connection(
     stream: TcpStream,
     handler: &Handler<Database>,
     status: &DaemonStatus,
+    place: &Admitted,
 ) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
+    // A line is read only up to the head's limit (read_head), so the buffer stays small.
     let mut reader = BufReader::new(reader);
     loop {
-        let mut request_line = String::new();
-        match tokio::time::timeout(IDLE, reader.read_line(&mut request_line)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return Ok(()),
-        }
-        // The headers: only whether the client wants the connection closed matters.
-        let mut close = request_line.trim_end().ends_with("HTTP/1.0");
-        loop {
-            let mut line = String::new();
-            match tokio::time::timeout(IDLE, reader.read_line(&mut line)).await {
-                Ok(Ok(n)) if n > 0 && line != "\r\n" && line != "\n" => {
-                    let header = line.to_ascii_lowercase();
-                    if let Some(value) = header.strip_prefix("connection:") {
-                        close = value.trim() == "close";
-                    }
-                }
-                Ok(Ok(n)) if n > 0 => break,
-                _ => return Ok(()),
-            }
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-        let (code, body) = match path {
+        let Some((path, close)) = read_head(&mut reader).await else { return Ok(()) };
+        place.progressed();
+        let (code, body) = match path.as_str() {
             "/metrics" => ("200 OK", render(handler, status)),
             "/health" => ("200 OK", "ok\n".to_owned()),
             "/health/targets" => ("200 OK", health_table(handler)),
@@ -83,7 +115,11 @@ async fn connection(
             "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        writer.write_all(response.as_bytes()).await?;
+        match tokio::time::timeout(IDLE, writer.write_all(response.as_bytes())).await {
+            Ok(result) => result?,
+            Err(_) => return Ok(()), // the client does not read
+        }
+        place.progressed();
         if close {
             return Ok(());
         }
@@ -106,11 +142,21 @@ async fn not_ready(handler: &Handler<Database>, status: &DaemonStatus) -> Option
         }
         Some(_) => {}
     }
-    match tokio::time::timeout(Duration::from_secs(1), status.db.query("SELECT 1", vec![])).await {
+    // One probe at a time, reused for a second: scrapes of /ready never pile up on the
+    // database.
+    let mut last = status.readiness.lock().await;
+    if let Some((at, why)) = last.as_ref()
+        && at.elapsed() < READY_PROBE_REUSE
+    {
+        return why.clone();
+    }
+    let why = match tokio::time::timeout(Duration::from_secs(1), status.db.query("SELECT 1", vec![])).await {
         Ok(Ok(_)) => None,
         Ok(Err(e)) => Some(format!("database: {e}")),
         Err(_) => Some("database: no answer within 1 s".into()),
-    }
+    };
+    *last = Some((std::time::Instant::now(), why.clone()));
+    why
 }
 
 fn help(out: &mut String, name: &str, kind: &str, text: &str) {
@@ -222,6 +268,22 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     );
     help(&mut out, "instadns_truncated_total", "counter", "UDP responses sent truncated (TC).");
     let _ = writeln!(out, "instadns_truncated_total {}", s.truncated.load(Ordering::Relaxed));
+    help(&mut out, "instadns_tcp_connections", "gauge", "DNS TCP connections open.");
+    let _ = writeln!(out, "instadns_tcp_connections {}", status.tcp.open());
+    help(&mut out, "instadns_tcp_connections_total", "counter", "DNS TCP connections accepted.");
+    let _ =
+        writeln!(out, "instadns_tcp_connections_total {}", status.tcp.stats.admitted.load(Ordering::Relaxed));
+    help(
+        &mut out,
+        "instadns_tcp_connections_evicted_total",
+        "counter",
+        "DNS TCP connections closed to make room (the stalest of a client over its cap, or of all).",
+    );
+    let _ = writeln!(
+        out,
+        "instadns_tcp_connections_evicted_total {}",
+        status.tcp.stats.evicted.load(Ordering::Relaxed)
+    );
     help(&mut out, "instadns_cache_entries", "gauge", "Answers in the userspace answer cache.");
     let _ = writeln!(out, "instadns_cache_entries {}", cache.len());
     let (_, negative, evicted) = cache.occupancy();

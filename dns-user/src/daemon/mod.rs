@@ -24,7 +24,10 @@ use instadns::{
         loader::{self, XdpConfig},
         pin, pinned_keys,
     },
-    frontend::{self, tcp::TcpLimits},
+    frontend::{
+        self,
+        tcp::{TcpFrontEnd, TcpLimits},
+    },
     protocol::CacheKey,
     resolution::{Resolver, Tag},
     store::{ByoInstances, Database},
@@ -113,8 +116,32 @@ fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps)> {
     Ok((FastPath { ebpf, adopted, old_layouts }, kernel))
 }
 
+/// Descriptors besides the TCP connections: sockets, maps, the database, /metrics.
+const FILES_BESIDES_TCP: u64 = 512;
+
+/// Raises the soft descriptor limit to the hard one when the TCP cap needs it (the
+/// usual soft limit, 1024, is the default cap itself): a full table must make accept
+/// fail for no one.
+fn ensure_file_limit(config: &Config) {
+    let needed = config.tcp.max_connections as u64 * config.listen.len() as u64 + FILES_BESIDES_TCP;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit write and read the one struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= needed {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: limit.rlim_max.min(needed.max(limit.rlim_cur)), ..limit };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 || raised.rlim_cur < needed {
+        tracing::warn!(
+            soft = raised.rlim_cur,
+            needed,
+            "the open-file limit is below what [tcp] max_connections needs: raise LimitNOFILE or lower max_connections"
+        );
+    }
+}
+
 pub async fn serve(args: &ServeArgs) -> Result<()> {
     let config = serve_config(args)?;
+    ensure_file_limit(&config);
     let db = open_database(&config).await?;
     import_zone_files(&db, &config).await?;
     let resolver = Arc::new(Resolver::new(db.clone()).await.context("loading zones from the database")?);
@@ -186,23 +213,27 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         pin::remove_layout(dir);
     }
 
-    let limits = TcpLimits {
+    let tcp_front = TcpFrontEnd::new(TcpLimits {
         max_connections: config.tcp.max_connections,
+        max_per_client: config.tcp.max_per_client,
         idle_timeout: Duration::from_secs(config.tcp.idle_timeout),
+        buffer_bytes: config.tcp.buffer_bytes,
         ..TcpLimits::default()
-    };
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for socket in udp {
         tasks.spawn(frontend::udp::serve(socket, handler.clone()));
     }
     for listener in tcp {
-        tasks.spawn(frontend::tcp::serve(listener, handler.clone(), limits));
+        tasks.spawn(frontend::tcp::serve(listener, handler.clone(), tcp_front.clone()));
     }
     let status = Arc::new(DaemonStatus {
         attached: std::sync::Mutex::new(attached),
         xdp: !config.interfaces.is_empty(),
         db: db.clone(),
         follower: follower.stats.clone(),
+        tcp: tcp_front.connections.clone(),
+        readiness: Default::default(),
     });
     if let Some(addr) = config.metrics {
         let listener =

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use instadns::{control::FollowerStats, store::Database};
+use instadns::{control::FollowerStats, frontend::connections::Registry, store::Database};
 
 /// One interface the XDP program is attached to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,4 +23,8 @@ pub struct DaemonStatus {
     pub xdp: bool,
     pub db: Database,
     pub follower: Arc<FollowerStats>,
+    /// The DNS TCP connections.
+    pub tcp: Arc<Registry>,
+    /// The last database probe of `/ready`: probes are shared and at most one a second.
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Option<String>)>>,
 }

@@ -3,6 +3,7 @@
 //!
 //! May import: `engine`, `store` (the `Store` trait). Nothing DNS-specific happens here.
 
+pub mod connections;
 pub mod pktinfo;
 pub mod tcp;
 pub mod udp;
