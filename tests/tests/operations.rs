@@ -520,3 +520,68 @@ fn a_changed_queue_count_is_followed_by_a_re_attach() {
     eprintln!("queues that sent XDP_TX answers: {busy_queues} of 4\n{stats}");
     assert!(busy_queues > 1, "the load reached several queues");
 }
+
+/// The answer records of a response, sorted (round robin changes their order).
+fn sorted_answers(response: &[u8]) -> Vec<String> {
+    let message = Message::from_vec(response).expect("a DNS message");
+    let mut records: Vec<String> = message.answers.iter().map(|r| r.to_string()).collect();
+    records.sort();
+    records.push(format!("{:?}", message.metadata.response_code));
+    records
+}
+
+/// Pinned maps outlive the daemon, so a successor must not trust them: answer slots
+/// damaged between two daemons (a byte of an address changed, a rotation past the
+/// data) are detected on adoption, the names pointing at them discarded and resolved
+/// afresh. Nothing serves the damaged bytes, nothing panics, and the fast path is
+/// warmed again. (The successor used to adopt them: XDP served the damaged answers and
+/// userspace could panic rotating them.)
+#[test]
+fn damaged_pinned_answers_are_discarded_on_adoption() {
+    let mut d = Deployment::start(&["--xdp-mode", "native"]);
+    let queries = hot_queries();
+    let expected: Vec<Vec<String>> =
+        warm(&d.server, &d.rig, &queries).iter().map(|r| sorted_answers(r)).collect();
+    d.server.kill_hard();
+
+    let layout = std::fs::read_dir(&d.server.pin_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("layout-")))
+        .expect("a pinned layout");
+    let pinned =
+        aya::maps::MapData::from_pin(layout.join(dns_common::maps::ANSWER_MAP_NAME)).expect("pinned answers");
+    let mut answers: aya::maps::Array<_, dns_common::maps::AnswerSlot> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(pinned)).expect("the answer array");
+    let mut damaged = 0;
+    for index in 0..answers.len() {
+        let Ok(mut slot) = answers.get(&index, 0) else { continue };
+        if slot.len == 0 {
+            continue;
+        }
+        if index % 2 == 0 {
+            slot.data[slot.len as usize - 1] ^= 0x5a;
+        } else {
+            (slot.rotate_offset, slot.rotate_count, slot.rotate_size) = (900, 200, 2);
+        }
+        answers.set(index, slot, 0).expect("damaging a slot");
+        damaged += 1;
+    }
+    assert!(damaged >= 5, "only {damaged} slots were in use");
+    drop(answers);
+
+    let args = ServerProcess::args(&d.rig, &d.db(), &["--xdp-mode", "native"]);
+    d.server.restart(&d.rig, &args);
+    for (query, expected) in queries.iter().zip(&expected) {
+        let first = sorted_answers(&udp_exchange(&d.rig, server(), query));
+        assert_eq!(&first, expected, "the first answer after the restart");
+    }
+    let again: Vec<Vec<String>> =
+        warm(&d.server, &d.rig, &queries).iter().map(|r| sorted_answers(r)).collect();
+    assert_eq!(again, expected, "XDP answers correctly again");
+    let log = d.server.log_text();
+    assert!(log.contains("discarded pinned name entries"), "the damage was reported:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!d.server.has_exited(), "the daemon runs");
+}

@@ -3,13 +3,16 @@
 use dns_common::{
     limits::ANSWER_MAX_LEN,
     maps::{
-        AnswerSlot, PICK_SCALE,
+        AnswerSlot, PICK_SCALE, ROTATE_MAX_END,
         answer_flags::{NOT_AUTHORITATIVE, RCODE_MASK, STALE},
     },
     wire::{csum_add_bytes, csum_fold},
 };
 
-use crate::protocol::{EncodedAnswer, RotateSpan, Steered, VariantChoice, answer::last_record_offsets};
+use crate::protocol::{
+    EncodedAnswer, RotateSpan, Steered, VariantChoice,
+    answer::{is_whole_records, last_record_offsets},
+};
 
 /// The map values of an answer's variants, in order.
 pub fn answer_slots(answer: &Steered) -> Vec<AnswerSlot> {
@@ -49,8 +52,64 @@ pub fn answer_slot(answer: &EncodedAnswer) -> AnswerSlot {
     slot
 }
 
-/// The answer an answer slot holds.
-pub fn answer_of_slot(slot: &AnswerSlot) -> EncodedAnswer {
+/// Why a slot read from the kernel (adopted pins) cannot be an answer we wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorruptSlot {
+    Length,
+    Checksum,
+    Records,
+    Optional,
+    Rotation,
+    Flags,
+}
+
+/// The answer an answer slot holds, if the slot is one [`answer_slot`] could have
+/// written: pinned maps outlive the daemon, and a foreign or damaged slot must never be
+/// served or panic the code that serves it.
+pub fn answer_of_slot(slot: &AnswerSlot) -> Result<EncodedAnswer, CorruptSlot> {
+    let len = slot.len as usize;
+    if len > ANSWER_MAX_LEN {
+        return Err(CorruptSlot::Length);
+    }
+    let data = &slot.data[..len];
+    if slot.csum != csum_fold(csum_add_bytes(0, data)) {
+        return Err(CorruptSlot::Checksum);
+    }
+    let counts = [slot.ancount, slot.nscount, slot.arcount];
+    let records = counts.iter().map(|c| *c as usize).sum();
+    if !is_whole_records(data, records) {
+        return Err(CorruptSlot::Records);
+    }
+    if slot.optional_records as usize > slot.arcount as usize {
+        return Err(CorruptSlot::Optional);
+    }
+    let rotated = slot.rotate_count >= 2;
+    if rotated {
+        let end = slot.rotate_offset as usize + slot.rotate_count as usize * slot.rotate_size as usize;
+        if slot.rotate_size == 0 || !slot.rotate_size.is_multiple_of(2) || end > len || end > ROTATE_MAX_END {
+            return Err(CorruptSlot::Rotation);
+        }
+    }
+    if slot.flags & !(RCODE_MASK | STALE | NOT_AUTHORITATIVE) != 0 {
+        return Err(CorruptSlot::Flags);
+    }
+    Ok(decode_slot(slot))
+}
+
+impl CorruptSlot {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Length => "length beyond the slot",
+            Self::Checksum => "checksum does not match the data",
+            Self::Records => "data is not the records its counts say",
+            Self::Optional => "more optional records than records",
+            Self::Rotation => "rotated run outside the data",
+            Self::Flags => "unknown flags",
+        }
+    }
+}
+
+fn decode_slot(slot: &AnswerSlot) -> EncodedAnswer {
     let len = (slot.len as usize).min(ANSWER_MAX_LEN);
     let counts = [slot.ancount, slot.nscount, slot.arcount];
     EncodedAnswer {
@@ -90,5 +149,46 @@ mod tests {
         let s = answer_slot(&a);
         assert_eq!((s.len, s.flags, s.nscount), (3, 3, 1));
         assert_eq!(s.csum, csum_fold(csum_add_bytes(0, &[0x12, 0x34, 0x56])));
+    }
+
+    /// One A record (owner a pointer to the question) and its bytes.
+    fn a_record() -> EncodedAnswer {
+        let mut data = vec![0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1];
+        data.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 2]);
+        EncodedAnswer {
+            rcode: 0,
+            authoritative: true,
+            counts: [2, 0, 0],
+            data,
+            rotate: Some(RotateSpan { offset: 0, count: 2, size: 16 }),
+            stale: false,
+            optional: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn slots_we_write_read_back_and_damaged_ones_are_refused() {
+        let answer = a_record();
+        assert_eq!(answer_of_slot(&answer_slot(&answer)), Ok(answer.clone()));
+        type Damage = fn(&mut AnswerSlot);
+        let damaged: [(&str, Damage, CorruptSlot); 7] = [
+            ("length past the slot", |s| s.len = 2000, CorruptSlot::Length),
+            ("a byte changed", |s| s.data[13] ^= 1, CorruptSlot::Checksum),
+            ("one record more than the data", |s| s.ancount = 3, CorruptSlot::Records),
+            ("a record fewer", |s| s.ancount = 1, CorruptSlot::Records),
+            ("optional records that are not there", |s| s.optional_records = 1, CorruptSlot::Optional),
+            ("rotation past the data", |s| s.rotate_count = 40, CorruptSlot::Rotation),
+            ("flags we never set", |s| s.flags |= 0x4000, CorruptSlot::Flags),
+        ];
+        for (what, damage, expected) in damaged {
+            let mut slot = answer_slot(&answer);
+            damage(&mut slot);
+            if expected != CorruptSlot::Checksum && expected != CorruptSlot::Length {
+                // Damage a checksum would not reveal (a foreign writer keeps it right).
+                slot.csum =
+                    csum_fold(csum_add_bytes(0, &slot.data[..(slot.len as usize).min(ANSWER_MAX_LEN)]));
+            }
+            assert_eq!(answer_of_slot(&slot), Err(expected), "{what}");
+        }
     }
 }

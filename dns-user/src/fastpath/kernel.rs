@@ -19,8 +19,9 @@ use dns_common::{
     limits::bucket_for,
     maps::{
         ANSWER_MAP_NAME, AnswerSlot, IFACE_MACS_MAP_NAME, LOCAL_V4_MAP_NAME, LOCAL_V6_MAP_NAME,
-        NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1, NameKey2, NameKey3, STATS_MAP_NAME,
-        TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME, TerritoryV4, TerritoryV6, select,
+        MAX_TERRITORIES, MAX_WEIGHTED_VARIANTS, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1,
+        NameKey2, NameKey3, PICK_SCALE, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME,
+        TerritoryV4, TerritoryV6, select,
     },
     negative::{
         KNOWN_NAMES_MAP_NAME, KnownName, NEGATIVE_CONFIG_MAP_NAME, NegativeConfig, WILDCARD_ANSWERS_MAP_NAME,
@@ -358,39 +359,110 @@ impl KernelMaps {
     pub fn adopt(&mut self, entries: &[(CacheKey, NameEntry)]) -> Vec<Option<Arc<Steered>>> {
         self.clear_wildcards();
         let mut contents: HashMap<u32, Option<Arc<Steered>>> = HashMap::new();
+        let mut corrupt = Vec::new();
         for (_, entry) in entries {
-            contents.entry(entry.answer).or_insert_with(|| self.read_run(entry).map(Arc::new));
-        }
-        for (_, entry) in entries {
-            if let Some(Some(content)) = contents.get(&entry.answer) {
-                self.slots.adopt(entry.answer, content);
+            let content = contents.entry(entry.answer).or_insert_with(|| match self.read_run(entry) {
+                Ok(run) => Some(Arc::new(run)),
+                Err(why) => {
+                    corrupt.push((entry.answer, why));
+                    None
+                }
+            });
+            // Every entry pointing at a run must see it as long as the first one did.
+            if content.as_ref().is_some_and(|c| c.variants.len() != entry.variants.max(1) as usize) {
+                corrupt.push((entry.answer, "entries disagree on the run"));
             }
+        }
+        // Entries whose run is not one we could have written are removed, so neither the
+        // kernel nor userspace ever serves them; their names resolve afresh.
+        let mut discarded = 0;
+        for (key, entry) in entries {
+            match contents.get(&entry.answer) {
+                Some(Some(content)) if content.variants.len() == entry.variants.max(1) as usize => {
+                    self.slots.adopt(entry.answer, content);
+                }
+                _ => {
+                    let _ = self.delete_name(key);
+                    discarded += 1;
+                }
+            }
+        }
+        if discarded > 0 {
+            corrupt.sort_unstable();
+            corrupt.dedup_by_key(|(slot, _)| *slot);
+            let (slot, why) = corrupt.first().copied().unwrap_or((0, "?"));
+            tracing::warn!(
+                discarded,
+                runs = corrupt.len(),
+                first_slot = slot,
+                why,
+                "discarded pinned name entries whose answer slots are not valid answers"
+            );
         }
         // The zones' NXDOMAIN slots, which the pinned zone facts point at.
         let zones: Vec<(u32, ZoneFacts)> = self.zone_facts.iter().filter_map(Result::ok).collect();
         for (zone, facts) in zones {
             let entry =
                 NameEntry { expires_ns: 0, answer: facts.nxdomain_slot, variants: 1, select: select::FIXED };
-            if let Some(content) = self.read_run(&entry).map(Arc::new) {
-                self.slots.adopt(facts.nxdomain_slot, &content);
-                self.zone_negatives.insert(zone, (content, facts.nxdomain_slot));
+            match self.read_run(&entry) {
+                Ok(content) => {
+                    let content = Arc::new(content);
+                    self.slots.adopt(facts.nxdomain_slot, &content);
+                    self.zone_negatives.insert(zone, (content, facts.nxdomain_slot));
+                }
+                Err(why) => {
+                    // No NXDOMAIN from the kernel for this zone until userspace sets it again.
+                    tracing::warn!(zone, why, "discarded a pinned zone NXDOMAIN slot");
+                    let _ = self.zone_facts.remove(&zone);
+                }
             }
         }
         self.slots.finish_adoption();
-        entries.iter().map(|(_, e)| contents.get(&e.answer).cloned().flatten()).collect()
+        entries
+            .iter()
+            .map(|(_, e)| {
+                contents
+                    .get(&e.answer)
+                    .cloned()
+                    .flatten()
+                    .filter(|c| c.variants.len() == e.variants.max(1) as usize)
+            })
+            .collect()
     }
 
-    /// The answer a name entry's run of slots holds.
-    fn read_run(&self, entry: &NameEntry) -> Option<Steered> {
-        let slots: Vec<AnswerSlot> = (0..entry.variants.max(1) as u32)
-            .map(|i| self.answers.get(&(entry.answer + i), 0).ok())
-            .collect::<Option<_>>()?;
+    /// The answer a name entry's run of slots holds, if it is one we could have written.
+    fn read_run(&self, entry: &NameEntry) -> Result<Steered, &'static str> {
+        let variants = entry.variants.max(1) as u32;
+        let limit = match entry.select {
+            select::FIXED => 1,
+            select::WEIGHTED => MAX_WEIGHTED_VARIANTS as u32,
+            select::DIRECTIONAL => MAX_TERRITORIES as u32 + 1,
+            _ => return Err("unknown selection"),
+        };
+        if variants > limit
+            || entry.answer.checked_add(variants).is_none_or(|end| end > self.slots.capacity())
+        {
+            return Err("run outside the answer slots");
+        }
+        let slots: Vec<AnswerSlot> = (0..variants)
+            .map(|i| self.answers.get(&(entry.answer + i), 0).map_err(|_| "unreadable slot"))
+            .collect::<Result<_, _>>()?;
         let choice = match entry.select {
-            select::WEIGHTED => VariantChoice::Weighted(slots.iter().map(|s| s.pick_below).collect()),
+            select::WEIGHTED => {
+                let bounds: Vec<u32> = slots.iter().map(|s| s.pick_below).collect();
+                if !bounds.is_sorted() || bounds.last().is_some_and(|b| *b > PICK_SCALE) {
+                    return Err("weights out of order");
+                }
+                VariantChoice::Weighted(bounds)
+            }
             select::DIRECTIONAL => VariantChoice::Directional,
             _ => VariantChoice::Fixed,
         };
-        Some(Steered { variants: slots.iter().map(|s| Arc::new(answer_of_slot(s))).collect(), choice })
+        let variants = slots
+            .iter()
+            .map(|s| answer_of_slot(s).map(Arc::new).map_err(|e| e.message()))
+            .collect::<Result<_, _>>()?;
+        Ok(Steered { variants, choice })
     }
 
     /// Capacity and kernel memory of each map, as the kernel reports them.

@@ -3,7 +3,7 @@
 //! written by [`super::kernel`].
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -18,8 +18,9 @@ pub struct SlotTable {
     capacity: u32,
     /// Slots never used yet start here.
     next_fresh: u32,
-    /// Free runs: (first slot, length).
-    free: Vec<(u32, u32)>,
+    /// Free runs by first slot: their lengths. Neighbours are merged, and a run that
+    /// reaches `next_fresh` goes back to it, so churn never splinters the table.
+    free: BTreeMap<u32, u32>,
     quarantine: VecDeque<(Instant, u32, u32)>,
     by_content: HashMap<Arc<Steered>, u32>,
     /// Per run (by first slot): its content and how many names point at it.
@@ -31,7 +32,7 @@ impl SlotTable {
         Self {
             capacity,
             next_fresh: 0,
-            free: Vec::new(),
+            free: BTreeMap::new(),
             quarantine: VecDeque::new(),
             by_content: HashMap::new(),
             used: HashMap::new(),
@@ -59,12 +60,13 @@ impl SlotTable {
         self.reclaim(Instant::now());
         let len = content.variants.len().max(1) as u32;
         // The shortest free run that fits, so single slots do not split long runs.
-        let best = self.free.iter().enumerate().filter(|(_, (_, l))| *l >= len).min_by_key(|(_, (_, l))| *l);
-        let slot = match best.map(|(i, _)| i) {
-            Some(i) => {
-                let (start, free_len) = self.free.swap_remove(i);
+        let best =
+            self.free.iter().filter(|(_, l)| **l >= len).min_by_key(|(_, l)| **l).map(|(s, l)| (*s, *l));
+        let slot = match best {
+            Some((start, free_len)) => {
+                self.free.remove(&start);
                 if free_len > len {
-                    self.free.push((start + len, free_len - len));
+                    self.free.insert(start + len, free_len - len);
                 }
                 start
             }
@@ -97,7 +99,29 @@ impl SlotTable {
                 taken[s as usize] = true;
             }
         }
-        self.free = (0..self.next_fresh).filter(|s| !taken[*s as usize]).map(|s| (s, 1)).collect();
+        self.free.clear();
+        for s in (0..self.next_fresh).filter(|s| !taken[*s as usize]) {
+            self.free_run(s, 1);
+        }
+    }
+
+    /// Returns a run to the free runs, merged with its neighbours.
+    fn free_run(&mut self, mut start: u32, mut len: u32) {
+        if let Some((&before, &before_len)) = self.free.range(..start).next_back()
+            && before + before_len == start
+        {
+            self.free.remove(&before);
+            start = before;
+            len += before_len;
+        }
+        if let Some(after_len) = self.free.remove(&(start + len)) {
+            len += after_len;
+        }
+        if start + len == self.next_fresh {
+            self.next_fresh = start;
+        } else {
+            self.free.insert(start, len);
+        }
     }
 
     pub fn release(&mut self, slot: u32) {
@@ -119,7 +143,7 @@ impl SlotTable {
                 break;
             }
             self.quarantine.pop_front();
-            self.free.push((slot, len));
+            self.free_run(slot, len);
         }
     }
 }
@@ -161,7 +185,7 @@ mod tests {
         t.release(1);
         t.reclaim(Instant::now() + SLOT_QUARANTINE);
         assert_eq!(t.acquire(&answer(7)).unwrap(), (1, true), "the freed run is split");
-        assert_eq!(t.free, vec![(2, 2)]);
+        assert_eq!(t.free, BTreeMap::from([(2, 2)]));
         let slots = answer_slots(&run);
         assert_eq!(slots.iter().map(|s| s.pick_below).collect::<Vec<_>>(), vec![100, 200, 65536]);
     }
@@ -196,6 +220,106 @@ mod tests {
             t.release(2);
         }
         t.reclaim(Instant::now() + SLOT_QUARANTINE);
-        assert!(t.free.contains(&(2, 1)), "released by its last name, the slot is freed");
+        assert_eq!(
+            t.acquire(&answer(10)).unwrap(),
+            (2, true),
+            "released by its last name, the slot is freed"
+        );
+    }
+
+    fn run(variants: usize, tag: u16) -> Arc<Steered> {
+        let tagged = |i: usize| {
+            let mut e = (*encoded(i as u8)).clone();
+            e.data[..2].copy_from_slice(&tag.to_be_bytes());
+            Arc::new(e)
+        };
+        Arc::new(Steered {
+            variants: (0..variants).map(tagged).collect(),
+            choice: VariantChoice::Directional,
+        })
+    }
+
+    /// What the table must hold after any sequence of operations.
+    fn check_invariants(t: &SlotTable) -> Result<(), String> {
+        let mut owner = vec![None; t.next_fresh as usize];
+        let mut mark = |start: u32, len: u32, what: &str| -> Result<(), String> {
+            for s in start..start + len {
+                let cell = owner
+                    .get_mut(s as usize)
+                    .ok_or(format!("{what} run at {start}+{len} beyond next_fresh"))?;
+                if let Some(other) = cell.replace(what.to_owned()) {
+                    return Err(format!("slot {s} is both {other} and {what}"));
+                }
+            }
+            Ok(())
+        };
+        for (start, (content, refs)) in &t.used {
+            if *refs == 0 {
+                return Err(format!("run {start} in use with no reference"));
+            }
+            mark(*start, content.variants.len() as u32, "used")?;
+        }
+        for (start, len) in &t.free {
+            mark(*start, *len, "free")?;
+        }
+        for (_, start, len) in &t.quarantine {
+            mark(*start, *len, "quarantined")?;
+        }
+        if let Some(s) = owner.iter().position(Option::is_none) {
+            return Err(format!("slot {s} below next_fresh is neither used, free nor quarantined"));
+        }
+        let runs: Vec<(u32, u32)> = t.free.iter().map(|(s, l)| (*s, *l)).collect();
+        if runs.windows(2).any(|w| w[0].0 + w[0].1 == w[1].0) {
+            return Err(format!("adjacent free runs not merged: {runs:?}"));
+        }
+        if runs.last().is_some_and(|(s, l)| s + l == t.next_fresh) {
+            return Err("a free run ends at next_fresh".into());
+        }
+        if t.next_fresh > t.capacity {
+            return Err("next_fresh beyond capacity".into());
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Random acquire (runs of 1 to 8 variants) and release, with quarantines ending:
+        /// slots are never shared by two runs or leaked, free runs stay merged, and an
+        /// acquire fails only when no free run nor the fresh tail can hold the run.
+        #[test]
+        fn slot_table_invariants_hold_under_churn(ops in proptest::collection::vec((0u8..3, 1usize..=8, 0u16..40), 1..400)) {
+            let mut t = SlotTable::new(64);
+            let mut held: Vec<u32> = Vec::new();
+            let later = || Instant::now() + SLOT_QUARANTINE;
+            for (op, variants, tag) in ops {
+                match op {
+                    0 => {
+                        let content = run(variants, tag);
+                        match t.acquire(&content) {
+                            Some((slot, _)) => held.push(slot),
+                            None => {
+                                let fits_free = t.free.values().any(|l| *l as usize >= variants);
+                                let fits_fresh = t.next_fresh as usize + variants <= t.capacity as usize;
+                                proptest::prop_assert!(!fits_free && !fits_fresh, "acquire of {} failed with room", variants);
+                            }
+                        }
+                    }
+                    1 if !held.is_empty() => {
+                        let slot = held.swap_remove(tag as usize % held.len());
+                        t.release(slot);
+                    }
+                    _ => t.reclaim(later()),
+                }
+                if let Err(e) = check_invariants(&t) {
+                    proptest::prop_assert!(false, "{}", e);
+                }
+            }
+            // Everything released and reclaimed: the whole table is free again, in one piece.
+            for slot in held.drain(..) {
+                t.release(slot);
+            }
+            t.reclaim(later());
+            proptest::prop_assert_eq!(t.next_fresh, 0);
+            proptest::prop_assert!(t.free.is_empty());
+        }
     }
 }

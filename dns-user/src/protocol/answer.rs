@@ -102,8 +102,14 @@ pub const ROTATE_MAX_END: usize = dns_common::maps::ROTATE_MAX_END;
 
 impl RotateSpan {
     /// Copies `data` with the records of the span rotated to start at record `k`.
+    /// A span that does not lie within `data` (never made by the encoder) copies `data`
+    /// unrotated.
     pub fn apply(&self, data: &[u8], k: usize, out: &mut Vec<u8>) {
         let (start, size, count) = (self.offset as usize, self.size as usize, self.count as usize);
+        if count == 0 || start + count * size > data.len() {
+            out.extend_from_slice(data);
+            return;
+        }
         let k = k % count;
         let split = start + k * size;
         let end = start + count * size;
@@ -261,6 +267,17 @@ fn record_offsets(data: &[u8], records: usize) -> Vec<(usize, usize)> {
         pos += 10 + u16::from_be_bytes([rdlen[0], rdlen[1]]) as usize;
     }
     out
+}
+
+/// Whether `data` is exactly `records` resource records, names either labels ending in
+/// the root or in a pointer (the shape of an encoded answer's data).
+pub fn is_whole_records(data: &[u8], records: usize) -> bool {
+    let offsets = record_offsets(data, records);
+    offsets.len() == records
+        && offsets.last().map_or(data.is_empty(), |(_, fixed)| {
+            let rdlen = u16::from_be_bytes([data[fixed + 8], data[fixed + 9]]) as usize;
+            fixed + 10 + rdlen == data.len()
+        })
 }
 
 /// The offsets of the TTL fields of the first `records` records of `data`.
