@@ -437,3 +437,46 @@ fn a_missing_database_path_starts_empty_and_db_demo_loads_the_demo() {
     let answer = cli(db, &["query", "ws-123456.apps.example.com"]);
     assert!(answer.contains("ws-mt1.example.com."), "{answer}");
 }
+
+/// Writers on one SQLite file wait for each other within the busy timeout: CLI writers
+/// started together, while another process holds the write lock for a second and then
+/// commits, all succeed (a deferred transaction that read first used to fail at once
+/// with "database is locked" when another writer committed after its read).
+#[test]
+fn concurrent_writers_on_sqlite_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sqlite");
+    let db = path.to_str().unwrap().to_owned();
+    cli(&db, &["db", "demo"]);
+    let holder = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE; UPDATE zones SET id = id WHERE 0;").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            conn.execute_batch("COMMIT").unwrap();
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let writers: Vec<_> = (0..8)
+        .map(|k| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let name = format!("busy{k}.example.org");
+                cli_run(
+                    &db,
+                    &["zone", "record", "add", "example.org", &name, "A", &format!("192.0.2.{}", 10 + k)],
+                )
+            })
+        })
+        .collect();
+    let runs: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    holder.join().unwrap();
+    for (k, run) in runs.iter().enumerate() {
+        assert_eq!(run.code, 0, "writer {k} failed: {}", run.stderr);
+    }
+    let listed = cli(&db, &["zone", "record", "list", "example.org"]);
+    for k in 0..8 {
+        assert!(listed.contains(&format!("busy{k}.example.org")), "record {k} missing:\n{listed}");
+    }
+}

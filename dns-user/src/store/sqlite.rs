@@ -15,6 +15,8 @@ use super::{
     sql::{Row, Statement, Value, to_sqlite_placeholders},
 };
 
+/// How long a writer waits for another writer (the daemon, another CLI) to finish.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most idle connections kept for reuse.
 const MAX_IDLE_CONNECTIONS: usize = 8;
 /// Most statements running at once (each on its own connection and blocking thread).
@@ -98,7 +100,10 @@ impl SqliteStore {
     /// rows it changed.
     pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
         self.with_conn(move |conn| {
-            let tx = conn.transaction()?;
+            // IMMEDIATE: the write lock is taken at BEGIN, where the busy timeout waits for
+            // it. A deferred transaction that reads first cannot wait when another process
+            // commits in between: SQLite fails it at once with "database is locked".
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut results = Vec::with_capacity(statements.len());
             for (sql, params) in &statements {
                 let mut stmt = tx.prepare_cached(&to_sqlite_placeholders(sql))?;
@@ -171,8 +176,10 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // synchronous = FULL: a commit (and the change log row it writes) survives a power
+    // loss once the CLI said it is done. NORMAL could lose the last commits in WAL mode.
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
     Ok(conn)
 }
 
@@ -192,7 +199,7 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     if current == 1 && !has_change_log {
         // Foreign keys off while name_rules is rebuilt (a no-op inside a transaction).
         conn.execute_batch("PRAGMA foreign_keys = OFF")?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let has_address_order: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info('clusters') WHERE name = 'address_order')",
             [],
@@ -205,7 +212,7 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
         applied += 1;
     }
     for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
         tx.commit()?;
