@@ -7,6 +7,7 @@ pub mod data;
 pub mod db;
 pub mod dig;
 pub mod dns;
+pub mod fuzz;
 pub mod load;
 pub mod netns;
 pub mod packet;

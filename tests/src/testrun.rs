@@ -124,7 +124,11 @@ impl FastPathRig {
     /// Asks userspace, as if XDP had passed the query up; userspace answers and installs
     /// the answer in the maps. Returns userspace's response.
     pub fn userspace(&self, query: &[u8]) -> Option<Vec<u8>> {
-        let client = std::net::IpAddr::from(crate::netns::CLIENT_V4);
+        self.userspace_from(query, crate::netns::CLIENT_V4.into())
+    }
+
+    /// The same, as asked by `client` (territories and ECS depend on it).
+    pub fn userspace_from(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
         self.rt.block_on(self.handler.handle(query, Transport::Udp, client))
     }
 

@@ -58,6 +58,20 @@ enum Task {
         #[arg(long)]
         servers: Option<String>,
     },
+    /// Set up, then run a long fuzzing campaign (as root): differential (mutated query
+    /// frames through the XDP program and the handler, which must agree) or handler
+    /// (mutated messages through the query path: no panic, well-formed bounded answers).
+    /// `cargo xtask test` runs a short campaign of each.
+    Fuzz {
+        #[arg(value_enum, default_value = "all")]
+        target: FuzzTarget,
+        /// Cases per target.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// The first case number (a failure's number replays it with --cases 1).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+    },
     /// Build the release binary and install it with a configuration file (kept if it
     /// exists), a state directory and a systemd unit; a manifest records what was added.
     Install(install::InstallArgs),
@@ -65,6 +79,13 @@ enum Task {
     /// path of its configuration's pin directory (nothing else); a changed configuration
     /// file and a non-empty state directory stay unless --purge.
     Uninstall(install::UninstallArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FuzzTarget {
+    All,
+    Differential,
+    Handler,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -113,6 +134,22 @@ fn run_task(cli: Cli) -> Result<()> {
             install::install(&args, &binary)
         }
         Task::Uninstall(args) => install::uninstall(&args),
+        Task::Fuzz { target, cases, first } => {
+            setup::setup()?;
+            for (which, test) in
+                [(FuzzTarget::Differential, "differential_fuzz"), (FuzzTarget::Handler, "handler_fuzz")]
+            {
+                if target != FuzzTarget::All && target != which {
+                    continue;
+                }
+                let mut cmd = Command::new("cargo");
+                cmd.env("INSTADNS_FUZZ_CASES", cases.to_string())
+                    .env("INSTADNS_FUZZ_FIRST", first.to_string());
+                cmd.args(["test", "--release", "--package", "tests", "--test", test, "--", "--nocapture"]);
+                run(&mut cmd)?;
+            }
+            Ok(())
+        }
         Task::Bench { suite, quick, servers } => {
             setup::setup()?;
             let suite = match suite {

@@ -1,0 +1,177 @@
+//! Differential fuzzing of the fast path against userspace (issue 18): a structure-aware
+//! mutator of valid query frames (header flags and counts, lengths, label bytes and
+//! case, QTYPE and QCLASS, EDNS fields and options, VLAN tags, IPv4 options, IPv6
+//! extension headers, fragments, length fields, checksums, ports, MAC addresses,
+//! trailers) feeds BPF_PROG_TEST_RUN and the handler. The contract, for every case:
+//! - XDP_TX: the reply is addressed back to the sender, its IP and UDP checksums verify,
+//!   and its DNS message equals userspace's response to the same UDP payload from the
+//!   same source (byte for byte; a round-robin set may differ in order only);
+//! - anything else: XDP_PASS with the frame untouched.
+//!
+//! `cargo xtask test` runs [`DEFAULT_CASES`]; `INSTADNS_FUZZ_CASES=1000000` (what
+//! `cargo xtask fuzz differential` sets) runs the long campaign. Failures are collected
+//! and reported with the case number, which replays it (`INSTADNS_FUZZ_FIRST=N`).
+
+use std::net::IpAddr;
+
+use hickory_proto::op::Message;
+use tests::{
+    data::fixture_sql,
+    dns::QueryBuilder,
+    fuzz::{Rng, campaign, mutate_frame, mutate_message, seed_message, seeds},
+    packet::{Frame, Ips, check_checksums},
+    testrun::{FastPathRig, XDP_PASS, XDP_TX},
+};
+
+const DEFAULT_CASES: u64 = 100_000;
+/// Failures shown in full; the rest are counted.
+const SHOWN_FAILURES: usize = 20;
+/// Mutations applied to one seed: 1 to this many.
+const MAX_MUTATIONS: u64 = 3;
+
+fn client_of(frame: &Frame) -> IpAddr {
+    match frame.ips {
+        Ips::V4(source, _) => source.into(),
+        Ips::V6(source, _) => source.into(),
+    }
+}
+
+/// Whether `out` is addressed back to the sender of `frame`: MACs swapped.
+fn addressed_back(frame: &[u8], out: &[u8]) -> bool {
+    out.len() >= 12 && out[..6] == frame[6..12] && out[6..12] == frame[..6]
+}
+
+#[test]
+fn xdp_answers_mutated_frames_as_userspace_does_or_passes_them_untouched() {
+    let cases = campaign(DEFAULT_CASES);
+    let rig = FastPathRig::with_sql(16_384, 1024, &fixture_sql());
+    let seeds = seeds();
+    // Every seed answered once by userspace first, so its answer is in the maps.
+    for seed in &seeds {
+        rig.userspace(&QueryBuilder::new(seed.name, seed.qtype).bytes()).expect("userspace answers");
+    }
+    let started = std::time::Instant::now();
+    let (mut answered, mut passed, mut failures) = (0u64, 0u64, Vec::new());
+    for case in cases.clone() {
+        let mut rng = Rng::for_case(case);
+        let seed = &seeds[rng.below(seeds.len() as u64) as usize];
+        let mut message = seed_message(seed, case as u16);
+        let mut frame = if seed.v6 { Frame::v6(Vec::new()) } else { Frame::v4(Vec::new()) };
+        let mut flip_after_build = false;
+        for _ in 0..1 + rng.below(MAX_MUTATIONS) {
+            match rng.below(10) {
+                0..=5 => mutate_message(&mut rng, &mut message),
+                6..=8 => mutate_frame(&mut rng, &mut frame),
+                _ => flip_after_build = true,
+            }
+        }
+        frame.payload = message.clone();
+        let mut bytes = frame.build();
+        if flip_after_build {
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << rng.below(8);
+        }
+        let (action, out) = rig.run(&bytes);
+        let failure = match action {
+            XDP_TX => {
+                answered += 1;
+                judge_answer(&rig, &frame, &bytes, &out)
+            }
+            XDP_PASS if out == bytes => {
+                passed += 1;
+                None
+            }
+            XDP_PASS => Some("passed, but the frame was changed".to_owned()),
+            other => Some(format!("action {other}")),
+        };
+        if let Some(why) = failure {
+            failures
+                .push(format!("case {case} ({} {:?}): {why}\n  frame {bytes:02x?}", seed.name, seed.qtype));
+        }
+    }
+    let elapsed = started.elapsed();
+    let cases = cases.end - cases.start;
+    eprintln!(
+        "{cases} cases in {elapsed:.1?} ({:.0}/s): {answered} answered by XDP, {passed} passed up, {} failures",
+        cases as f64 / elapsed.as_secs_f64(),
+        failures.len()
+    );
+    assert!(answered > cases / 20, "the mutations left too few answerable frames: {answered} of {cases}");
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases broke the contract:\n{}",
+        failures.len(),
+        failures.iter().take(SHOWN_FAILURES).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The UDP payload of an Ethernet frame (VLAN tags, IPv4 with options or IPv6 without
+/// extension headers), as its UDP length says; None if the frame does not hold it.
+fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
+    let mut at = 12;
+    let mut ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
+    while ethertype == 0x8100 || ethertype == 0x88a8 {
+        at += 4;
+        ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
+    }
+    let l3 = at + 2;
+    let (l4, ip_end) = match ethertype {
+        0x0800 => {
+            let ihl = (*frame.get(l3)? & 0xf) as usize * 4;
+            let total = u16::from_be_bytes(frame.get(l3 + 2..l3 + 4)?.try_into().ok()?) as usize;
+            (l3 + ihl, l3 + total)
+        }
+        0x86dd => {
+            let payload = u16::from_be_bytes(frame.get(l3 + 4..l3 + 6)?.try_into().ok()?) as usize;
+            (l3 + 40, l3 + 40 + payload)
+        }
+        _ => return None,
+    };
+    let udp_len = u16::from_be_bytes(frame.get(l4 + 4..l4 + 6)?.try_into().ok()?) as usize;
+    if udp_len < 8 || l4 + udp_len > ip_end.min(frame.len()) {
+        return None;
+    }
+    frame.get(l4 + 8..l4 + udp_len)
+}
+
+/// Checks an XDP answer against userspace's; None when it holds.
+fn judge_answer(rig: &FastPathRig, frame: &Frame, bytes: &[u8], out: &[u8]) -> Option<String> {
+    if !addressed_back(bytes, out) {
+        return Some("the reply is not addressed back to the sender".into());
+    }
+    let from_xdp = match check_checksums(out) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("reply: {e}")),
+    };
+    // Userspace sees what the kernel's stack would deliver: the UDP payload as sent
+    // (its checksum is not checked by XDP, which may see offloaded partial sums).
+    let Some(payload) = udp_payload(bytes) else {
+        return Some("XDP answered a frame that is not a well-formed UDP datagram".into());
+    };
+    let Some(from_userspace) = rig.userspace_from(payload, client_of(frame)) else {
+        return Some(format!("XDP answered what userspace drops: {from_xdp:02x?}"));
+    };
+    if from_xdp == from_userspace {
+        return None;
+    }
+    // Only a round-robin set may differ, and only in its order.
+    let (Ok(x), Ok(u)) = (Message::from_vec(&from_xdp), Message::from_vec(&from_userspace)) else {
+        return Some(format!("differ:\n  xdp  {from_xdp:02x?}\n  user {from_userspace:02x?}"));
+    };
+    let sorted = |m: &Message| {
+        let mut v: Vec<String> = m.answers.iter().map(|r| r.to_string()).collect();
+        v.sort();
+        v
+    };
+    let rotated_set =
+        x.queries.first().is_some_and(|q| q.name().to_ascii().eq_ignore_ascii_case("www.carol.example.org."));
+    if rotated_set
+        && from_xdp.len() == from_userspace.len()
+        && from_xdp[..12] == from_userspace[..12]
+        && sorted(&x) == sorted(&u)
+        && x.authorities == u.authorities
+    {
+        return None;
+    }
+    Some(format!("differ:\n  xdp  {from_xdp:02x?}\n  user {from_userspace:02x?}"))
+}
