@@ -585,3 +585,75 @@ fn damaged_pinned_answers_are_discarded_on_adoption() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(!d.server.has_exited(), "the daemon runs");
 }
+
+/// The pinned links of `pin_dir` as `instadns status` prints them.
+fn status_lines(pin_dir: &std::path::Path) -> Vec<String> {
+    let (ok, out, err) = instadns(&["status", "--pin-dir", pin_dir.to_str().unwrap(), "--interval", "0.01"]);
+    assert!(ok, "status: {err}");
+    out.lines().filter(|l| l.starts_with("interface ")).map(str::to_owned).collect()
+}
+
+fn link_pin_of(pin_dir: &std::path::Path, iface: &str) -> bool {
+    std::fs::read_dir(pin_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with(&format!("link-{iface}-")))
+}
+
+/// A link pinned for an interface that is gone is stale: `status` says so, a starting
+/// daemon removes it (and never adopts it), a running daemon removes it when the
+/// interface goes and attaches again when it is back. The pin directory holds only links
+/// that answer. (Stale links used to stay forever and be listed as attached.)
+#[test]
+fn links_of_interfaces_that_are_gone_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path());
+    let rig = VethRig::new().with_client_pass_program();
+    // A second veth pair inside the server namespace stands in for a VLAN that comes and
+    // goes (deleting one end deletes both).
+    let vlan = format!("{}e", rig.server_if);
+    let peer = format!("{}f", rig.server_if);
+    let add_vlan =
+        || sh("ip", &["-n", &rig.server_ns, "link", "add", &vlan, "type", "veth", "peer", "name", &peer]);
+    let up_vlan = || {
+        sh("ip", &["-n", &rig.server_ns, "link", "set", &vlan, "up"]);
+        sh("ip", &["-n", &rig.server_ns, "link", "set", &peer, "up"]);
+    };
+    add_vlan();
+    up_vlan();
+    let pin_dir = test_pin_dir();
+    let args = ServerProcess::args(&rig, &db, &["--iface", &vlan]);
+    let mut server = ServerProcess::start_with(&rig, &args, &dir.path().join("instadns.log"), &pin_dir);
+    assert!(link_pin_of(&pin_dir, &vlan), "the VLAN's link is pinned");
+
+    // Killed, and the VLAN removed meanwhile: the pin stays, and status marks it stale.
+    server.kill_hard();
+    sh("ip", &["-n", &rig.server_ns, "link", "del", &vlan]);
+    let lines = status_lines(&pin_dir);
+    let vlan_line = lines.iter().find(|l| l.contains(&vlan)).expect("the VLAN's pin is listed");
+    assert!(vlan_line.contains("stale"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&rig.server_if) && !l.contains("stale")), "{lines:?}");
+
+    // A daemon configured without the VLAN starts and removes the dead pin.
+    let args_without = ServerProcess::args(&rig, &db, &[]);
+    server.restart(&rig, &args_without);
+    assert!(!link_pin_of(&pin_dir, &vlan), "the stale pin was removed at start");
+    drop(server);
+
+    // A running daemon removes the pin of an interface that goes, and attaches again
+    // when it is back.
+    add_vlan();
+    up_vlan();
+    let mut server = ServerProcess::start_with(&rig, &args, &dir.path().join("instadns2.log"), &pin_dir);
+    assert!(link_pin_of(&pin_dir, &vlan));
+    sh("ip", &["-n", &rig.server_ns, "link", "del", &vlan]);
+    wait::eventually("the running daemon removed the dead pin", Duration::from_secs(10), || {
+        !link_pin_of(&pin_dir, &vlan)
+    });
+    add_vlan();
+    up_vlan();
+    wait::eventually("attached again", Duration::from_secs(10), || link_pin_of(&pin_dir, &vlan));
+    assert!(has_xdp(&rig.server_ns, &vlan), "the program runs on the new VLAN");
+    assert!(status_lines(&pin_dir).iter().all(|l| !l.contains("stale")));
+    assert!(!server.has_exited());
+}

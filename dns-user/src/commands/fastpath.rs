@@ -69,8 +69,14 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     if links.is_empty() {
         println!("no XDP attachment pinned under {}", pin_dir.display());
     }
-    for (iface, mode) in &links {
-        println!("interface {iface}: XDP {mode}");
+    for link in &links {
+        match link.ifindex {
+            Some(_) => println!("interface {}: XDP {}", link.iface, link.mode),
+            None => println!(
+                "interface {}: XDP {} (stale: the interface is gone; the daemon removes the pin, or `instadns detach`)",
+                link.iface, link.mode
+            ),
+        }
     }
     for dir in layouts(&pin_dir) {
         layout_status(&dir, args.interval).await?;

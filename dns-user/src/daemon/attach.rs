@@ -60,6 +60,31 @@ pub fn follow_queue_counts(
     }
 }
 
+/// Removes the pins of links whose interface is gone (the kernel detached them when the
+/// interface went: a VLAN removed, a namespace deleted), so the pin directory never
+/// fills with dead links and `instadns status` lists only what answers; attaches again
+/// to a configured interface that is back.
+pub fn follow_links(ebpf: &mut aya::Ebpf, pin_dir: &Path, interfaces: &[Interface], status: &DaemonStatus) {
+    let removed = pin::remove_stale_links(pin_dir);
+    for iface in &removed {
+        tracing::warn!(iface, "removed the pinned link of an interface that is gone");
+    }
+    let Ok(mut list) = status.attached.lock() else { return };
+    list.retain(|a| !removed.contains(&a.iface));
+    for iface in interfaces {
+        if list.iter().any(|a| a.iface == iface.name) || iface::rx_queues(&iface.name).is_none() {
+            continue;
+        }
+        match attach_iface(ebpf, pin_dir, iface) {
+            Ok(a) => {
+                tracing::info!(iface = iface.name, "the interface is back: attached again");
+                list.push(a);
+            }
+            Err(e) => tracing::warn!(iface = iface.name, error = format!("{e:#}"), "attaching again failed"),
+        }
+    }
+}
+
 /// Tells the fast path what is ours: the addresses it answers for (the listen addresses,
 /// every address of the host for an unspecified one, read again on every call so
 /// address changes are followed) and the MAC of each interface it is attached to.

@@ -205,6 +205,10 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     }
     let mut attached = Vec::new();
     if let Some(fast_path) = fast_path.as_mut() {
+        // Links left for interfaces that are gone are dead: never adopt one.
+        for iface in pin::remove_stale_links(&config.pin_dir) {
+            tracing::warn!(iface, "removed the pinned link of an interface that is gone");
+        }
         for iface in &config.interfaces {
             attached.push(attach::attach_iface(&mut fast_path.ebpf, &config.pin_dir, iface)?);
         }
@@ -298,6 +302,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
             _ = term.recv() => break,
             _ = queue_watch.tick() => {
                 if let Some(ebpf) = ebpf.as_mut() {
+                    attach::follow_links(ebpf, &config.pin_dir, &config.interfaces, &status);
                     attach::follow_queue_counts(ebpf, &config.pin_dir, &config.interfaces, &status);
                     attach::mark_ours(handler.cache(), &config.interfaces, &config.listen);
                 }

@@ -176,26 +176,60 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, iface: &str, mode: XdpModeArg) ->
     Ok(Attachment::New(attached))
 }
 
-/// Interfaces with a pinned link, and their modes.
-pub fn pinned_links(pin_dir: &Path) -> Vec<(String, String)> {
+/// A pinned link, as `instadns status` and the daemon see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedLinkInfo {
+    pub iface: String,
+    pub mode: String,
+    pub path: PathBuf,
+    /// The interface the kernel has the link on; None once the interface is gone (the
+    /// kernel detached the link: it stays pinned but answers nothing).
+    pub ifindex: Option<u32>,
+}
+
+impl PinnedLinkInfo {
+    pub fn is_stale(&self) -> bool {
+        self.ifindex.is_none()
+    }
+}
+
+/// Interfaces with a pinned link, with their modes and whether the interface still exists.
+pub fn pinned_links(pin_dir: &Path) -> Vec<PinnedLinkInfo> {
     let Ok(entries) = std::fs::read_dir(pin_dir) else { return Vec::new() };
-    let mut out: Vec<(String, String)> = entries
+    let mut out: Vec<PinnedLinkInfo> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let rest = name.strip_prefix("link-")?;
             let (iface, mode) = rest.rsplit_once('-')?;
-            Some((iface.to_owned(), mode.to_owned()))
+            let path = e.path();
+            // A link that cannot be read is as good as gone.
+            let ifindex = link_ifindex(&path).ok().filter(|i| *i != 0);
+            Some(PinnedLinkInfo { iface: iface.to_owned(), mode: mode.to_owned(), path, ifindex })
         })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| (&a.iface, &a.mode).cmp(&(&b.iface, &b.mode)));
     out
 }
 
-/// Detaches the pinned XDP link at `path` at once (BPF_LINK_DETACH: even while a running
-/// daemon still holds it) and removes the pin.
-pub fn detach_link(path: &Path) -> Result<(), PinError> {
-    use std::os::unix::ffi::OsStrExt as _;
+/// Removes the pins of links whose interface is gone (a VLAN removed, a namespace
+/// deleted); returns their interfaces. Links of live interfaces, in any namespace, stay.
+pub fn remove_stale_links(pin_dir: &Path) -> Vec<String> {
+    pinned_links(pin_dir)
+        .into_iter()
+        .filter(PinnedLinkInfo::is_stale)
+        .filter(|l| std::fs::remove_file(&l.path).is_ok())
+        .map(|l| l.iface)
+        .collect()
+}
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_LINK_DETACH: libc::c_long = 34;
+
+/// A file descriptor for the BPF object pinned at `path`.
+fn obj_get(path: &Path) -> Result<std::os::fd::OwnedFd, PinError> {
+    use std::os::{fd::FromRawFd as _, unix::ffi::OsStrExt as _};
     #[repr(C)]
     struct ObjGet {
         pathname: u64,
@@ -205,12 +239,6 @@ pub fn detach_link(path: &Path) -> Result<(), PinError> {
         // Explicit, so the kernel's check that unused attribute bytes are zero holds.
         _pad: u32,
     }
-    #[repr(C)]
-    struct LinkDetach {
-        link_fd: u32,
-    }
-    const BPF_OBJ_GET: libc::c_long = 7;
-    const BPF_LINK_DETACH: libc::c_long = 34;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| path_error(path, e, "use a path without NUL bytes"))?;
     let get = ObjGet { pathname: c_path.as_ptr() as u64, bpf_fd: 0, file_flags: 0, path_fd: 0, _pad: 0 };
@@ -221,8 +249,67 @@ pub fn detach_link(path: &Path) -> Result<(), PinError> {
     if fd < 0 {
         return Err(path_error(path, std::io::Error::last_os_error(), "is this a pinned BPF link?"));
     }
-    let detach = LinkDetach { link_fd: fd as u32 };
-    // SAFETY: as above; the fd is ours and closed right after.
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The interface index of the XDP link pinned at `path` (0 once its interface is gone).
+pub fn link_ifindex(path: &Path) -> Result<u32, PinError> {
+    use std::os::fd::AsRawFd as _;
+    /// struct bpf_link_info up to the XDP member of its union (8-byte aligned, offset 16).
+    #[repr(C)]
+    #[derive(Default)]
+    struct XdpLinkInfo {
+        link_type: u32,
+        id: u32,
+        prog_id: u32,
+        _pad: u32,
+        ifindex: u32,
+        _rest: [u32; 7],
+    }
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    const BPF_LINK_TYPE_XDP: u32 = 6;
+    let fd = obj_get(path)?;
+    let mut info = XdpLinkInfo::default();
+    let attr = InfoByFd {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<XdpLinkInfo>() as u32,
+        info: &mut info as *mut XdpLinkInfo as u64,
+    };
+    // SAFETY: the kernel writes at most info_len bytes into `info`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr as *const InfoByFd,
+            std::mem::size_of::<InfoByFd>(),
+        )
+    };
+    if rc != 0 {
+        return Err(path_error(path, std::io::Error::last_os_error(), "is this a pinned BPF link?"));
+    }
+    if info.link_type != BPF_LINK_TYPE_XDP {
+        return Err(path_error(path, format!("link type {} is not XDP", info.link_type), "remove the pin"));
+    }
+    Ok(info.ifindex)
+}
+
+/// Detaches the pinned XDP link at `path` at once (BPF_LINK_DETACH: even while a running
+/// daemon still holds it) and removes the pin.
+pub fn detach_link(path: &Path) -> Result<(), PinError> {
+    use std::os::fd::AsRawFd as _;
+    #[repr(C)]
+    struct LinkDetach {
+        link_fd: u32,
+    }
+    let fd = obj_get(path)?;
+    let detach = LinkDetach { link_fd: fd.as_raw_fd() as u32 };
+    // SAFETY: as above; the fd is ours and closed when dropped.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -232,9 +319,9 @@ pub fn detach_link(path: &Path) -> Result<(), PinError> {
         )
     };
     let err = std::io::Error::last_os_error();
-    // SAFETY: closing the fd BPF_OBJ_GET gave us.
-    unsafe { libc::close(fd as i32) };
-    if rc != 0 {
+    drop(fd);
+    // A link whose interface is gone is detached already.
+    if rc != 0 && link_ifindex(path).is_ok_and(|i| i != 0) {
         return Err(path_error(path, err, "the kernel refused to detach the link"));
     }
     std::fs::remove_file(path).map_err(|e| path_error(path, e, "remove it by hand"))
