@@ -251,8 +251,20 @@ fn table() -> Vec<Step> {
         ok("territory set eu --prefix 2001:db8:e::/48", Text(&["territory eu updated"])),
         ok(
             "territory show eu --json",
-            Json(json!({"name": "eu", "prefixes": ["198.18.0.0/16", "2001:db8:e::/48"], "addresses": 0})),
+            Json(
+                json!({"name": "eu", "index": 1, "prefixes": ["198.18.0.0/16", "2001:db8:e::/48"], "addresses": 0}),
+            ),
         ),
+        // Indices are stable: removing a territory shifts no other; a new one takes the
+        // lowest free index.
+        ok("territory add us --prefix 198.19.0.0/16", Text(&["territory us added"])),
+        ok("territory add ap --prefix 198.18.200.0/24", Text(&["territory ap added"])),
+        ok("territory rm us", Text(&["territory us removed"])),
+        ok("territory show ap --json", Json(json!({"name": "ap", "index": 3}))),
+        ok("territory add sa --prefix 198.18.201.0/24", Text(&["territory sa added"])),
+        ok("territory show sa --json", Json(json!({"name": "sa", "index": 2}))),
+        ok("territory rm sa", Text(&["removed"])),
+        ok("territory rm ap", Text(&["removed"])),
         ok("cluster set mt3 --address 192.0.2.33,territory=eu", Text(&["updated"])),
         ok("territory list", Text(&["eu  2 network(s)", "    198.18.0.0/16"])),
         fails("territory rm eu", &["used by 1 cluster address(es)"]),

@@ -129,7 +129,9 @@ fn directional_answers_follow_the_client_territory_in_xdp_and_the_ecs_subnet_in_
         &dir.path().join("instadns.log"),
         &["--xdp-mode", "native", "--iface", &second_if, "--listen", &second_v4, "--listen", &second_v6],
     );
-    // Territory a: the first client's network; b: the second's (both families).
+    // Territory a: the first client's network; b: the second's (both families). One
+    // before them that no address uses, removed later.
+    cli(&db, &["territory", "add", "early", "--prefix", "198.18.99.0/24"]);
     cli(&db, &["territory", "add", "a", "--prefix", "198.18.0.0/24"]);
     let file = dir.path().join("b.txt");
     std::fs::write(&file, "# the second client\n198.18.1.0/24\nfd00:53:0:1::/64\n").unwrap();
@@ -207,6 +209,15 @@ fn directional_answers_follow_the_client_territory_in_xdp_and_the_ecs_subnet_in_
     // The two ECS queries for the name XDP holds were passed up (the third name was not
     // in the map yet: a miss).
     assert!(server.xdp("passed_ecs") >= ecs_before + 2, "ECS queries are passed up by XDP");
+
+    // Removing the earlier territory moves no other: every answer right after it is
+    // still each client's own (indices used to shift, and the tries were rewritten
+    // before the answers).
+    cli(&db, &["territory", "remove", "early"]);
+    for _ in 0..20 {
+        assert_eq!(dig_address(&first.0, &first.1, name, "A", &[]).as_deref(), Some("192.0.2.11"));
+        assert_eq!(dig_address(&other.0, &other.1, name, "A", &[]).as_deref(), Some("192.0.2.12"));
+    }
 
     // A territory change reaches XDP: the second client's network moves to territory a.
     cli(&db, &["territory", "set", "b", "--remove-prefix", "198.18.1.0/24"]);

@@ -92,7 +92,7 @@ pub async fn run(db: &Database, command: TerritoryCommand) -> Result<()> {
 }
 
 fn describe(t: &TerritoryInfo) -> String {
-    let mut out = format!("{}  {} network(s)\n", t.name, t.prefixes.len());
+    let mut out = format!("{}  {} network(s), index {}\n", t.name, t.prefixes.len(), t.index);
     for p in &t.prefixes {
         let _ = writeln!(out, "    {p}");
     }

@@ -415,8 +415,8 @@ impl<S: Store> Handler<S> {
                 Steered { variants, choice: VariantChoice::Weighted(pick_bounds(weights)) }
             }
             Some(Variation::Directional(territories)) => {
-                let count = self.resolver.catalog().map_or(0, |c| c.territories.len());
-                let mut variants = vec![default.clone(); count + 1];
+                let highest = self.resolver.catalog().map_or(0, |c| c.territories.highest_index());
+                let mut variants = vec![default.clone(); highest as usize + 1];
                 for t in territories {
                     let r = self.resolver.resolve_selected(name, rtype, Selection::Territory(*t)).await?;
                     merge(&r);

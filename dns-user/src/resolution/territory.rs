@@ -11,25 +11,30 @@ use dns_common::maps::MAX_TERRITORIES;
 
 use crate::model::prefix::{Prefix, bits, common_bits, mask, same_family};
 
-/// The territories, indexed from 1 in the order of their ids (0 is "no territory").
+/// The territories by their stable index, 1 to [`MAX_TERRITORIES`] (0 is "no
+/// territory"). An index belongs to its territory for its whole life, so removing one
+/// never gives another's clients its answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Territories {
-    names: Vec<String>,
+    /// (name, index).
+    names: Vec<(String, u8)>,
     /// (prefix, territory index), in no particular order.
     prefixes: Vec<(Prefix, u8)>,
 }
 
 impl Territories {
     /// Builds the table; the warnings name each skipped row.
-    pub fn build(names: &[String], prefixes: &[(String, String)]) -> (Self, Vec<String>) {
+    pub fn build(names: &[(String, u8)], prefixes: &[(String, String)]) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
         let mut table = Self::default();
-        for name in names {
-            if table.names.len() >= MAX_TERRITORIES {
-                warnings.push(format!("territory {name} skipped: at most {MAX_TERRITORIES} territories"));
+        for (name, index) in names {
+            if !(1..=MAX_TERRITORIES as u8).contains(index) || table.name(*index).is_some() {
+                warnings.push(format!(
+                    "territory {name} skipped: index {index} is taken or outside 1..={MAX_TERRITORIES}"
+                ));
                 continue;
             }
-            table.names.push(name.clone());
+            table.names.push((name.clone(), *index));
         }
         for (territory, text) in prefixes {
             let Some(index) = table.index(territory) else { continue };
@@ -41,17 +46,23 @@ impl Territories {
         (table, warnings)
     }
 
-    /// The index of territory `name` (1-based).
+    /// The index of territory `name`.
     pub fn index(&self, name: &str) -> Option<u8> {
-        self.names.iter().position(|n| n == name).map(|i| i as u8 + 1)
+        self.names.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
     }
 
     pub fn name(&self, index: u8) -> Option<&str> {
-        self.names.get((index as usize).checked_sub(1)?).map(String::as_str)
+        self.names.iter().find(|(_, i)| *i == index).map(|(n, _)| n.as_str())
     }
 
     pub fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// The highest index in use (0: none): directional answers hold a variant per index
+    /// up to it.
+    pub fn highest_index(&self) -> u8 {
+        self.names.iter().map(|(_, i)| *i).max().unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,7 +127,7 @@ mod tests {
     use super::*;
 
     fn table() -> Territories {
-        let names = vec!["eu".to_owned(), "us".to_owned(), "lab".to_owned()];
+        let names = vec![("eu".to_owned(), 1), ("us".to_owned(), 2), ("lab".to_owned(), 3)];
         let prefixes = [
             ("eu", "198.18.0.0/16"),
             ("us", "198.19.0.0/16"),

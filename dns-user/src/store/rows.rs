@@ -342,7 +342,7 @@ pub struct CatalogRows {
     pub addresses: Vec<AddressRow>,
     pub checks: Vec<CheckRow>,
     /// Every territory, with or without prefixes (in id order).
-    pub territories: Vec<String>,
+    pub territories: Vec<(String, u8)>,
     pub territory_prefixes: Vec<TerritoryPrefixRow>,
     pub keys: Vec<super::keys::KeyRow>,
 }

@@ -213,6 +213,16 @@ CREATE TABLE tsig_keys (
 );
 "#;
 
+/// Version 5: stable territory indices. A territory's index (what the kernel's tries map
+/// its networks to and what picks its directional answer) is its own, from 1 to 63,
+/// chosen at creation and never shifted by another's removal. Existing territories keep
+/// the positions they had (their rank by id).
+const TERRITORY_INDICES: &str = r#"
+ALTER TABLE territories ADD COLUMN idx {int} CHECK (idx >= 1 AND idx <= 63);
+UPDATE territories SET idx = (SELECT COUNT(*) FROM territories t WHERE t.id <= territories.id);
+CREATE UNIQUE INDEX territories_idx ON territories (idx);
+"#;
+
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
 
@@ -357,10 +367,22 @@ fn postgres_v4() -> String {
 
 /// (version, SQL) for SQLite, in order.
 pub fn sqlite_migrations() -> Vec<(u32, String)> {
-    vec![(1, sqlite_v1()), (2, sqlite_v2()), (3, SERIALS.replace("{int}", "INTEGER")), (4, sqlite_v4())]
+    vec![
+        (1, sqlite_v1()),
+        (2, sqlite_v2()),
+        (3, SERIALS.replace("{int}", "INTEGER")),
+        (4, sqlite_v4()),
+        (5, TERRITORY_INDICES.replace("{int}", "INTEGER")),
+    ]
 }
 
 /// (version, SQL) for PostgreSQL, in order.
 pub fn postgres_migrations() -> Vec<(u32, String)> {
-    vec![(1, postgres_v1()), (2, postgres_v2()), (3, SERIALS.replace("{int}", "BIGINT")), (4, postgres_v4())]
+    vec![
+        (1, postgres_v1()),
+        (2, postgres_v2()),
+        (3, SERIALS.replace("{int}", "BIGINT")),
+        (4, postgres_v4()),
+        (5, TERRITORY_INDICES.replace("{int}", "BIGINT")),
+    ]
 }

@@ -10,6 +10,8 @@ use crate::model::{Prefix, names};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TerritoryInfo {
     pub name: String,
+    /// Its stable index (what the kernel's tries map its networks to), 1 to 63.
+    pub index: u8,
     pub prefixes: Vec<String>,
     /// Cluster addresses answered only to this territory's clients.
     pub addresses: i64,
@@ -23,15 +25,18 @@ impl Database {
         if self.exists("SELECT 1 FROM territories WHERE name = $1", params![name]).await? {
             return Err(StoreError::Conflict(format!("territory {name:?} already exists")));
         }
-        let count = self.count("SELECT COUNT(*) FROM territories", vec![]).await?;
-        if count as usize >= dns_common::maps::MAX_TERRITORIES {
+        // The lowest index no territory holds: indices never move once given.
+        let taken = self.query("SELECT idx FROM territories WHERE idx IS NOT NULL", vec![]).await?;
+        let taken: std::collections::HashSet<i64> =
+            taken.iter().map(|r| r.int(0)).collect::<Result<_, _>>()?;
+        let Some(index) = (1..=dns_common::maps::MAX_TERRITORIES as i64).find(|i| !taken.contains(i)) else {
             return Err(StoreError::Invalid(format!(
                 "territory {name:?}: at most {} territories",
                 dns_common::maps::MAX_TERRITORIES
             )));
-        }
+        };
         let mut statements: Vec<Statement> =
-            vec![("INSERT INTO territories (name) VALUES ($1)".into(), params![name])];
+            vec![("INSERT INTO territories (name, idx) VALUES ($1, $2)".into(), params![name, index])];
         for p in prefixes {
             statements.push((
                 "INSERT INTO territory_prefixes (territory_id, prefix) SELECT id, $2 FROM territories WHERE name = $1 \
@@ -99,16 +104,29 @@ impl Database {
         Ok(())
     }
 
-    /// Every territory's name (in id order) and every prefix with its territory.
-    pub async fn territory_rows(&self) -> Result<(Vec<String>, Vec<TerritoryPrefixRow>), StoreError> {
-        let names = self.query("SELECT name FROM territories ORDER BY id", vec![]).await?;
+    /// Every territory's name and index (in id order) and every prefix with its territory.
+    pub async fn territory_rows(&self) -> Result<(Vec<(String, u8)>, Vec<TerritoryPrefixRow>), StoreError> {
+        let names = self.query("SELECT name, idx FROM territories ORDER BY id", vec![]).await?;
         let prefixes = self
             .select::<TerritoryPrefixRow>(
                 "FROM territory_prefixes p JOIN territories t ON t.id = p.territory_id ORDER BY t.id, p.prefix",
                 vec![],
             )
             .await?;
-        Ok((names.iter().map(|r| r.text(0)).collect::<Result<_, StoreError>>()?, prefixes))
+        let names = names
+            .iter()
+            .map(|r| {
+                let (name, index) = (r.text(0)?, r.int(1)?);
+                let index = u8::try_from(index)
+                    .ok()
+                    .filter(|i| (1..=dns_common::maps::MAX_TERRITORIES as u8).contains(i))
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!("territory {name:?}: index {index} outside 1..=63"))
+                    })?;
+                Ok((name, index))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((names, prefixes))
     }
 
     /// Every territory, in id order.
@@ -123,7 +141,8 @@ impl Database {
         }
         Ok(names
             .into_iter()
-            .map(|name| TerritoryInfo {
+            .map(|(name, index)| TerritoryInfo {
+                index,
                 prefixes: prefixes.iter().filter(|p| p.territory == name).map(|p| p.prefix.clone()).collect(),
                 addresses: counts.get(&name).copied().unwrap_or(0),
                 name,
