@@ -173,13 +173,31 @@ fn tcp_follows_rfc7766() {
         assert_eq!(n, 0, "closed, not data");
         assert!(started.elapsed() < Duration::from_secs(3), "closed by the idle timeout");
 
-        // Connection limit: with 3 open, a 4th is closed at once.
+        // Connection limit: with 3 open and silent, a 4th is served, and the one silent
+        // longest is closed to make room (RFC 7766 section 6.2.2; refusing the newcomer
+        // would let silent clients lock everyone out).
         let held: Vec<TcpStream> = (0..3).map(|_| connect()).collect();
         std::thread::sleep(Duration::from_millis(100));
         let mut extra = connect();
         let q = QueryBuilder::new("example.com", RecordType::SOA).bytes();
         let _ = extra.write_all(&[&(q.len() as u16).to_be_bytes()[..], &q].concat());
-        assert!(read_message(&mut extra).is_none(), "the connection over the limit is not served");
+        assert!(read_message(&mut extra).is_some(), "the connection over the limit is served");
+        let mut oldest = &held[0];
+        oldest.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let closed = match oldest.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "the stalest connection was closed");
+        for newer in &held[1..] {
+            newer.set_nonblocking(true).unwrap();
+            let mut newer = newer;
+            assert!(
+                matches!(newer.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "only the stalest connection was closed"
+            );
+        }
         drop(held);
     });
 }
