@@ -126,6 +126,52 @@ pub struct NameEntry {
     pub variants: u16,
     /// One of [`select`].
     pub select: u16,
+    /// [`key_check`] of the key this entry was written for. The kernel recycles an LRU
+    /// element for another key at once, even while a program still reads it: the
+    /// program answers only if the entry's check is its question's.
+    pub check: u32,
+    pub _pad: u32,
+}
+
+const KEY_CHECK_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// One step of [`key_check`]: mixes in the next 8-byte word of the lower-cased name.
+#[inline(always)]
+pub fn key_check_step(h: u64, word: u64) -> u64 {
+    let h = (h ^ word).wrapping_mul(KEY_CHECK_MULTIPLIER);
+    h ^ (h >> 29)
+}
+
+/// The last step of [`key_check`]: mixes in the name's length and QTYPE (as sent).
+#[inline(always)]
+pub fn key_check_finish(h: u64, name_len: usize, qtype: [u8; 2]) -> u32 {
+    let tail = name_len as u64 | (u16::from_le_bytes(qtype) as u64) << 16;
+    (key_check_step(h, tail) >> 32) as u32
+}
+
+/// Where [`key_check`] starts.
+pub const KEY_CHECK_SEED: u64 = 0x6a09_e667_f3bc_c909;
+
+/// The check of a name map key: over the lower-cased wire name as little-endian 8-byte
+/// words (the last one zero-padded; a name of a multiple of 8 bytes ends with a zero
+/// word), then its length and QTYPE. The XDP program computes the same while it builds
+/// the key, a word at a time.
+pub fn key_check(lower_name: &[u8], qtype: [u8; 2]) -> u32 {
+    let mut h = KEY_CHECK_SEED;
+    for i in 0..=lower_name.len() / 8 {
+        let mut word = [0u8; 8];
+        let chunk = lower_name.get(i * 8..).unwrap_or(&[]);
+        let n = chunk.len().min(8);
+        word[..n].copy_from_slice(&chunk[..n]);
+        h = key_check_step(h, u64::from_le_bytes(word));
+    }
+    key_check_finish(h, lower_name.len(), qtype)
+}
+
+/// The check of a wildcard answer key: its encloser hash and QTYPE.
+#[inline(always)]
+pub fn wildcard_key_check(encloser: u64, qtype: [u8; 2]) -> u32 {
+    key_check_finish(key_check_step(KEY_CHECK_SEED, encloser), 0, qtype)
 }
 
 /// Answer flags, in the low bits of [`AnswerSlot::flags`].

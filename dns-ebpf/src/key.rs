@@ -6,7 +6,10 @@ use core::{ffi::c_void, ptr::read_unaligned};
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use dns_common::{
     limits::{DNS_HEADER_LEN, NAME_BUCKETS},
-    maps::{NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, SCRATCH_WORDS, Scratch},
+    maps::{
+        KEY_CHECK_SEED, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, SCRATCH_WORDS, Scratch,
+        key_check_finish, key_check_step,
+    },
     stats::Outcome,
     wire::{low_bytes_mask, lower_word},
 };
@@ -24,15 +27,24 @@ const BUCKET_WORDS: [usize; 4] = [
 const MAX_WORDS: usize = BUCKET_WORDS[3];
 const _: () = assert!(MAX_WORDS == SCRATCH_WORDS, "scratch arrays sized for the longest bucket");
 
+/// The key of the question, built in scratch.
+pub struct BuiltKey {
+    pub bucket: usize,
+    /// One's complement sum of the question exactly as received (letter case included).
+    pub question_sum: u64,
+    /// `dns_common::maps::key_check` of the key: a name entry is answered only if its
+    /// check is this one.
+    pub check: u32,
+}
+
 /// Builds the lookup key in scratch (the lower-cased name zero-padded to the bucket
-/// size, then QTYPE) and returns the bucket and the one's complement sum of the
-/// question exactly as received (letter case included).
+/// size, then QTYPE), its check and the question's checksum contribution.
 pub fn build_key(
     ctx: &XdpContext,
     scratch: *mut Scratch,
     f: &Frame,
     name_len: usize,
-) -> Result<(usize, u64), Outcome> {
+) -> Result<BuiltKey, Outcome> {
     // SAFETY: scratch is this CPU's value, 8-byte aligned with its arrays at multiples
     // of 8. name_len <= 255, so the question (name_len + 4 bytes) fits raw, and the loop
     // touches at most MAX_WORDS words of raw and key, their exact sizes.
@@ -64,6 +76,7 @@ pub fn build_key(
         let raw_words = raw as *const u64;
         let key_words = key as *mut u64;
         let mut sum: u64 = 0;
+        let mut h = KEY_CHECK_SEED;
         // Words wholly inside the name: copied lower-cased, no masks.
         let full = name_len / 8;
         let mut i = 0;
@@ -73,7 +86,9 @@ pub fn build_key(
             }
             let w = *raw_words.add(i);
             sum += word_sum(w);
-            *key_words.add(i) = lower_word(w);
+            let lower = lower_word(w);
+            *key_words.add(i) = lower;
+            h = key_check_step(h, lower);
             i += 1;
         }
         if i >= MAX_WORDS - 1 {
@@ -83,7 +98,9 @@ pub fn build_key(
         // (which run into the next word when 4 or more name bytes are here).
         let rem = (name_len % 8) as u64;
         let w = *raw_words.add(i);
-        *key_words.add(i) = lower_word(w & low_bytes_mask(rem));
+        let lower = lower_word(w & low_bytes_mask(rem));
+        *key_words.add(i) = lower;
+        h = key_check_step(h, lower);
         let (question_here, question_next) = if rem >= 4 { (8, rem - 4) } else { (rem + 4, 0) };
         sum += word_sum(w & low_bytes_mask(question_here));
         sum += word_sum(*raw_words.add(i + 1) & low_bytes_mask(question_next));
@@ -103,7 +120,7 @@ pub fn build_key(
             _ => NAME_BUCKETS[3],
         };
         *(key.add(qtype_at) as *mut [u8; 2]) = qtype;
-        Ok((bucket, sum))
+        Ok(BuiltKey { bucket, question_sum: sum, check: key_check_finish(h, name_len, qtype) })
     }
 }
 

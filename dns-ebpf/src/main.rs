@@ -36,7 +36,7 @@ use dns_common::{
     limits::DEFAULT_EDNS_PAYLOAD,
     maps::{
         AnswerSlot, INTERFACES, LOCAL_ADDRESSES, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
-        TERRITORY_PREFIXES, TerritoryV4, TerritoryV6, select,
+        TERRITORY_PREFIXES, TerritoryV4, TerritoryV6, select, wildcard_key_check,
     },
     negative::{KnownName, MAX_WILDCARD_ANSWERS, MAX_ZONES, NegativeConfig, WildcardKey, ZoneFacts},
     stats::{OUTCOME_SLOTS, Outcome},
@@ -128,11 +128,11 @@ fn try_instadns(ctx: &XdpContext) -> Result<Option<Outcome>, Outcome> {
 /// a name proven not to exist gets its zone's NXDOMAIN or its wildcard's answer. One
 /// call site of the response code, so the verifier walks it once.
 fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<Option<Outcome>, Outcome> {
-    let (bucket, question_sum) = key::build_key(ctx, scratch, f, q.name_len)?;
-    let (entry, how) = match key::lookup(scratch, bucket) {
-        Some(entry) => {
-            // SAFETY: a valid map value pointer for the duration of this program run.
-            let entry = unsafe { read_unaligned(entry) };
+    let built = key::build_key(ctx, scratch, f, q.name_len)?;
+    let question_sum = built.question_sum;
+    let (entry, how) = match key::lookup(scratch, built.bucket) {
+        Some(found) => {
+            let entry = still_ours(found, built.check)?;
             fresh(&entry)?;
             // Userspace answers Client Subnet queries, with the scope of the answer (RFC 7871).
             if q.client_subnet {
@@ -143,14 +143,20 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
         None if q.client_subnet => return Err(Outcome::Miss),
         None => match negative::absent_name(scratch, q.name_len)? {
             negative::Absent::Nxdomain(slot) => (
-                NameEntry { expires_ns: u64::MAX, answer: slot, variants: 1, select: select::FIXED },
+                NameEntry {
+                    expires_ns: u64::MAX,
+                    answer: slot,
+                    variants: 1,
+                    select: select::FIXED,
+                    check: 0,
+                    _pad: 0,
+                },
                 Some(Outcome::HitNxdomain),
             ),
             negative::Absent::Wildcard(encloser, qtype) => {
                 let key = WildcardKey { encloser, qtype, _pad: [0; 6] };
-                let entry = WILDCARD_ANSWERS.get_ptr(&key).ok_or(Outcome::Miss)?;
-                // SAFETY: a valid map value pointer for the duration of this program run.
-                let entry = unsafe { read_unaligned(entry) };
+                let found = WILDCARD_ANSWERS.get_ptr(&key).ok_or(Outcome::Miss)?;
+                let entry = still_ours(found, wildcard_key_check(encloser, qtype))?;
                 fresh(&entry)?;
                 (entry, Some(Outcome::HitWildcard))
             }
@@ -181,6 +187,22 @@ fn launder_entry(scratch: *mut Scratch, entry: NameEntry) -> NameEntry {
         write_volatile(p, entry);
         read_volatile(p)
     }
+}
+
+/// A copy of the LRU entry at `found` if it still belongs to the question: the kernel
+/// recycles an element for another key at once, even while this program reads it, so
+/// the check is compared on the copy and again after it (a recycled element has another
+/// key's check).
+#[inline(always)]
+fn still_ours(found: *const NameEntry, check: u32) -> Result<NameEntry, Outcome> {
+    // SAFETY: a valid map value pointer for the duration of this program run.
+    let entry = unsafe { read_unaligned(found) };
+    // SAFETY: as above.
+    let after = unsafe { read_volatile(&raw const (*found).check) };
+    if entry.check != check || after != check {
+        return Err(Outcome::Miss);
+    }
+    Ok(entry)
 }
 
 /// An entry past its expiry goes up to be refreshed.

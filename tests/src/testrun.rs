@@ -165,6 +165,17 @@ impl FastPathRig {
         (result.return_value, out, result.duration)
     }
 
+    /// A map of the fast path by name, opened anew (the daemon's map writer owns the
+    /// loaded object's): for tests that put the kernel in states userspace never writes.
+    pub fn map(&self, name: &str) -> aya::maps::MapData {
+        let info = self.program(loader::PROGRAM_NAME).info().expect("program info");
+        let ids = info.map_ids().expect("map ids").expect("the kernel reports map ids");
+        ids.into_iter()
+            .filter_map(|id| aya::maps::MapData::from_id(id).ok())
+            .find(|m| m.info().ok().and_then(|i| i.name_as_str().map(|n| n == name)).unwrap_or(false))
+            .unwrap_or_else(|| panic!("map {name} of the fast path"))
+    }
+
     /// XDP outcome counters.
     pub fn counter(&self, outcome: dns_common::stats::Outcome) -> u64 {
         self.handler

@@ -1007,3 +1007,36 @@ fn names_below_a_wildcard_are_synthesized_in_the_kernel() {
         assert_eq!(hex(&expected[expected.len() - userspace.len()..]), hex(&userspace), "{}", f.description);
     }
 }
+
+/// The kernel recycles an LRU element for another key at once, even while the program
+/// reads it, so a name entry can hold another name's answer for a moment. Each entry
+/// carries the check of the key it was written for: an entry whose check is another
+/// key's is never answered (the program used to answer one name with another's
+/// answer). Simulated by writing one name's entry under another's key.
+#[test]
+fn a_name_entry_written_for_another_key_is_never_answered() {
+    use dns_common::maps::{NAME_MAP_NAMES, NameEntry, NameKey0};
+    let rig = rig();
+    let (victim, donor) = ("blog.alice.example.org", "shop.bob.example.org");
+    for name in [victim, donor] {
+        rig.userspace(&QueryBuilder::new(name, RecordType::A).bytes()).expect("userspace answers");
+    }
+    let victim_query = Frame::v4(QueryBuilder::new(victim, RecordType::A).bytes()).build();
+    let (action, _) = rig.run(&victim_query);
+    assert_eq!(action, XDP_TX, "the victim is answered from the kernel before the swap");
+
+    let mut names: aya::maps::HashMap<_, NameKey0, NameEntry> =
+        aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(rig.map(NAME_MAP_NAMES[0])))
+            .expect("name map");
+    let key = |name: &str| NameKey0::new(&wire_name(name), RecordType::A.into()).expect("bucket 0");
+    let donor_entry = names.get(&key(donor), 0).expect("the donor's entry");
+    names.insert(key(victim), donor_entry, 0).expect("overwriting the victim's entry");
+
+    let misses = rig.counter(Outcome::Miss);
+    let (action, out) = rig.run(&victim_query);
+    assert_eq!(action, XDP_PASS, "another key's entry is not answered");
+    assert_eq!(out, victim_query, "passed up untouched");
+    assert_eq!(rig.counter(Outcome::Miss), misses + 1, "counted as a miss");
+    let donor_query = Frame::v4(QueryBuilder::new(donor, RecordType::A).bytes()).build();
+    assert_eq!(rig.run(&donor_query).0, XDP_TX, "the donor's own key still answers");
+}

@@ -21,7 +21,7 @@ use dns_common::{
         ANSWER_MAP_NAME, AnswerSlot, IFACE_MACS_MAP_NAME, LOCAL_V4_MAP_NAME, LOCAL_V6_MAP_NAME,
         MAX_TERRITORIES, MAX_WEIGHTED_VARIANTS, NAME_MAP_NAMES, NameEntry, NameKey, NameKey0, NameKey1,
         NameKey2, NameKey3, PICK_SCALE, STATS_MAP_NAME, TERRITORY_V4_MAP_NAME, TERRITORY_V6_MAP_NAME,
-        TerritoryV4, TerritoryV6, select,
+        TerritoryV4, TerritoryV6, key_check, select, wildcard_key_check,
     },
     negative::{
         KNOWN_NAMES_MAP_NAME, KnownName, NEGATIVE_CONFIG_MAP_NAME, NegativeConfig, WILDCARD_ANSWERS_MAP_NAME,
@@ -203,7 +203,11 @@ impl KernelMaps {
         previous: Option<u32>,
     ) -> Result<u32, MapsError> {
         let slot = self.acquire_written(answer)?;
-        if let Err(e) = self.wildcard_answers.insert(key, name_entry(answer, slot, expires_ns), 0) {
+        let entry = NameEntry {
+            check: wildcard_key_check(key.encloser, key.qtype),
+            ..name_entry(answer, slot, expires_ns)
+        };
+        if let Err(e) = self.wildcard_answers.insert(key, entry, 0) {
             self.slots.release(slot);
             return Err(e.into());
         }
@@ -360,6 +364,11 @@ impl KernelMaps {
         self.clear_wildcards();
         let mut contents: HashMap<u32, Option<Arc<Steered>>> = HashMap::new();
         let mut corrupt = Vec::new();
+        // An entry whose check is not its key's was written for another key.
+        let foreign: Vec<bool> = entries
+            .iter()
+            .map(|(key, entry)| entry.check != key_check(key.name(), key.qtype().to_be_bytes()))
+            .collect();
         for (_, entry) in entries {
             let content = contents.entry(entry.answer).or_insert_with(|| match self.read_run(entry) {
                 Ok(run) => Some(Arc::new(run)),
@@ -376,9 +385,14 @@ impl KernelMaps {
         // Entries whose run is not one we could have written are removed, so neither the
         // kernel nor userspace ever serves them; their names resolve afresh.
         let mut discarded = 0;
-        for (key, entry) in entries {
+        for ((key, entry), foreign) in entries.iter().zip(&foreign) {
+            if *foreign {
+                corrupt.push((entry.answer, "an entry with another key's check"));
+            }
             match contents.get(&entry.answer) {
-                Some(Some(content)) if content.variants.len() == entry.variants.max(1) as usize => {
+                Some(Some(content))
+                    if !foreign && content.variants.len() == entry.variants.max(1) as usize =>
+                {
                     self.slots.adopt(entry.answer, content);
                 }
                 _ => {
@@ -402,8 +416,14 @@ impl KernelMaps {
         // The zones' NXDOMAIN slots, which the pinned zone facts point at.
         let zones: Vec<(u32, ZoneFacts)> = self.zone_facts.iter().filter_map(Result::ok).collect();
         for (zone, facts) in zones {
-            let entry =
-                NameEntry { expires_ns: 0, answer: facts.nxdomain_slot, variants: 1, select: select::FIXED };
+            let entry = NameEntry {
+                expires_ns: 0,
+                answer: facts.nxdomain_slot,
+                variants: 1,
+                select: select::FIXED,
+                check: 0,
+                _pad: 0,
+            };
             match self.read_run(&entry) {
                 Ok(content) => {
                     let content = Arc::new(content);
@@ -420,12 +440,13 @@ impl KernelMaps {
         self.slots.finish_adoption();
         entries
             .iter()
-            .map(|(_, e)| {
+            .zip(&foreign)
+            .map(|((_, e), foreign)| {
                 contents
                     .get(&e.answer)
                     .cloned()
                     .flatten()
-                    .filter(|c| c.variants.len() == e.variants.max(1) as usize)
+                    .filter(|c| !foreign && c.variants.len() == e.variants.max(1) as usize)
             })
             .collect()
     }
@@ -518,7 +539,8 @@ fn name_entry(answer: &Steered, slot: u32, expires_ns: u64) -> NameEntry {
         VariantChoice::Weighted(_) => select::WEIGHTED,
         VariantChoice::Directional => select::DIRECTIONAL,
     };
-    NameEntry { expires_ns, answer: slot, variants: answer.variants.len() as u16, select }
+    // The check is the key's, set where the key is known (`put`, `install_wildcard`).
+    NameEntry { expires_ns, answer: slot, variants: answer.variants.len() as u16, select, check: 0, _pad: 0 }
 }
 
 /// A removal that found nothing to remove is done.
@@ -591,6 +613,7 @@ where
     NameKey<N>: aya::Pod,
 {
     let key = NameKey::<N>::new(name, qtype).ok_or(MapsError::NameTooLong)?;
+    let entry = NameEntry { check: key_check(name, qtype.to_be_bytes()), ..*entry };
     Ok(map.insert(key, entry, 0)?)
 }
 

@@ -31,7 +31,7 @@ use thiserror::Error;
 use super::loader::{AttachedMode, XdpConfig, XdpModeArg};
 
 /// Bumped whenever a map's key or value layout changes.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 #[derive(Debug, Error)]
 pub enum PinError {
