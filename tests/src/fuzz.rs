@@ -29,6 +29,11 @@ pub fn seed_message(seed: &Seed, id: u16) -> Vec<u8> {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A stream from `seed` as it is (0 counts as 1).
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
     pub fn for_case(case: u64) -> Self {
         Self(case.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03 | 1)
     }
@@ -214,3 +219,22 @@ pub fn mutate_frame(rng: &mut Rng, f: &mut Frame) {
         _ => f.dport = rng.pick(&[5353u16, 54, 0]),
     }
 }
+
+/// Prints a campaign's summary (`what` says what its cases came to) and fails with the
+/// first failures, if any.
+pub fn report(cases: u64, elapsed: std::time::Duration, what: &str, failures: &[String]) {
+    eprintln!(
+        "{cases} cases in {elapsed:.1?} ({:.0}/s): {what}, {} failures",
+        cases as f64 / elapsed.as_secs_f64(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases broke the contract:\n{}",
+        failures.len(),
+        failures.iter().take(SHOWN_FAILURES).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Failures [`report`] shows in full; the rest are counted.
+const SHOWN_FAILURES: usize = 20;

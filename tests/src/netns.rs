@@ -236,3 +236,16 @@ impl Drop for VethRig {
         }
     }
 }
+
+/// Makes `cmd`'s process die with the test thread that starts it (SIGKILL on the
+/// parent's death), so no server outlives a failed test.
+pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: prctl in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}

@@ -4,7 +4,6 @@ use std::{
     collections::HashMap,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream, UdpSocket},
-    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -223,13 +222,7 @@ fn spawn(
         .arg(pin_dir)
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: prctl in the child before exec; the server dies with the test thread.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    crate::netns::die_with_parent(&mut cmd);
     cmd.spawn().expect("starting instadns")
 }
 

@@ -2,7 +2,6 @@
 //! instadns: QNAME minimisation and 0x20 case randomisation on, no cache.
 
 use std::{
-    os::unix::process::CommandExt as _,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -60,13 +59,7 @@ pub fn start_unbound(d: &Deployment, stub_zones: &[&str]) -> Unbound {
         .arg(&conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: prctl in the child before exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    crate::netns::die_with_parent(&mut cmd);
     let unbound = Unbound { child: cmd.spawn().expect("starting unbound"), log };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -6,7 +6,6 @@
 //! the referral to it.
 
 use std::{
-    os::unix::process::CommandExt as _,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -53,13 +52,7 @@ fn start_nsd(d: &Deployment) -> Nsd {
         .arg(dir.join("nsd.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: prctl in the child before exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    tests::netns::die_with_parent(&mut cmd);
     let nsd = Nsd(cmd.spawn().expect("starting nsd (package nsd)"));
     let at = format!("@{CHILD_NS}");
     eventually("NSD answers", Duration::from_secs(10), || {

@@ -19,24 +19,17 @@ const NX_NAMES: usize = 5_000;
 /// Template slots of the weighted mixes (the generator picks one at random per query).
 const WEIGHTED_SLOTS: usize = 65_536;
 
-/// A small deterministic PRNG (xorshift64*), so every run and every server gets the same
-/// names and query files.
-pub struct Rng(u64);
+/// A small deterministic PRNG (the fuzzing campaigns' xorshift64*), so every run and
+/// every server gets the same names and query files.
+pub struct Rng(tests::fuzz::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        Self(tests::fuzz::Rng::seeded(seed))
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 
     pub fn label(&mut self, len: usize) -> String {
