@@ -41,7 +41,7 @@ impl Default for TcpLimits {
             max_connections: 1024,
             max_per_client: 64,
             idle_timeout: Duration::from_secs(10),
-            max_in_flight: 64,
+            max_in_flight: 16,
             buffer_bytes: 32 << 20,
         }
     }
