@@ -8,7 +8,7 @@ use std::{
     collections::HashSet,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -35,6 +35,9 @@ const BATCH: i64 = 10_000;
 /// How far back a reconnecting follower re-reads the log (commits can land out of id
 /// order in PostgreSQL; re-applying a change is harmless).
 const CATCH_UP_OVERLAP: i64 = 1000;
+/// Change notifications waiting to be read; past it the follower reads the log instead
+/// (the log holds every change, so nothing is lost).
+const NOTIFICATION_QUEUE: usize = 4096;
 /// Log entries older than this are pruned.
 const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 
@@ -144,7 +147,8 @@ impl Follower {
     async fn poll_sqlite(&self, cursor: &mut i64) -> Result<(), StoreError> {
         let Some(store) = self.db.sqlite() else { return Ok(()) };
         let path = store.path().to_owned();
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        // One pending wake is enough: a wake reads everything committed before it.
+        let (tx, mut rx) = mpsc::channel::<()>(1);
         // A blocking thread owns the connection: data_version is per connection.
         let watcher = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let conn =
@@ -156,7 +160,7 @@ impl Follower {
                 let now = data_version(&conn)?;
                 if now != last {
                     last = now;
-                    if tx.send(()).is_err() {
+                    if let Err(mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
                         return Ok(());
                     }
                 }
@@ -195,10 +199,11 @@ impl Follower {
         let Some(pg) = self.db.postgres().cloned() else { return };
         let mut backoff = Duration::from_millis(100);
         loop {
-            let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+            let (tx, mut rx) = mpsc::channel::<String>(NOTIFICATION_QUEUE);
+            let overflowed = Arc::new(AtomicBool::new(false));
             let listener = {
-                let pg = pg.clone();
-                tokio::spawn(async move { pg.listen(CHANGE_CHANNEL, tx).await })
+                let (pg, overflowed) = (pg.clone(), overflowed.clone());
+                tokio::spawn(async move { pg.listen(CHANGE_CHANNEL, tx, &overflowed).await })
             };
             // Whatever happened while we were not listening.
             if let Err(e) = self.catch_up(&mut cursor, CATCH_UP_OVERLAP).await {
@@ -216,6 +221,12 @@ impl Follower {
                         self.apply(&changes).await;
                     }
                     Err(e) => tracing::warn!(error = %e, "reading notified changes failed"),
+                }
+                // Notifications were dropped while the queue was full: read the log.
+                if overflowed.swap(false, Ordering::Relaxed)
+                    && let Err(e) = self.catch_up(&mut cursor, CATCH_UP_OVERLAP).await
+                {
+                    tracing::warn!(error = %e, "catching up with the change log failed");
                 }
             }
             match listener.await {

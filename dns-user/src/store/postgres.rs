@@ -122,31 +122,34 @@ impl PgStore {
         Ok(applied)
     }
 
-    /// Listens on `channel`; each notification's payload is sent to `tx`. Returns when
-    /// the connection is lost (the caller reconnects and catches up).
+    /// Listens on `channel`; each notification's payload is sent to `tx`, or, when `tx`
+    /// is full, dropped with `overflowed` set (the caller reads the log then). Returns
+    /// when the connection is lost (the caller reconnects and catches up).
     pub async fn listen(
         &self,
         channel: &str,
-        tx: tokio::sync::mpsc::UnboundedSender<String>,
+        tx: tokio::sync::mpsc::Sender<String>,
+        overflowed: &std::sync::atomic::AtomicBool,
     ) -> Result<(), StoreError> {
         let config: tokio_postgres::Config = self
             .url
             .parse()
             .map_err(|e| StoreError::BadUrl { url: self.url.clone(), reason: format!("{e}") })?;
         let (client, mut connection) = config.connect(NoTls).await?;
-        let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel();
+        // Bounded: when it is full the driver stops reading the connection for a moment.
+        let (msg_tx, mut msg_rx) = tokio::sync::mpsc::channel(64);
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = messages.next().await {
                 match message {
                     Ok(AsyncMessage::Notification(n)) => {
-                        if msg_tx.send(Ok(n.payload().to_owned())).is_err() {
+                        if msg_tx.send(Ok(n.payload().to_owned())).await.is_err() {
                             break;
                         }
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        let _ = msg_tx.send(Err(e));
+                        let _ = msg_tx.send(Err(e)).await;
                         break;
                     }
                 }
@@ -155,11 +158,13 @@ impl PgStore {
         client.batch_execute(&format!("LISTEN {channel}")).await?;
         let result = loop {
             match msg_rx.recv().await {
-                Some(Ok(payload)) => {
-                    if tx.send(payload).is_err() {
-                        break Ok(());
+                Some(Ok(payload)) => match tx.try_send(payload) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                        overflowed.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
-                }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break Ok(()),
+                },
                 Some(Err(e)) => break Err(e.into()),
                 None => break Err(StoreError::Unavailable("the notification connection closed".into())),
             }
