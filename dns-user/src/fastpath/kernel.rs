@@ -364,38 +364,39 @@ impl KernelMaps {
         self.clear_wildcards();
         let mut contents: HashMap<u32, Option<Arc<Steered>>> = HashMap::new();
         let mut corrupt = Vec::new();
-        // An entry whose check is not its key's was written for another key.
-        let foreign: Vec<bool> = entries
+        // Each entry's answer if the entry can be adopted: its run is one we could have
+        // written, seen as long as by every entry pointing at it, and its check is its key's.
+        let adoptable: Vec<Option<Arc<Steered>>> = entries
             .iter()
-            .map(|(key, entry)| entry.check != key_check(key.name(), key.qtype().to_be_bytes()))
+            .map(|(key, entry)| {
+                let content = contents
+                    .entry(entry.answer)
+                    .or_insert_with(|| match self.read_run(entry) {
+                        Ok(run) => Some(Arc::new(run)),
+                        Err(why) => {
+                            corrupt.push((entry.answer, why));
+                            None
+                        }
+                    })
+                    .clone()?;
+                let why = if entry.check != key_check(key.name(), key.qtype().to_be_bytes()) {
+                    "an entry with another key's check"
+                } else if content.variants.len() != entry.variants.max(1) as usize {
+                    "entries disagree on the run"
+                } else {
+                    return Some(content);
+                };
+                corrupt.push((entry.answer, why));
+                None
+            })
             .collect();
-        for (_, entry) in entries {
-            let content = contents.entry(entry.answer).or_insert_with(|| match self.read_run(entry) {
-                Ok(run) => Some(Arc::new(run)),
-                Err(why) => {
-                    corrupt.push((entry.answer, why));
-                    None
-                }
-            });
-            // Every entry pointing at a run must see it as long as the first one did.
-            if content.as_ref().is_some_and(|c| c.variants.len() != entry.variants.max(1) as usize) {
-                corrupt.push((entry.answer, "entries disagree on the run"));
-            }
-        }
-        // Entries whose run is not one we could have written are removed, so neither the
-        // kernel nor userspace ever serves them; their names resolve afresh.
+        // The others are removed, so neither the kernel nor userspace ever serves them;
+        // their names resolve afresh.
         let mut discarded = 0;
-        for ((key, entry), foreign) in entries.iter().zip(&foreign) {
-            if *foreign {
-                corrupt.push((entry.answer, "an entry with another key's check"));
-            }
-            match contents.get(&entry.answer) {
-                Some(Some(content))
-                    if !foreign && content.variants.len() == entry.variants.max(1) as usize =>
-                {
-                    self.slots.adopt(entry.answer, content);
-                }
-                _ => {
+        for ((key, entry), content) in entries.iter().zip(&adoptable) {
+            match content {
+                Some(content) => self.slots.adopt(entry.answer, content),
+                None => {
                     let _ = self.delete_name(key);
                     discarded += 1;
                 }
@@ -438,17 +439,7 @@ impl KernelMaps {
             }
         }
         self.slots.finish_adoption();
-        entries
-            .iter()
-            .zip(&foreign)
-            .map(|((_, e), foreign)| {
-                contents
-                    .get(&e.answer)
-                    .cloned()
-                    .flatten()
-                    .filter(|c| !foreign && c.variants.len() == e.variants.max(1) as usize)
-            })
-            .collect()
+        adoptable
     }
 
     /// The answer a name entry's run of slots holds, if it is one we could have written.
