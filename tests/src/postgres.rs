@@ -111,15 +111,69 @@ impl PgServer {
         self.run_psql(&["-Aqf", path.to_str().expect("UTF-8 path")])
     }
 
-    fn run_psql(&self, args: &[&str]) -> String {
-        let sock = self.dir.path().join("sock");
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-h", sock.to_str().unwrap(), "-U", "instadns", "-d", "instadns", "-v", "ON_ERROR_STOP=1"])
-            .args(args)
-            .output()
+    /// Runs SQL through psql, whatever its outcome: its output, or its error.
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        let out = self.psql_command().args(["-Atc", sql]).output().expect("psql");
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+
+    /// A psql session kept open: statements sent one by one on one connection (a
+    /// transaction holding a lock while the test does other things).
+    pub fn session(&self) -> PsqlSession {
+        let child = self
+            .psql_command()
+            .arg("-Aq")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
             .expect("psql");
+        PsqlSession { child }
+    }
+
+    fn psql_command(&self) -> Command {
+        let sock = self.dir.path().join("sock");
+        let mut command = Command::new(self.bin.join("psql"));
+        command.args([
+            "-h",
+            sock.to_str().unwrap(),
+            "-U",
+            "instadns",
+            "-d",
+            "instadns",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]);
+        command
+    }
+
+    fn run_psql(&self, args: &[&str]) -> String {
+        let out = self.psql_command().args(args).output().expect("psql");
         assert!(out.status.success(), "psql {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub struct PsqlSession {
+    child: std::process::Child,
+}
+
+impl PsqlSession {
+    /// Sends `sql` (ending with a semicolon) to the session.
+    pub fn send(&mut self, sql: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("psql's stdin");
+        writeln!(stdin, "{sql}").and_then(|()| stdin.flush()).expect("writing to psql");
+    }
+}
+
+impl Drop for PsqlSession {
+    fn drop(&mut self) {
+        // End of input: psql ends the session (an open transaction rolls back).
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 

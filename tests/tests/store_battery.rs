@@ -213,6 +213,7 @@ async fn change_log(db: &Database) {
                 instadns::store::changes::ChangeOp::Insert => "I",
                 instadns::store::changes::ChangeOp::Update => "U",
                 instadns::store::changes::ChangeOp::Delete => "D",
+                instadns::store::changes::ChangeOp::Truncate => "T",
             };
             (table.as_str().to_owned(), key, op.to_owned(), detail)
         })
@@ -226,6 +227,34 @@ async fn change_log(db: &Database) {
     assert!(has("domains", "4242", "I", Some("shop.dave.example.org.")), "{changes:?}");
     assert!(has("domains", "4242", "D", Some("shop.dave.example.org.")), "cascade logged: {changes:?}");
     assert!(has("instances", "4242", "D", Some("dave web")), "{changes:?}");
+}
+
+/// The log's bounds: pruning remembers the newest id it deleted (a follower older than
+/// it missed changes), changes are read by sparse ids, and the bounds survive a log
+/// pruned empty.
+async fn change_log_pruning(db: &Database) {
+    db.add_instance(4343, "mt2", None, None, None).await.unwrap();
+    db.move_instance(4343, "mt1").await.unwrap();
+    let (newest, pruned_before) = db.log_bounds().await.unwrap();
+    assert_eq!(newest, db.change_cursor().await.unwrap());
+    assert!(pruned_before < newest);
+    let ids = db.newest_change_ids(3).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let sparse = [ids[2], ids[0], newest + 1000];
+    let found: Vec<i64> = db.changes_by_id(&sparse).await.unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(found, [ids[2], ids[0]], "oldest first, ids without a row left out");
+
+    let pruned = db.prune_changes(i64::MAX).await.unwrap();
+    assert!(pruned >= 2, "{pruned}");
+    assert_eq!(db.log_bounds().await.unwrap(), (0, newest), "empty log, pruned through the newest");
+    assert!(db.changes_since(0, 10).await.unwrap().is_empty());
+    // Pruning an empty log keeps the mark; new changes go on numbering after it.
+    db.prune_changes(i64::MAX).await.unwrap();
+    db.remove_instance(4343, true).await.unwrap();
+    let (after, through) = db.log_bounds().await.unwrap();
+    assert_eq!(through, newest);
+    assert!(after > newest);
 }
 
 /// Answers cached by the server are replaced in place after a change (the next query
@@ -373,6 +402,7 @@ fn run_battery(backend: TestDb, has_demo: bool) {
         demo_answers(&db).await;
         management(&db).await;
         change_log(&db).await;
+        change_log_pruning(&db).await;
         invalidation(&db).await;
         zone_files(&db).await;
     });

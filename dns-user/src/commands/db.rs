@@ -1,4 +1,4 @@
-//! `instadns db`: migrations and the demo data.
+//! `instadns db`: migrations, the demo data, pruning the change log.
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
@@ -17,6 +17,16 @@ pub enum DbCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Delete change log entries older than --keep-hours (the daemons do this hourly
+    /// with `[database] keep_changes_hours`); nodes whose cursor is older reload
+    /// everything.
+    Prune {
+        #[command(flatten)]
+        db: DbArg,
+        /// Keep the changes of the last this many hours (0: prune every change).
+        #[arg(long, default_value_t = 24)]
+        keep_hours: u64,
+    },
 }
 
 pub async fn run(command: DbCommand) -> Result<()> {
@@ -29,6 +39,18 @@ pub async fn run(command: DbCommand) -> Result<()> {
             let db = db.open().await?;
             db.seed_demo().await.context("loading the demo data")?;
             println!("demo data loaded");
+        }
+        DbCommand::Prune { db, keep_hours } => {
+            let db = db.open().await?;
+            let keep = keep_hours.saturating_mul(3600).min(i64::MAX as u64) as i64;
+            // 0 hours: every change, whatever second (rounded by the database) it has.
+            let before = match keep {
+                0 => i64::MAX,
+                keep => instadns::model::time::unix_now().saturating_sub(keep),
+            };
+            let pruned = db.prune_changes(before).await.context("pruning the change log")?;
+            let (_, through) = db.log_bounds().await.context("reading the change log")?;
+            println!("pruned {pruned} changes; the log now starts after change {through}");
         }
     }
     Ok(())

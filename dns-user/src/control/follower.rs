@@ -2,19 +2,23 @@
 //! cheaply, through `PRAGMA data_version`; PostgreSQL: LISTEN/NOTIFY, with a catch-up
 //! from the log after every reconnect), turns each change into the tags of the answers
 //! it affects, and replaces those answers (in the userspace cache and the XDP maps) or,
-//! for large batches, removes them.
+//! for large batches, removes them. Where it stands in the log is a [`ChangeCursor`]:
+//! no change is lost (read before the data at start, LISTEN before each catch-up, the
+//! log read every [`CATCH_UP_EVERY`] too, a pruned or restarted log noticed and
+//! answered with a full reload).
 
 use std::{
     collections::HashSet,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::mpsc;
 
+use super::cursor::{ChangeCursor, LogState};
 use crate::{
     engine::Handler,
     model::{acme::ACME_LABEL, time::unix_now},
@@ -32,14 +36,18 @@ pub const SQLITE_POLL: Duration = Duration::from_millis(5);
 pub const REPLACE_LIMIT: usize = 1000;
 /// Changes read per query.
 const BATCH: i64 = 10_000;
-/// How far back a reconnecting follower re-reads the log (commits can land out of id
-/// order in PostgreSQL; re-applying a change is harmless).
-const CATCH_UP_OVERLAP: i64 = 1000;
+/// The log is read this often even without a notification or a commit seen: a lost
+/// notification, a silently dead LISTEN connection or a missing id costs at most this.
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// How long LISTEN may take before the connection is made again.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
 /// Change notifications waiting to be read; past it the follower reads the log instead
 /// (the log holds every change, so nothing is lost).
 const NOTIFICATION_QUEUE: usize = 4096;
-/// Log entries older than this are pruned.
-const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
+/// Log entries older than this are pruned, by default (`[database] keep_changes_hours`).
+pub const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
+/// How often the log is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the follower did, for metrics.
 #[derive(Default)]
@@ -48,6 +56,14 @@ pub struct FollowerStats {
     pub changes: AtomicU64,
     /// Cached answers replaced or removed because of them.
     pub answers: AtomicU64,
+    /// Everything reloaded because changes were missed or a table truncated.
+    pub full_reloads: AtomicU64,
+    /// The newest change applied.
+    pub cursor: AtomicI64,
+    /// Change ids below the cursor waited for (transactions not committed yet).
+    pub holes: AtomicU64,
+    /// Ids no longer waited for (rolled back, or waited for too long).
+    pub holes_given_up: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -58,6 +74,7 @@ pub struct Follower {
     /// Serializes applying changes and rebuilding the known names: they are the only
     /// writers of the known names.
     known: Arc<tokio::sync::Mutex<KnownFollow>>,
+    keep_changes: Duration,
 }
 
 /// The follower's view of the change log, for the known names.
@@ -65,17 +82,17 @@ pub struct Follower {
 struct KnownFollow {
     /// Instances whose update's old half was seen and new half not yet.
     open_updates: HashSet<i64>,
-    /// Change ids already applied (re-read logs apply nothing twice); the oldest are
-    /// forgotten beyond [`APPLIED_IDS`].
-    applied: std::collections::BTreeSet<i64>,
 }
-
-/// Change ids remembered as applied.
-const APPLIED_IDS: usize = 100_000;
 
 impl Follower {
     pub fn new(db: Database, handler: Arc<Handler<Database>>) -> Self {
-        Self { db, handler, stats: Default::default(), known: Default::default() }
+        Self { db, handler, stats: Default::default(), known: Default::default(), keep_changes: KEEP_CHANGES }
+    }
+
+    /// How long the log keeps changes (a node cut off for longer reloads everything).
+    pub fn with_keep_changes(mut self, keep: Duration) -> Self {
+        self.keep_changes = keep;
+        self
     }
 
     /// Rebuilds the known names if they are not trusted and publishes them to the fast
@@ -112,22 +129,14 @@ impl Follower {
         self.handler.publish_negatives();
     }
 
-    /// Follows changes until the process ends.
-    pub async fn run(self) {
-        let mut cursor = loop {
-            match self.db.change_cursor().await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the change log failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
-        tracing::info!(cursor, "following database changes");
+    /// Follows changes after `cursor` (read before the catalog was loaded, so a change
+    /// committed meanwhile is applied) until the process ends.
+    pub async fn run(self, mut cursor: ChangeCursor) {
+        tracing::info!(cursor = cursor.newest(), "following database changes");
         self.ensure_known().await;
-        let prune = tokio::spawn(prune_loop(self.db.clone()));
+        let prune = tokio::spawn(prune_loop(self.db.clone(), self.keep_changes));
         if self.db.postgres().is_some() {
-            self.follow_postgres(cursor).await;
+            self.follow_postgres(&mut cursor).await;
         } else {
             loop {
                 match self.poll_sqlite(&mut cursor).await {
@@ -143,8 +152,8 @@ impl Follower {
     }
 
     /// Polls `PRAGMA data_version` on a dedicated connection; reads the log when
-    /// another connection committed.
-    async fn poll_sqlite(&self, cursor: &mut i64) -> Result<(), StoreError> {
+    /// another connection committed, and every [`CATCH_UP_EVERY`] in any case.
+    async fn poll_sqlite(&self, cursor: &mut ChangeCursor) -> Result<(), StoreError> {
         let Some(store) = self.db.sqlite() else { return Ok(()) };
         let path = store.path().to_owned();
         // One pending wake is enough: a wake reads everything committed before it.
@@ -168,10 +177,19 @@ impl Follower {
             Ok(())
         });
         // Catch up once (changes made while we were not watching), then on every wake.
-        self.catch_up(cursor, 0).await?;
-        while rx.recv().await.is_some() {
-            while rx.try_recv().is_ok() {}
-            self.catch_up(cursor, 0).await?;
+        self.catch_up(cursor).await?;
+        let mut tick = catch_up_ticker();
+        loop {
+            tokio::select! {
+                wake = rx.recv() => {
+                    if wake.is_none() {
+                        break;
+                    }
+                    while rx.try_recv().is_ok() {}
+                }
+                _ = tick.tick() => {}
+            }
+            self.catch_up(cursor).await?;
         }
         match watcher.await {
             Ok(result) => result,
@@ -179,59 +197,110 @@ impl Follower {
         }
     }
 
-    /// Applies every logged change after `cursor - overlap`.
-    async fn catch_up(&self, cursor: &mut i64, overlap: i64) -> Result<(), StoreError> {
-        let mut from = (*cursor - overlap).max(0);
-        loop {
-            let changes = self.db.changes_since(from, BATCH).await?;
-            let Some(last) = changes.last().map(|c| c.id) else { return Ok(()) };
-            from = last;
-            *cursor = (*cursor).max(last);
-            let full = changes.len() as i64 == BATCH;
-            self.apply(&changes).await;
-            if !full {
-                return Ok(());
+    /// Applies every logged change the cursor has not seen: the ids it still waits
+    /// for, and everything after its newest. A log pruned past the cursor, or started
+    /// over, means changes were missed: everything is reloaded.
+    async fn catch_up(&self, cursor: &mut ChangeCursor) -> Result<(), StoreError> {
+        let (newest_in_log, pruned_through) = self.db.log_bounds().await?;
+        match cursor.state(newest_in_log, pruned_through) {
+            LogState::Complete => {}
+            state => {
+                tracing::warn!(cursor = cursor.newest(), ?state, "changes were missed; reloading everything");
+                // The new cursor before the data, as at start.
+                let fresh = ChangeCursor::start(&self.db).await?;
+                self.reload_everything().await;
+                *cursor = fresh;
             }
         }
+        cursor.expire_holes(Instant::now());
+        let holes = cursor.holes();
+        if !holes.is_empty() {
+            let found = self.db.changes_by_id(&holes).await?;
+            self.apply_new(cursor, found).await;
+        }
+        loop {
+            let changes = self.db.changes_since(cursor.newest(), BATCH).await?;
+            let full = changes.len() as i64 == BATCH;
+            self.apply_new(cursor, changes).await;
+            if !full {
+                break;
+            }
+        }
+        self.stats.holes.store(cursor.holes().len() as u64, Ordering::Relaxed);
+        self.stats.holes_given_up.store(cursor.given_up(), Ordering::Relaxed);
+        Ok(())
     }
 
-    async fn follow_postgres(&self, mut cursor: i64) {
+    /// Applies the changes the cursor has not seen yet.
+    async fn apply_new(&self, cursor: &mut ChangeCursor, changes: Vec<Change>) {
+        let new = cursor.take_new(changes, Instant::now());
+        self.apply(&new).await;
+        self.stats.cursor.store(cursor.newest(), Ordering::Relaxed);
+    }
+
+    async fn follow_postgres(&self, cursor: &mut ChangeCursor) {
         let Some(pg) = self.db.postgres().cloned() else { return };
         let mut backoff = Duration::from_millis(100);
         loop {
             let (tx, mut rx) = mpsc::channel::<String>(NOTIFICATION_QUEUE);
             let overflowed = Arc::new(AtomicBool::new(false));
-            let listener = {
+            let (listening_tx, listening) = tokio::sync::oneshot::channel();
+            let mut listener = {
                 let (pg, overflowed) = (pg.clone(), overflowed.clone());
-                tokio::spawn(async move { pg.listen(CHANGE_CHANNEL, tx, &overflowed).await })
+                tokio::spawn(async move { pg.listen(CHANGE_CHANNEL, tx, &overflowed, listening_tx).await })
             };
-            // Whatever happened while we were not listening.
-            if let Err(e) = self.catch_up(&mut cursor, CATCH_UP_OVERLAP).await {
-                tracing::warn!(error = %e, "catching up with the change log failed");
-            }
-            while let Some(first) = rx.recv().await {
-                backoff = Duration::from_millis(100);
-                let mut ids: Vec<i64> = first.parse().into_iter().collect();
-                while let Ok(more) = rx.try_recv() {
-                    ids.extend(more.parse::<i64>());
-                }
-                match self.db.changes_by_id(&ids).await {
-                    Ok(changes) => {
-                        cursor = cursor.max(changes.iter().map(|c| c.id).max().unwrap_or(cursor));
-                        self.apply(&changes).await;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "reading notified changes failed"),
-                }
-                // Notifications were dropped while the queue was full: read the log.
-                if overflowed.swap(false, Ordering::Relaxed)
-                    && let Err(e) = self.catch_up(&mut cursor, CATCH_UP_OVERLAP).await
-                {
+            // LISTEN first, then the catch-up: a change committed in between is notified.
+            let listening = tokio::select! {
+                ready = listening => ready.is_ok(),
+                _ = tokio::time::sleep(LISTEN_DEADLINE) => false,
+            };
+            if listening {
+                if let Err(e) = self.catch_up(cursor).await {
                     tracing::warn!(error = %e, "catching up with the change log failed");
                 }
+                backoff = Duration::from_millis(100);
+                let mut tick = catch_up_ticker();
+                loop {
+                    let ids = tokio::select! {
+                        first = rx.recv() => {
+                            let Some(first) = first else { break };
+                            let mut ids: Vec<i64> = first.parse().into_iter().collect();
+                            while let Ok(more) = rx.try_recv() {
+                                ids.extend(more.parse::<i64>());
+                            }
+                            ids
+                        }
+                        _ = tick.tick() => Vec::new(),
+                    };
+                    // A notified change is committed: if its row is gone, it was pruned
+                    // before we read it, which the catch-up finds. Notifications dropped
+                    // while the queue was full are in the log too.
+                    let mut read_log = ids.is_empty() || overflowed.swap(false, Ordering::Relaxed);
+                    if !ids.is_empty() {
+                        match self.db.changes_by_id(&ids).await {
+                            Ok(changes) => {
+                                read_log |= changes.len() < ids.len();
+                                self.apply_new(cursor, changes).await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "reading notified changes failed");
+                                read_log = true;
+                            }
+                        }
+                    }
+                    if read_log && let Err(e) = self.catch_up(cursor).await {
+                        tracing::warn!(error = %e, "catching up with the change log failed");
+                    }
+                }
+            } else {
+                listener.abort();
             }
-            match listener.await {
+            match (&mut listener).await {
                 Ok(Err(e)) => tracing::warn!(error = %e, "lost the PostgreSQL change feed; reconnecting"),
                 Ok(Ok(())) => return,
+                Err(e) if e.is_cancelled() => {
+                    tracing::warn!("LISTEN took longer than {LISTEN_DEADLINE:?}; reconnecting")
+                }
                 Err(e) => tracing::warn!(error = %e, "the change listener failed; reconnecting"),
             }
             tokio::time::sleep(backoff).await;
@@ -239,9 +308,37 @@ impl Follower {
         }
     }
 
+    /// After missed changes (or a TRUNCATE): the catalog, the custom domains and the
+    /// known names read again and every cached answer re-resolved, as if the daemon
+    /// had started now (but answering all along).
+    async fn reload_everything(&self) {
+        let mut follow = self.known.lock().await;
+        let resolver = self.handler.resolver();
+        while let Err(e) = resolver.reload().await {
+            tracing::warn!(error = %e, "reloading everything failed; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        follow.open_updates.clear();
+        resolver.known_names().invalidate();
+        drop(follow);
+        self.refresh_known().await;
+        if let Some(catalog) = resolver.catalog() {
+            self.handler.cache().set_territories(catalog.territories.prefixes());
+        }
+        let keys = self.handler.cache().begin_full_invalidation();
+        self.replace_answers(keys).await;
+        self.stats.full_reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Turns changes into invalidated answers.
     pub async fn apply(&self, changes: &[Change]) {
         if changes.is_empty() {
+            return;
+        }
+        if let Some(c) = changes.iter().find(|c| c.op == ChangeOp::Truncate) {
+            tracing::warn!(table = c.table.as_str(), "a watched table was truncated; reloading everything");
+            self.reload_everything().await;
+            self.stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
             return;
         }
         let mut follow = self.known.lock().await;
@@ -347,14 +444,19 @@ impl Follower {
     /// Re-resolves (or, when many, removes) the answers carrying any of `tags`: after a
     /// database change, or a health check's state change.
     pub async fn invalidate(&self, tags: &HashSet<Tag>) {
-        let cache = self.handler.cache();
-        let keys = cache.begin_invalidation(tags);
+        // Adopted answers not re-resolved yet may depend on anything that changed.
+        let keys = self.handler.cache().begin_invalidation(tags.iter().chain([&Tag::Unresolved]));
+        self.replace_answers(keys).await;
+    }
+
+    /// Re-resolves the answers of `keys` (or, when many, removes them).
+    async fn replace_answers(&self, keys: Vec<crate::protocol::CacheKey>) {
         if keys.len() <= REPLACE_LIMIT {
             for key in &keys {
                 self.handler.refresh(key).await;
             }
         } else {
-            cache.remove(&keys);
+            self.handler.cache().remove(&keys);
         }
         self.stats.answers.fetch_add(keys.len() as u64, Ordering::Relaxed);
         tracing::debug!(answers = keys.len(), "invalidated answers");
@@ -366,24 +468,19 @@ impl KnownFollow {
     /// instance's names, a delete removes them, an update (logged as the old row, then
     /// the new) removes the old ones and adds the new.
     fn apply_instances(&mut self, resolver: &crate::resolution::Resolver<Database>, changes: &[&Change]) {
+        // The cursor hands each change over once.
         for c in changes {
-            if !self.applied.insert(c.id) {
-                continue;
-            }
             let Ok(id) = c.key.parse::<i64>() else { continue };
             let (owner, name) = owner_and_name(c.detail.as_deref());
             let source =
                 Source::Instance { id, owner: owner.map(str::to_owned), name: name.map(str::to_owned) };
             let present = match c.op {
                 ChangeOp::Insert => true,
-                ChangeOp::Delete => false,
+                ChangeOp::Delete | ChangeOp::Truncate => false,
                 // The old half opens the update, the new half closes it.
                 ChangeOp::Update => !self.open_updates.insert(id) && self.open_updates.remove(&id),
             };
             resolver.known_source_changed(&source, present);
-        }
-        while self.applied.len() > APPLIED_IDS {
-            self.applied.pop_first();
         }
     }
 }
@@ -394,11 +491,17 @@ fn owner_and_name(detail: Option<&str>) -> (Option<&str>, Option<&str>) {
     ((!owner.is_empty()).then_some(owner), (!name.is_empty()).then_some(name))
 }
 
-async fn prune_loop(db: Database) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+fn catch_up_ticker() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + CATCH_UP_EVERY, CATCH_UP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+async fn prune_loop(db: Database, keep: Duration) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
     loop {
         tick.tick().await;
-        match db.prune_changes(unix_now() - KEEP_CHANGES.as_secs() as i64).await {
+        match db.prune_changes(unix_now() - keep.as_secs() as i64).await {
             Ok(n) if n > 0 => tracing::debug!(pruned = n, "pruned the change log"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "pruning the change log failed"),

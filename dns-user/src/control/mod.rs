@@ -4,8 +4,10 @@
 //!
 //! May import: `engine`, `resolution`, `store`, `model`, `protocol`. Never the daemon.
 
+pub mod cursor;
 pub mod follower;
 pub mod health;
 pub mod ttl;
 
+pub use cursor::ChangeCursor;
 pub use follower::{Follower, FollowerStats};

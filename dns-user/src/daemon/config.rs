@@ -56,11 +56,14 @@ pub struct DatabaseLimits {
     pub lookups_per_zone: u32,
     /// Longest a PostgreSQL statement of the daemon may run, in milliseconds.
     pub statement_timeout_ms: u64,
+    /// How long the change log keeps changes, in hours: a node cut off from the
+    /// database for longer reloads everything when it is back.
+    pub keep_changes_hours: u64,
 }
 
 impl Default for DatabaseLimits {
     fn default() -> Self {
-        Self { lookups_per_zone: 1000, statement_timeout_ms: 2000 }
+        Self { lookups_per_zone: 1000, statement_timeout_ms: 2000, keep_changes_hours: 24 }
     }
 }
 
@@ -252,6 +255,12 @@ impl Config {
                 format!("{} is below 10", self.database.statement_timeout_ms),
             ));
         }
+        if self.database.keep_changes_hours == 0 {
+            return Err((
+                "database.keep_changes_hours",
+                "0: the log must keep changes at least an hour".into(),
+            ));
+        }
         if self.maps.known_names < 1024 {
             return Err(("maps.known_names", format!("{} is below 1024", self.maps.known_names)));
         }
@@ -355,6 +364,9 @@ known_names = 4194304
 lookups_per_zone = 1000
 # Longest a PostgreSQL statement of the daemon may run.
 statement_timeout_ms = 2000
+# How long the change log keeps changes (every node prunes it); a node cut off from
+# the database for longer reloads everything when it is back.
+keep_changes_hours = 24
 
 [tcp]
 # A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over

@@ -342,6 +342,36 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
         "instadns_answers_invalidated_total {}",
         status.follower.answers.load(Ordering::Relaxed)
     );
+    let feed = &status.follower;
+    for (name, kind, what, value) in [
+        (
+            "instadns_change_cursor",
+            "gauge",
+            "The newest change log id this node applied.",
+            feed.cursor.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "instadns_change_holes",
+            "gauge",
+            "Change ids below the cursor not committed yet (waited for).",
+            feed.holes.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "instadns_change_holes_given_up_total",
+            "counter",
+            "Change ids no longer waited for (rolled back, or open too long).",
+            feed.holes_given_up.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "instadns_change_full_reloads_total",
+            "counter",
+            "Full reloads because changes were missed (log pruned past the cursor) or a table was truncated.",
+            feed.full_reloads.load(Ordering::Relaxed) as f64,
+        ),
+    ] {
+        help(&mut out, name, kind, what);
+        let _ = writeln!(out, "{name} {value}");
+    }
     help(&mut out, "instadns_db_query_seconds", "histogram", "Latency of database statements.");
     let (buckets, count, sum) = latency::DB_LATENCY.snapshot();
     for (bound, c) in latency::BUCKETS.iter().zip(&buckets) {

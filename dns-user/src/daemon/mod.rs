@@ -17,7 +17,7 @@ use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time:
 use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
 use instadns::{
-    control::{Follower, health},
+    control::{ChangeCursor, Follower, health},
     engine::{AnswerCache, DEFAULT_CACHE_ENTRIES, Handler},
     fastpath::{
         KernelMaps,
@@ -144,6 +144,9 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     ensure_file_limit(&config);
     let db = open_database(&config).await?;
     import_zone_files(&db, &config).await?;
+    // Where the change log stands, before the data it describes is read: a change
+    // committed while the catalog and the known names load is applied after.
+    let cursor = ChangeCursor::start(&db).await.context("reading the change log")?;
     let resolver = Arc::new(Resolver::new(db.clone()).await.context("loading zones from the database")?);
     if resolver.catalog().is_some_and(|c| c.zones().next().is_none()) {
         tracing::warn!(
@@ -195,7 +198,8 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     }
     attach::mark_ours(&cache, &config.interfaces, &config.listen);
     // The known names before the program is swapped in, so its NXDOMAIN answers go on.
-    let follower = Follower::new(db.clone(), handler.clone());
+    let follower = Follower::new(db.clone(), handler.clone())
+        .with_keep_changes(Duration::from_secs(config.database.keep_changes_hours * 3600));
     if adopted {
         handler.adopt_published_names();
     }
@@ -259,7 +263,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     });
     let resolver = handler.resolver();
     tasks.spawn(health::run(resolver.health().clone(), resolver.probe_plans(), health_tx));
-    tasks.spawn(follower.clone().run());
+    tasks.spawn(follower.clone().run(cursor));
     // The fast path trusts the known names for a lease: renewed while we follow.
     let known_follower = follower.clone();
     tasks.spawn(async move {

@@ -455,8 +455,8 @@ impl AnswerCache {
     }
 
     /// Records an entry the kernel already holds (adopted from an earlier daemon's pinned
-    /// maps) until it is re-resolved: it has no tags yet, so a change reaches it only
-    /// once warming refreshes it.
+    /// maps) until it is re-resolved: tagged [`Tag::Unresolved`], so any change reaches
+    /// it from the first moment.
     pub fn adopt(&self, key: CacheKey, answer: Arc<Steered>, expires_ns: u64, slot: u32) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         entries.insert(
@@ -465,7 +465,7 @@ impl AnswerCache {
                 answer,
                 expires_ns,
                 stale_until: None,
-                tags: Arc::from([]),
+                tags: Arc::from([Tag::Unresolved]),
                 slot: Some(slot),
                 in_kernel: true,
                 used: Default::default(),
@@ -593,6 +593,15 @@ impl AnswerCache {
         // Wildcard answers are not refreshed: the next synthesized answer reinstalls.
         self.drop_wildcards(&tags, 0);
         keys.into_iter().collect()
+    }
+
+    /// The same for every answer (after missed changes): returns every key.
+    pub fn begin_full_invalidation(&self) -> Vec<CacheKey> {
+        let entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        // Every wildcard goes (expired before any time); the next answer reinstalls.
+        self.drop_wildcards(&HashSet::new(), u64::MAX);
+        entries.map.keys().cloned().collect()
     }
 
     /// Removes answers, from the cache and the kernel.

@@ -63,6 +63,9 @@ pub enum Tag {
     Name(String),
     /// The territories' names and prefixes: directional answers.
     Territories,
+    /// An answer adopted from an earlier daemon's pinned maps and not re-resolved yet:
+    /// what it depends on is unknown, so every change replaces (or removes) it.
+    Unresolved,
 }
 
 /// An authoritative answer with the facts behind it.

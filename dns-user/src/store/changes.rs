@@ -1,6 +1,6 @@
 //! Reading the change log the triggers write (see `schema`).
 
-use super::sql::params;
+use super::sql::{Value, params};
 use super::{Database, FromRow, StoreError, sql::Row};
 
 /// A watched table (see `schema::WATCHED`).
@@ -76,6 +76,8 @@ pub enum ChangeOp {
     /// Logged twice: the old row, then the new one.
     Update,
     Delete,
+    /// The whole table changed (a PostgreSQL TRUNCATE): followers reload everything.
+    Truncate,
 }
 
 impl ChangeOp {
@@ -84,8 +86,9 @@ impl ChangeOp {
             "I" => Ok(Self::Insert),
             "U" => Ok(Self::Update),
             "D" => Ok(Self::Delete),
+            "T" => Ok(Self::Truncate),
             other => {
-                Err(StoreError::Invalid(format!("change log operation {other:?} is not one of I, U, D")))
+                Err(StoreError::Invalid(format!("change log operation {other:?} is not one of I, U, D, T")))
             }
         }
     }
@@ -128,16 +131,65 @@ impl Database {
         self.select("FROM changes WHERE id > $1 ORDER BY id LIMIT $2", params![after, limit]).await
     }
 
-    /// The changes with the given ids (from PostgreSQL notifications).
+    /// The changes with the given ids (from PostgreSQL notifications, or ids a follower
+    /// has not seen yet), oldest first; ids without a row (rolled back, or pruned) are
+    /// missing from the result.
     pub async fn changes_by_id(&self, ids: &[i64]) -> Result<Vec<Change>, StoreError> {
-        let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Vec::new()) };
-        let changes: Vec<Change> =
-            self.select("FROM changes WHERE id >= $1 AND id <= $2 ORDER BY id", params![min, max]).await?;
-        Ok(changes.into_iter().filter(|c| ids.contains(&c.id)).collect())
+        let mut changes = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let params = chunk.iter().map(|id| Value::Int(Some(*id))).collect();
+            changes.extend(
+                self.select::<Change>(
+                    &format!("FROM changes WHERE id IN ({}) ORDER BY id", list.join(", ")),
+                    params,
+                )
+                .await?,
+            );
+        }
+        changes.sort_by_key(|c| c.id);
+        Ok(changes)
     }
 
-    /// Deletes changes logged before `before` (Unix time).
+    /// The ids of the newest `limit` changes, newest first.
+    pub async fn newest_change_ids(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self.query("SELECT id FROM changes ORDER BY id DESC LIMIT $1", params![limit]).await?;
+        rows.iter().map(|r| r.int(0)).collect()
+    }
+
+    /// The log's bounds, in one statement: the newest change's id and the newest id
+    /// ever pruned from it (0 when none); a follower that has not seen every change up
+    /// to the latter missed some.
+    pub async fn log_bounds(&self) -> Result<(i64, i64), StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM changes), \
+                        (SELECT COALESCE(MAX(last_id), 0) FROM changes_pruned)",
+                vec![],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Invalid("the change log's bounds returned no row".into()))?;
+        Ok((row.int(0)?, row.int(1)?))
+    }
+
+    /// Deletes changes logged before `before` (Unix time), remembering the newest id
+    /// deleted; returns how many were deleted.
     pub async fn prune_changes(&self, before: i64) -> Result<u64, StoreError> {
-        self.execute("DELETE FROM changes WHERE at < $1", params![before]).await
+        let newest_pruned = "(SELECT COALESCE(MAX(id), 0) FROM changes WHERE at < $1)";
+        let results = self
+            .write_counted(vec![
+                (
+                    format!(
+                        "UPDATE changes_pruned SET last_id = {newest_pruned} WHERE {newest_pruned} > last_id"
+                    ),
+                    params![before],
+                ),
+                ("DELETE FROM changes WHERE at < $1".to_owned(), params![before]),
+            ])
+            .await?;
+        Ok(results.get(1).copied().unwrap_or(0))
     }
 }
+
+/// Ids asked for in one statement.
+const IDS_PER_QUERY: usize = 500;

@@ -295,6 +295,12 @@ impl Database {
         Ok(results.into_iter().map(|(rows, _)| rows).collect())
     }
 
+    /// The same; returns the number of rows each statement changed.
+    pub async fn write_counted(&self, statements: Vec<Statement>) -> Result<Vec<u64>, StoreError> {
+        let results = self.write(statements, serials::bump()).await?;
+        Ok(results.into_iter().map(|(_, n)| n).collect())
+    }
+
     /// The same, the zones keeping the serials the statements write.
     pub async fn transaction_keeping_serials(&self, statements: Vec<Statement>) -> Result<(), StoreError> {
         self.write(statements, [serials::keep()]).await.map(|_| ())

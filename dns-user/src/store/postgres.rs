@@ -123,13 +123,15 @@ impl PgStore {
     }
 
     /// Listens on `channel`; each notification's payload is sent to `tx`, or, when `tx`
-    /// is full, dropped with `overflowed` set (the caller reads the log then). Returns
-    /// when the connection is lost (the caller reconnects and catches up).
+    /// is full, dropped with `overflowed` set (the caller reads the log then).
+    /// `listening` fires once LISTEN is in effect (the caller catches up from then on).
+    /// Returns when the connection is lost (the caller reconnects and catches up).
     pub async fn listen(
         &self,
         channel: &str,
         tx: tokio::sync::mpsc::Sender<String>,
         overflowed: &std::sync::atomic::AtomicBool,
+        listening: tokio::sync::oneshot::Sender<()>,
     ) -> Result<(), StoreError> {
         let config: tokio_postgres::Config = self
             .url
@@ -156,6 +158,7 @@ impl PgStore {
             }
         });
         client.batch_execute(&format!("LISTEN {channel}")).await?;
+        let _ = listening.send(());
         let result = loop {
             match msg_rx.recv().await {
                 Some(Ok(payload)) => match tx.try_send(payload) {

@@ -223,6 +223,15 @@ UPDATE territories SET idx = (SELECT COUNT(*) FROM territories t WHERE t.id <= t
 CREATE UNIQUE INDEX territories_idx ON territories (idx);
 "#;
 
+/// Version 6: a change feed that cannot lose a change. The log remembers how far it was
+/// pruned (a follower whose cursor is older missed changes and reloads everything), and
+/// in PostgreSQL a TRUNCATE of a watched table is logged as one change that makes every
+/// follower reload, while a TRUNCATE of the log itself is refused.
+const CHANGE_LOG_PRUNED: &str = r#"
+CREATE TABLE changes_pruned (last_id {int} NOT NULL);
+INSERT INTO changes_pruned (last_id) VALUES (0);
+"#;
+
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
 
@@ -355,6 +364,40 @@ fn postgres_v2() -> String {
     sql
 }
 
+fn postgres_v6() -> String {
+    let mut sql = CHANGE_LOG_PRUNED.replace("{int}", "BIGINT");
+    sql += &format!(
+        r#"
+CREATE FUNCTION instadns_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    cid BIGINT;
+BEGIN
+    -- Row triggers do not see a TRUNCATE: one change says the whole table changed.
+    -- Serials are not bumped for it (no row says which zones it touched).
+    INSERT INTO changes (tbl, row_key, op, serial_done) VALUES (TG_TABLE_NAME, '0', 'T', 1)
+        RETURNING id INTO cid;
+    PERFORM pg_notify('{CHANGE_CHANNEL}', cid::text);
+    RETURN NULL;
+END
+$fn$;
+CREATE FUNCTION instadns_refuse_log_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'TRUNCATE of the change log is refused: the nodes following it would miss changes; prune it with `instadns db prune`';
+END
+$fn$;
+CREATE TRIGGER changes_truncate BEFORE TRUNCATE ON changes
+    FOR EACH STATEMENT EXECUTE FUNCTION instadns_refuse_log_truncate();
+"#
+    );
+    for (table, _) in WATCHED {
+        sql += &format!(
+            "CREATE TRIGGER {table}_truncate AFTER TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION instadns_truncate();\n"
+        );
+    }
+    sql
+}
+
 fn sqlite_v4() -> String {
     KEYS.replace("{int}", "INTEGER").replace("{now}", "(unixepoch())")
         + &sqlite_triggers(&WATCHED[WATCHED_V2..])
@@ -373,6 +416,8 @@ pub fn sqlite_migrations() -> Vec<(u32, String)> {
         (3, SERIALS.replace("{int}", "INTEGER")),
         (4, sqlite_v4()),
         (5, TERRITORY_INDICES.replace("{int}", "INTEGER")),
+        // SQLite has no TRUNCATE: a DELETE without WHERE runs the row triggers.
+        (6, CHANGE_LOG_PRUNED.replace("{int}", "INTEGER")),
     ]
 }
 
@@ -384,5 +429,6 @@ pub fn postgres_migrations() -> Vec<(u32, String)> {
         (3, SERIALS.replace("{int}", "BIGINT")),
         (4, postgres_v4()),
         (5, TERRITORY_INDICES.replace("{int}", "BIGINT")),
+        (6, postgres_v6()),
     ]
 }
