@@ -1,0 +1,218 @@
+//! A fleet: 8 edge nodes, each in its own network namespace pair with its own XDP
+//! program, all following one PostgreSQL. 1,000 changes of four kinds (an instance
+//! moved, a cluster's address, a static record, an ACME value) are committed one after
+//! another; after each, a client per node polls the changed name until that node
+//! answers the new data. Every change must reach every node (none lost, each within
+//! 10 s); the delay from commit to new answer is printed per node (p50, p99, max), not
+//! asserted: this machine is shared (`cargo xtask bench` is where speed is judged).
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::{op::Message, rr::RecordType};
+use instadns::store::{Database, DbLocation, sql::Value};
+use tests::{
+    dns::QueryBuilder,
+    postgres::PgServer,
+    server::{Deployment, cli, poll_until, server_v4 as server},
+};
+
+const NODES: usize = 8;
+const CHANGES: usize = 1000;
+/// Instances moved back and forth (each move waits for its own name).
+const MOVED: i64 = 20;
+const FIRST_MOVED: i64 = 700_000;
+/// An instance of cluster mt3, whose address changes.
+const ON_MT3: i64 = 800_000;
+const RECORD: &str = "rec.example.com";
+const CHALLENGED: &str = "blog.alice.example.org";
+
+/// The data of a response's answers, as text (TXT without quotes).
+fn answers(response: &[u8]) -> Vec<String> {
+    Message::from_vec(response)
+        .map(|m| m.answers.iter().map(|r| r.data.to_string().trim_matches('"').to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// One change: what to commit, and which name then answers what.
+struct Change {
+    sql: String,
+    params: Vec<Value>,
+    move_to: Option<(i64, &'static str)>,
+    qname: String,
+    qtype: RecordType,
+    expected: String,
+}
+
+fn change(i: usize) -> Change {
+    let none = (String::new(), Vec::new());
+    match i % 4 {
+        0 => {
+            // Instance k's moves alternate: mt2, mt1, mt2...
+            let k = (i / 4) as i64 % MOVED;
+            let to = if (i / 4 / MOVED as usize) % 2 == 0 { "mt2" } else { "mt1" };
+            let id = FIRST_MOVED + k;
+            Change {
+                sql: none.0,
+                params: none.1,
+                move_to: Some((id, to)),
+                qname: format!("ws-{id}.apps.example.com"),
+                qtype: RecordType::CNAME,
+                expected: format!("ws-{to}.example.com."),
+            }
+        }
+        1 => {
+            let address = format!("203.0.113.{}", 1 + i % 250);
+            Change {
+                sql: "UPDATE cluster_addresses SET address = $1 \
+                      WHERE cluster_id = (SELECT id FROM clusters WHERE name = 'mt3')"
+                    .into(),
+                params: vec![Value::from(address.as_str())],
+                move_to: None,
+                qname: format!("{ON_MT3}.example.org"),
+                qtype: RecordType::A,
+                expected: address,
+            }
+        }
+        2 => {
+            let value = format!("v{i}");
+            Change {
+                sql: "UPDATE records SET rdata = $1 WHERE name = 'rec.example.com.' AND rtype = 'TXT'".into(),
+                params: vec![Value::from(value.as_str())],
+                move_to: None,
+                qname: RECORD.into(),
+                qtype: RecordType::TXT,
+                expected: value,
+            }
+        }
+        _ => {
+            let value = format!("token-{i}");
+            Change {
+                sql: "UPDATE acme_challenges SET value = $1 WHERE kind = 'txt'".into(),
+                params: vec![Value::from(value.as_str())],
+                move_to: None,
+                qname: format!("_acme-challenge.{CHALLENGED}"),
+                qtype: RecordType::TXT,
+                expected: value,
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[test]
+fn every_change_reaches_every_node_of_a_fleet() {
+    let pg = PgServer::start();
+    let url = pg.url.as_str();
+    cli(url, &["db", "demo"]);
+    cli(url, &["cluster", "add", "mt3", "--service", "ws=ws-mt3.example.com", "--address", "203.0.113.250"]);
+    cli(url, &["instance", "add", &ON_MT3.to_string(), "--cluster", "mt3"]);
+    for k in 0..MOVED {
+        cli(url, &["instance", "add", &(FIRST_MOVED + k).to_string(), "--cluster", "mt1"]);
+    }
+    cli(url, &["zone", "record", "add", "example.com", RECORD, "TXT", "v-start"]);
+    cli(url, &["acme", "set", CHALLENGED, "--txt", "token-start"]);
+    let nodes: Vec<Deployment> = (0..NODES)
+        .map(|_| Deployment::start_on(url, tempfile::tempdir().unwrap(), &["--xdp-mode", "native"]))
+        .collect();
+
+    // Every changed name in every node's maps before the changes start.
+    let mut warm: Vec<(String, RecordType)> =
+        (0..MOVED).map(|k| (format!("ws-{}.apps.example.com", FIRST_MOVED + k), RecordType::CNAME)).collect();
+    warm.push((format!("{ON_MT3}.example.org"), RecordType::A));
+    warm.push((RECORD.into(), RecordType::TXT));
+    warm.push((format!("_acme-challenge.{CHALLENGED}"), RecordType::TXT));
+    for d in &nodes {
+        for (name, qtype) in &warm {
+            let query = QueryBuilder::new(name, *qtype).bytes();
+            for _ in 0..2 {
+                poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| !answers(r).is_empty())
+                    .unwrap_or_else(|| panic!("{name} answered"));
+            }
+        }
+    }
+    let hits_before: Vec<u64> = nodes.iter().map(|d| d.server.xdp("hit")).collect();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db: Database = rt.block_on(async {
+        Database::open(&DbLocation::parse(url).unwrap()).await.expect("the fleet's database")
+    });
+    let mut delays: Vec<Vec<Duration>> = vec![Vec::with_capacity(CHANGES); NODES];
+    let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+    let started = Instant::now();
+    for i in 0..CHANGES {
+        let c = change(i);
+        rt.block_on(async {
+            match c.move_to {
+                Some((id, to)) => db.move_instance(id, to).await.map(|_| 0),
+                None => db.execute(&c.sql, c.params.clone()).await,
+            }
+        })
+        .unwrap_or_else(|e| panic!("change {i}: {e}"));
+        let query = QueryBuilder::new(&c.qname, c.qtype).bytes();
+        let seen: Vec<Option<Duration>> = std::thread::scope(|scope| {
+            let polls: Vec<_> = nodes
+                .iter()
+                .map(|d| {
+                    let (query, expected) = (&query, &c.expected);
+                    scope.spawn(move || {
+                        poll_until(&d.rig, server(), query, Duration::from_secs(10), |r| {
+                            answers(r).iter().any(|a| a == expected)
+                        })
+                    })
+                })
+                .collect();
+            polls.into_iter().map(|p| p.join().expect("a poller")).collect()
+        });
+        for (node, seen) in seen.into_iter().enumerate() {
+            let took = seen.unwrap_or_else(|| {
+                panic!(
+                    "change {i} ({} {:?} -> {}) never reached node {node}\n{}",
+                    c.qname,
+                    c.qtype,
+                    c.expected,
+                    nodes[node].server.log_text()
+                )
+            });
+            delays[node].push(took);
+            by_kind[i % 4].push(took);
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut all: Vec<Duration> = delays.iter().flatten().copied().collect();
+    all.sort();
+    for (node, d) in delays.iter_mut().enumerate() {
+        d.sort();
+        eprintln!(
+            "node {node}: {CHANGES} changes, commit to new answer p50 {:?}, p99 {:?}, max {:?}; XDP hits {}",
+            percentile(d, 0.5),
+            percentile(d, 0.99),
+            d[d.len() - 1],
+            nodes[node].server.xdp("hit") - hits_before[node]
+        );
+    }
+    for (kind, d) in
+        ["instance moved", "cluster address", "static record", "ACME value"].iter().zip(&mut by_kind)
+    {
+        d.sort();
+        eprintln!(
+            "{kind}: p50 {:?}, p99 {:?}, max {:?}",
+            percentile(d, 0.5),
+            percentile(d, 0.99),
+            d[d.len() - 1]
+        );
+    }
+    eprintln!(
+        "fleet of {NODES}: {} arrivals in {elapsed:?}, p50 {:?}, p99 {:?}, max {:?}",
+        all.len(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all[all.len() - 1]
+    );
+    assert_eq!(all.len(), NODES * CHANGES, "every change reached every node");
+    for (node, d) in nodes.iter().enumerate() {
+        assert!(d.server.xdp("hit") > hits_before[node], "node {node}: new answers are served by XDP too");
+    }
+}
