@@ -18,9 +18,18 @@ fn bin_dir() -> PathBuf {
     versions.pop().expect("a PostgreSQL server version under /usr/lib/postgresql")
 }
 
-/// Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as root).
-fn as_postgres(bin: &Path, tool: &str, args: &[&str]) {
-    let out = Command::new("runuser")
+/// Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as root),
+/// in network namespace `netns` if given.
+fn as_postgres_in(netns: Option<&str>, bin: &Path, tool: &str, args: &[&str]) {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/var/run/netns/{ns}")).arg("runuser");
+            c
+        }
+        None => Command::new("runuser"),
+    };
+    let out = command
         .args(["-u", "postgres", "--"])
         .arg(bin.join(tool))
         .args(args)
@@ -35,15 +44,35 @@ fn as_postgres(bin: &Path, tool: &str, args: &[&str]) {
     );
 }
 
+fn as_postgres(bin: &Path, tool: &str, args: &[&str]) {
+    as_postgres_in(None, bin, tool, args)
+}
+
 pub struct PgServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
-    /// postgres://... URL of the test database.
+    /// postgres://... URL of the test database (its Unix socket).
     pub url: String,
+    /// Where the server also listens on TCP 127.0.0.1:5432 with TLS (see `start_tls`).
+    netns: Option<String>,
 }
+
+/// TCP port of a server started with [`PgServer::start_tls`].
+pub const TLS_PORT: u16 = 5432;
 
 impl PgServer {
     pub fn start() -> Self {
+        Self::start_in(None)
+    }
+
+    /// A server that also listens on TCP 127.0.0.1:5432 inside network namespace
+    /// `netns`, with TLS: its certificate (for IP 127.0.0.1 only) is signed by the CA in
+    /// [`PgServer::ca_cert`]; TCP clients must use TLS (pg_hba: hostnossl rejected).
+    pub fn start_tls(netns: &str) -> Self {
+        Self::start_in(Some(netns))
+    }
+
+    fn start_in(netns: Option<&str>) -> Self {
         crate::require_root();
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("instadns-pg").tempdir().expect("temporary directory");
@@ -60,7 +89,20 @@ impl PgServer {
             "initdb",
             &["-D", data_s, "-U", "instadns", "-A", "trust", "--no-sync", "-E", "UTF8", "--no-instructions"],
         );
-        let server = Self { url: format!("postgres://instadns@localhost/instadns?host={sock_s}"), dir, bin };
+        let server = Self {
+            url: format!("postgres://instadns@localhost/instadns?host={sock_s}"),
+            dir,
+            bin,
+            netns: netns.map(str::to_owned),
+        };
+        if netns.is_some() {
+            server.make_certificates();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n",
+            )
+            .unwrap();
+        }
         server.start_again();
         as_postgres(&server.bin, "createdb", &["-h", sock_s, "-U", "instadns", "instadns"]);
         server
@@ -70,15 +112,113 @@ impl PgServer {
         self.dir.path().join("data")
     }
 
+    /// The CA certificate (PEM) that signed a TLS server's certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
+    /// Another CA's certificate, which signed nothing the server holds.
+    pub fn other_ca_cert(&self) -> PathBuf {
+        self.dir.path().join("tls/other-ca.pem")
+    }
+
+    /// A TCP URL of a TLS server (see [`PgServer::start_tls`]) to `host`, with `params`.
+    pub fn tcp_url(&self, host: &str, params: &str) -> String {
+        format!("postgres://instadns@{host}:{TLS_PORT}/instadns?{params}")
+    }
+
+    fn make_certificates(&self) {
+        let tls = self.dir.path().join("tls");
+        std::fs::create_dir(&tls).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").current_dir(&tls).args(args).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=instadns test {ca}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        }
+        std::fs::write(
+            tls.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let (uid, gid) = postgres_ids();
+        for file in ["server.key", "server.pem"] {
+            std::os::unix::fs::chown(tls.join(file), Some(uid), Some(gid)).unwrap();
+        }
+        std::fs::set_permissions(tls.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     /// Starts the (stopped) server again.
     pub fn start_again(&self) {
         let sock = self.dir.path().join("sock");
         let log = self.dir.path().join("server.log");
-        let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            sock.display()
-        );
-        as_postgres(
+        let mut options =
+            format!("-k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off", sock.display());
+        match self.netns {
+            Some(_) => {
+                let tls = self.dir.path().join("tls");
+                options += &format!(
+                    " -c listen_addresses=127.0.0.1 -c port={TLS_PORT} -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    tls.join("server.pem").display(),
+                    tls.join("server.key").display()
+                );
+            }
+            None => options += " -c listen_addresses=''",
+        }
+        as_postgres_in(
+            self.netns.as_deref(),
             &self.bin,
             "pg_ctl",
             &[

@@ -49,7 +49,7 @@ fn change(i: usize) -> Change {
         0 => {
             // Instance k's moves alternate: mt2, mt1, mt2...
             let k = (i / 4) as i64 % MOVED;
-            let to = if (i / 4 / MOVED as usize) % 2 == 0 { "mt2" } else { "mt1" };
+            let to = if (i / 4 / MOVED as usize).is_multiple_of(2) { "mt2" } else { "mt1" };
             let id = FIRST_MOVED + k;
             Change {
                 sql: none.0,
@@ -139,7 +139,7 @@ fn every_change_reaches_every_node_of_a_fleet() {
     let db: Database = rt.block_on(async {
         Database::open(&DbLocation::parse(url).unwrap()).await.expect("the fleet's database")
     });
-    let mut delays: Vec<Vec<Duration>> = vec![Vec::with_capacity(CHANGES); NODES];
+    let mut delays: Vec<Vec<Duration>> = (0..NODES).map(|_| Vec::with_capacity(CHANGES)).collect();
     let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); 4];
     let started = Instant::now();
     for i in 0..CHANGES {

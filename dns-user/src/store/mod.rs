@@ -25,6 +25,7 @@ mod serials;
 pub mod sql;
 pub mod sqlite;
 pub mod territories;
+pub mod tls;
 pub mod zonefile;
 pub mod zones;
 
@@ -85,9 +86,24 @@ impl From<tokio_postgres::Error> for StoreError {
                 Self::Postgres { message: db.message().to_owned(), sqlstate: db.code().code().to_owned() }
             }
             // No answer from the server: the connection failed or was cut.
-            None => Self::Unavailable(e.to_string()),
+            None => Self::Unavailable(with_causes(&e)),
         }
     }
+}
+
+/// An error and each of its causes ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer"): the cause is what the operator can act on.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl StoreError {

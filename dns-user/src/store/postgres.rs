@@ -1,5 +1,6 @@
 //! PostgreSQL backend: one database shared by a fleet of edge nodes. Changes reach
-//! every node through LISTEN/NOTIFY (see [`super::changes`]).
+//! every node through LISTEN/NOTIFY (see [`super::changes`]); TLS as the URL says
+//! (see [`super::tls`]).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio_postgres::{
     AsyncMessage, NoTls,
     types::{ToSql, Type},
 };
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     StoreError,
@@ -25,10 +27,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct PgStore {
     pool: Pool,
     url: String,
+    /// For connections outside the pool (LISTEN).
+    config: std::sync::Arc<tokio_postgres::Config>,
+    tls: Option<MakeRustlsConnect>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(super::with_causes(&e))
 }
 
 impl PgStore {
@@ -42,17 +47,23 @@ impl PgStore {
 
     /// Connects (checking that the server answers) without migrating.
     pub async fn connect(url: &str, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config =
-            url.parse().map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: format!("{e}") })?;
-        let mut config = config;
+        let (plain_url, tls) = super::tls::split_url(url)?;
+        let mut config: tokio_postgres::Config = plain_url
+            .parse()
+            .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: format!("{e}") })?;
+        config.ssl_mode(tls.ssl_mode());
+        let tls = tls.connector(url)?;
         config.connect_timeout(CONNECT_TIMEOUT);
         if let Some(timeout) = statement_timeout {
             // Every wait has a deadline: a slow statement fails (the database counts as
             // unavailable for it) instead of holding a connection.
             config.options(format!("-c statement_timeout={}", timeout.as_millis()));
         }
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = || ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(config.clone(), tls.clone(), recycling()),
+            None => Manager::from_config(config.clone(), NoTls, recycling()),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(CONNECT_TIMEOUT))
@@ -60,7 +71,7 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
-        let store = Self { pool, url: url.to_owned() };
+        let store = Self { pool, url: url.to_owned(), config: std::sync::Arc::new(config), tls };
         store.query("SELECT 1", vec![]).await?;
         Ok(store)
     }
@@ -133,30 +144,18 @@ impl PgStore {
         overflowed: &std::sync::atomic::AtomicBool,
         listening: tokio::sync::oneshot::Sender<()>,
     ) -> Result<(), StoreError> {
-        let config: tokio_postgres::Config = self
-            .url
-            .parse()
-            .map_err(|e| StoreError::BadUrl { url: self.url.clone(), reason: format!("{e}") })?;
-        let (client, mut connection) = config.connect(NoTls).await?;
         // Bounded: when it is full the driver stops reading the connection for a moment.
         let (msg_tx, mut msg_rx) = tokio::sync::mpsc::channel(64);
-        let driver = tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if msg_tx.send(Ok(n.payload().to_owned())).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = msg_tx.send(Err(e)).await;
-                        break;
-                    }
-                }
+        let (client, driver) = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                (client, tokio::spawn(drive(connection, msg_tx)))
             }
-        });
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                (client, tokio::spawn(drive(connection, msg_tx)))
+            }
+        };
         client.batch_execute(&format!("LISTEN {channel}")).await?;
         let _ = listening.send(());
         let result = loop {
@@ -174,6 +173,32 @@ impl PgStore {
         };
         driver.abort();
         result
+    }
+}
+
+/// Reads a LISTEN connection's messages; notifications (or the error that ended it) go
+/// to `msg_tx`.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    msg_tx: tokio::sync::mpsc::Sender<Result<String, tokio_postgres::Error>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notification(n)) => {
+                if msg_tx.send(Ok(n.payload().to_owned())).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = msg_tx.send(Err(e)).await;
+                break;
+            }
+        }
     }
 }
 
