@@ -63,6 +63,24 @@ impl Outcome {
         Outcome::HitWildcard,
     ];
 
+    /// Whether XDP answered the query itself.
+    pub const fn answered(self) -> bool {
+        matches!(
+            self,
+            Outcome::Hit
+                | Outcome::HitDirectional
+                | Outcome::HitWeighted
+                | Outcome::HitStale
+                | Outcome::HitNxdomain
+                | Outcome::HitWildcard
+        )
+    }
+
+    /// Whether the packet was a DNS query for us (answered or passed up).
+    pub const fn is_query(self) -> bool {
+        !matches!(self, Outcome::PassNotDns | Outcome::PassNotForUs)
+    }
+
     /// Stable name used in logs and metrics.
     pub const fn name(self) -> &'static str {
         match self {

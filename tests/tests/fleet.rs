@@ -114,8 +114,12 @@ fn every_change_reaches_every_node_of_a_fleet() {
     }
     cli(url, &["zone", "record", "add", "example.com", RECORD, "TXT", "v-start"]);
     cli(url, &["acme", "set", CHALLENGED, "--txt", "token-start"]);
-    let nodes: Vec<Deployment> = (0..NODES)
-        .map(|_| Deployment::start_on(url, tempfile::tempdir().unwrap(), &["--xdp-mode", "native"]))
+    let mut nodes: Vec<Deployment> = (0..NODES)
+        .map(|i| {
+            let name = format!("node-{i}");
+            let flags = ["--xdp-mode", "native", "--node-name", &name, "--node-report-every", "1"];
+            Deployment::start_on(url, tempfile::tempdir().unwrap(), &flags)
+        })
         .collect();
 
     // Every changed name in every node's maps before the changes start.
@@ -215,4 +219,31 @@ fn every_change_reaches_every_node_of_a_fleet() {
     for (node, d) in nodes.iter().enumerate() {
         assert!(d.server.xdp("hit") > hits_before[node], "node {node}: new answers are served by XDP too");
     }
+
+    // Every node reports itself: up, its maps in use, XDP answering, caught up.
+    let newest = rt.block_on(db.change_cursor()).unwrap();
+    let status = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        tests::wait::eventually("the fleet table", Duration::from_secs(10), || {
+            let out = cli(url, &["fleet", "status", "--json"]);
+            let nodes: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+            nodes.len() == NODES && nodes.iter().all(want)
+        })
+    };
+    status(&|n| {
+        n["state"] == "up"
+            && n["change_cursor"] == newest
+            && n["behind"] == 0
+            && n["map_names"].as_i64() > Some(0)
+            && n["hit_permille"].as_i64() > Some(0)
+    });
+    let text = cli(url, &["fleet", "status"]);
+    assert!(text.lines().count() == NODES && text.contains("node-0: up"), "{text}");
+    // A node that stops is shown as such, then forgotten on request.
+    assert!(nodes[NODES - 1].server.terminate(), "node {} stops", NODES - 1);
+    status(&|n| (n["name"] == format!("node-{}", NODES - 1)) == (n["state"] == "stopped reporting"));
+    cli(url, &["fleet", "rm", &format!("node-{}", NODES - 1)]);
+    let left: Vec<serde_json::Value> =
+        serde_json::from_str(&cli(url, &["fleet", "status", "--json"])).unwrap();
+    assert_eq!(left.len(), NODES - 1);
+    nodes.pop();
 }

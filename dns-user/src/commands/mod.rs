@@ -12,6 +12,7 @@ mod config;
 mod db;
 mod domain;
 mod fastpath;
+mod fleet;
 mod health;
 mod instance;
 mod key;
@@ -50,7 +51,7 @@ pub enum Command {
     Serve(Box<crate::daemon::flags::ServeArgs>),
     /// Print what the server would answer for NAME and why (zone, rule, instance, cluster).
     Query(query::QueryArgs),
-    /// Database maintenance: migrations, the demo data.
+    /// Database maintenance: migrations, the demo data, pruning the change log.
     Db {
         #[command(subcommand)]
         command: db::DbCommand,
@@ -111,6 +112,13 @@ pub enum Command {
         db: DbArg,
         #[command(subcommand)]
         command: key::KeyCommand,
+    },
+    /// The nodes following this database: what each last reported, which stopped.
+    Fleet {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        command: fleet::FleetCommand,
     },
     /// Health of the failover queues' addresses, as the running daemon sees it.
     Health(health::HealthArgs),
@@ -178,6 +186,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Domain { db, command } => domain::run(&db.open().await?, command).await,
         Command::Acme { db, command } => acme::run(&db.open().await?, command).await,
         Command::Key { db, command } => key::run(&db.open().await?, command).await,
+        Command::Fleet { db, command } => fleet::run(&db.open().await?, command).await,
         Command::Health(args) => health::run(args).await,
         Command::CheckConfig(args) => config::check(args),
         Command::DefaultConfig => {

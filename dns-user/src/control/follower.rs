@@ -133,6 +133,7 @@ impl Follower {
     /// committed meanwhile is applied) until the process ends.
     pub async fn run(self, mut cursor: ChangeCursor) {
         tracing::info!(cursor = cursor.newest(), "following database changes");
+        self.stats.cursor.store(cursor.newest(), Ordering::Relaxed);
         self.ensure_known().await;
         let prune = tokio::spawn(prune_loop(self.db.clone(), self.keep_changes));
         if self.db.postgres().is_some() {

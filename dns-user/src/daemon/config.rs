@@ -44,6 +44,37 @@ pub struct Config {
     pub ttl: Ttl,
     pub database: DatabaseLimits,
     pub instance_db: Option<InstanceDb>,
+    pub fleet: Fleet,
+}
+
+/// How this node reports itself to the fleet (`instadns fleet status`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fleet {
+    /// The node's name in the fleet; empty: the host name.
+    pub name: String,
+    /// Seconds between reports (silent for three: shown as stopped reporting).
+    pub report_every_s: u64,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self { name: String::new(), report_every_s: 5 }
+    }
+}
+
+impl Fleet {
+    /// The name reported: the configured one, else the host name.
+    pub fn node_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "instadns".to_owned())
+    }
 }
 
 /// What the daemon may ask of the database.
@@ -143,6 +174,7 @@ impl Default for Config {
             ttl: Ttl::default(),
             database: DatabaseLimits::default(),
             instance_db: None,
+            fleet: Fleet::default(),
         }
     }
 }
@@ -253,6 +285,12 @@ impl Config {
             return Err((
                 "database.statement_timeout_ms",
                 format!("{} is below 10", self.database.statement_timeout_ms),
+            ));
+        }
+        if self.fleet.report_every_s == 0 || self.fleet.report_every_s > 3600 {
+            return Err((
+                "fleet.report_every_s",
+                format!("{} is not within 1 to 3600", self.fleet.report_every_s),
             ));
         }
         if self.database.keep_changes_hours == 0 {
@@ -367,6 +405,12 @@ statement_timeout_ms = 2000
 # How long the change log keeps changes (every node prunes it); a node cut off from
 # the database for longer reloads everything when it is back.
 keep_changes_hours = 24
+
+[fleet]
+# This node's name in `instadns fleet status` (empty: the host name), and how often it
+# reports itself to the database (silent for three reports: shown as stopped).
+name = ""
+report_every_s = 5
 
 [tcp]
 # A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over

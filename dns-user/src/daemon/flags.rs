@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// TTL (second column), e.g. 'SELECT cluster FROM apps WHERE id = $1'.
     #[arg(long, value_name = "SQL", requires = "instance_db")]
     pub instance_sql: Option<String>,
+    /// This node's name in `instadns fleet status` [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Seconds between this node's reports to the fleet table [default: 5].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub node_report_every: Option<u64>,
     /// Misses per zone per second that may ask the database (names the fast path cannot
     /// rule out; 0: no cap) [default: 1000].
     #[arg(long, value_name = "N")]
@@ -115,6 +121,10 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
     }
     config.detach_on_exit |= args.detach_on_exit;
     config.database.lookups_per_zone = args.lookups_per_zone.unwrap_or(config.database.lookups_per_zone);
+    if let Some(name) = &args.node_name {
+        config.fleet.name = name.clone();
+    }
+    config.fleet.report_every_s = args.node_report_every.unwrap_or(config.fleet.report_every_s);
     if let (Some(url), Some(sql)) = (&args.instance_db, &args.instance_sql) {
         config.instance_db = Some(InstanceDb { url: url.clone(), sql: sql.clone() });
     }

@@ -16,6 +16,7 @@ pub mod domains;
 pub mod instances;
 pub mod keys;
 pub mod latency;
+pub mod nodes;
 pub mod postgres;
 pub mod records;
 pub mod rows;

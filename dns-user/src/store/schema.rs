@@ -232,6 +232,24 @@ CREATE TABLE changes_pruned (last_id {int} NOT NULL);
 INSERT INTO changes_pruned (last_id) VALUES (0);
 "#;
 
+/// Version 7: the fleet's nodes report themselves (`store::nodes`). Not watched: no
+/// answer depends on them.
+const NODES: &str = r#"
+CREATE TABLE nodes (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    addresses TEXT NOT NULL,
+    started_at {int} NOT NULL,
+    last_seen {int} NOT NULL,
+    report_every_s {int} NOT NULL,
+    map_names {int} NOT NULL,
+    map_capacity {int} NOT NULL,
+    queries {int} NOT NULL,
+    hit_permille {int},
+    change_cursor {int} NOT NULL
+);
+"#;
+
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
 
@@ -418,6 +436,7 @@ pub fn sqlite_migrations() -> Vec<(u32, String)> {
         (5, TERRITORY_INDICES.replace("{int}", "INTEGER")),
         // SQLite has no TRUNCATE: a DELETE without WHERE runs the row triggers.
         (6, CHANGE_LOG_PRUNED.replace("{int}", "INTEGER")),
+        (7, NODES.replace("{int}", "INTEGER")),
     ]
 }
 
@@ -430,5 +449,6 @@ pub fn postgres_migrations() -> Vec<(u32, String)> {
         (4, postgres_v4()),
         (5, TERRITORY_INDICES.replace("{int}", "BIGINT")),
         (6, postgres_v6()),
+        (7, NODES.replace("{int}", "BIGINT")),
     ]
 }
