@@ -112,6 +112,50 @@ impl PgServer {
         self.dir.path().join("data")
     }
 
+    /// A streaming replica of this server (a hot standby made with pg_basebackup -R),
+    /// on its own socket directory; stopped and deleted with it.
+    pub fn start_replica(&self) -> PgServer {
+        let dir =
+            tempfile::Builder::new().prefix("instadns-pg-replica").tempdir().expect("temporary directory");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sock = dir.path().join("sock");
+        std::fs::create_dir(&sock).unwrap();
+        let (uid, gid) = postgres_ids();
+        std::os::unix::fs::chown(&sock, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        let data = dir.path().join("data");
+        let primary_sock = self.dir.path().join("sock");
+        // Commits are not flushed at once here (synchronous_commit=off, for speed): WAL
+        // reaches a standby when the WAL writer flushes it, every 200 ms by default.
+        self.psql("ALTER SYSTEM SET wal_writer_delay = '5ms'");
+        self.psql("SELECT pg_reload_conf()");
+        as_postgres(
+            &self.bin,
+            "pg_basebackup",
+            &[
+                "-h",
+                primary_sock.to_str().unwrap(),
+                "-U",
+                "instadns",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "--checkpoint=fast",
+            ],
+        );
+        let replica = PgServer {
+            url: format!("postgres://instadns@localhost/instadns?host={}", sock.display()),
+            dir,
+            bin: self.bin.clone(),
+            netns: None,
+        };
+        replica.start_again();
+        replica
+    }
+
     /// The CA certificate (PEM) that signed a TLS server's certificate.
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.path().join("tls/ca.pem")

@@ -105,6 +105,59 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 #[test]
 fn every_change_reaches_every_node_of_a_fleet() {
     let pg = PgServer::start();
+    let mut nodes = fleet(&pg, None, CHANGES);
+    let url = pg.url.as_str();
+    // Every node reports itself: up, its maps in use, XDP answering, caught up.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = rt.block_on(Database::open(&DbLocation::parse(url).unwrap())).unwrap();
+    let newest = rt.block_on(db.change_cursor()).unwrap();
+    let status = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        tests::wait::eventually("the fleet table", Duration::from_secs(10), || {
+            let out = cli(url, &["fleet", "status", "--json"]);
+            let nodes: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+            nodes.len() == NODES && nodes.iter().all(want)
+        })
+    };
+    status(&|n| {
+        n["state"] == "up"
+            && n["change_cursor"] == newest
+            && n["behind"] == 0
+            && n["map_names"].as_i64() > Some(0)
+            && n["hit_permille"].as_i64() > Some(0)
+    });
+    let text = cli(url, &["fleet", "status"]);
+    assert!(text.lines().count() == NODES && text.contains("node-0: up"), "{text}");
+    // A node that stops is shown as such, then forgotten on request.
+    assert!(nodes[NODES - 1].server.terminate(), "node {} stops", NODES - 1);
+    status(&|n| (n["name"] == format!("node-{}", NODES - 1)) == (n["state"] == "stopped reporting"));
+    cli(url, &["fleet", "rm", &format!("node-{}", NODES - 1)]);
+    let left: Vec<serde_json::Value> =
+        serde_json::from_str(&cli(url, &["fleet", "status", "--json"])).unwrap();
+    assert_eq!(left.len(), NODES - 1);
+    nodes.pop();
+}
+
+/// The same with half the nodes reading a streaming replica (a hot standby made with
+/// pg_basebackup) and writing to the primary: they follow the standby's log by polling.
+#[test]
+fn half_of_a_fleet_reads_a_streaming_replica() {
+    let pg = PgServer::start();
+    let replica = pg.start_replica();
+    let nodes = fleet(&pg, Some(&replica), CHANGES / 2);
+    for (i, d) in nodes.iter().enumerate() {
+        let lag = d.server.metrics().get("instadns_db_replica_lag_seconds").copied();
+        assert_eq!(lag.is_some(), i % 2 == 1, "node {i}: the lag gauge exactly on replica readers ({lag:?})");
+    }
+    // The replica readers' reports reach the primary.
+    tests::wait::eventually("reports of every node", Duration::from_secs(10), || {
+        let out = cli(&pg.url, &["fleet", "status", "--json"]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&out).expect("JSON").len() == NODES
+    });
+}
+
+/// Starts NODES nodes on `pg` (the odd ones reading `replica`, if given), commits
+/// `changes` changes and checks each reached every node; prints the delays.
+fn fleet(pg: &PgServer, replica: Option<&PgServer>, changes: usize) -> Vec<Deployment> {
     let url = pg.url.as_str();
     cli(url, &["db", "demo"]);
     cli(url, &["cluster", "add", "mt3", "--service", "ws=ws-mt3.example.com", "--address", "203.0.113.250"]);
@@ -114,11 +167,24 @@ fn every_change_reaches_every_node_of_a_fleet() {
     }
     cli(url, &["zone", "record", "add", "example.com", RECORD, "TXT", "v-start"]);
     cli(url, &["acme", "set", CHALLENGED, "--txt", "token-start"]);
-    let mut nodes: Vec<Deployment> = (0..NODES)
+    if let Some(replica) = replica {
+        // The setup has reached the standby before its readers start.
+        let newest = pg.psql("SELECT max(id) FROM changes");
+        tests::wait::eventually("the replica replays the setup", Duration::from_secs(20), || {
+            replica.psql("SELECT max(id) FROM changes") == newest
+        });
+    }
+    let nodes: Vec<Deployment> = (0..NODES)
         .map(|i| {
             let name = format!("node-{i}");
-            let flags = ["--xdp-mode", "native", "--node-name", &name, "--node-report-every", "1"];
-            Deployment::start_on(url, tempfile::tempdir().unwrap(), &flags)
+            let mut flags = vec!["--xdp-mode", "native", "--node-name", &name, "--node-report-every", "1"];
+            match replica {
+                Some(replica) if i % 2 == 1 => {
+                    flags.extend(["--db-primary", url]);
+                    Deployment::start_on(&replica.url, tempfile::tempdir().unwrap(), &flags)
+                }
+                _ => Deployment::start_on(url, tempfile::tempdir().unwrap(), &flags),
+            }
         })
         .collect();
 
@@ -143,10 +209,10 @@ fn every_change_reaches_every_node_of_a_fleet() {
     let db: Database = rt.block_on(async {
         Database::open(&DbLocation::parse(url).unwrap()).await.expect("the fleet's database")
     });
-    let mut delays: Vec<Vec<Duration>> = (0..NODES).map(|_| Vec::with_capacity(CHANGES)).collect();
+    let mut delays: Vec<Vec<Duration>> = (0..NODES).map(|_| Vec::with_capacity(changes)).collect();
     let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); 4];
     let started = Instant::now();
-    for i in 0..CHANGES {
+    for i in 0..changes {
         let c = change(i);
         rt.block_on(async {
             match c.move_to {
@@ -189,8 +255,9 @@ fn every_change_reaches_every_node_of_a_fleet() {
     all.sort();
     for (node, d) in delays.iter_mut().enumerate() {
         d.sort();
+        let reads = if replica.is_some() && node % 2 == 1 { "replica" } else { "primary" };
         eprintln!(
-            "node {node}: {CHANGES} changes, commit to new answer p50 {:?}, p99 {:?}, max {:?}; XDP hits {}",
+            "node {node} ({reads}): {changes} changes, commit to new answer p50 {:?}, p99 {:?}, max {:?}; XDP hits {}",
             percentile(d, 0.5),
             percentile(d, 0.99),
             d[d.len() - 1],
@@ -215,35 +282,10 @@ fn every_change_reaches_every_node_of_a_fleet() {
         percentile(&all, 0.99),
         all[all.len() - 1]
     );
-    assert_eq!(all.len(), NODES * CHANGES, "every change reached every node");
+    assert_eq!(all.len(), NODES * changes, "every change reached every node");
     for (node, d) in nodes.iter().enumerate() {
         assert!(d.server.xdp("hit") > hits_before[node], "node {node}: new answers are served by XDP too");
     }
 
-    // Every node reports itself: up, its maps in use, XDP answering, caught up.
-    let newest = rt.block_on(db.change_cursor()).unwrap();
-    let status = |want: &dyn Fn(&serde_json::Value) -> bool| {
-        tests::wait::eventually("the fleet table", Duration::from_secs(10), || {
-            let out = cli(url, &["fleet", "status", "--json"]);
-            let nodes: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
-            nodes.len() == NODES && nodes.iter().all(want)
-        })
-    };
-    status(&|n| {
-        n["state"] == "up"
-            && n["change_cursor"] == newest
-            && n["behind"] == 0
-            && n["map_names"].as_i64() > Some(0)
-            && n["hit_permille"].as_i64() > Some(0)
-    });
-    let text = cli(url, &["fleet", "status"]);
-    assert!(text.lines().count() == NODES && text.contains("node-0: up"), "{text}");
-    // A node that stops is shown as such, then forgotten on request.
-    assert!(nodes[NODES - 1].server.terminate(), "node {} stops", NODES - 1);
-    status(&|n| (n["name"] == format!("node-{}", NODES - 1)) == (n["state"] == "stopped reporting"));
-    cli(url, &["fleet", "rm", &format!("node-{}", NODES - 1)]);
-    let left: Vec<serde_json::Value> =
-        serde_json::from_str(&cli(url, &["fleet", "status", "--json"])).unwrap();
-    assert_eq!(left.len(), NODES - 1);
-    nodes.pop();
+    nodes
 }

@@ -39,6 +39,9 @@ const BATCH: i64 = 10_000;
 /// The log is read this often even without a notification or a commit seen: a lost
 /// notification, a silently dead LISTEN connection or a missing id costs at most this.
 pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// How often a node reading a hot standby reads its change log (LISTEN does not work
+/// on a standby).
+pub const REPLICA_POLL: Duration = Duration::from_millis(10);
 /// How long LISTEN may take before the connection is made again.
 const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
 /// Change notifications waiting to be read; past it the follower reads the log instead
@@ -50,7 +53,6 @@ pub const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the follower did, for metrics.
-#[derive(Default)]
 pub struct FollowerStats {
     /// Changes applied.
     pub changes: AtomicU64,
@@ -64,6 +66,23 @@ pub struct FollowerStats {
     pub holes: AtomicU64,
     /// Ids no longer waited for (rolled back, or waited for too long).
     pub holes_given_up: AtomicU64,
+    /// How far the hot standby read replays behind its primary, in milliseconds
+    /// (-1: not reading a standby).
+    pub replica_lag_ms: AtomicI64,
+}
+
+impl Default for FollowerStats {
+    fn default() -> Self {
+        Self {
+            changes: Default::default(),
+            answers: Default::default(),
+            full_reloads: Default::default(),
+            cursor: Default::default(),
+            holes: Default::default(),
+            holes_given_up: Default::default(),
+            replica_lag_ms: AtomicI64::new(-1),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -136,7 +155,9 @@ impl Follower {
         self.stats.cursor.store(cursor.newest(), Ordering::Relaxed);
         self.ensure_known().await;
         let prune = tokio::spawn(prune_loop(self.db.clone(), self.keep_changes));
-        if self.db.postgres().is_some() {
+        if self.db.is_replica() {
+            self.follow_replica(&mut cursor).await;
+        } else if self.db.postgres().is_some() {
             self.follow_postgres(&mut cursor).await;
         } else {
             loop {
@@ -306,6 +327,28 @@ impl Follower {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Follows a hot standby, where LISTEN does not work: the log is read every
+    /// [`REPLICA_POLL`], and the replay lag measured every [`CATCH_UP_EVERY`].
+    async fn follow_replica(&self, cursor: &mut ChangeCursor) {
+        let mut poll = tokio::time::interval(REPLICA_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lag_measured = Instant::now() - CATCH_UP_EVERY;
+        loop {
+            poll.tick().await;
+            if lag_measured.elapsed() >= CATCH_UP_EVERY {
+                lag_measured = Instant::now();
+                match self.db.replica_lag_ms().await {
+                    Ok(lag) => self.stats.replica_lag_ms.store(lag, Ordering::Relaxed),
+                    Err(e) => tracing::debug!(error = %e, "measuring the replica's lag failed"),
+                }
+            }
+            if let Err(e) = self.catch_up(cursor).await {
+                tracing::warn!(error = %e, "reading the replica's change log failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 

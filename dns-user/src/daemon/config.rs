@@ -22,6 +22,8 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/instadns";
 pub struct Config {
     /// The database: sqlite:PATH or postgres://...
     pub db: DbLocation,
+    /// When `db` is a PostgreSQL hot standby: its primary, for the daemon's writes.
+    pub db_primary: Option<DbLocation>,
     /// Addresses the UDP and TCP listeners bind.
     pub listen: Vec<IpAddr>,
     pub port: u16,
@@ -161,6 +163,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             db: DbLocation::Sqlite(DEFAULT_DB_PATH.into()),
+            db_primary: None,
             listen: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
             port: 53,
             edns_payload: dns_common::limits::DEFAULT_EDNS_PAYLOAD,
@@ -365,6 +368,9 @@ pub const DEFAULT_CONFIG: &str = r#"# instadns configuration. Every value can be
 
 # The database: sqlite:PATH (a new file starts empty) or postgres://USER@HOST/DB.
 db = "sqlite:/var/lib/instadns/instadns.sqlite"
+# When db is a PostgreSQL hot standby: its primary, where this node writes (its fleet
+# reports, pruning the change log); changes are read from the standby every 10 ms.
+# db_primary = "postgres://USER@PRIMARY/DB"
 
 # UDP and TCP listeners, and the port the XDP program answers.
 listen = ["0.0.0.0", "::"]

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// The database: sqlite:PATH (or a plain path; a new file starts empty) or postgres://...
     #[arg(long, env = "INSTADNS_DB")]
     pub db: Option<DbLocation>,
+    /// When --db is a PostgreSQL hot standby: its primary, where this node writes (its
+    /// reports, pruning the log); changes are then read from the standby by polling.
+    #[arg(long, value_name = "URL")]
+    pub db_primary: Option<DbLocation>,
     /// Address to listen on (UDP and TCP); repeat for several. Default: all IPv4 and IPv6 addresses.
     #[arg(long = "listen", value_name = "ADDR")]
     pub listen: Vec<IpAddr>,
@@ -95,6 +99,9 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
     };
     if let Some(db) = &args.db {
         config.db = db.clone();
+    }
+    if let Some(primary) = &args.db_primary {
+        config.db_primary = Some(primary.clone());
     }
     if !args.ifaces.is_empty() {
         config.interfaces = args

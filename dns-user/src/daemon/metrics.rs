@@ -372,6 +372,16 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
         help(&mut out, name, kind, what);
         let _ = writeln!(out, "{name} {value}");
     }
+    let lag = feed.replica_lag_ms.load(Ordering::Relaxed);
+    if lag >= 0 {
+        help(
+            &mut out,
+            "instadns_db_replica_lag_seconds",
+            "gauge",
+            "How far the hot standby this node reads replays behind its primary.",
+        );
+        let _ = writeln!(out, "instadns_db_replica_lag_seconds {}", lag as f64 / 1000.0);
+    }
     help(&mut out, "instadns_db_query_seconds", "histogram", "Latency of database statements.");
     let (buckets, count, sum) = latency::DB_LATENCY.snapshot();
     for (bound, c) in latency::BUCKETS.iter().zip(&buckets) {

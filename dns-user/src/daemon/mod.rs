@@ -69,10 +69,13 @@ async fn warm(handler: &Handler<Database>, keys: Vec<CacheKey>) {
 /// Opens the database; a fleet node may start before it, so an unreachable one is
 /// retried (other errors, and every SQLite error, are final).
 async fn open_database(config: &Config) -> Result<Database> {
+    let timeout = Duration::from_millis(config.database.statement_timeout_ms);
     let mut db = loop {
-        match Database::open_serving(&config.db, Duration::from_millis(config.database.statement_timeout_ms))
-            .await
-        {
+        let opened = match &config.db_primary {
+            Some(primary) => Database::open_serving_replica(&config.db, primary, timeout).await,
+            None => Database::open_serving(&config.db, timeout).await,
+        };
+        match opened {
             Ok(db) => break db,
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unreachable; retrying in 1 s");

@@ -226,7 +226,12 @@ pub struct Database {
     backend: Backend,
     /// Instances looked up in the platform's own database instead of ours.
     byo: Option<ByoInstances>,
+    /// When `backend` is a read-only hot standby: the primary, which takes the writes.
+    primary: Option<std::sync::Arc<Database>>,
 }
+
+/// How long a node waits for its hot standby to replay the primary's migrations.
+const REPLICA_SCHEMA_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a statement of the serving daemon may run (PostgreSQL `statement_timeout`):
 /// lookups answer queries, and a query's wait has a deadline.
@@ -247,7 +252,60 @@ impl Database {
             }
             _ => return Self::open(location).await,
         };
-        Ok(Self { backend, byo: None })
+        Ok(Self { backend, byo: None, primary: None })
+    }
+
+    /// Opens a PostgreSQL hot standby for reads and its primary for writes (the daemon
+    /// with `--db-primary`): migrations run on the primary, and the standby is waited
+    /// for until it has replayed them.
+    pub async fn open_serving_replica(
+        replica: &DbLocation,
+        primary: &DbLocation,
+        statement_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let DbLocation::Postgres(replica_url) = replica else {
+            return Err(StoreError::Invalid(
+                "a primary (--db-primary) is for PostgreSQL: --db must be the postgres:// URL of its hot standby"
+                    .into(),
+            ));
+        };
+        if !matches!(primary, DbLocation::Postgres(_)) {
+            return Err(StoreError::Invalid("--db-primary must be a postgres:// URL".into()));
+        }
+        let primary = Self::open_serving(primary, statement_timeout).await?;
+        let store = PgStore::connect(replica_url, Some(statement_timeout)).await?;
+        let newest = schema::postgres_migrations().last().map_or(0, |(v, _)| i64::from(*v));
+        let deadline = std::time::Instant::now() + REPLICA_SCHEMA_WAIT;
+        loop {
+            let rows = store.query("SELECT COALESCE(MAX(version), 0) FROM schema_version", vec![]).await?;
+            let version = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0);
+            if version >= newest {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "the replica has schema version {version}, not {newest}, {REPLICA_SCHEMA_WAIT:?} after the primary was migrated: is it replicating?"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(Self { backend: Backend::Postgres(store), byo: None, primary: Some(std::sync::Arc::new(primary)) })
+    }
+
+    /// Whether reads go to a hot standby (writes to its primary).
+    pub fn is_replica(&self) -> bool {
+        self.primary.is_some()
+    }
+
+    /// How far the hot standby's replay is behind, in milliseconds (0 when it has
+    /// replayed all it received).
+    pub async fn replica_lag_ms(&self) -> Result<i64, StoreError> {
+        self.count(
+            "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+                    ELSE COALESCE((EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, 0) END",
+            vec![],
+        )
+        .await
     }
 
     /// Opens the database, applying migrations. A SQLite file that does not exist yet is
@@ -257,7 +315,7 @@ impl Database {
             DbLocation::Sqlite(path) => Backend::Sqlite(SqliteStore::open(path.clone()).await?),
             DbLocation::Postgres(url) => Backend::Postgres(PgStore::open(url, None).await?),
         };
-        Ok(Self { backend, byo: None })
+        Ok(Self { backend, byo: None, primary: None })
     }
 
     /// Looks instances up with the platform's own SQL instead of our table.
@@ -323,7 +381,8 @@ impl Database {
         self.write(statements, [serials::keep()]).await.map(|_| ())
     }
 
-    /// Runs `statements` then `end` in one transaction; the results of `statements`.
+    /// Runs `statements` then `end` in one transaction (on the primary when this is a
+    /// hot standby); the results of `statements`.
     async fn write(
         &self,
         mut statements: Vec<Statement>,
@@ -331,7 +390,8 @@ impl Database {
     ) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
         let n = statements.len();
         statements.extend(end);
-        let mut results = match &self.backend {
+        let target = self.primary.as_deref().unwrap_or(self);
+        let mut results = match &target.backend {
             Backend::Sqlite(s) => s.transaction(statements).await?,
             Backend::Postgres(p) => p.transaction(statements).await?,
         };
