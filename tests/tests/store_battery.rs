@@ -245,12 +245,12 @@ async fn change_log_pruning(db: &Database) {
     let found: Vec<i64> = db.changes_by_id(&sparse).await.unwrap().iter().map(|c| c.id).collect();
     assert_eq!(found, [ids[2], ids[0]], "oldest first, ids without a row left out");
 
-    let pruned = db.prune_changes(i64::MAX).await.unwrap();
+    let pruned = db.prune_changes(std::time::Duration::ZERO).await.unwrap();
     assert!(pruned >= 2, "{pruned}");
     assert_eq!(db.log_bounds().await.unwrap(), (0, newest), "empty log, pruned through the newest");
     assert!(db.changes_since(0, 10).await.unwrap().is_empty());
     // Pruning an empty log keeps the mark; new changes go on numbering after it.
-    db.prune_changes(i64::MAX).await.unwrap();
+    db.prune_changes(std::time::Duration::ZERO).await.unwrap();
     db.remove_instance(4343, true).await.unwrap();
     let (after, through) = db.log_bounds().await.unwrap();
     assert_eq!(through, newest);

@@ -42,13 +42,8 @@ pub async fn run(command: DbCommand) -> Result<()> {
         }
         DbCommand::Prune { db, keep_hours } => {
             let db = db.open().await?;
-            let keep = keep_hours.saturating_mul(3600).min(i64::MAX as u64) as i64;
-            // 0 hours: every change, whatever second (rounded by the database) it has.
-            let before = match keep {
-                0 => i64::MAX,
-                keep => instadns::model::time::unix_now().saturating_sub(keep),
-            };
-            let pruned = db.prune_changes(before).await.context("pruning the change log")?;
+            let keep = std::time::Duration::from_secs(keep_hours.saturating_mul(3600));
+            let pruned = db.prune_changes(keep).await.context("pruning the change log")?;
             let (_, through) = db.log_bounds().await.context("reading the change log")?;
             println!("pruned {pruned} changes; the log now starts after change {through}");
         }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::cursor::{ChangeCursor, LogState};
 use crate::{
     engine::Handler,
-    model::{acme::ACME_LABEL, time::unix_now},
+    model::acme::ACME_LABEL,
     resolution::{Tag, known::Source},
     store::{
         CHANGE_CHANNEL, Database, StoreError, ZoneRow,
@@ -545,7 +545,7 @@ async fn prune_loop(db: Database, keep: Duration) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);
     loop {
         tick.tick().await;
-        match db.prune_changes(unix_now() - keep.as_secs() as i64).await {
+        match db.prune_changes(keep).await {
             Ok(n) if n > 0 => tracing::debug!(pruned = n, "pruned the change log"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "pruning the change log failed"),

@@ -172,9 +172,15 @@ impl Database {
         Ok((row.int(0)?, row.int(1)?))
     }
 
-    /// Deletes changes logged before `before` (Unix time), remembering the newest id
-    /// deleted; returns how many were deleted.
-    pub async fn prune_changes(&self, before: i64) -> Result<u64, StoreError> {
+    /// Deletes changes logged more than `keep` ago (zero: every change, whatever second
+    /// the database rounded its time to), remembering the newest id deleted; returns how
+    /// many were deleted.
+    pub async fn prune_changes(&self, keep: std::time::Duration) -> Result<u64, StoreError> {
+        let before = match i64::try_from(keep.as_secs()) {
+            Ok(0) => i64::MAX,
+            Ok(keep) => crate::model::time::unix_now().saturating_sub(keep),
+            Err(_) => return Ok(0),
+        };
         let newest_pruned = "(SELECT COALESCE(MAX(id), 0) FROM changes WHERE at < $1)";
         let results = self
             .write_counted(vec![
@@ -188,6 +194,11 @@ impl Database {
             ])
             .await?;
         Ok(results.get(1).copied().unwrap_or(0))
+    }
+
+    /// How many logged changes are newer than `cursor`.
+    pub async fn changes_after(&self, cursor: i64) -> Result<i64, StoreError> {
+        self.count("SELECT COUNT(*) FROM changes WHERE id > $1", params![cursor]).await
     }
 }
 

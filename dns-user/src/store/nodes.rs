@@ -92,11 +92,6 @@ impl Database {
         self.select("FROM nodes ORDER BY name", vec![]).await
     }
 
-    /// How many logged changes are newer than `cursor`.
-    pub async fn changes_after(&self, cursor: i64) -> Result<i64, StoreError> {
-        self.count("SELECT COUNT(*) FROM changes WHERE id > $1", params![cursor]).await
-    }
-
     /// Forgets a node (one taken out of the fleet).
     pub async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
         match self.execute("DELETE FROM nodes WHERE name = $1", params![name]).await? {
