@@ -49,8 +49,10 @@ const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
 const NOTIFICATION_QUEUE: usize = 4096;
 /// Log entries older than this are pruned, by default (`[database] keep_changes_hours`).
 pub const KEEP_CHANGES: Duration = Duration::from_secs(24 * 3600);
-/// How often the log is pruned.
+/// How often the log is pruned, the first time this long after start (start-up is
+/// busy enough, and a write then would contend with the operator's).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_FIRST: Duration = Duration::from_secs(60);
 
 /// What the follower did, for metrics.
 pub struct FollowerStats {
@@ -542,7 +544,7 @@ fn catch_up_ticker() -> tokio::time::Interval {
 }
 
 async fn prune_loop(db: Database, keep: Duration) {
-    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_FIRST, PRUNE_EVERY);
     loop {
         tick.tick().await;
         match db.prune_changes(keep).await {

@@ -414,7 +414,7 @@ keep_changes_hours = 24
 
 [fleet]
 # This node's name in `instadns fleet status` (empty: the host name), and how often it
-# reports itself to the database (silent for three reports: shown as stopped).
+# reports itself to a PostgreSQL database (silent for three reports: shown as stopped).
 name = ""
 report_every_s = 5
 

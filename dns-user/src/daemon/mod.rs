@@ -268,18 +268,22 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let resolver = handler.resolver();
     tasks.spawn(health::run(resolver.health().clone(), resolver.probe_plans(), health_tx));
     tasks.spawn(follower.clone().run(cursor));
-    tasks.spawn(
-        report::Reporter {
-            db: db.clone(),
-            handler: handler.clone(),
-            follower: follower.stats.clone(),
-            name: config.fleet.node_name(),
-            every: Duration::from_secs(config.fleet.report_every_s),
-            listen: config.listen.clone(),
-            map_capacity: if config.interfaces.is_empty() { 0 } else { u64::from(config.maps.entries) },
-        }
-        .run(),
-    );
+    // A fleet shares a PostgreSQL; a SQLite database is one node's (and a report every
+    // few seconds would make the daemon a writer contending with the CLI).
+    if db.is_postgres() {
+        tasks.spawn(
+            report::Reporter {
+                db: db.clone(),
+                handler: handler.clone(),
+                follower: follower.stats.clone(),
+                name: config.fleet.node_name(),
+                every: Duration::from_secs(config.fleet.report_every_s),
+                listen: config.listen.clone(),
+                map_capacity: if config.interfaces.is_empty() { 0 } else { u64::from(config.maps.entries) },
+            }
+            .run(),
+        );
+    }
     // The fast path trusts the known names for a lease: renewed while we follow.
     let known_follower = follower.clone();
     tasks.spawn(async move {
