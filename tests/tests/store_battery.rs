@@ -394,6 +394,167 @@ async fn record_types_round_trip(db: &Database) {
     assert!(e.contains("r0.types.test. CNAME") && e.contains("3.6.2"), "{e}");
 }
 
+/// RFC 2136 updates as the store applies them (section 3.2 and 3.4): conditions
+/// checked and writes made in one transaction with one serial bump, or nothing;
+/// challenge TXT values at `_acme-challenge` names land in the ACME table; the CNAME
+/// rules of section 3.4.2.2.
+async fn dynamic_updates(db: &Database) {
+    use instadns::store::update::{Condition, UpdateOutcome, Write, ZoneUpdate};
+    let zone_id = db.zone_id("example.org").await.unwrap();
+    let serial = || async { db.zone_row(zone_id).await.unwrap().soa_serial };
+    let now = unix_now();
+    let update = |conditions: Vec<Condition>, writes: Vec<Write>| ZoneUpdate {
+        zone_id,
+        conditions,
+        writes,
+        now,
+        acme_expires_at: now + 3600,
+    };
+    let add = |owner: &str, rtype: &str, ttl: u32, rdata: &str| Write::Add {
+        owner: owner.into(),
+        rtype: rtype.into(),
+        ttl,
+        rdata: rdata.into(),
+    };
+    let records = |owner: &'static str| async move {
+        let mut rows: Vec<String> = db
+            .list_records("example.org", Some(owner))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {} {}", r.rtype, r.ttl, r.data))
+            .collect();
+        rows.sort();
+        rows.join("; ")
+    };
+    let www = "upd.example.org.";
+
+    // Two adds and a TTL change of the RRset: one transaction, one serial.
+    let before = serial().await;
+    let outcome = db
+        .apply_update(&update(
+            vec![Condition::NameNotInUse { owner: www.into() }],
+            vec![
+                add(www, "A", 300, "192.0.2.50"),
+                add(www, "A", 120, "192.0.2.51"),
+                add(www, "TXT", 60, "\"hi\""),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, UpdateOutcome::Applied { .. }), "{outcome:?}");
+    assert_eq!(records(www).await, "A 120 192.0.2.50; A 120 192.0.2.51; TXT 60 \"hi\"");
+    assert_eq!(serial().await, before.wrapping_add(1), "one serial bump for the whole update");
+
+    // Each condition kind, holding and not; a failing one writes nothing.
+    let cases = [
+        (Condition::NameInUse { owner: www.into() }, true),
+        (Condition::NameInUse { owner: "none.example.org.".into() }, false),
+        (Condition::NameNotInUse { owner: www.into() }, false),
+        (Condition::RrsetExists { owner: www.into(), rtype: "A".into() }, true),
+        (Condition::RrsetExists { owner: www.into(), rtype: "MX".into() }, false),
+        (Condition::RrsetAbsent { owner: www.into(), rtype: "MX".into() }, true),
+        (Condition::RrsetAbsent { owner: www.into(), rtype: "TXT".into() }, false),
+        (
+            Condition::RrsetEquals {
+                owner: www.into(),
+                rtype: "A".into(),
+                rdata: vec!["192.0.2.51".into(), "192.0.2.50".into()],
+            },
+            true,
+        ),
+        (
+            Condition::RrsetEquals { owner: www.into(), rtype: "A".into(), rdata: vec!["192.0.2.50".into()] },
+            false,
+        ),
+        (
+            Condition::RrsetEquals {
+                owner: www.into(),
+                rtype: "A".into(),
+                rdata: vec!["192.0.2.50".into(), "192.0.2.51".into(), "192.0.2.52".into()],
+            },
+            false,
+        ),
+    ];
+    for (condition, holds) in cases {
+        let before = serial().await;
+        let probe = add(www, "MX", 60, "10 mail.example.org.");
+        let outcome = db.apply_update(&update(vec![condition.clone()], vec![probe])).await.unwrap();
+        if holds {
+            assert!(matches!(outcome, UpdateOutcome::Applied { .. }), "{condition:?} holds: {outcome:?}");
+            assert_eq!(serial().await, before.wrapping_add(1));
+            let removed = db
+                .apply_update(&update(
+                    vec![],
+                    vec![Write::DeleteRrset { owner: www.into(), rtype: "MX".into() }],
+                ))
+                .await
+                .unwrap();
+            assert_eq!(removed, UpdateOutcome::Applied { rows: 1 }, "{condition:?}");
+        } else {
+            assert_eq!(outcome, UpdateOutcome::ConditionFailed(0), "{condition:?} does not hold");
+            assert_eq!(serial().await, before, "nothing written, no serial bump");
+            assert!(!records(www).await.contains("MX"), "{condition:?}: nothing written");
+        }
+    }
+
+    // CNAME rules (RFC 2136 section 3.4.2.2): a CNAME beside data is ignored, a record
+    // beside a CNAME is ignored, a CNAME replaces a CNAME.
+    let alias = "alias-upd.example.org.";
+    db.apply_update(&update(vec![], vec![add(www, "CNAME", 60, "elsewhere.example.org.")])).await.unwrap();
+    assert!(!records(www).await.contains("CNAME"), "CNAME beside other data ignored");
+    db.apply_update(&update(vec![], vec![add(alias, "CNAME", 60, "one.example.org.")])).await.unwrap();
+    db.apply_update(&update(vec![], vec![add(alias, "CNAME", 60, "two.example.org.")])).await.unwrap();
+    db.apply_update(&update(vec![], vec![add(alias, "TXT", 60, "\"beside\"")])).await.unwrap();
+    assert_eq!(records(alias).await, "CNAME 60 two.example.org.");
+
+    // A challenge value goes to the ACME table, expiring; deleting it removes it.
+    let challenge = "_acme-challenge.upd.example.org.";
+    db.apply_update(&update(
+        vec![Condition::RrsetAbsent { owner: challenge.into(), rtype: "TXT".into() }],
+        vec![add(challenge, "TXT", 30, "\"token-1\""), add(challenge, "TXT", 30, "\"token-2\"")],
+    ))
+    .await
+    .unwrap();
+    let acme = db.list_acme(Some("upd.example.org")).await.unwrap();
+    assert_eq!(acme.iter().map(|c| c.value.as_str()).collect::<Vec<_>>(), ["token-1", "token-2"]);
+    assert!(acme.iter().all(|c| c.expires_at == Some(now + 3600) && c.ttl == 30), "{acme:?}");
+    assert_eq!(records(challenge).await, "", "not a static record");
+    let equals = Condition::RrsetEquals {
+        owner: challenge.into(),
+        rtype: "TXT".into(),
+        rdata: vec!["\"token-2\"".into(), "\"token-1\"".into()],
+    };
+    let delete_one =
+        Write::DeleteRecord { owner: challenge.into(), rtype: "TXT".into(), rdata: "\"token-1\"".into() };
+    assert_eq!(
+        db.apply_update(&update(vec![equals], vec![delete_one])).await.unwrap(),
+        UpdateOutcome::Applied { rows: 1 }
+    );
+    let outcome = db
+        .apply_update(&update(
+            vec![Condition::RrsetExists { owner: challenge.into(), rtype: "TXT".into() }],
+            vec![Write::DeleteName { owner: challenge.into() }, Write::DeleteName { owner: www.into() }],
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, UpdateOutcome::Applied { .. }));
+    assert!(db.list_acme(Some("upd.example.org")).await.unwrap().is_empty());
+    assert_eq!(records(www).await, "");
+    // An expired value does not count as data.
+    let expired =
+        ZoneUpdate { acme_expires_at: now - 1, ..update(vec![], vec![add(challenge, "TXT", 30, "\"old\"")]) };
+    db.apply_update(&expired).await.unwrap();
+    assert_eq!(
+        db.apply_update(&update(vec![Condition::NameInUse { owner: challenge.into() }], vec![]))
+            .await
+            .unwrap(),
+        UpdateOutcome::ConditionFailed(0)
+    );
+    db.clear_acme("upd.example.org", None).await.unwrap();
+    db.apply_update(&update(vec![], vec![Write::DeleteName { owner: alias.into() }])).await.unwrap();
+}
+
 /// Runs the battery on `backend`, loading the demo data first unless it `has_demo`.
 fn run_battery(backend: TestDb, has_demo: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -405,6 +566,7 @@ fn run_battery(backend: TestDb, has_demo: bool) {
         change_log_pruning(&db).await;
         invalidation(&db).await;
         zone_files(&db).await;
+        dynamic_updates(&db).await;
     });
 }
 

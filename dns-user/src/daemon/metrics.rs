@@ -248,6 +248,15 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
             count.load(Ordering::Relaxed)
         );
     }
+    help(&mut out, "instadns_updates_total", "counter", "RFC 2136 UPDATE messages by response RCODE.");
+    for (code, count) in s.updates.iter().enumerate() {
+        let count = count.load(Ordering::Relaxed);
+        if count > 0 || code == 0 {
+            let _ = writeln!(out, "instadns_updates_total{{rcode=\"{}\"}} {count}", rcode::name(code as u16));
+        }
+    }
+    help(&mut out, "instadns_notifies_total", "counter", "NOTIFY messages received (acknowledged, ignored).");
+    let _ = writeln!(out, "instadns_notifies_total {}", s.notifies.load(Ordering::Relaxed));
     help(
         &mut out,
         "instadns_lookups_over_budget_total",

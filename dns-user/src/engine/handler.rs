@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use dns_common::wire::{CLASS_IN, FLAG1_TC, rcode, udp_response_limit};
+use dns_common::wire::{CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, rcode, udp_response_limit};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
@@ -23,9 +23,11 @@ use crate::{
         name::{NameError, name_from_wire},
         parse_query, response,
         tsig::{self, TsigFailure, TsigRecord},
+        update::{OPCODE_NOTIFY, OPCODE_UPDATE},
     },
     resolution::{
         Resolution, Resolver, Tag, Zone,
+        keys::Key,
         steering::{Selection, Variation, pick_bounds},
     },
     store::{Store, StoreError},
@@ -117,6 +119,11 @@ impl<S: Store> Handler<S> {
             Transport::Tcp => &self.stats.tcp,
         }
         .fetch_add(1, Ordering::Relaxed);
+        match msg.get(2).map(|f| (f & FLAG1_OPCODE_MASK) >> 3) {
+            Some(OPCODE_UPDATE) if msg[2] & FLAG1_QR == 0 => return self.handle_update(msg, client).await,
+            Some(OPCODE_NOTIFY) if msg[2] & FLAG1_QR == 0 => return self.handle_notify(msg, client),
+            _ => {}
+        }
         let query = match parse_query(msg) {
             Ok(q) => q,
             Err(rejection) => return self.reject(msg, &rejection),
@@ -136,7 +143,7 @@ impl<S: Store> Handler<S> {
         )
     }
 
-    fn reject(&self, msg: &[u8], rejection: &Rejection) -> Option<Vec<u8>> {
+    pub(super) fn reject(&self, msg: &[u8], rejection: &Rejection) -> Option<Vec<u8>> {
         if let Rejection::Error { rcode, .. } = rejection {
             self.count_rcode(*rcode);
         }
@@ -172,10 +179,9 @@ impl<S: Store> Handler<S> {
         response
     }
 
-    /// A TSIG-signed query (RFC 8945 section 5.2): an unknown key or a bad MAC gets
-    /// NOTAUTH with an unsigned BADKEY or BADSIG record, a time outside the window
-    /// NOTAUTH with a signed BADTIME record carrying our time; a good signature from a
-    /// key allowed to query the name gets the answer, signed.
+    /// A TSIG-signed query (RFC 8945 section 5.2): a good signature from a key allowed
+    /// to query the name gets the answer, signed; see [`Handler::check_signature`] for
+    /// the rest.
     async fn handle_signed(
         &self,
         msg: &[u8],
@@ -184,17 +190,52 @@ impl<S: Store> Handler<S> {
         transport: Transport,
         client: IpAddr,
     ) -> Option<Vec<u8>> {
+        let key = match self.check_signature(msg, signature, client, |rcode| self.error_to(msg, query, rcode))
+        {
+            Ok(key) => key,
+            Err(response) => return response,
+        };
+        let catalog = self.resolver.catalog();
+        let allowed = match (catalog.as_ref(), name_from_wire(query.name.as_bytes())) {
+            (Some(catalog), Ok(name)) => {
+                catalog.find_zone(&name).is_some_and(|z| key.scope.allows(Operation::Query, &z.apex, &name))
+            }
+            _ => false,
+        };
+        let mut response = if allowed {
+            self.count_tsig(TsigOutcome::Verified);
+            self.respond(query, transport, client, tsig::signed_record_len(&key.tsig, 0)).await
+        } else {
+            tracing::info!(key = %key.name, %client, name = ?query.name, "signed query outside the key's scope: refused");
+            self.count_tsig(TsigOutcome::OutOfScope);
+            self.error_to(msg, query, rcode::REFUSED)?
+        };
+        sign_response(&mut response, &key, signature);
+        Some(response)
+    }
+
+    /// Checks a request's TSIG record (RFC 8945 section 5.2): the key if the MAC and
+    /// time are good; otherwise the response (`error` makes the base message for an
+    /// RCODE): an unknown key or a bad MAC gets NOTAUTH with an unsigned BADKEY or
+    /// BADSIG record, a time outside the window NOTAUTH with a signed BADTIME record
+    /// carrying our time, a MAC of an impossible length FORMERR.
+    pub(super) fn check_signature(
+        &self,
+        msg: &[u8],
+        signature: &TsigRecord<'_>,
+        client: IpAddr,
+        error: impl Fn(u16) -> Option<Vec<u8>>,
+    ) -> Result<Arc<Key>, Option<Vec<u8>>> {
         let catalog = self.resolver.catalog();
         let key = catalog.as_ref().and_then(|c| c.keys.get(&signature.key_name).cloned());
         let now = unix_now().max(0) as u64;
-        let count = |outcome: TsigOutcome| self.stats.tsig[outcome as usize].fetch_add(1, Ordering::Relaxed);
         let key_name = display_wire_name(&signature.key_name);
-        let key = match (tsig::verify(msg, signature, key.as_ref().map(|k| &k.tsig), now), key) {
-            (Ok(()), Some(key)) => key,
+        match (tsig::verify(msg, signature, key.as_ref().map(|k| &k.tsig), now), key) {
+            (Ok(()), Some(key)) => Ok(key),
             (Err(TsigFailure::BadTime), Some(key)) => {
                 tracing::info!(key = key_name, %client, skew = now as i64 - signature.time_signed as i64, "TSIG time outside the window");
-                count(TsigOutcome::BadTime);
-                let mut response = self.error_to(msg, query, rcode::NOTAUTH)?;
+                self.count_tsig(TsigOutcome::BadTime);
+                let Some(mut response) = error(rcode::NOTAUTH) else { return Err(None) };
                 let our_time = tsig::time_bytes(now);
                 tsig::sign(
                     &mut response,
@@ -204,37 +245,29 @@ impl<S: Store> Handler<S> {
                     tsig::error::BADTIME,
                     &our_time,
                 );
-                return Some(response);
+                Err(Some(response))
             }
             (Err(TsigFailure::Malformed), _) => {
-                count(TsigOutcome::Malformed);
-                return self.error_to(msg, query, rcode::FORMERR);
+                self.count_tsig(TsigOutcome::Malformed);
+                Err(error(rcode::FORMERR))
             }
             (result, _) => {
                 let failure = result.err().unwrap_or(TsigFailure::BadKey);
                 tracing::info!(key = key_name, %client, ?failure, "TSIG check failed");
-                count(if failure == TsigFailure::BadSig { TsigOutcome::BadSig } else { TsigOutcome::BadKey });
-                let mut response = self.error_to(msg, query, rcode::NOTAUTH)?;
+                self.count_tsig(if failure == TsigFailure::BadSig {
+                    TsigOutcome::BadSig
+                } else {
+                    TsigOutcome::BadKey
+                });
+                let Some(mut response) = error(rcode::NOTAUTH) else { return Err(None) };
                 tsig::append_unsigned_error(&mut response, signature, failure.error_code());
-                return Some(response);
+                Err(Some(response))
             }
-        };
-        let allowed = match (catalog.as_ref(), name_from_wire(query.name.as_bytes())) {
-            (Some(catalog), Ok(name)) => {
-                catalog.find_zone(&name).is_some_and(|z| key.scope.allows(Operation::Query, &z.apex, &name))
-            }
-            _ => false,
-        };
-        let mut response = if allowed {
-            count(TsigOutcome::Verified);
-            self.respond(query, transport, client, tsig::signed_record_len(&key.tsig, 0)).await
-        } else {
-            tracing::info!(key = %key.name, %client, name = ?query.name, "signed query outside the key's scope: refused");
-            count(TsigOutcome::OutOfScope);
-            self.error_to(msg, query, rcode::REFUSED)?
-        };
-        tsig::sign(&mut response, &key.tsig, signature.mac, now, tsig::error::NOERROR, &[]);
-        Some(response)
+        }
+    }
+
+    pub(super) fn count_tsig(&self, outcome: TsigOutcome) {
+        self.stats.tsig[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The answer for `client` and the ECS scope it holds for (RFC 7871; 0 unless the
@@ -506,11 +539,17 @@ impl<S: Store> Handler<S> {
         self.cache.renew_negative_lease(trusted, seed);
     }
 
-    fn count_rcode(&self, rcode: u16) {
+    pub(super) fn count_rcode(&self, rcode: u16) {
         if let Some(c) = self.stats.rcodes.get(rcode as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Signs a response to a verified request with its key, over the request's MAC, now.
+pub(super) fn sign_response(response: &mut Vec<u8>, key: &Key, request: &TsigRecord<'_>) {
+    let now = unix_now().max(0) as u64;
+    tsig::sign(response, &key.tsig, request.mac, now, tsig::error::NOERROR, &[]);
 }
 
 /// A single NXDOMAIN with nothing but the SOA (see `protocol::answer::is_bare_nxdomain`).

@@ -1,5 +1,6 @@
-//! The engine: the sans-IO query core ([`Handler`]: bytes in, response bytes out) and
-//! the userspace answer cache it answers from and installs into the fast path.
+//! The engine: the sans-IO query core ([`Handler`]: bytes in, response bytes out; RFC
+//! 2136 updates and NOTIFY too) and the userspace answer cache it answers from and
+//! installs into the fast path.
 //!
 //! May import: `resolution`, `fastpath`, `store` (the `Store` trait), `protocol`,
 //! `model`, `dns_common`. Never the front ends, the control loops or the daemon.
@@ -8,6 +9,7 @@ pub mod budget;
 pub mod cache;
 pub mod handler;
 pub mod stats;
+pub mod update;
 
 pub use cache::{AnswerCache, CachePolicy, DEFAULT_CACHE_ENTRIES};
 pub use handler::{Handler, Transport};

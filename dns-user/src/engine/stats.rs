@@ -19,6 +19,10 @@ pub struct QueryStats {
     pub by_type: [AtomicU64; QTYPE_LABELS.len()],
     /// Signed requests by [`TsigOutcome`].
     pub tsig: [AtomicU64; TsigOutcome::ALL.len()],
+    /// RFC 2136 updates by response RCODE (index = RCODE).
+    pub updates: [AtomicU64; 16],
+    /// NOTIFY messages received (acknowledged and ignored: we are a primary).
+    pub notifies: AtomicU64,
 }
 
 /// What became of a TSIG-signed request.

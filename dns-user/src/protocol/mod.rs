@@ -11,6 +11,7 @@ pub mod query;
 pub mod response;
 pub mod serial;
 pub mod tsig;
+pub mod update;
 
 pub use answer::{EncodeError, EncodedAnswer, RotateSpan, Sections, Steered, VariantChoice, encode};
 pub use key::CacheKey;

@@ -215,23 +215,23 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
 }
 
 /// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).
-fn parse_question(msg: &[u8], at: usize) -> Option<(usize, u16, u16)> {
+pub(super) fn parse_question(msg: &[u8], at: usize) -> Option<(usize, u16, u16)> {
     let name_len = uncompressed_name_len(msg, at)?;
     let fixed = msg.get(at + name_len..at + name_len + 4)?;
     Some((name_len, u16::from_be_bytes([fixed[0], fixed[1]]), u16::from_be_bytes([fixed[2], fixed[3]])))
 }
 
-struct RawRecord<'a> {
-    owner_is_root: bool,
-    rtype: u16,
-    class: u16,
-    ttl: u32,
-    rdata: &'a [u8],
-    end: usize,
+pub(super) struct RawRecord<'a> {
+    pub owner_is_root: bool,
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl: u32,
+    pub rdata: &'a [u8],
+    pub end: usize,
 }
 
 /// Parses a resource record at `at` (its owner may be compressed).
-fn parse_record(msg: &[u8], at: usize) -> Option<RawRecord<'_>> {
+pub(super) fn parse_record(msg: &[u8], at: usize) -> Option<RawRecord<'_>> {
     let owner_end = skip_name(msg, at)?;
     let fixed = msg.get(owner_end..owner_end + 10)?;
     let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;

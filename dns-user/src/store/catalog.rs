@@ -94,4 +94,11 @@ impl Store for Database {
     fn instances_enumerable(&self) -> bool {
         self.byo.is_none()
     }
+
+    async fn apply_update(
+        &self,
+        update: &super::update::ZoneUpdate,
+    ) -> Result<super::update::UpdateOutcome, StoreError> {
+        Database::apply_update(self, update).await
+    }
 }

@@ -27,6 +27,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod territories;
 pub mod tls;
+pub mod update;
 pub mod zonefile;
 pub mod zones;
 
@@ -212,6 +213,12 @@ pub trait Store: Send + Sync + 'static {
     /// Whether every instance is in this store (not looked up elsewhere, as with
     /// `--instance-sql`): then the names rules make can be enumerated.
     fn instances_enumerable(&self) -> bool;
+    /// Applies an RFC 2136 update to the zone's records and challenges, atomically
+    /// (the one write the serving path makes).
+    fn apply_update(
+        &self,
+        update: &update::ZoneUpdate,
+    ) -> impl Future<Output = Result<update::UpdateOutcome, StoreError>> + Send;
 }
 
 #[derive(Clone)]
@@ -397,6 +404,39 @@ impl Database {
         };
         results.truncate(n);
         Ok(results)
+    }
+
+    /// Runs `statements` (serials bumped) only if every guard, a query returning one
+    /// integer, returns non-zero in the same transaction first; `Ok(Err(i))` when guard
+    /// `i` does not hold, and nothing was written. On PostgreSQL the guarded writes of
+    /// one `lock` key (a zone) take turns, so a guard cannot go stale before the writes.
+    pub async fn guarded_write(
+        &self,
+        lock: i64,
+        guards: Vec<Statement>,
+        mut statements: Vec<Statement>,
+    ) -> Result<Result<Vec<u64>, usize>, StoreError> {
+        let n = statements.len();
+        statements.extend(serials::bump());
+        let target = self.primary.as_deref().unwrap_or(self);
+        let results = match &target.backend {
+            // One writer at a time already (BEGIN IMMEDIATE).
+            Backend::Sqlite(s) => s.guarded_transaction(guards, statements).await?,
+            Backend::Postgres(p) => {
+                let mut all = Vec::with_capacity(guards.len() + 1);
+                all.push((
+                    "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtext('instadns-update'), CAST(CAST($1 AS BIGINT) AS INTEGER))) l"
+                        .to_owned(),
+                    vec![Value::from(lock)],
+                ));
+                all.extend(guards);
+                p.guarded_transaction(all, statements).await?.map_err(|i| i.saturating_sub(1))
+            }
+        };
+        Ok(results.map(|mut r| {
+            r.truncate(n);
+            r.into_iter().map(|(_, count)| count).collect()
+        }))
     }
 
     /// `SELECT <T's columns> <rest>`, each row mapped to a `T`.

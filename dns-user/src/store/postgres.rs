@@ -95,8 +95,33 @@ impl PgStore {
     /// Runs the statements in one transaction; returns each statement's rows and the
     /// rows it changed.
     pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
+        self.guarded_transaction(Vec::new(), statements)
+            .await?
+            .map_err(|_| StoreError::Worker("no guards".into()))
+    }
+
+    /// The same, run only if each guard (a query returning one integer) returns
+    /// non-zero first; `Ok(Err(i))` when guard `i` does not hold (the transaction is
+    /// rolled back).
+    pub async fn guarded_transaction(
+        &self,
+        guards: Vec<Statement>,
+        statements: Vec<Statement>,
+    ) -> Result<Result<Vec<(Vec<Row>, u64)>, usize>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        for (index, (sql, params)) in guards.iter().enumerate() {
+            let boxed = to_params(params);
+            let row = tx.query_opt(sql.as_str(), &refs(&boxed)).await?;
+            let holds = match row {
+                Some(row) => from_row(&row)?.int(0)? != 0,
+                None => false,
+            };
+            if !holds {
+                tx.rollback().await?;
+                return Ok(Err(index));
+            }
+        }
         let mut results = Vec::with_capacity(statements.len());
         for (sql, params) in &statements {
             let boxed = to_params(params);
@@ -109,7 +134,7 @@ impl PgStore {
             });
         }
         tx.commit().await?;
-        Ok(results)
+        Ok(Ok(results))
     }
 
     /// Applies the migrations this database has not seen, one node at a time.

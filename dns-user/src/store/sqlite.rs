@@ -99,11 +99,31 @@ impl SqliteStore {
     /// Runs the statements in one transaction; returns each statement's rows and the
     /// rows it changed.
     pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
+        self.guarded_transaction(Vec::new(), statements)
+            .await?
+            .map_err(|_| StoreError::Worker("no guards".into()))
+    }
+
+    /// The same, run only if each guard (a query returning one integer) returns
+    /// non-zero first; `Ok(Err(i))` when guard `i` does not hold (nothing is written).
+    pub async fn guarded_transaction(
+        &self,
+        guards: Vec<Statement>,
+        statements: Vec<Statement>,
+    ) -> Result<Result<Vec<(Vec<Row>, u64)>, usize>, StoreError> {
         self.with_conn(move |conn| {
             // IMMEDIATE: the write lock is taken at BEGIN, where the busy timeout waits for
             // it. A deferred transaction that reads first cannot wait when another process
-            // commits in between: SQLite fails it at once with "database is locked".
+            // commits in between: SQLite fails it at once with "database is locked". It
+            // also makes the guards and the writes one atomic step.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (index, (sql, params)) in guards.iter().enumerate() {
+                let mut stmt = tx.prepare_cached(&to_sqlite_placeholders(sql))?;
+                let holds = rows(&mut stmt, params)?.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) != 0;
+                if !holds {
+                    return Ok(Err(index));
+                }
+            }
             let mut results = Vec::with_capacity(statements.len());
             for (sql, params) in &statements {
                 let mut stmt = tx.prepare_cached(&to_sqlite_placeholders(sql))?;
@@ -114,7 +134,7 @@ impl SqliteStore {
                 });
             }
             tx.commit()?;
-            Ok(results)
+            Ok(Ok(results))
         })
         .await
     }
