@@ -19,7 +19,7 @@ use tests::{
     testrun::{FastPathRig, OUR_PAYLOAD, XDP_PASS, XDP_TX, pin_to_cpu},
 };
 
-use dns_common::wire::rcode::{BADVERS, FORMERR, NOTIMP, REFUSED};
+use dns_common::wire::rcode::{BADVERS, FORMERR, NOTAUTH, NOTIMP, REFUSED};
 
 fn rig() -> FastPathRig {
     FastPathRig::with_sql(4096, 256, &fixture_sql())
@@ -671,8 +671,10 @@ fn malformed_cases() -> Vec<Malformed> {
         dns_case("response (QR set)", mutated(|m| m[2] |= 0x80), Drops),
         dns_case("opcode IQUERY", mutated(|m| m[2] |= 1 << 3), Rcode(NOTIMP)),
         dns_case("opcode STATUS", mutated(|m| m[2] |= 2 << 3), Rcode(NOTIMP)),
-        dns_case("opcode NOTIFY", mutated(|m| m[2] |= 4 << 3), Rcode(NOTIMP)),
-        dns_case("opcode UPDATE", mutated(|m| m[2] |= 5 << 3), Rcode(NOTIMP)),
+        // RFC 1996: a NOTIFY names a zone apex; this one names a host inside example.org.
+        dns_case("opcode NOTIFY", mutated(|m| m[2] |= 4 << 3), Rcode(NOTAUTH)),
+        // RFC 2136 section 3.1.1: the zone section's type must be SOA (this one asks for A).
+        dns_case("opcode UPDATE", mutated(|m| m[2] |= 5 << 3), Rcode(FORMERR)),
         dns_case("opcode 15", mutated(|m| m[2] |= 15 << 3), Rcode(NOTIMP)),
         dns_case("TC set in a query", mutated(|m| m[2] |= 0x02), Rcode(0)),
         dns_case("QDCOUNT 0", mutated(|m| m[5] = 0), Rcode(FORMERR)),
