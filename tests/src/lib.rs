@@ -14,6 +14,7 @@ pub mod packet;
 pub mod postgres;
 pub mod server;
 pub mod testrun;
+pub mod tls;
 pub mod unbound;
 pub mod wait;
 

@@ -1,6 +1,7 @@
 //! A real PostgreSQL server for a test: its own cluster in a temporary directory,
 //! reachable only through a Unix socket there, stopped and deleted by a Drop guard.
 
+use crate::tls::Authority;
 use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
@@ -56,9 +57,6 @@ pub struct PgServer {
     /// Where the server also listens on TCP 127.0.0.1:5432 with TLS (see `start_tls`).
     netns: Option<String>,
 }
-
-/// openssl arguments making a new P-256 key without a passphrase.
-const NEW_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
 
 /// TCP port of a server started with [`PgServer::start_tls`].
 pub const TLS_PORT: u16 = 5432;
@@ -177,63 +175,9 @@ impl PgServer {
     fn make_certificates(&self) {
         let tls = self.dir.path().join("tls");
         std::fs::create_dir(&tls).unwrap();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl").current_dir(&tls).args(args).output().expect("openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        for ca in ["ca", "other-ca"] {
-            openssl(
-                &[
-                    &["req", "-x509"][..],
-                    &NEW_KEY,
-                    &[
-                        "-keyout",
-                        &format!("{ca}.key"),
-                        "-out",
-                        &format!("{ca}.pem"),
-                        "-days",
-                        "2",
-                        "-subj",
-                        &format!("/CN=instadns test {ca}"),
-                        "-addext",
-                        "basicConstraints=critical,CA:TRUE",
-                        "-addext",
-                        "keyUsage=critical,keyCertSign,cRLSign",
-                    ],
-                ]
-                .concat(),
-            );
-        }
-        std::fs::write(
-            tls.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            &[
-                &["req"][..],
-                &NEW_KEY,
-                &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
-            ]
-            .concat(),
-        );
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
+        let ca = Authority::new(&tls, "ca");
+        Authority::new(&tls, "other-ca");
+        ca.issue_server("server", "127.0.0.1");
         let (uid, gid) = postgres_ids();
         for file in ["server.key", "server.pem"] {
             std::os::unix::fs::chown(tls.join(file), Some(uid), Some(gid)).unwrap();
