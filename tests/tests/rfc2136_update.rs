@@ -64,7 +64,10 @@ fn nsupdate_adds_and_deletes_under_every_prerequisite() {
         clause
     };
     write_key("admin.key", &["admin", "--zone", "example.org", "--allow", "update"]);
-    write_key("acme.key", &["acme", "--zone", "example.org", "--name", "_acme-challenge.*", "--allow", "update"]);
+    write_key(
+        "acme.key",
+        &["acme", "--zone", "example.org", "--name", "_acme-challenge.*", "--allow", "update"],
+    );
     let admin = write_key("other.key", &["other", "--zone", "example.org", "--allow", "update"]);
     // A key file with the right name but another secret.
     let wrong = admin.replace(
@@ -86,7 +89,8 @@ fn nsupdate_adds_and_deletes_under_every_prerequisite() {
         args.push(file.to_string_lossy().into_owned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = ns_exec(&d.rig.client_ns, "timeout", &args);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         (out.status.success(), text)
     };
     // The keys reach the daemon with the next catalog load.
@@ -285,7 +289,8 @@ fn nsupdate_adds_and_deletes_under_every_prerequisite() {
             Expect::Rejected(what) => !ok && text.contains(what),
         };
         if !as_expected {
-            failures.push(format!("{}: expected {:?}, nsupdate said (ok: {ok}):\n{text}", row.what, row.expect));
+            failures
+                .push(format!("{}: expected {:?}, nsupdate said (ok: {ok}):\n{text}", row.what, row.expect));
             continue;
         }
         if row.expect == Expect::Applied {
@@ -304,13 +309,22 @@ fn nsupdate_adds_and_deletes_under_every_prerequisite() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n\n")
+    );
 
     // Each applied update bumped the serial once; the refused ones did not.
-    eventually("the serial follows", Duration::from_secs(5), || serial() == serial_before.wrapping_add(applied));
+    eventually("the serial follows", Duration::from_secs(5), || {
+        serial() == serial_before.wrapping_add(applied)
+    });
 
     // An updated name is answered from XDP, like any other.
-    let (ok, text) = run(Some("admin.key"), false, "zone example.org\nupdate add fast.example.org 300 A 192.0.2.80");
+    let (ok, text) =
+        run(Some("admin.key"), false, "zone example.org\nupdate add fast.example.org 300 A 192.0.2.80");
     assert!(ok, "{text}");
     eventually("the new name answers", Duration::from_secs(5), || {
         answers(&d, "fast.example.org", "A") == "NOERROR | fast.example.org. A 192.0.2.80"
@@ -322,8 +336,11 @@ fn nsupdate_adds_and_deletes_under_every_prerequisite() {
     assert!(d.server.xdp("hit") >= hits + 2, "the updated name is answered from XDP");
 
     let metrics = d.server.metrics();
-    for (rcode, at_least) in [("NOERROR", applied as f64 + 1.0), ("REFUSED", 5.0), ("NXRRSET", 2.0), ("NOTZONE", 1.0)] {
-        let value = metrics.get(&format!("instadns_updates_total{{rcode=\"{rcode}\"}}")).copied().unwrap_or(0.0);
+    for (rcode, at_least) in
+        [("NOERROR", applied as f64 + 1.0), ("REFUSED", 5.0), ("NXRRSET", 2.0), ("NOTZONE", 1.0)]
+    {
+        let value =
+            metrics.get(&format!("instadns_updates_total{{rcode=\"{rcode}\"}}")).copied().unwrap_or(0.0);
         assert!(value >= at_least, "instadns_updates_total {rcode}: {value} < {at_least}");
     }
     let acme = cli(&db, &["acme", "list"]);

@@ -25,6 +25,10 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("faketime", "a client with a skewed clock for the TSIG BADTIME test"),
     ("prometheus", "promtool checks the /metrics text format"),
     ("systemd", "systemd-analyze verifies the installed service unit"),
+    ("pebble", "the ACME server of the DNS-01 certificate test"),
+    ("certbot", "an ACME client of the DNS-01 certificate test"),
+    ("python3-certbot-dns-rfc2136", "certbot answers DNS-01 challenges by RFC 2136 updates"),
+    ("lego", "the other ACME client of the DNS-01 certificate test"),
 ];
 
 /// The peers `cargo xtask bench` measures instadns against, and the chart font; only the

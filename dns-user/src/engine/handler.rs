@@ -7,7 +7,9 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use dns_common::wire::{CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, rcode, udp_response_limit};
+use dns_common::wire::{
+    CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_SOA, rcode, udp_response_limit,
+};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
@@ -180,7 +182,8 @@ impl<S: Store> Handler<S> {
     }
 
     /// A TSIG-signed query (RFC 8945 section 5.2): a good signature from a key allowed
-    /// to query the name gets the answer, signed; see [`Handler::check_signature`] for
+    /// to query the name (or an updater asking for its zone's SOA: [`crate::model::key::KeyScope::locates`])
+    /// gets the answer, signed; see [`Handler::check_signature`] for
     /// the rest.
     async fn handle_signed(
         &self,
@@ -197,9 +200,10 @@ impl<S: Store> Handler<S> {
         };
         let catalog = self.resolver.catalog();
         let allowed = match (catalog.as_ref(), name_from_wire(query.name.as_bytes())) {
-            (Some(catalog), Ok(name)) => {
-                catalog.find_zone(&name).is_some_and(|z| key.scope.allows(Operation::Query, &z.apex, &name))
-            }
+            (Some(catalog), Ok(name)) => catalog.find_zone(&name).is_some_and(|z| {
+                key.scope.allows(Operation::Query, &z.apex, &name)
+                    || (query.qtype == TYPE_SOA && name == z.apex && key.scope.locates(&z.apex))
+            }),
             _ => false,
         };
         let mut response = if allowed {

@@ -181,6 +181,16 @@ impl KeyScope {
             && (self.names.is_empty() || self.names.iter().any(|p| p.matches(name)))
     }
 
+    /// Whether the key may ask for the SOA of zone `apex` signed although its name
+    /// patterns leave the apex out: a key that may update or transfer something in the
+    /// zone needs to find the zone first, and updaters do that with a signed SOA query
+    /// of each parent (certbot's rfc2136 plugin, nsupdate without `zone`). The SOA is
+    /// what an unsigned query gets anyway.
+    pub fn locates(&self, apex: &Name) -> bool {
+        self.operations.iter().any(|o| matches!(o, Operation::Update | Operation::Transfer))
+            && (self.zones.is_empty() || self.zones.contains(apex))
+    }
+
     /// The scope as stored: space-separated lists.
     pub fn to_columns(&self) -> (String, String, String) {
         let join = |items: Vec<String>| items.join(" ");
@@ -248,6 +258,9 @@ mod tests {
         assert!(scope.allows(Operation::Update, &apex, &name("_acme-challenge.www.example.org.")));
         assert!(!scope.allows(Operation::Update, &apex, &name("www.example.org.")));
         assert!(!scope.allows(Operation::Transfer, &apex, &name("_acme-challenge.example.org.")));
+        assert!(!scope.allows(Operation::Query, &apex, &apex), "the key may not query");
+        assert!(scope.locates(&apex), "an updater may find its zone");
+        assert!(!scope.locates(&name("example.net.")), "but not other zones");
         assert!(!scope.allows(
             Operation::Update,
             &name("example.com."),
