@@ -109,6 +109,19 @@ fn run_client(d: &Deployment, env: &[String], program: &str, args: &[String]) ->
     ns_exec(&d.rig.client_ns, "env", &all)
 }
 
+/// The client succeeded and left a certificate for `name` at `cert` (`log`: the
+/// client's own log, printed if not).
+fn assert_issued(out: &Output, log: &str, cert: &Path, name: &str) {
+    assert!(
+        out.status.success(),
+        "the ACME client failed: {}{}\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = subject_names(cert);
+    assert!(names.contains(&format!("DNS:{name}")), "the certificate is for {name}: {names}");
+}
+
 /// The subject alternative names of a PEM certificate, as openssl prints them.
 fn subject_names(cert: &Path) -> String {
     let out = Command::new("openssl")
@@ -209,14 +222,7 @@ fn certbot_gets_a_certificate_through_rfc2136_updates() {
     let env = [format!("REQUESTS_CA_BUNDLE={}", pebble.ca.display())];
     let out = run_client(&d, &env, "certbot", &args);
     let log = std::fs::read_to_string(certbot.join("logs/letsencrypt.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "certbot failed: {}{}\n{log}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let names = subject_names(&certbot.join(format!("config/live/{name}/fullchain.pem")));
-    assert!(names.contains(&format!("DNS:{name}")), "the certificate is for {name}: {names}");
+    assert_issued(&out, &log, &certbot.join(format!("config/live/{name}/fullchain.pem")), name);
     assert_cleaned_up(&d, name, before);
 }
 
@@ -263,13 +269,6 @@ fn lego_gets_a_certificate_through_rfc2136_updates() {
         "RFC2136_TSIG_ALGORITHM=hmac-sha256.".into(),
     ];
     let out = run_client(&d, &env, "lego", &args);
-    assert!(
-        out.status.success(),
-        "lego failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let names = subject_names(&lego.join(format!("certificates/{name}.crt")));
-    assert!(names.contains(&format!("DNS:{name}")), "the certificate is for {name}: {names}");
+    assert_issued(&out, "", &lego.join(format!("certificates/{name}.crt")), name);
     assert_cleaned_up(&d, name, before);
 }

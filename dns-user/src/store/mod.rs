@@ -398,10 +398,12 @@ impl Database {
         let n = statements.len();
         statements.extend(end);
         let target = self.primary.as_deref().unwrap_or(self);
-        let mut results = match &target.backend {
-            Backend::Sqlite(s) => s.transaction(statements).await?,
-            Backend::Postgres(p) => p.transaction(statements).await?,
+        let unguarded = match &target.backend {
+            Backend::Sqlite(s) => s.guarded_transaction(Vec::new(), statements).await?,
+            Backend::Postgres(p) => p.guarded_transaction(Vec::new(), statements).await?,
         };
+        let mut results =
+            unguarded.map_err(|_| StoreError::Worker("a write without guards failed a guard".into()))?;
         results.truncate(n);
         Ok(results)
     }

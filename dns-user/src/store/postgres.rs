@@ -92,16 +92,9 @@ impl PgStore {
         rows.iter().map(from_row).collect()
     }
 
-    /// Runs the statements in one transaction; returns each statement's rows and the
-    /// rows it changed.
-    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
-        self.guarded_transaction(Vec::new(), statements)
-            .await?
-            .map_err(|_| StoreError::Worker("no guards".into()))
-    }
-
-    /// The same, run only if each guard (a query returning one integer) returns
-    /// non-zero first; `Ok(Err(i))` when guard `i` does not hold (the transaction is
+    /// Runs the statements in one transaction, only if each guard (a query returning
+    /// one integer) returns non-zero first; each statement's rows and the rows it
+    /// changed, or `Ok(Err(i))` when guard `i` does not hold (the transaction is
     /// rolled back).
     pub async fn guarded_transaction(
         &self,

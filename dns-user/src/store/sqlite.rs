@@ -96,16 +96,9 @@ impl SqliteStore {
         self.with_conn(move |conn| query(conn, &sql, &params)).await
     }
 
-    /// Runs the statements in one transaction; returns each statement's rows and the
-    /// rows it changed.
-    pub async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
-        self.guarded_transaction(Vec::new(), statements)
-            .await?
-            .map_err(|_| StoreError::Worker("no guards".into()))
-    }
-
-    /// The same, run only if each guard (a query returning one integer) returns
-    /// non-zero first; `Ok(Err(i))` when guard `i` does not hold (nothing is written).
+    /// Runs the statements in one transaction, only if each guard (a query returning
+    /// one integer) returns non-zero first; each statement's rows and the rows it
+    /// changed, or `Ok(Err(i))` when guard `i` does not hold (nothing is written).
     pub async fn guarded_transaction(
         &self,
         guards: Vec<Statement>,
