@@ -194,12 +194,14 @@ impl ServerProcess {
             .collect()
     }
 
+    /// One metric sample by its full name with labels (0 while it has no sample).
+    pub fn sample(&self, name: &str) -> f64 {
+        self.metrics().get(name).copied().unwrap_or(0.0)
+    }
+
     /// An XDP outcome counter (hit, miss, ...).
     pub fn xdp(&self, outcome: &str) -> u64 {
-        self.metrics()
-            .get(&format!("instadns_xdp_packets_total{{outcome=\"{outcome}\"}}"))
-            .copied()
-            .unwrap_or(0.0) as u64
+        self.sample(&format!("instadns_xdp_packets_total{{outcome=\"{outcome}\"}}")) as u64
     }
 }
 
@@ -347,6 +349,15 @@ pub fn cli_run(db: &str, args: &[&str]) -> CliRun {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The base64 secret of a `key` clause (`instadns key add` and `key show` print one).
+pub fn key_secret(clause: &str) -> String {
+    clause
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret \"")?.strip_suffix("\";"))
+        .unwrap_or_else(|| panic!("no secret in:\n{clause}"))
+        .to_owned()
 }
 
 /// Runs the instadns CLI on database `db`; panics with its output if it fails.

@@ -16,7 +16,7 @@ use std::{
 use tests::{
     dig::Dig,
     netns::{SERVER_V4, die_with_parent, in_netns, ns_exec},
-    server::{Deployment, cli},
+    server::{Deployment, cli, key_secret},
     tls::Authority,
     wait::eventually,
 };
@@ -93,19 +93,14 @@ fn acme_key(db: &str, name: &str) -> (String, String) {
         db,
         &["key", "add", name, "--zone", "example.org", "--name", "_acme-challenge.*", "--allow", "update"],
     );
-    let secret = clause
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("secret \"")?.strip_suffix("\";"))
-        .unwrap_or_else(|| panic!("no secret in {clause}"));
-    (name.to_owned(), secret.to_owned())
+    (name.to_owned(), key_secret(&clause))
 }
 
 /// Runs `program` in the client namespace with `env`, bounded by [`CLIENT_TIMEOUT_S`].
-fn run_client(d: &Deployment, env: &[String], program: &str, args: &[String]) -> Output {
-    let mut all: Vec<String> = env.to_vec();
-    all.extend(["timeout".into(), CLIENT_TIMEOUT_S.into(), program.into()]);
+fn run_client(d: &Deployment, env: &[String], program: &str, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = env.iter().map(String::as_str).collect();
+    all.extend(["timeout", CLIENT_TIMEOUT_S, program]);
     all.extend_from_slice(args);
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
     ns_exec(&d.rig.client_ns, "env", &all)
 }
 
@@ -150,7 +145,7 @@ fn assert_cleaned_up(d: &Deployment, name: &str, updates_before: f64) {
 }
 
 fn updates_applied(d: &Deployment) -> f64 {
-    d.server.metrics().get("instadns_updates_total{rcode=\"NOERROR\"}").copied().unwrap_or(0.0)
+    d.server.sample("instadns_updates_total{rcode=\"NOERROR\"}")
 }
 
 /// Waits for the keys (new rows) to reach the daemon: a signed update of nothing.
@@ -194,7 +189,7 @@ fn certbot_gets_a_certificate_through_rfc2136_updates() {
     let before = updates_applied(&d);
     let certbot = dir.join("certbot");
     let path = |sub: &str| certbot.join(sub).to_string_lossy().into_owned();
-    let args: Vec<String> = [
+    let args = [
         "certonly",
         "--non-interactive",
         "--agree-tos",
@@ -215,10 +210,7 @@ fn certbot_gets_a_certificate_through_rfc2136_updates() {
         &path("logs"),
         "-d",
         name,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ];
     let env = [format!("REQUESTS_CA_BUNDLE={}", pebble.ca.display())];
     let out = run_client(&d, &env, "certbot", &args);
     let log = std::fs::read_to_string(certbot.join("logs/letsencrypt.log")).unwrap_or_default();
@@ -239,7 +231,7 @@ fn lego_gets_a_certificate_through_rfc2136_updates() {
     let before = updates_applied(&d);
     let lego = dir.join("lego");
     let server = format!("{SERVER_V4}:53");
-    let args: Vec<String> = [
+    let args = [
         "--accept-tos",
         "--email",
         "certs@example.org",
@@ -257,10 +249,7 @@ fn lego_gets_a_certificate_through_rfc2136_updates() {
         "--domains",
         name,
         "run",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ];
     let env = [
         format!("LEGO_CA_CERTIFICATES={}", pebble.ca.display()),
         format!("RFC2136_NAMESERVER={server}"),

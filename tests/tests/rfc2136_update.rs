@@ -12,7 +12,7 @@ use std::time::Duration;
 use tests::{
     dig::Dig,
     netns::{SERVER_V4, ns_exec},
-    server::{Deployment, cli},
+    server::{Deployment, cli, key_secret},
     wait::eventually,
 };
 
@@ -70,10 +70,7 @@ fn nsupdate_adds_and_deletes_under_every_prerequisite() {
     );
     let admin = write_key("other.key", &["other", "--zone", "example.org", "--allow", "update"]);
     // A key file with the right name but another secret.
-    let wrong = admin.replace(
-        admin.lines().find_map(|l| l.trim().strip_prefix("secret \"")?.strip_suffix("\";")).expect("secret"),
-        "c2VjcmV0IHRoYXQgaXMgbm90IG91cnMgYXQgYWxsIQ==",
-    );
+    let wrong = admin.replace(&key_secret(&admin), "c2VjcmV0IHRoYXQgaXMgbm90IG91cnMgYXQgYWxsIQ==");
     std::fs::write(dir.join("wrong.key"), wrong).expect("key file");
 
     let run = |key: Option<&str>, tcp: bool, script: &str| -> (bool, String) {

@@ -6,17 +6,8 @@
 
 use tests::{
     netns::{SERVER_V4, ns_exec},
-    server::{Deployment, cli},
+    server::{Deployment, cli, key_secret},
 };
-
-/// The secret printed in a `key` clause.
-fn secret_of(clause: &str) -> String {
-    clause
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("secret \"")?.strip_suffix("\";"))
-        .unwrap_or_else(|| panic!("no secret in:\n{clause}"))
-        .to_owned()
-}
 
 struct Row {
     what: &'static str,
@@ -34,8 +25,9 @@ struct Row {
 fn signed_queries_by_dig_and_kdig() {
     let d = Deployment::start(&["--xdp-mode", "native"]);
     let db = d.db();
-    let good = secret_of(&cli(&db, &["key", "add", "test-key", "--zone", "example.org", "--allow", "query"]));
-    let other = secret_of(&cli(&db, &["key", "add", "com-key", "--zone", "example.com"]));
+    let good =
+        key_secret(&cli(&db, &["key", "add", "test-key", "--zone", "example.org", "--allow", "query"]));
+    let other = key_secret(&cli(&db, &["key", "add", "com-key", "--zone", "example.com"]));
     let listed = cli(&db, &["key", "list"]);
     assert!(listed.contains("test-key.") && !listed.contains(&good), "list shows no secrets:\n{listed}");
     // The keys reach the daemon with the next catalog load.

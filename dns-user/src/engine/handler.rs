@@ -182,9 +182,9 @@ impl<S: Store> Handler<S> {
     }
 
     /// A TSIG-signed query (RFC 8945 section 5.2): a good signature from a key allowed
-    /// to query the name (or an updater asking for its zone's SOA: [`crate::model::key::KeyScope::locates`])
-    /// gets the answer, signed; see [`Handler::check_signature`] for
-    /// the rest.
+    /// to query the name (or an updater asking for its zone's SOA, see
+    /// [`crate::model::key::KeyScope::locates`]) gets the answer, signed; see
+    /// [`Handler::check_signature`] for the rest.
     async fn handle_signed(
         &self,
         msg: &[u8],
