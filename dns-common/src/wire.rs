@@ -14,6 +14,9 @@ pub const TYPE_SOA: u16 = 6;
 pub const TYPE_TXT: u16 = 16;
 pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_OPT: u16 = 41;
+/// Zone transfers (RFC 1995, RFC 5936): never answered by the fast path.
+pub const TYPE_IXFR: u16 = 251;
+pub const TYPE_AXFR: u16 = 252;
 pub const CLASS_IN: u16 = 1;
 
 /// Header flag bits, first flags byte.

@@ -4,7 +4,10 @@
 
 use dns_common::{
     limits::{DNS_HEADER_LEN, MAX_NAME_LEN},
-    wire::{EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_RD, TYPE_OPT, rcode},
+    wire::{
+        EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_RD, TYPE_IXFR, TYPE_OPT, TYPE_SOA,
+        rcode,
+    },
 };
 
 use super::{
@@ -95,6 +98,9 @@ pub struct Query<'a> {
     pub edns: Option<Edns>,
     /// The TSIG record, if the query is signed.
     pub tsig: Option<TsigRecord<'a>>,
+    /// An IXFR's serial: the SOA the client has, from the authority section (RFC 1995
+    /// section 3).
+    pub ixfr_serial: Option<u32>,
 }
 
 impl Query<'_> {
@@ -142,11 +148,24 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
     let Some((name_len, qtype, qclass)) = question else {
         return Err(error(rcode::FORMERR, 0, None));
     };
-    // A query carries no answer or authority records.
-    if ancount != 0 || nscount != 0 {
+    // A query carries no answer or authority records; an IXFR has the client's SOA in
+    // authority (RFC 1995 section 3).
+    let is_ixfr = qtype == TYPE_IXFR;
+    if ancount != 0 || nscount != u16::from(is_ixfr) {
         return Err(error(rcode::FORMERR, question_len, None));
     }
     let mut pos = DNS_HEADER_LEN + question_len;
+    let mut ixfr_serial = None;
+    if is_ixfr {
+        let serial = parse_record(msg, pos)
+            .filter(|r| r.rtype == TYPE_SOA)
+            .and_then(|r| Some((soa_serial(msg, r.end - r.rdata.len(), r.end)?, r.end)));
+        let Some((serial, end)) = serial else {
+            return Err(error(rcode::FORMERR, question_len, None));
+        };
+        ixfr_serial = Some(serial);
+        pos = end;
+    }
     let mut edns = None;
     let mut signature = None;
     for index in 0..arcount {
@@ -211,7 +230,15 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
         qclass,
         edns,
         tsig: signature,
+        ixfr_serial,
     })
+}
+
+/// The serial of a SOA record's rdata at `msg[start..end]`: after the two names.
+fn soa_serial(msg: &[u8], start: usize, end: usize) -> Option<u32> {
+    let after_names = skip_name(msg, skip_name(msg, start)?)?;
+    let serial = msg.get(after_names..after_names + 4).filter(|_| after_names + 20 == end)?;
+    Some(u32::from_be_bytes([serial[0], serial[1], serial[2], serial[3]]))
 }
 
 /// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).

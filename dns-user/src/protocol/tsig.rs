@@ -132,6 +132,7 @@ pub fn verify(msg: &[u8], tsig: &TsigRecord<'_>, key: Option<&TsigKey>, now: u64
 /// Signs `response` (a complete message) to a request whose MAC was `request_mac`:
 /// appends the TSIG record (RFC 8945 section 5.3). `other` is empty but for BADTIME,
 /// where it holds our time; `time_signed` is now, or the request's for BADTIME.
+/// Returns the MAC, which the next message of a multi-message response signs over.
 pub fn sign(
     response: &mut Vec<u8>,
     key: &TsigKey,
@@ -139,16 +140,57 @@ pub fn sign(
     time_signed: u64,
     tsig_error: u16,
     other: &[u8],
-) {
+) -> Vec<u8> {
+    sign_after(response, key, Some(request_mac), time_signed, tsig_error, other)
+}
+
+/// Signs a request of ours (a NOTIFY): nothing precedes the message in the MAC.
+pub fn sign_request(request: &mut Vec<u8>, key: &TsigKey, time_signed: u64) -> Vec<u8> {
+    sign_after(request, key, None, time_signed, error::NOERROR, &[])
+}
+
+fn sign_after(
+    message: &mut Vec<u8>,
+    key: &TsigKey,
+    request_mac: Option<&[u8]>,
+    time_signed: u64,
+    tsig_error: u16,
+    other: &[u8],
+) -> Vec<u8> {
     let mut ctx = hmac::Context::with_key(&key.hmac);
-    ctx.update(&(request_mac.len() as u16).to_be_bytes());
-    ctx.update(request_mac);
-    ctx.update(response);
+    if let Some(request_mac) = request_mac {
+        ctx.update(&(request_mac.len() as u16).to_be_bytes());
+        ctx.update(request_mac);
+    }
+    ctx.update(message);
     ctx.update(&variables(&key.name, &key.algorithm, time_signed, FUDGE, tsig_error, other));
     let mac = ctx.sign();
-    let id = u16::from_be_bytes([response[0], response[1]]);
+    let id = u16::from_be_bytes([message[0], message[1]]);
     let record = record(&key.name, &key.algorithm, time_signed, FUDGE, mac.as_ref(), id, tsig_error, other);
+    append(message, &record);
+    mac.as_ref().to_vec()
+}
+
+/// Signs a later message of a multi-message response (a zone transfer, RFC 8945
+/// section 5.3.1): the MAC covers the previous message's MAC, this message and the
+/// timers only. Returns this message's MAC.
+pub fn sign_continuation(
+    response: &mut Vec<u8>,
+    key: &TsigKey,
+    prior_mac: &[u8],
+    time_signed: u64,
+) -> Vec<u8> {
+    let mut ctx = hmac::Context::with_key(&key.hmac);
+    ctx.update(&(prior_mac.len() as u16).to_be_bytes());
+    ctx.update(prior_mac);
+    ctx.update(response);
+    ctx.update(&time_bytes(time_signed));
+    ctx.update(&FUDGE.to_be_bytes());
+    let mac = ctx.sign();
+    let id = u16::from_be_bytes([response[0], response[1]]);
+    let record = record(&key.name, &key.algorithm, time_signed, FUDGE, mac.as_ref(), id, error::NOERROR, &[]);
     append(response, &record);
+    mac.as_ref().to_vec()
 }
 
 /// Appends an unsigned TSIG record carrying `tsig_error` for the request's key (BADKEY
