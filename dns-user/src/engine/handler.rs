@@ -16,6 +16,7 @@ use super::{
     budget::LookupBudget,
     cache::{AnswerCache, CachePolicy},
     stats::{QTYPE_LABELS, QueryStats, TsigOutcome},
+    transfer::TransferPolicy,
 };
 use crate::{
     model::{key::Operation, time::unix_now},
@@ -74,6 +75,8 @@ pub struct Handler<S> {
     budget: LookupBudget,
     /// Misses being resolved: an identical one waits for that answer (single flight).
     in_flight: std::sync::Mutex<HashMap<CacheKey, Arc<tokio::sync::OnceCell<Arc<Steered>>>>>,
+    /// Who may transfer zones without a key.
+    pub(super) transfer: TransferPolicy,
     pub stats: QueryStats,
 }
 
@@ -88,6 +91,7 @@ impl<S: Store> Handler<S> {
             policy: CachePolicy::default(),
             budget: LookupBudget::unlimited(),
             in_flight: Default::default(),
+            transfer: TransferPolicy::default(),
             stats: QueryStats::default(),
         }
     }
@@ -96,6 +100,12 @@ impl<S: Store> Handler<S> {
     /// queries (0: no cap).
     pub fn with_lookup_budget(mut self, per_second: u32) -> Self {
         self.budget = LookupBudget::new(per_second);
+        self
+    }
+
+    /// The same with this policy for unsigned zone transfers.
+    pub fn with_transfer_policy(mut self, policy: TransferPolicy) -> Self {
+        self.transfer = policy;
         self
     }
 
@@ -137,7 +147,7 @@ impl<S: Store> Handler<S> {
     }
 
     /// An error response with `rcode` to a query that parsed.
-    fn error_to(&self, msg: &[u8], query: &Query<'_>, rcode: u16) -> Option<Vec<u8>> {
+    pub(super) fn error_to(&self, msg: &[u8], query: &Query<'_>, rcode: u16) -> Option<Vec<u8>> {
         let question_len = query.question.len();
         self.reject(
             msg,
@@ -286,7 +296,7 @@ impl<S: Store> Handler<S> {
             return (Arc::new(EncodedAnswer::refused()), 0);
         }
         match RecordType::from(query.qtype) {
-            // Zone transfers are not offered (yet): refused, as for unknown clients.
+            // Zone transfers are offered over TCP only (see `super::transfer`).
             RecordType::AXFR | RecordType::IXFR => return (Arc::new(EncodedAnswer::refused()), 0),
             // MAILA and MAILB are obsolete (RFC 883): not implemented.
             RecordType::Unknown(253) | RecordType::Unknown(254) => {

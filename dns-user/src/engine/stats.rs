@@ -23,6 +23,9 @@ pub struct QueryStats {
     pub updates: [AtomicU64; 16],
     /// NOTIFY messages received (acknowledged and ignored: we are a primary).
     pub notifies: AtomicU64,
+    /// Zone transfers sent whole (AXFR, IXFR), and refused (not allowed, not ours).
+    pub transfers: AtomicU64,
+    pub transfers_refused: AtomicU64,
 }
 
 /// What became of a TSIG-signed request.

@@ -6,7 +6,13 @@
 //! read, wait and write.
 
 use std::net::IpAddr;
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -18,7 +24,7 @@ use tokio::{
 };
 
 use super::connections::{Admitted, ConnectionLimits, Registry};
-use crate::engine::{Handler, Transport};
+use crate::engine::{Handler, Transport, is_transfer};
 use crate::store::Store;
 
 #[derive(Clone, Copy, Debug)]
@@ -115,16 +121,50 @@ async fn connection<S: Store>(
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(front.limits.max_in_flight);
+    let transfers = Arc::new(AtomicUsize::new(0));
     let writing = write_responses(writer, rx, front.limits.idle_timeout, place);
-    let reading = read_queries(reader, tx, client, handler, front, place);
+    let reading = read_queries(reader, tx, client, handler, front, place, &transfers);
     tokio::pin!(writing);
     tokio::select! {
         () = &mut writing => {}
         () = reading => {
-            // No more queries: the answers of those in flight still go out, in time.
-            let _ = tokio::time::timeout(front.limits.idle_timeout, writing).await;
+            // No more queries: the answers of those in flight still go out, in time; a
+            // zone transfer takes as long as it takes while the client reads (each
+            // write has its deadline).
+            while tokio::time::timeout(front.limits.idle_timeout, &mut writing).await.is_err() {
+                if transfers.load(Ordering::Relaxed) == 0 {
+                    break;
+                }
+            }
         }
     }
+}
+
+/// Sends a zone transfer's messages (see [`Handler::transfer`]) to the connection's
+/// writer, each holding its share of the buffer budget.
+async fn transfer<S: Store>(
+    msg: Vec<u8>,
+    client: IpAddr,
+    handler: Arc<Handler<S>>,
+    front: Arc<TcpFrontEnd>,
+    tx: mpsc::Sender<Outgoing>,
+) {
+    let (messages, mut produced) = mpsc::channel::<Vec<u8>>(2);
+    let producing = async move { handler.transfer(&msg, client, &messages).await };
+    // Owns the receiver: if the client goes, it is dropped and the transfer stops.
+    let forwarding = async move {
+        while let Some(message) = produced.recv().await {
+            let Ok(len) = u16::try_from(message.len()) else { return };
+            let Some(held) = front.hold(2 + message.len()).await else { return };
+            let mut framed = Vec::with_capacity(2 + message.len());
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&message);
+            if tx.send(Outgoing { framed, _held: held }).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::join!(producing, forwarding);
 }
 
 async fn read_queries<S: Store>(
@@ -134,6 +174,7 @@ async fn read_queries<S: Store>(
     handler: &Arc<Handler<S>>,
     front: &Arc<TcpFrontEnd>,
     place: &Admitted,
+    transfers: &Arc<AtomicUsize>,
 ) {
     let limits = front.limits;
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
@@ -154,6 +195,18 @@ async fn read_queries<S: Store>(
         else {
             return; // the client does not take its answers
         };
+        if is_transfer(&msg) {
+            drop(held);
+            transfers.fetch_add(1, Ordering::Relaxed);
+            let (handler, front, tx, transfers) =
+                (handler.clone(), front.clone(), tx.clone(), transfers.clone());
+            tokio::spawn(async move {
+                transfer(msg, client, handler, front, tx).await;
+                transfers.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            });
+            continue;
+        }
         let (handler, front, tx) = (handler.clone(), front.clone(), tx.clone());
         tokio::spawn(async move {
             let mut held = held;

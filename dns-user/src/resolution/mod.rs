@@ -19,6 +19,7 @@ pub mod known;
 mod sources;
 pub mod steering;
 pub mod territory;
+pub mod transfer;
 
 use std::{
     collections::HashSet,
