@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use instadns::{engine::CachePolicy, fastpath::loader::XdpModeArg, store::DbLocation};
+use instadns::{engine::CachePolicy, fastpath::loader::XdpModeArg, model::prefix::Prefix, store::DbLocation};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/instadns/instadns.toml";
 pub const DEFAULT_DB: &str = "sqlite:/var/lib/instadns/instadns.sqlite";
@@ -47,6 +47,20 @@ pub struct Config {
     pub database: DatabaseLimits,
     pub instance_db: Option<InstanceDb>,
     pub fleet: Fleet,
+    pub transfer: Transfer,
+}
+
+/// Zone transfers out (AXFR, IXFR over TCP) and NOTIFY to secondaries.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Transfer {
+    /// Networks whose clients may transfer every zone unsigned (a key whose scope has
+    /// the transfer operation may from anywhere).
+    pub allow_networks: Vec<Prefix>,
+    /// Secondaries sent a NOTIFY when a zone's serial changes.
+    pub notify: Vec<SocketAddr>,
+    /// The key NOTIFY messages are signed with (as `instadns key list` names it).
+    pub notify_key: Option<String>,
 }
 
 /// How this node reports itself to the fleet (`instadns fleet status`).
@@ -178,6 +192,7 @@ impl Default for Config {
             database: DatabaseLimits::default(),
             instance_db: None,
             fleet: Fleet::default(),
+            transfer: Transfer::default(),
         }
     }
 }
@@ -417,6 +432,14 @@ keep_changes_hours = 24
 # reports itself to a PostgreSQL database (silent for three reports: shown as stopped).
 name = ""
 report_every_s = 5
+
+[transfer]
+# Zone transfers (AXFR, IXFR over TCP): clients of these networks may transfer every
+# zone unsigned; a key whose scope has the transfer operation may from anywhere.
+allow_networks = []
+# Secondaries sent a NOTIFY when a zone's serial changes, signed with notify_key if set.
+notify = []
+# notify_key = "xfr-key."
 
 [tcp]
 # A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over

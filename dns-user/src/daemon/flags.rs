@@ -54,6 +54,17 @@ pub struct ServeArgs {
     /// Serve Prometheus /metrics, /health and /ready on this address, e.g. 127.0.0.1:9153.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// A network whose clients may transfer zones unsigned, e.g. 198.18.0.0/15; repeat
+    /// for several.
+    #[arg(long = "transfer-allow", value_name = "NETWORK")]
+    pub transfer_allow: Vec<instadns::model::prefix::Prefix>,
+    /// A secondary to send NOTIFY to on every serial change, e.g. 198.18.0.2:53; repeat
+    /// for several.
+    #[arg(long = "notify", value_name = "ADDR")]
+    pub notify: Vec<SocketAddr>,
+    /// Sign NOTIFY messages with this key (a name from `instadns key list`).
+    #[arg(long, value_name = "KEY")]
+    pub notify_key: Option<String>,
     /// Most TCP connections served at once [default: 1024].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub tcp_max_connections: Option<u64>,
@@ -111,6 +122,15 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
             .collect();
     } else if let Some(mode) = args.xdp_mode {
         config.interfaces.iter_mut().for_each(|i| i.xdp_mode = mode);
+    }
+    if !args.transfer_allow.is_empty() {
+        config.transfer.allow_networks = args.transfer_allow.clone();
+    }
+    if !args.notify.is_empty() {
+        config.transfer.notify = args.notify.clone();
+    }
+    if args.notify_key.is_some() {
+        config.transfer.notify_key = args.notify_key.clone();
     }
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();

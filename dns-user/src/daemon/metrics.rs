@@ -257,6 +257,30 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     }
     help(&mut out, "instadns_notifies_total", "counter", "NOTIFY messages received (acknowledged, ignored).");
     let _ = writeln!(out, "instadns_notifies_total {}", s.notifies.load(Ordering::Relaxed));
+    help(&mut out, "instadns_transfers_total", "counter", "Zone transfers (AXFR, IXFR) by outcome.");
+    let _ =
+        writeln!(out, "instadns_transfers_total{{outcome=\"sent\"}} {}", s.transfers.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "instadns_transfers_total{{outcome=\"refused\"}} {}",
+        s.transfers_refused.load(Ordering::Relaxed)
+    );
+    help(
+        &mut out,
+        "instadns_notify_sent_total",
+        "counter",
+        "NOTIFY messages sent to secondaries, retries included.",
+    );
+    let n = &status.notifies;
+    let _ = writeln!(out, "instadns_notify_sent_total {}", n.sent.load(Ordering::Relaxed));
+    help(&mut out, "instadns_notify_outcomes_total", "counter", "NOTIFYs to secondaries by outcome.");
+    for (outcome, count) in [("acknowledged", &n.acknowledged), ("abandoned", &n.abandoned)] {
+        let _ = writeln!(
+            out,
+            "instadns_notify_outcomes_total{{outcome=\"{outcome}\"}} {}",
+            count.load(Ordering::Relaxed)
+        );
+    }
     help(
         &mut out,
         "instadns_lookups_over_budget_total",

@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use aya::Ebpf;
 use instadns::{
     control::{ChangeCursor, Follower, health},
-    engine::{AnswerCache, DEFAULT_CACHE_ENTRIES, Handler},
+    engine::{AnswerCache, DEFAULT_CACHE_ENTRIES, Handler, TransferPolicy},
     fastpath::{
         KernelMaps,
         loader::{self, XdpConfig},
@@ -184,7 +184,8 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let handler = Arc::new(
         Handler::new(resolver, cache.clone(), config.edns_payload)
             .with_policy(config.ttl.policy())
-            .with_lookup_budget(config.database.lookups_per_zone),
+            .with_lookup_budget(config.database.lookups_per_zone)
+            .with_transfer_policy(TransferPolicy { allow_networks: config.transfer.allow_networks.clone() }),
     );
     if let Some(catalog) = handler.resolver().catalog() {
         cache.set_territories(catalog.territories.prefixes());
@@ -245,6 +246,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         db: db.clone(),
         follower: follower.stats.clone(),
         tcp: tcp_front.connections.clone(),
+        notifies: Default::default(),
         readiness: Default::default(),
     });
     if let Some(addr) = config.metrics {
@@ -268,6 +270,21 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let resolver = handler.resolver();
     tasks.spawn(health::run(resolver.health().clone(), resolver.probe_plans(), health_tx));
     tasks.spawn(follower.clone().run(cursor));
+    let notify_key = config
+        .transfer
+        .notify_key
+        .as_deref()
+        .map(instadns::model::key::key_name)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[transfer] notify_key: {e}"))?;
+    tasks.spawn(instadns::control::notify::announce(
+        resolver.clone(),
+        instadns::control::notify::NotifyTargets {
+            secondaries: config.transfer.notify.clone(),
+            key: notify_key,
+        },
+        status.notifies.clone(),
+    ));
     // A fleet shares a PostgreSQL; a SQLite database is one node's (and a report every
     // few seconds would make the daemon a writer contending with the CLI).
     if db.is_postgres() {

@@ -25,6 +25,8 @@ pub struct DaemonStatus {
     pub follower: Arc<FollowerStats>,
     /// The DNS TCP connections.
     pub tcp: Arc<Registry>,
+    /// NOTIFY messages to secondaries.
+    pub notifies: Arc<instadns::control::notify::NotifyStats>,
     /// The last database probe of `/ready`: probes are shared and at most one a second.
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Option<String>)>>,
 }

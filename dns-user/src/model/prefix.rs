@@ -57,6 +57,13 @@ impl FromStr for Prefix {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Prefix {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e: Invalid| serde::de::Error::custom(e.0))
+    }
+}
+
 pub fn bits(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }
 }

@@ -1,0 +1,155 @@
+//! NOTIFY to secondaries (RFC 1996): when a zone's serial changes, each configured
+//! secondary is told, so it asks for the zone at once instead of at its next refresh.
+//! Changes are coalesced (a newer serial replaces a NOTIFY still being retried), each
+//! NOTIFY is retried with backoff until the secondary answers, and signed when a key
+//! is configured. The serials are watched in the catalog, which the change follower
+//! keeps current: nothing here touches the database.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use dns_common::wire::FLAG1_QR;
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query},
+    rr::{Name, RecordType},
+};
+use tokio::{net::UdpSocket, task::JoinHandle};
+
+use crate::{
+    model::time::unix_now,
+    protocol::{name_to_wire, tsig},
+    resolution::{Resolver, Zone},
+    store::Store,
+};
+
+/// How often the zones' serials are compared with what was last announced.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// Sends of one NOTIFY before giving up (RFC 1996 section 3.6: retry, with backoff).
+const ATTEMPTS: u32 = 6;
+/// The wait for an answer to the first send; doubled for each later one (31.5 s in all).
+const FIRST_WAIT: Duration = Duration::from_millis(500);
+
+/// Where NOTIFY messages go, and how they are signed.
+#[derive(Clone, Debug, Default)]
+pub struct NotifyTargets {
+    pub secondaries: Vec<SocketAddr>,
+    /// The key's name, as `instadns key list` prints it.
+    pub key: Option<Name>,
+}
+
+/// NOTIFY counters, for metrics.
+#[derive(Debug, Default)]
+pub struct NotifyStats {
+    /// Messages sent, retries included.
+    pub sent: AtomicU64,
+    /// NOTIFYs a secondary answered.
+    pub acknowledged: AtomicU64,
+    /// NOTIFYs given up after every attempt.
+    pub abandoned: AtomicU64,
+}
+
+/// Announces every serial change of every zone to the secondaries, until dropped.
+pub async fn announce<S: Store>(resolver: Arc<Resolver<S>>, targets: NotifyTargets, stats: Arc<NotifyStats>) {
+    if targets.secondaries.is_empty() {
+        return;
+    }
+    // (zone id, secondary) -> the serial announced or being announced, and the sender.
+    let mut announcing: HashMap<(i64, SocketAddr), (u32, JoinHandle<()>)> = HashMap::new();
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(catalog) = resolver.catalog() else { continue };
+        for zone in catalog.zones() {
+            let serial = zone.serial();
+            for secondary in &targets.secondaries {
+                let slot = (zone.id, *secondary);
+                if announcing.get(&slot).is_some_and(|(s, _)| *s == serial) {
+                    continue;
+                }
+                let key = targets
+                    .key
+                    .as_ref()
+                    .and_then(|name| catalog.keys.get(&name_to_wire(&name.to_lowercase())).cloned());
+                if targets.key.is_some() && key.is_none() {
+                    tracing::warn!(key = ?targets.key, "the NOTIFY key is not among the keys (instadns key list): sending unsigned");
+                }
+                let sender = tokio::spawn(notify_one(zone.clone(), *secondary, key, stats.clone()));
+                if let Some((_, older)) = announcing.insert(slot, (serial, sender)) {
+                    older.abort(); // coalesced: the newer serial is announced instead
+                }
+            }
+        }
+        let zones: Vec<i64> = catalog.zones().map(|z| z.id).collect();
+        announcing.retain(|(zone, _), _| zones.contains(zone));
+    }
+}
+
+/// Sends one zone's NOTIFY to one secondary until it answers or the attempts run out.
+async fn notify_one(
+    zone: Arc<Zone>,
+    secondary: SocketAddr,
+    key: Option<Arc<crate::resolution::keys::Key>>,
+    stats: Arc<NotifyStats>,
+) {
+    let local: IpAddr = match secondary {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = match UdpSocket::bind((local, 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, %secondary, "cannot open a socket for NOTIFY");
+            return;
+        }
+    };
+    let mut wait = FIRST_WAIT;
+    for attempt in 1..=ATTEMPTS {
+        let id: u16 = rand::random();
+        let Some(mut message) = notify_message(&zone, id) else { return };
+        if let Some(key) = &key {
+            tsig::sign_request(&mut message, &key.tsig, unix_now().max(0) as u64);
+        }
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = socket.send_to(&message, secondary).await {
+            tracing::debug!(error = %e, %secondary, attempt, "NOTIFY not sent");
+        } else if answered(&socket, secondary, id, wait).await {
+            stats.acknowledged.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(zone = %zone.apex, serial = zone.serial(), %secondary, attempt, "NOTIFY acknowledged");
+            return;
+        }
+        wait *= 2; // the wait is the backoff
+    }
+    stats.abandoned.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(zone = %zone.apex, serial = zone.serial(), %secondary, "NOTIFY unanswered after {ATTEMPTS} attempts");
+}
+
+/// NOTIFY for `zone` with its current SOA as the hint (RFC 1996 section 3.7).
+fn notify_message(zone: &Zone, id: u16) -> Option<Vec<u8>> {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
+    message.metadata.authoritative = true;
+    message.add_query(Query::query(zone.apex.clone(), RecordType::SOA));
+    message.add_answer(zone.soa());
+    message.to_vec().ok()
+}
+
+/// Whether the secondary answered NOTIFY `id` within `wait` (any RCODE: it heard us).
+async fn answered(socket: &UdpSocket, secondary: SocketAddr, id: u16, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(Ok((len, from))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await else {
+            return false;
+        };
+        let reply = &buf[..len];
+        if from == secondary && len >= 12 && reply[..2] == id.to_be_bytes() && reply[2] & FLAG1_QR != 0 {
+            return true;
+        }
+    }
+}
