@@ -249,3 +249,38 @@ pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Co
         })
     }
 }
+
+/// A daemon run in a namespace for one test (a secondary, a resolver): killed on drop,
+/// its log printed if the test failed.
+pub struct Background {
+    child: std::process::Child,
+    name: String,
+    log: std::path::PathBuf,
+}
+
+impl Background {
+    /// Runs `program args` in namespace `ns`, stdout and stderr to `log`.
+    pub fn start(ns: &str, program: &str, args: &[&str], log: &std::path::Path) -> Self {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", ns, program]).args(args).stdout(out).stderr(err);
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        Self { child, name: program.to_owned(), log: log.to_owned() }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log_text());
+        }
+    }
+}

@@ -21,7 +21,10 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("postgresql", "the PostgreSQL store's tests start a real server"),
     ("unbound", "the resolver interoperability test"),
-    ("nsd", "the child zone's server of the referral test (and a benchmark peer)"),
+    (
+        "nsd",
+        "the child zone's server of the referral test, a secondary of the transfer test, a benchmark peer",
+    ),
     ("faketime", "a client with a skewed clock for the TSIG BADTIME test"),
     ("prometheus", "promtool checks the /metrics text format"),
     ("systemd", "systemd-analyze verifies the installed service unit"),
@@ -29,12 +32,12 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("certbot", "an ACME client of the DNS-01 certificate test"),
     ("python3-certbot-dns-rfc2136", "certbot answers DNS-01 challenges by RFC 2136 updates"),
     ("lego", "the other ACME client of the DNS-01 certificate test"),
+    ("knot", "knotd follows our zones as a secondary in the zone transfer test (and is a benchmark peer)"),
 ];
 
 /// The peers `cargo xtask bench` measures instadns against, and the chart font; only the
 /// bench installs them (the test suite does not need them).
 const BENCH_PACKAGES: &[(&str, &str)] = &[
-    ("knot", "Knot DNS, a benchmark peer (also in its XDP mode)"),
     ("pdns-server", "PowerDNS Authoritative, a benchmark peer"),
     ("pdns-backend-bind", "PowerDNS reads the generated zone file"),
     ("fonts-dejavu-core", "the font of the benchmark charts"),
