@@ -84,6 +84,10 @@ pub fn answer_of_slot(slot: &AnswerSlot) -> Result<EncodedAnswer, CorruptSlot> {
         return Err(CorruptSlot::Optional);
     }
     let rotated = slot.rotate_count >= 2;
+    // The encoder makes spans of two records or more; a shorter one is never written.
+    if !rotated && (slot.rotate_count, slot.rotate_offset, slot.rotate_size) != (0, 0, 0) {
+        return Err(CorruptSlot::Rotation);
+    }
     if rotated {
         let end = slot.rotate_offset as usize + slot.rotate_count as usize * slot.rotate_size as usize;
         if slot.rotate_size == 0 || !slot.rotate_size.is_multiple_of(2) || end > len || end > ROTATE_MAX_END {
@@ -171,13 +175,15 @@ mod tests {
         let answer = a_record();
         assert_eq!(answer_of_slot(&answer_slot(&answer)), Ok(answer.clone()));
         type Damage = fn(&mut AnswerSlot);
-        let damaged: [(&str, Damage, CorruptSlot); 7] = [
+        let damaged: [(&str, Damage, CorruptSlot); 8] = [
             ("length past the slot", |s| s.len = 2000, CorruptSlot::Length),
             ("a byte changed", |s| s.data[13] ^= 1, CorruptSlot::Checksum),
             ("one record more than the data", |s| s.ancount = 3, CorruptSlot::Records),
             ("a record fewer", |s| s.ancount = 1, CorruptSlot::Records),
             ("optional records that are not there", |s| s.optional_records = 1, CorruptSlot::Optional),
             ("rotation past the data", |s| s.rotate_count = 40, CorruptSlot::Rotation),
+            // Found by the slot fuzz target: a span the encoder never writes.
+            ("a one-record span", |s| s.rotate_count = 1, CorruptSlot::Rotation),
             ("flags we never set", |s| s.flags |= 0x4000, CorruptSlot::Flags),
         ];
         for (what, damage, expected) in damaged {
