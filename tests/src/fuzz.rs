@@ -3,11 +3,13 @@
 //! mutations break them the way the internet does. Deterministic: a case number
 //! replays its case.
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::{op::Message, rr::RecordType};
+use instadns::engine::Transport;
 
 use crate::{
     dns::{EdnsQuery, QueryBuilder},
     packet::{Frame, Ips},
+    testrun::OUR_PAYLOAD,
 };
 
 /// Cases a campaign runs: `INSTADNS_FUZZ_CASES`, else `default`; from case
@@ -238,3 +240,57 @@ pub fn report(cases: u64, elapsed: std::time::Duration, what: &str, failures: &[
 
 /// Failures [`report`] shows in full; the rest are counted.
 const SHOWN_FAILURES: usize = 20;
+
+/// The UDP size a query allows: its EDNS payload (at least 512, at most ours), else 512.
+fn udp_limit(query: &[u8]) -> usize {
+    match Message::from_vec(query).ok().and_then(|m| m.edns.map(|e| e.max_payload())) {
+        Some(payload) => (payload as usize).clamp(512, OUR_PAYLOAD as usize),
+        None => 512,
+    }
+}
+
+/// The question of a message as bytes (name as sent, type, class), if it has exactly one
+/// that parses as uncompressed labels.
+fn question_bytes(message: &[u8]) -> Option<&[u8]> {
+    if message.len() < 12 || u16::from_be_bytes([message[4], message[5]]) != 1 {
+        return None;
+    }
+    let mut pos = 12;
+    loop {
+        let len = *message.get(pos)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        pos += 1 + len;
+    }
+    message.get(12..pos + 5)
+}
+
+/// Why `response` breaks the query path's contract for `query` (`handler_fuzz` and the
+/// `handler` libFuzzer target), or None: it fits the transport's limit, is a response
+/// with the query's ID, parses, and echoes the question.
+pub fn judge_response(query: &[u8], response: &[u8], transport: Transport) -> Option<String> {
+    let limit = match transport {
+        Transport::Udp => udp_limit(query),
+        Transport::Tcp => u16::MAX as usize,
+    };
+    if response.len() > limit {
+        return Some(format!("{} bytes over {transport:?} where {limit} are allowed", response.len()));
+    }
+    if response.len() < 12 || response[..2] != query[..2] || response[2] & 0x80 == 0 {
+        return Some(format!("not a response to this query: {response:02x?}"));
+    }
+    if let Err(e) = Message::from_vec(response) {
+        return Some(format!("does not parse ({e}): {response:02x?}"));
+    }
+    // A response with a question carries the query's, as sent (FORMERR may leave it out).
+    if let (Some(asked), Some(echoed)) = (question_bytes(query), question_bytes(response))
+        && asked != echoed
+    {
+        return Some(format!("question not echoed: asked {asked:02x?}, got {echoed:02x?}"));
+    }
+    None
+}

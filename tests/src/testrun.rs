@@ -41,6 +41,38 @@ pub fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// The demo database at `path` plus `sql`, run on the real SQLite file before the
+/// server reads it.
+fn demo_database(rt: &tokio::runtime::Runtime, path: &Path, sql: &str) -> Database {
+    let location = DbLocation::Sqlite(path.to_owned());
+    rt.block_on(async { Database::open(&location).await?.seed_demo().await }).expect("demo database");
+    if !sql.is_empty() {
+        rusqlite::Connection::open(path).and_then(|c| c.execute_batch(sql)).expect("test data");
+    }
+    rt.block_on(Database::open(&location)).expect("database")
+}
+
+/// The query path without the kernel: the handler over a demo database plus `sql`, its
+/// cache writing no maps. Needs no privileges (the libFuzzer `handler` target runs it).
+pub struct UserspaceRig {
+    pub rt: tokio::runtime::Runtime,
+    pub handler: Arc<Handler<Database>>,
+    _dir: tempfile::TempDir,
+}
+
+impl UserspaceRig {
+    pub fn with_sql(sql: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let db = demo_database(&rt, &dir.path().join("demo.sqlite"), sql);
+        let resolver = rt.block_on(Resolver::new(db.clone())).expect("resolver");
+        let cache = Arc::new(AnswerCache::new(1 << 16, None));
+        let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
+        rt.block_on(Follower::new(db, handler.clone()).ensure_known());
+        Self { rt, handler, _dir: dir }
+    }
+}
+
 pub struct FastPathRig {
     pub rt: tokio::runtime::Runtime,
     pub handler: Arc<Handler<Database>>,
@@ -74,12 +106,7 @@ impl FastPathRig {
 
     fn open(db: &Path, names: u32, answer_slots: u32, sql: &str, dir: tempfile::TempDir) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let location = DbLocation::Sqlite(db.to_owned());
-        rt.block_on(async { Database::open(&location).await?.seed_demo().await }).expect("demo database");
-        if !sql.is_empty() {
-            rusqlite::Connection::open(db).and_then(|c| c.execute_batch(sql)).expect("test data");
-        }
-        let db = rt.block_on(Database::open(&location)).expect("database");
+        let db = demo_database(&rt, db, sql);
         let cursor = rt.block_on(db.change_cursor()).expect("change cursor");
         let resolver = rt.block_on(Resolver::new(db.clone())).expect("resolver");
         let config = XdpConfig::with_capacity(53, OUR_PAYLOAD, names, answer_slots);

@@ -8,67 +8,15 @@
 //!
 //! `cargo xtask test` runs [`DEFAULT_CASES`]; `cargo xtask fuzz handler` a long campaign.
 
-use hickory_proto::op::Message;
 use instadns::engine::Transport;
 use tests::{
     data::fixture_sql,
-    fuzz::{Rng, campaign, mutate_message, report, seed_message, seeds},
+    fuzz::{Rng, campaign, judge_response, mutate_message, report, seed_message, seeds},
     netns::CLIENT_V4,
-    testrun::{FastPathRig, OUR_PAYLOAD},
+    testrun::FastPathRig,
 };
 
 const DEFAULT_CASES: u64 = 50_000;
-
-/// The UDP size a query allows: its EDNS payload (at least 512, at most ours), else 512.
-fn udp_limit(query: &[u8]) -> usize {
-    match Message::from_vec(query).ok().and_then(|m| m.edns.map(|e| e.max_payload())) {
-        Some(payload) => (payload as usize).clamp(512, OUR_PAYLOAD as usize),
-        None => 512,
-    }
-}
-
-/// The question of a message as bytes (name as sent, type, class), if it has exactly one
-/// that parses as uncompressed labels.
-fn question_bytes(message: &[u8]) -> Option<&[u8]> {
-    if message.len() < 12 || u16::from_be_bytes([message[4], message[5]]) != 1 {
-        return None;
-    }
-    let mut pos = 12;
-    loop {
-        let len = *message.get(pos)? as usize;
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None;
-        }
-        pos += 1 + len;
-    }
-    message.get(12..pos + 5)
-}
-
-fn judge(query: &[u8], response: &[u8], transport: Transport) -> Option<String> {
-    let limit = match transport {
-        Transport::Udp => udp_limit(query),
-        Transport::Tcp => u16::MAX as usize,
-    };
-    if response.len() > limit {
-        return Some(format!("{} bytes over {transport:?} where {limit} are allowed", response.len()));
-    }
-    if response.len() < 12 || response[..2] != query[..2] || response[2] & 0x80 == 0 {
-        return Some(format!("not a response to this query: {response:02x?}"));
-    }
-    if let Err(e) = Message::from_vec(response) {
-        return Some(format!("does not parse ({e}): {response:02x?}"));
-    }
-    // A response with a question carries the query's, as sent (FORMERR may leave it out).
-    if let (Some(asked), Some(echoed)) = (question_bytes(query), question_bytes(response))
-        && asked != echoed
-    {
-        return Some(format!("question not echoed: asked {asked:02x?}, got {echoed:02x?}"));
-    }
-    None
-}
 
 #[test]
 fn the_handler_answers_every_mutated_message_with_a_bounded_well_formed_response() {
@@ -95,7 +43,7 @@ fn the_handler_answers_every_mutated_message_with_a_bounded_well_formed_response
         let response = rig.rt.block_on(rig.handler.handle(&message, transport, CLIENT_V4.into()));
         if let Some(response) = response {
             responses += 1;
-            if let Some(why) = judge(&message, &response, transport) {
+            if let Some(why) = judge_response(&message, &response, transport) {
                 failures.push(format!("case {case} ({transport:?}): {why}\n  query {message:02x?}"));
             }
         }
