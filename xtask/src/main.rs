@@ -1,5 +1,6 @@
 //! Developer and operator chores for instadns: `cargo xtask <command>`.
 
+mod fuzz;
 mod install;
 mod setup;
 
@@ -58,19 +59,24 @@ enum Task {
         #[arg(long)]
         servers: Option<String>,
     },
-    /// Set up, then run a long fuzzing campaign (as root): differential (mutated query
-    /// frames through the XDP program and the handler, which must agree) or handler
-    /// (mutated messages through the query path: no panic, well-formed bounded answers).
-    /// `cargo xtask test` runs a short campaign of each.
+    /// Set up, then fuzz (as root): the campaigns differential (mutated query frames
+    /// through the XDP program and the handler, which must agree) and handler-mutations
+    /// (mutated messages through the query path), and the coverage-guided libFuzzer
+    /// targets of dns-user/fuzz (handler, query, update, name, slot, zone-file, config).
+    /// `cargo xtask test` runs a short round of each.
     Fuzz {
         #[arg(value_enum, default_value = "all")]
-        target: FuzzTarget,
-        /// Cases per target.
+        target: fuzz::FuzzTarget,
+        /// Cases per campaign target.
         #[arg(long, default_value_t = 1_000_000)]
         cases: u64,
-        /// The first case number (a failure's number replays it with --cases 1).
+        /// The first case number of a campaign (a failure's number replays it with
+        /// --cases 1).
         #[arg(long, default_value_t = 0)]
         first: u64,
+        /// Seconds per libFuzzer target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Build the release binary and install it with a configuration file (kept if it
     /// exists), a state directory and a systemd unit; a manifest records what was added.
@@ -79,13 +85,6 @@ enum Task {
     /// path of its configuration's pin directory (nothing else); a changed configuration
     /// file and a non-empty state directory stay unless --purge.
     Uninstall(install::UninstallArgs),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum FuzzTarget {
-    All,
-    Differential,
-    Handler,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -134,21 +133,9 @@ fn run_task(cli: Cli) -> Result<()> {
             install::install(&args, &binary)
         }
         Task::Uninstall(args) => install::uninstall(&args),
-        Task::Fuzz { target, cases, first } => {
+        Task::Fuzz { target, cases, first, seconds } => {
             setup::setup()?;
-            for (which, test) in
-                [(FuzzTarget::Differential, "differential_fuzz"), (FuzzTarget::Handler, "handler_fuzz")]
-            {
-                if target != FuzzTarget::All && target != which {
-                    continue;
-                }
-                let mut cmd = Command::new("cargo");
-                cmd.env("INSTADNS_FUZZ_CASES", cases.to_string())
-                    .env("INSTADNS_FUZZ_FIRST", first.to_string());
-                cmd.args(["test", "--release", "--package", "tests", "--test", test, "--", "--nocapture"]);
-                run(&mut cmd)?;
-            }
-            Ok(())
+            fuzz::fuzz(&root, target, cases, first, seconds)
         }
         Task::Bench { suite, quick, servers } => {
             setup::setup()?;
@@ -237,7 +224,12 @@ fn test(args: &[String]) -> Result<()> {
     }
     // The end-to-end tests run the real binary; build it first so they test this tree.
     run(Command::new("cargo").args(["build", "--package", "dns-user", "--bin", "instadns"]))?;
-    run(Command::new("cargo").arg("test").args(args))
+    run(Command::new("cargo").arg("test").args(args))?;
+    // The whole suite also replays the libFuzzer corpora (a chosen subset does not).
+    if args.is_empty() {
+        fuzz::replay_corpora(&workspace_root())?;
+    }
+    Ok(())
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {

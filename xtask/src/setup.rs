@@ -58,6 +58,8 @@ pub fn setup_bench() -> Result<()> {
 /// The bpf-linker release we build against Debian's LLVM 22.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+/// The libFuzzer driver of `dns-user/fuzz` (`cargo xtask fuzz`, `cargo xtask test`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 pub fn setup() -> Result<()> {
     let missing: Vec<&str> =
@@ -96,6 +98,19 @@ pub fn setup() -> Result<()> {
     } else {
         eprintln!("setup: adding rust-src to the nightly toolchain");
         run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    if cmd_output(Command::new("cargo").args(["+nightly", "fuzz", "--version"])).is_ok() {
+        eprintln!("setup: cargo-fuzz present");
+    } else {
+        eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
+        run(Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]))
+        .context("installing cargo-fuzz")?;
     }
     Ok(())
 }
