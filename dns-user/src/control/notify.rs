@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use dns_common::wire::FLAG1_QR;
+use dns_common::wire::{FLAG1_QR, rcode};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
     rr::{Name, RecordType},
@@ -49,16 +49,20 @@ pub struct NotifyTargets {
 pub struct NotifyStats {
     /// Messages sent, retries included.
     pub sent: AtomicU64,
-    /// NOTIFYs a secondary answered.
+    /// NOTIFYs a secondary answered with NOERROR.
     pub acknowledged: AtomicU64,
+    /// NOTIFYs a secondary answered with an error (a key it does not accept, a zone it
+    /// does not serve): not retried, it would answer the same.
+    pub rejected: AtomicU64,
     /// NOTIFYs given up after every attempt.
     pub abandoned: AtomicU64,
 }
 
-/// Announces every serial change of every zone to the secondaries, until dropped.
+/// Announces every serial change of every zone to the secondaries, until dropped. With
+/// no secondaries it waits forever: the daemon treats a task that ends as a failure.
 pub async fn announce<S: Store>(resolver: Arc<Resolver<S>>, targets: NotifyTargets, stats: Arc<NotifyStats>) {
     if targets.secondaries.is_empty() {
-        return;
+        return std::future::pending().await;
     }
     // (zone id, secondary) -> the serial announced or being announced, and the sender.
     let mut announcing: HashMap<(i64, SocketAddr), (u32, JoinHandle<()>)> = HashMap::new();
@@ -119,9 +123,14 @@ async fn notify_one(
         stats.sent.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = socket.send_to(&message, secondary).await {
             tracing::debug!(error = %e, %secondary, attempt, "NOTIFY not sent");
-        } else if answered(&socket, secondary, id, wait).await {
-            stats.acknowledged.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(zone = %zone.apex, serial = zone.serial(), %secondary, attempt, "NOTIFY acknowledged");
+        } else if let Some(code) = answered(&socket, secondary, id, wait).await {
+            if code == rcode::NOERROR {
+                stats.acknowledged.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(zone = %zone.apex, serial = zone.serial(), %secondary, attempt, "NOTIFY acknowledged");
+            } else {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(zone = %zone.apex, serial = zone.serial(), %secondary, rcode = code, "NOTIFY rejected by the secondary (check its key and zone configuration)");
+            }
             return;
         }
         wait *= 2; // the wait is the backoff
@@ -139,17 +148,16 @@ fn notify_message(zone: &Zone, id: u16) -> Option<Vec<u8>> {
     message.to_vec().ok()
 }
 
-/// Whether the secondary answered NOTIFY `id` within `wait` (any RCODE: it heard us).
-async fn answered(socket: &UdpSocket, secondary: SocketAddr, id: u16, wait: Duration) -> bool {
+/// The RCODE of the secondary's answer to NOTIFY `id` within `wait`, if it answered.
+/// (Its TSIG record, if any, is not verified: the answer only ends the retries.)
+async fn answered(socket: &UdpSocket, secondary: SocketAddr, id: u16, wait: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut buf = [0u8; 4096];
     loop {
-        let Ok(Ok((len, from))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await else {
-            return false;
-        };
+        let (len, from) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await.ok()?.ok()?;
         let reply = &buf[..len];
         if from == secondary && len >= 12 && reply[..2] == id.to_be_bytes() && reply[2] & FLAG1_QR != 0 {
-            return true;
+            return Some(u16::from(reply[3] & 0x0f));
         }
     }
 }
