@@ -184,10 +184,22 @@ fn knot_and_nsd_follow_our_zones_by_signed_transfers_and_notify() {
         current.len() == 1 && current[0].contains(" SOA "),
         "IXFR of the current serial:\n{ixfr_current}"
     );
+    // Over UDP an IXFR gets the SOA alone, up to date or not (RFC 1995 section 2).
+    let udp_ixfr = kdig(&d, &[&at, "+notcp", "-y", &signed, &old_ixfr, "example.org"]);
+    let udp = records(&udp_ixfr);
+    assert!(
+        udp.len() == 1 && udp[0].contains(" SOA ") && udp_ixfr.contains("(UDP)"),
+        "IXFR over UDP:\n{udp_ixfr}"
+    );
     let unsigned_allowed = kdig(&d, &[&at, "AXFR", "example.com"]);
     assert_eq!(records(&unsigned_allowed), com, "unsigned from an allowed network");
     let refusals = [
         ("unsigned from a network not allowed (IPv6)", vec![at6.as_str(), "AXFR", "example.org"], "REFUSED"),
+        (
+            "IXFR over UDP from a network not allowed",
+            vec![at6.as_str(), "+notcp", &old_ixfr, "example.org"],
+            "REFUSED",
+        ),
         ("a key without the transfer operation", vec![&at, "-y", &updater, "AXFR", "example.org"], "REFUSED"),
         // kdig names the TSIG error of the NOTAUTH answer (RFC 8945 5.2.2).
         ("a wrong secret", vec![&at, "-y", &wrong, "AXFR", "example.org"], "BADSIG"),

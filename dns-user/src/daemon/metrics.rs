@@ -274,7 +274,9 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     let n = &status.notifies;
     let _ = writeln!(out, "instadns_notify_sent_total {}", n.sent.load(Ordering::Relaxed));
     help(&mut out, "instadns_notify_outcomes_total", "counter", "NOTIFYs to secondaries by outcome.");
-    for (outcome, count) in [("acknowledged", &n.acknowledged), ("abandoned", &n.abandoned)] {
+    for (outcome, count) in
+        [("acknowledged", &n.acknowledged), ("rejected", &n.rejected), ("abandoned", &n.abandoned)]
+    {
         let _ = writeln!(
             out,
             "instadns_notify_outcomes_total{{outcome=\"{outcome}\"}} {}",

@@ -8,7 +8,7 @@ use std::{
 };
 
 use dns_common::wire::{
-    CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_SOA, rcode, udp_response_limit,
+    CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_IXFR, TYPE_SOA, rcode, udp_response_limit,
 };
 use hickory_proto::rr::{Name, RecordType};
 
@@ -140,6 +140,9 @@ impl<S: Store> Handler<S> {
             Ok(q) => q,
             Err(rejection) => return self.reject(msg, &rejection),
         };
+        if transport == Transport::Udp && query.qtype == TYPE_IXFR {
+            return self.udp_ixfr(msg, client).await;
+        }
         if let Some(signature) = &query.tsig {
             return self.handle_signed(msg, &query, signature, transport, client).await;
         }
@@ -296,7 +299,8 @@ impl<S: Store> Handler<S> {
             return (Arc::new(EncodedAnswer::refused()), 0);
         }
         match RecordType::from(query.qtype) {
-            // Zone transfers are offered over TCP only (see `super::transfer`).
+            // AXFR is offered over TCP only, IXFR over UDP gets its SOA before this (see
+            // `super::transfer`).
             RecordType::AXFR | RecordType::IXFR => return (Arc::new(EncodedAnswer::refused()), 0),
             // MAILA and MAILB are obsolete (RFC 883): not implemented.
             RecordType::Unknown(253) | RecordType::Unknown(254) => {

@@ -1,7 +1,8 @@
 //! Zone transfers out over TCP: AXFR (RFC 5936) and IXFR (RFC 1995), which is answered
 //! with the whole zone in AXFR form (section 4 allows it: the change log records which
 //! names changed, not the records they had) or with the SOA alone when the client is up
-//! to date. Who may transfer: a key whose scope has `transfer` for the zone, from
+//! to date. An IXFR over UDP gets the SOA alone either way (section 2: the client is up
+//! to date, or asks again over TCP); AXFR over UDP is REFUSED (RFC 5936 section 4.2). Who may transfer: a key whose scope has `transfer` for the zone, from
 //! anywhere, or any client of a network in `[transfer] allow_networks`, unsigned. Every
 //! message of a signed transfer is signed (RFC 8945 section 5.3.1).
 
@@ -59,6 +60,27 @@ impl<S: Store> Handler<S> {
     /// Answers a transfer request from `client` with the messages sent to `out`, in
     /// order; stops early if the receiver goes.
     pub async fn transfer(&self, msg: &[u8], client: IpAddr, out: &mpsc::Sender<Vec<u8>>) {
+        self.serve_transfer(msg, client, out, true).await;
+    }
+
+    /// The one message that answers an IXFR over UDP: the current SOA to a client allowed
+    /// to transfer the zone, else the error a TCP transfer would get.
+    pub async fn udp_ixfr(&self, msg: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        let (sender, mut receiver) = mpsc::channel(1);
+        self.serve_transfer(msg, client, &sender, false).await;
+        drop(sender);
+        receiver.recv().await
+    }
+
+    /// A transfer of the zone `msg` asks for; `whole_zone` false answers with the SOA
+    /// alone (one message) once the client is allowed.
+    async fn serve_transfer(
+        &self,
+        msg: &[u8],
+        client: IpAddr,
+        out: &mpsc::Sender<Vec<u8>>,
+        whole_zone: bool,
+    ) {
         let query = match parse_query(msg) {
             Ok(q) => q,
             Err(rejection) => {
@@ -123,9 +145,10 @@ impl<S: Store> Handler<S> {
             return;
         };
         let mut packer = Packer::new(&query);
-        if let Some(client_serial) = query.ixfr_serial.filter(|s| !is_newer(zone.serial(), *s)) {
-            // Up to date (RFC 1995 section 2): the current SOA alone.
-            tracing::debug!(%client, zone = %zone.apex, client_serial, "IXFR of a current zone: the SOA alone");
+        let up_to_date = query.ixfr_serial.is_some_and(|s| !is_newer(zone.serial(), s));
+        if up_to_date || !whole_zone {
+            // Up to date, or over UDP (RFC 1995 section 2): the current SOA alone.
+            tracing::debug!(%client, zone = %zone.apex, client_serial = ?query.ixfr_serial, whole_zone, "IXFR answered with the SOA alone");
             packer.push(zone.soa());
             if let Some(message) = packer.take() {
                 emit(out, &mut signer, message).await;
