@@ -1,12 +1,12 @@
-//! `instadns status` and `instadns detach`: the pinned fast path, read from bpffs (no
-//! daemon needed).
+//! `instadns status`, `instadns detach` and `instadns prepare-pins`: the pinned fast
+//! path, read from bpffs (no daemon needed).
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use dns_common::{maps::NAME_MAP_NAMES, stats::Outcome};
 use instadns::fastpath::{MapUsage, pin, pinned_keys, stats::pinned_counters};
@@ -59,6 +59,53 @@ pub fn detach(args: PinArgs) -> Result<()> {
         println!("nothing pinned under {}", dir.display());
     } else {
         println!("removed {} from {}: {}", removed.len(), dir.display(), removed.join(", "));
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PreparePinsArgs {
+    #[command(flatten)]
+    pins: PinArgs,
+    /// The user the daemon runs as: a name, or UID[:GID].
+    #[arg(long, value_name = "USER")]
+    owner: String,
+}
+
+/// A user name or UID[:GID] as (uid, gid); a name's gid is its primary group.
+fn owner_ids(owner: &str) -> Result<(u32, u32)> {
+    if let Some(first) = owner.split(':').next()
+        && let Ok(uid) = first.parse::<u32>()
+    {
+        let gid = match owner.split_once(':') {
+            Some((_, g)) => {
+                g.parse::<u32>().with_context(|| format!("--owner {owner:?}: GID is not a number"))?
+            }
+            None => uid,
+        };
+        return Ok((uid, gid));
+    }
+    let name = std::ffi::CString::new(owner).with_context(|| format!("--owner {owner:?}"))?;
+    // SAFETY: getpwnam with a NUL-terminated name; the record is read before any other call.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        bail!("--owner {owner:?}: no such user (cargo xtask install creates `instadns`)");
+    }
+    // SAFETY: non-null, points to the static passwd record.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    Ok((uid, gid))
+}
+
+/// Hands the pin directory to the daemon's user (see [`pin::hand_over`]).
+pub fn prepare_pins(args: PreparePinsArgs) -> Result<()> {
+    let dir = args.pins.dir()?;
+    let (uid, gid) = owner_ids(&args.owner)?;
+    let changed = pin::hand_over(&dir, uid, gid)?;
+    if changed.is_empty() {
+        println!("{} is ready for {uid}:{gid}", dir.display());
+    }
+    for change in changed {
+        println!("{change}");
     }
     Ok(())
 }

@@ -131,6 +131,10 @@ pub enum Command {
     Status(fastpath::StatusArgs),
     /// Detach the XDP program from every interface and remove the pinned maps.
     Detach(fastpath::PinArgs),
+    /// Prepare the pin directory for a daemon that runs as USER (as root, before it
+    /// starts; the unit's ExecStartPre): create it, hand it and its pins to USER, let
+    /// others traverse the bpffs directories above it.
+    PreparePins(fastpath::PreparePinsArgs),
 }
 
 /// The database flag every data command takes.
@@ -195,6 +199,7 @@ pub async fn run(command: Command) -> Result<()> {
         }
         Command::Status(args) => fastpath::status(args).await,
         Command::Detach(args) => fastpath::detach(args),
+        Command::PreparePins(args) => fastpath::prepare_pins(args),
     }
 }
 

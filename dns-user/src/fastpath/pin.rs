@@ -89,6 +89,59 @@ pub fn prepare(pin_dir: &Path) -> Result<(), PinError> {
         .map_err(|e| path_error(pin_dir, e, "check the permissions of the bpffs mount"))
 }
 
+/// Gives `pin_dir` and everything pinned in it to `uid`:`gid`, for a daemon that runs
+/// unprivileged (run as root before it starts), and lets others traverse the bpffs
+/// directories above it (systemd mounts /sys/fs/bpf with mode 0700; traversal only, no
+/// listing). Returns what it changed.
+pub fn hand_over(pin_dir: &Path, uid: u32, gid: u32) -> Result<Vec<String>, PinError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    prepare(pin_dir)?;
+    let mut changed = Vec::new();
+    let mut pending = vec![pin_dir.to_owned()];
+    // Layout directories hold only pins: two levels, bounded by what the daemon makes.
+    while let Some(path) = pending.pop() {
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| path_error(&path, e, "check the pin directory"))?;
+        if (meta.uid(), meta.gid()) != (uid, gid) {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .map_err(|e| path_error(&path, e, "run as root (the unit runs this with ExecStartPre=+)"))?;
+            changed.push(format!("{} now owned by {uid}:{gid}", path.display()));
+        }
+        if meta.is_dir() {
+            let entries =
+                std::fs::read_dir(&path).map_err(|e| path_error(&path, e, "check the pin directory"))?;
+            pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mount = mounts
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace().collect::<Vec<_>>().get(1..3).map(|f| (f[0].to_owned(), f[1] == "bpf"))
+        })
+        .filter(|(m, bpf)| *bpf && pin_dir.starts_with(m))
+        .map(|(m, _)| PathBuf::from(m))
+        .max_by_key(|m| m.as_os_str().len());
+    for dir in pin_dir.ancestors().skip(1) {
+        let Some(mount) = &mount else { break };
+        if !dir.starts_with(mount) {
+            break;
+        }
+        let meta = std::fs::metadata(dir).map_err(|e| path_error(dir, e, "check the bpffs mount"))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001))
+                .map_err(|e| path_error(dir, e, "run as root (the unit runs this with ExecStartPre=+)"))?;
+            changed.push(format!(
+                "{} may be traversed by others now (mode {:o})",
+                dir.display(),
+                mode | 0o001
+            ));
+        }
+    }
+    Ok(changed)
+}
+
 /// Directories of other layouts left by earlier versions.
 pub fn other_layouts(pin_dir: &Path, ours: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(pin_dir) else { return Vec::new() };
