@@ -108,6 +108,25 @@ fn systemd_verify(destdir: &Path) -> String {
     complaints
 }
 
+/// `systemd-analyze security`'s overall exposure of the unit in `destdir` (offline: no
+/// running systemd needed), 0 (best) to 10.
+fn systemd_exposure(destdir: &Path) -> f64 {
+    let unit = destdir.join("etc/systemd/system/instadns.service");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze (Debian package systemd, installed by cargo xtask setup)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for instadns.service:"))
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{text}"))
+        .1;
+    eprintln!("systemd-analyze security: {}", line.trim());
+    line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line:?}"))
+}
+
 #[test]
 fn install_into_a_destdir_file_by_file_and_uninstall() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,6 +140,8 @@ fn install_into_a_destdir_file_by_file_and_uninstall() {
         ("/etc/systemd", 0o755),
         ("/etc/systemd/system", 0o755),
         ("/etc/systemd/system/instadns.service", 0o644),
+        ("/etc/sysusers.d", 0o755),
+        ("/etc/sysusers.d/instadns.conf", 0o644),
         ("/usr", 0o755),
         ("/usr/local", 0o755),
         ("/usr/local/bin", 0o755),
@@ -153,9 +174,19 @@ fn install_into_a_destdir_file_by_file_and_uninstall() {
     // The unit.
     let unit = std::fs::read_to_string(dest.join("etc/systemd/system/instadns.service")).unwrap();
     assert_eq!(unit_value(&unit, "Type"), "notify");
+    // As root before the start: the check, and the pins handed to the service user.
+    let pre: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("ExecStartPre=")).collect();
     assert_eq!(
-        unit_value(&unit, "ExecStartPre"),
-        "/usr/local/bin/instadns check-config /etc/instadns/instadns.toml"
+        pre,
+        [
+            "+/usr/local/bin/instadns check-config /etc/instadns/instadns.toml",
+            "+/usr/local/bin/instadns prepare-pins --config /etc/instadns/instadns.toml --owner instadns"
+        ]
+    );
+    assert_eq!(unit_value(&unit, "User"), "instadns");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("etc/sysusers.d/instadns.conf")).unwrap(),
+        "u instadns - \"instadns DNS server\" /var/lib/instadns /usr/sbin/nologin\n"
     );
     assert_eq!(
         unit_value(&unit, "ExecStart"),
@@ -164,12 +195,13 @@ fn install_into_a_destdir_file_by_file_and_uninstall() {
     assert_eq!(unit_value(&unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(unit_value(&unit, "Restart"), "on-failure");
     assert_eq!(unit_value(&unit, "LimitMEMLOCK"), "infinity");
-    assert_eq!(
-        unit_value(&unit, "CapabilityBoundingSet"),
-        "CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_NET_BIND_SERVICE CAP_SYS_RESOURCE"
-    );
+    for key in ["CapabilityBoundingSet", "AmbientCapabilities"] {
+        assert_eq!(unit_value(&unit, key), "CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_NET_BIND_SERVICE", "{key}");
+    }
     let complaints = systemd_verify(&dest);
     assert!(complaints.is_empty(), "systemd-analyze verify: {complaints}");
+    let exposure = systemd_exposure(&dest);
+    assert!(exposure < 3.0, "systemd-analyze security rates the unit {exposure} (the goal is below 3.0)");
     // The check is not vacuous: a broken copy is reported.
     let broken = dir.path().join("broken");
     let status = Command::new("cp").arg("-a").arg(&dest).arg(&broken).status().unwrap();
@@ -227,15 +259,33 @@ fn unit_capabilities(dest: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The unprivileged user the daemon runs as here (the unit's `instadns` user need not
+/// exist on a test machine: a number is enough for the kernel).
+const SERVICE_UID: u32 = 64_053;
+
+/// `binary` as the unit runs it: as [`SERVICE_UID`] with `caps` as ambient capabilities
+/// and nothing else.
 fn with_capabilities(binary: &Path, caps: &[String]) -> Vec<OsString> {
     let set: String = caps.iter().map(|c| format!(",+{c}")).collect();
     vec![
         "setpriv".into(),
+        format!("--reuid={SERVICE_UID}").into(),
+        format!("--regid={SERVICE_UID}").into(),
+        "--clear-groups".into(),
+        format!("--inh-caps=-all{set}").into(),
+        format!("--ambient-caps=-all{set}").into(),
         format!("--bounding-set=-all{set}").into(),
-        "--inh-caps=-all".into(),
         "--".into(),
         binary.into(),
     ]
+}
+
+/// Gives `path` and everything under it to [`SERVICE_UID`] (the state directory the
+/// unit's StateDirectory= hands over).
+fn chown_to_service_user(path: &Path) {
+    let status =
+        Command::new("chown").arg("-R").arg(format!("{SERVICE_UID}:{SERVICE_UID}")).arg(path).status();
+    assert!(status.unwrap().success(), "chown {}", path.display());
 }
 
 #[test]
@@ -248,14 +298,31 @@ fn the_installed_binary_serves_from_xdp_with_the_units_capabilities_only() {
     assert!(!caps.iter().any(|c| c == "sys_admin"));
 
     let rig = VethRig::new().with_client_pass_program();
-    let db = demo_db(dir.path());
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let db = demo_db(&state);
+    chown_to_service_user(&state);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // As the unit's ExecStartPre=+ does before every start: the pin directory handed to
+    // the service user.
+    let pin_dir = test_pin_dir();
+    let prepare_pins = || {
+        let prepared = Command::new(&binary)
+            .args(["prepare-pins", "--pin-dir"])
+            .arg(&pin_dir)
+            .arg(format!("--owner={SERVICE_UID}"))
+            .output()
+            .unwrap();
+        assert!(prepared.status.success(), "prepare-pins: {}", String::from_utf8_lossy(&prepared.stderr));
+    };
+    prepare_pins();
     let args = ServerProcess::args(&rig, &db, &["--xdp-mode", "native"]);
     let server = ServerProcess::start_wrapped(
         &rig,
         &with_capabilities(&binary, &caps),
         &args,
         &dir.path().join("instadns.log"),
-        &test_pin_dir(),
+        &pin_dir,
     );
     let query = QueryBuilder::new("ws-123456.apps.example.com", RecordType::A).bytes();
     let first = udp_exchange(&rig, (SERVER_V4, 53).into(), &query);
@@ -272,6 +339,7 @@ fn the_installed_binary_serves_from_xdp_with_the_units_capabilities_only() {
     drop(server);
 
     // Without CAP_BPF the daemon stops at once and says what to grant.
+    prepare_pins();
     let without_bpf: Vec<String> = caps.iter().filter(|c| *c != "bpf").cloned().collect();
     let out = Command::new("nsenter")
         .arg(format!("--net=/var/run/netns/{}", rig.server_ns))
@@ -279,7 +347,7 @@ fn the_installed_binary_serves_from_xdp_with_the_units_capabilities_only() {
         .arg("serve")
         .args(&args)
         .arg("--pin-dir")
-        .arg(test_pin_dir())
+        .arg(&pin_dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
