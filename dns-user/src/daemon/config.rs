@@ -85,12 +85,21 @@ impl Fleet {
         if !self.name.is_empty() {
             return self.name.clone();
         }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "instadns".to_owned())
+        host_name().unwrap_or_else(|| "instadns".to_owned())
     }
+}
+
+/// The host name from uname(2): /proc/sys is hidden in the unit's sandbox (ProcSubset=pid).
+fn host_name() -> Option<String> {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    let name = unsafe {
+        let mut uts: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut uts) != 0 {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(uts.nodename.as_ptr()).to_string_lossy().trim().to_owned()
+    };
+    (!name.is_empty()).then_some(name)
 }
 
 /// What the daemon may ask of the database.
