@@ -185,11 +185,35 @@ fn a_truncated_table_reaches_the_answers_and_the_log_cannot_be_truncated() {
     for _ in 0..2 {
         poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| txt(r) == 1).expect("the challenge");
     }
+    let serials = || pg.psql("SELECT string_agg(apex || '=' || soa_serial, ' ' ORDER BY apex) FROM zones");
+    let before = serials();
     pg.psql("TRUNCATE acme_challenges");
     let took = poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| txt(r) == 0)
         .unwrap_or_else(|| panic!("the truncated challenge is still answered\n{}", d.server.log_text()));
     eprintln!("TRUNCATE: answer gone after {took:?}");
     assert_eq!(metric(&d, "instadns_change_full_reloads_total"), 1.0);
+    // Every zone's serial moved (secondaries must see the change), and the answers say so.
+    let after = serials();
+    let bumped = |text: &str| -> Vec<(String, u64)> {
+        text.split_whitespace()
+            .filter_map(|pair| pair.split_once('=').map(|(z, s)| (z.to_owned(), s.parse().unwrap_or(0))))
+            .collect()
+    };
+    let (before, after) = (bumped(&before), bumped(&after));
+    assert!(!before.is_empty() && before.len() == after.len(), "{before:?} {after:?}");
+    for ((zone, old), (_, new)) in before.iter().zip(&after) {
+        assert_eq!(*new, old + 1, "{zone}: serial {old} before the TRUNCATE, {new} after");
+    }
+    let soa = QueryBuilder::new("example.org", RecordType::SOA).bytes();
+    let serial_of = |r: &[u8]| {
+        Message::from_vec(r).ok().and_then(|m| match m.answers.first().map(|a| &a.data) {
+            Some(hickory_proto::rr::RData::SOA(soa)) => Some(u64::from(soa.serial)),
+            _ => None,
+        })
+    };
+    let expected = after.iter().find(|(z, _)| z == "example.org.").map(|(_, s)| *s);
+    poll_until(&d.rig, server(), &soa, Duration::from_secs(5), |r| serial_of(r) == expected)
+        .unwrap_or_else(|| panic!("the SOA does not show serial {expected:?}\n{}", d.server.log_text()));
 
     let refused = pg.try_psql("TRUNCATE changes").expect_err("TRUNCATE of the change log is refused");
     assert!(refused.contains("instadns db prune"), "the error names the way out: {refused}");

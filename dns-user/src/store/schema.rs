@@ -426,6 +426,28 @@ fn postgres_v4() -> String {
         + &postgres_triggers(&WATCHED[WATCHED_V2..])
 }
 
+/// PostgreSQL version 8: a TRUNCATE of a watched table also bumps the serial of every
+/// zone (no row says which zones it touched, so all of them may answer differently),
+/// so secondaries following by NOTIFY and transfers see it.
+fn postgres_v8() -> String {
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION instadns_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    cid BIGINT;
+BEGIN
+    -- Row triggers do not see a TRUNCATE: one change says the whole table changed.
+    INSERT INTO changes (tbl, row_key, op, serial_done) VALUES (TG_TABLE_NAME, '0', 'T', 1)
+        RETURNING id INTO cid;
+    UPDATE zones SET soa_serial = (soa_serial + 1) % 4294967296;
+    PERFORM pg_notify('{CHANGE_CHANNEL}', cid::text);
+    RETURN NULL;
+END
+$fn$;
+"#
+    )
+}
+
 /// (version, SQL) for SQLite, in order.
 pub fn sqlite_migrations() -> Vec<(u32, String)> {
     vec![
@@ -450,5 +472,6 @@ pub fn postgres_migrations() -> Vec<(u32, String)> {
         (5, TERRITORY_INDICES.replace("{int}", "BIGINT")),
         (6, postgres_v6()),
         (7, NODES.replace("{int}", "BIGINT")),
+        (8, postgres_v8()),
     ]
 }
