@@ -283,3 +283,97 @@ pub const SCRATCH_KEY_LEN: usize = SCRATCH_WORDS * 8;
 pub const SCRATCH_BLOCK_LEN: usize =
     (crate::frame::MAX_DNS_OFFSET + crate::limits::DNS_HEADER_LEN + crate::limits::MAX_NAME_LEN + 4)
         .next_multiple_of(8);
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::wire::{low_bytes_mask, lower_word, lowercase_name_into};
+
+    /// Wire names of 1 to 8 labels of 1 to 30 bytes of any non-zero value, in any case.
+    fn wire_name() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::collection::vec(1u8..=255, 1..=30), 1..=8).prop_map(|labels| {
+            let mut out = Vec::new();
+            for label in labels {
+                out.push(label.len() as u8);
+                out.extend(label);
+            }
+            out.push(0);
+            out
+        })
+    }
+
+    fn lowercase(name: &[u8]) -> Vec<u8> {
+        let mut out = std::vec![0u8; name.len()];
+        lowercase_name_into(name, &mut out);
+        out
+    }
+
+    /// The key the XDP program builds (dns-ebpf/src/key.rs) from the name as it arrives,
+    /// followed by whatever the packet holds: whole words lower-cased, the word where the
+    /// name ends masked to the name, then lower-cased; and the check over those words.
+    fn program_key(packet: &[u8], name_len: usize, qtype: [u8; 2]) -> (Vec<u8>, u32) {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            let chunk = packet.get(i * 8..).unwrap_or(&[]);
+            let n = chunk.len().min(8);
+            w[..n].copy_from_slice(&chunk[..n]);
+            u64::from_le_bytes(w)
+        };
+        let (mut key, mut h) = (Vec::new(), KEY_CHECK_SEED);
+        for i in 0..name_len / 8 {
+            let lower = lower_word(word(i));
+            key.extend(lower.to_le_bytes());
+            h = key_check_step(h, lower);
+        }
+        let lower = lower_word(word(name_len / 8) & low_bytes_mask((name_len % 8) as u64));
+        key.extend(lower.to_le_bytes());
+        h = key_check_step(h, lower);
+        (key, key_check_finish(h, name_len, qtype))
+    }
+
+    proptest! {
+        /// Userspace (`NameKey::new` and `key_check` over the lower-cased name) and the
+        /// program's word-at-a-time build agree for every name in every case, whatever
+        /// bytes follow the name in the packet.
+        #[test]
+        fn keys_and_checks_agree_between_userspace_and_the_program(
+            name in wire_name(),
+            trailer in proptest::collection::vec(any::<u8>(), 0..12),
+            qtype in any::<u16>(),
+        ) {
+            let qtype_bytes = qtype.to_be_bytes();
+            let lower = lowercase(&name);
+            let ours = NameKey3::new(&lower, qtype).expect("fits the largest bucket");
+            let packet: Vec<u8> = name.iter().chain(&trailer).copied().collect();
+            let (words, check) = program_key(&packet, name.len(), qtype_bytes);
+            let mut padded = words.clone();
+            padded.resize(NAME_BUCKETS[3], 0);
+            prop_assert_eq!(&padded[..], &ours.name[..]);
+            prop_assert_eq!(check, key_check(&lower, qtype_bytes));
+        }
+
+        /// Names that differ after lower-casing never share a key; names that differ only
+        /// in case always do.
+        #[test]
+        fn keys_are_equal_exactly_when_the_lower_cased_names_are(a in wire_name(), b in wire_name(), qtype in any::<u16>()) {
+            let (la, lb) = (lowercase(&a), lowercase(&b));
+            let (ka, kb) = (NameKey3::new(&la, qtype).expect("fits"), NameKey3::new(&lb, qtype).expect("fits"));
+            prop_assert_eq!(ka == kb, la == lb);
+            let upper: Vec<u8> = a.iter().map(u8::to_ascii_uppercase).collect();
+            prop_assert_eq!(NameKey3::new(&lowercase(&upper), qtype), Some(ka));
+        }
+
+        /// The program's eight-bytes-at-once lower-casing is ASCII lower-casing of each
+        /// byte (RFC 4343), for any word.
+        #[test]
+        fn lower_word_is_bytewise_ascii_lowercase(w in any::<u64>()) {
+            let expect: [u8; 8] = core::array::from_fn(|i| w.to_le_bytes()[i].to_ascii_lowercase());
+            prop_assert_eq!(lower_word(w).to_le_bytes(), expect);
+        }
+    }
+}
