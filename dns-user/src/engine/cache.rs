@@ -414,12 +414,15 @@ impl AnswerCache {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
-        // Full, or the negatives' share full: CLOCK evicts an entry of the same ring. A
-        // negative answer never evicts a positive one; a positive one evicts negatives
-        // only when no positive is left to evict.
-        if !entries.map.contains_key(&key) {
-            let ring = ring_of(&answer);
-            let full = entries.map.len() >= self.max_entries;
+        // A new entry of its ring (a new key, or a key whose answer turns negative or
+        // positive: the property test found a positive replaced by a negative passing
+        // the negatives' share) in a full cache, or the negatives' share full: CLOCK
+        // evicts an entry of the same ring. A negative answer never evicts a positive
+        // one; a positive one evicts negatives only when no positive is left to evict.
+        let ring = ring_of(&answer);
+        let previous_ring = entries.map.get(&key).map(|c| ring_of(&c.answer));
+        if previous_ring != Some(ring) {
+            let full = previous_ring.is_none() && entries.map.len() >= self.max_entries;
             let negatives_full = ring == 1 && entries.counts[1] >= self.max_negative;
             if full || negatives_full {
                 let from = match ring {
@@ -715,6 +718,50 @@ mod tests {
         assert_eq!((positive, negative), (8, 16 / NEGATIVE_SHARE), "negatives keep to their share");
         assert!(evicted > 9000, "and evict each other");
         assert!(cache.lookup(&key(9_999)).is_some(), "the newest negative is cached");
+    }
+
+    /// An answer that says which insert made it (its data carries `id`).
+    fn numbered(id: u32, positive: bool) -> Arc<Steered> {
+        let mut a = EncodedAnswer::empty(if positive { 0 } else { 3 }, true);
+        a.counts = [u16::from(positive), 0, 0];
+        a.data = id.to_be_bytes().to_vec();
+        Arc::new(Steered::fixed(Arc::new(a)))
+    }
+
+    proptest::proptest! {
+        /// Any sequence of inserts (positive or negative), lookups and removals over more
+        /// keys than the cache holds: it never holds more than its capacity, negatives
+        /// never more than their share, and a lookup returns the answer last inserted for
+        /// that very key or nothing, never another key's or a removed one.
+        #[test]
+        fn the_cache_stays_bounded_and_never_answers_for_another_key(
+            ops in proptest::collection::vec((0u8..4, 0usize..48, proptest::bool::ANY), 1..600),
+        ) {
+            const CAPACITY: usize = 16;
+            let cache = AnswerCache::new(CAPACITY, None);
+            let mut last: std::collections::HashMap<usize, Option<u32>> = Default::default();
+            for (n, (op, k, positive)) in ops.into_iter().enumerate() {
+                match op {
+                    0 | 1 => {
+                        cache.insert(key(k), numbered(n as u32, positive), 60, vec![], cache.epoch());
+                        last.insert(k, Some(n as u32));
+                    }
+                    2 => {
+                        if let Some(found) = cache.lookup(&key(k)) {
+                            let id = u32::from_be_bytes(found.first().data[..4].try_into().unwrap());
+                            proptest::prop_assert_eq!(last.get(&k).copied().flatten(), Some(id), "key {}", k);
+                        }
+                    }
+                    _ => {
+                        cache.remove(&[key(k)]);
+                        last.insert(k, None);
+                    }
+                }
+                let (positive, negative, _) = cache.occupancy();
+                proptest::prop_assert!(cache.len() <= CAPACITY && positive + negative == cache.len());
+                proptest::prop_assert!(negative <= CAPACITY / NEGATIVE_SHARE, "{} negatives", negative);
+            }
+        }
     }
 
     #[test]
