@@ -51,7 +51,10 @@ pub use zones::{NewZone, ZoneInfo, ZoneUpdate};
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// No room left where the data is written: nothing of the write was committed.
+    #[error("{0}")]
+    Full(String),
     /// A statement the PostgreSQL server rejected.
     #[error("database error: {message}")]
     Postgres { message: String, sqlstate: String },
@@ -69,6 +72,19 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => Self::Full(
+                "the filesystem holding the SQLite database is full: free space on it and retry \
+                 (nothing of this write was committed)"
+                    .into(),
+            ),
+            _ => Self::Sqlite(e),
+        }
+    }
+}
+
 impl From<crate::model::Invalid> for StoreError {
     fn from(e: crate::model::Invalid) -> Self {
         Self::Invalid(e.0)
@@ -84,6 +100,12 @@ impl From<crate::protocol::name::NameError> for StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
+            // 53100 disk_full (the server's disk; the transaction was rolled back).
+            Some(db) if db.code().code() == "53100" => Self::Full(format!(
+                "the PostgreSQL server's disk is full ({}): free space on it and retry \
+                 (nothing of this write was committed)",
+                db.message()
+            )),
             Some(db) => {
                 Self::Postgres { message: db.message().to_owned(), sqlstate: db.code().code().to_owned() }
             }
