@@ -236,6 +236,36 @@ fn metrics_count_the_queries_sent_and_promtool_accepts_them() {
     assert_eq!(sample(&m, "instadns_xdp_rx_queues", &d.rig.server_if), 1);
     assert!(sample(&m, "instadns_db_query_seconds_count", "") > 0);
     assert!(sample(&m, "instadns_map_capacity", "") > 0);
+    // The per-CPU counters add up to the totals, outcome by outcome.
+    for outcome in ["hit", "miss", "hit_nxdomain", "passed_not_dns"] {
+        let per_cpu: f64 = m
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("instadns_xdp_cpu_packets_total{")
+                    && k.ends_with(&format!("outcome=\"{outcome}\"}}"))
+            })
+            .map(|(_, v)| v)
+            .sum();
+        let total = m.get(&format!("instadns_xdp_packets_total{{outcome=\"{outcome}\"}}")).copied();
+        assert_eq!(Some(per_cpu), total, "{outcome}: the CPUs' counts and the total");
+    }
+    // One series per possible CPU ("0-1" in /sys/devices/system/cpu/possible is two).
+    let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").expect("possible CPUs");
+    let possible: usize = possible
+        .trim()
+        .split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum();
+    let hit_series: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("instadns_xdp_cpu_packets_total{") && k.ends_with("\"hit\"}"))
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(hit_series.len(), possible, "a hit counter for each possible CPU");
+    assert!(hit_series.iter().any(|v| *v > 0.0), "the hits were counted on some CPU");
 
     let body = d.server.http_get("/metrics").expect("metrics");
     let mut promtool = Command::new("promtool")

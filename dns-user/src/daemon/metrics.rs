@@ -168,15 +168,32 @@ fn help(out: &mut String, name: &str, kind: &str, text: &str) {
 pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
     let mut out = String::new();
     let cache = handler.cache();
-    if let Some(counters) = cache.xdp_counters() {
+    if let Some(per_cpu) = cache.xdp_counters_per_cpu() {
         help(
             &mut out,
             "instadns_xdp_packets_total",
             "counter",
             "Packets seen by the XDP program, by outcome (summed over CPUs).",
         );
-        for (outcome, value) in counters {
-            let _ = writeln!(out, "instadns_xdp_packets_total{{outcome=\"{}\"}} {value}", outcome.name());
+        for (outcome, counts) in &per_cpu {
+            let total: u64 = counts.iter().sum();
+            let _ = writeln!(out, "instadns_xdp_packets_total{{outcome=\"{}\"}} {total}", outcome.name());
+        }
+        // Per CPU (the receive queue's CPU): a queue doing all the work, or none, shows.
+        help(
+            &mut out,
+            "instadns_xdp_cpu_packets_total",
+            "counter",
+            "Packets seen by the XDP program, by CPU and outcome.",
+        );
+        for (outcome, counts) in &per_cpu {
+            for (cpu, count) in counts.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "instadns_xdp_cpu_packets_total{{cpu=\"{cpu}\",outcome=\"{}\"}} {count}",
+                    outcome.name()
+                );
+            }
         }
     }
     let attached = status.attached.lock().map(|a| a.clone()).unwrap_or_default();

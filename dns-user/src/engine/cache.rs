@@ -652,8 +652,14 @@ impl AnswerCache {
 
     /// The XDP outcome counters summed over CPUs, if the program is loaded.
     pub fn xdp_counters(&self) -> Option<Vec<(Outcome, u64)>> {
+        let per_cpu = self.xdp_counters_per_cpu()?;
+        Some(per_cpu.into_iter().map(|(o, counts)| (o, counts.iter().sum())).collect())
+    }
+
+    /// The XDP outcome counters of each CPU (index = CPU), if the program is loaded.
+    pub fn xdp_counters_per_cpu(&self) -> Option<Vec<(Outcome, Vec<u64>)>> {
         let kernel = self.kernel.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
-        Some(Outcome::ALL.iter().map(|o| (*o, kernel.counter(*o))).collect())
+        Some(Outcome::ALL.iter().map(|o| (*o, kernel.counter_per_cpu(*o))).collect())
     }
 
     /// Capacity and kernel memory of the maps, if the program is loaded.

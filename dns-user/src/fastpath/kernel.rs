@@ -497,7 +497,15 @@ impl KernelMaps {
 
     /// An outcome counter summed over all CPUs.
     pub fn counter(&self, outcome: Outcome) -> u64 {
-        self.stats.get(&(outcome as u32), 0).map(|values| values.iter().sum()).unwrap_or(0)
+        self.counter_per_cpu(outcome).iter().sum()
+    }
+
+    /// An outcome's count on each possible CPU, in CPU order.
+    pub fn counter_per_cpu(&self, outcome: Outcome) -> Vec<u64> {
+        self.stats
+            .get(&(outcome as u32), 0)
+            .map(|values| values.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     fn put_name(&mut self, key: &CacheKey, entry: &NameEntry) -> Result<(), MapsError> {
