@@ -117,13 +117,14 @@ async fn notify_one(
     for attempt in 1..=ATTEMPTS {
         let id: u16 = rand::random();
         let Some(mut message) = notify_message(&zone, id) else { return };
-        if let Some(key) = &key {
-            tsig::sign_request(&mut message, &key.tsig, unix_now().max(0) as u64);
-        }
+        let signed = key.as_ref().map(|key| {
+            let mac = tsig::sign_request(&mut message, &key.tsig, unix_now().max(0) as u64);
+            (key, mac)
+        });
         stats.sent.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = socket.send_to(&message, secondary).await {
             tracing::debug!(error = %e, %secondary, attempt, "NOTIFY not sent");
-        } else if let Some(code) = answered(&socket, secondary, id, wait).await {
+        } else if let Some(code) = answered(&socket, secondary, id, wait, signed.as_ref()).await {
             if code == rcode::NOERROR {
                 stats.acknowledged.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(zone = %zone.apex, serial = zone.serial(), %secondary, attempt, "NOTIFY acknowledged");
@@ -148,16 +149,37 @@ fn notify_message(zone: &Zone, id: u16) -> Option<Vec<u8>> {
     message.to_vec().ok()
 }
 
-/// The RCODE of the secondary's answer to NOTIFY `id` within `wait`, if it answered.
-/// (Its TSIG record, if any, is not verified: the answer only ends the retries.)
-async fn answered(socket: &UdpSocket, secondary: SocketAddr, id: u16, wait: Duration) -> Option<u16> {
+/// The RCODE of the secondary's answer to NOTIFY `id` within `wait`, if it answered. A
+/// NOTIFY we signed counts as acknowledged only by an answer signed with the same key
+/// over our MAC (RFC 8945 section 5.3): anyone can send an unsigned NOERROR with the
+/// right ID. An unsigned error answer still counts (a secondary without our key answers
+/// NOTAUTH unsigned).
+async fn answered(
+    socket: &UdpSocket,
+    secondary: SocketAddr,
+    id: u16,
+    wait: Duration,
+    signed: Option<&(&Arc<crate::resolution::keys::Key>, Vec<u8>)>,
+) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut buf = [0u8; 4096];
     loop {
         let (len, from) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await.ok()?.ok()?;
         let reply = &buf[..len];
-        if from == secondary && len >= 12 && reply[..2] == id.to_be_bytes() && reply[2] & FLAG1_QR != 0 {
-            return Some(u16::from(reply[3] & 0x0f));
+        if from != secondary || len < 12 || reply[..2] != id.to_be_bytes() || reply[2] & FLAG1_QR == 0 {
+            continue;
+        }
+        let code = u16::from(reply[3] & 0x0f);
+        let Some((key, request_mac)) = signed else { return Some(code) };
+        let verified = tsig::find_record(reply).map(|record| {
+            tsig::verify_response(reply, &record, &key.tsig, request_mac, unix_now().max(0) as u64)
+        });
+        match verified {
+            Some(Ok(())) => return Some(code),
+            _ if code != rcode::NOERROR => return Some(code),
+            failure => {
+                tracing::warn!(%secondary, ?failure, "NOTIFY answer ignored: not signed with our key");
+            }
         }
     }
 }

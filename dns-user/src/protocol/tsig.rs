@@ -98,11 +98,66 @@ pub fn parse_record(msg: &[u8], start: usize, rdata_start: usize, end: usize) ->
 
 /// Checks a signed request: the key, the MAC, then the time (RFC 8945 section 5.2).
 pub fn verify(msg: &[u8], tsig: &TsigRecord<'_>, key: Option<&TsigKey>, now: u64) -> Result<(), TsigFailure> {
+    verify_after(msg, tsig, key, None, now)
+}
+
+/// Checks a signed response to our request whose MAC was `request_mac` (RFC 8945
+/// section 5.3: the response's MAC covers the request's first). A response signed with
+/// another key, or unsigned, is the caller's to refuse.
+pub fn verify_response(
+    msg: &[u8],
+    tsig: &TsigRecord<'_>,
+    key: &TsigKey,
+    request_mac: &[u8],
+    now: u64,
+) -> Result<(), TsigFailure> {
+    if tsig.key_name != key.name {
+        return Err(TsigFailure::BadKey);
+    }
+    verify_after(msg, tsig, Some(key), Some(request_mac), now)
+}
+
+/// The TSIG record of a message, if its last additional record is one (a response's:
+/// any sections before it).
+pub fn find_record(msg: &[u8]) -> Option<TsigRecord<'_>> {
+    let count = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]) as usize;
+    if msg.len() < 12 {
+        return None;
+    }
+    let (qdcount, records) = (count(4), count(6) + count(8) + count(10));
+    let mut pos = 12;
+    for _ in 0..qdcount {
+        pos = super::query::parse_question(msg, pos).map(|(name_len, _, _)| pos + name_len + 4)?;
+    }
+    for index in 0..records {
+        let record = super::query::parse_record(msg, pos)?;
+        if index + 1 == records {
+            let rdata_start = record.end - record.rdata.len();
+            return (record.rtype == TYPE_TSIG)
+                .then(|| parse_record(msg, pos, rdata_start, record.end))
+                .flatten();
+        }
+        pos = record.end;
+    }
+    None
+}
+
+fn verify_after(
+    msg: &[u8],
+    tsig: &TsigRecord<'_>,
+    key: Option<&TsigKey>,
+    request_mac: Option<&[u8]>,
+    now: u64,
+) -> Result<(), TsigFailure> {
     let key = key.filter(|k| k.algorithm == tsig.algorithm).ok_or(TsigFailure::BadKey)?;
     if tsig.mac.len() > key.mac_len || tsig.mac.len() < (key.mac_len / 2).max(10) {
         return Err(TsigFailure::Malformed);
     }
     let mut ctx = hmac::Context::with_key(&key.hmac);
+    if let Some(request_mac) = request_mac {
+        ctx.update(&(request_mac.len() as u16).to_be_bytes());
+        ctx.update(request_mac);
+    }
     // The message as it was before signing: its original ID, one record fewer.
     let mut header = [0u8; 12];
     header.copy_from_slice(&msg[..12]);
@@ -295,14 +350,7 @@ mod tests {
     fn signed_query(key: &TsigKey, time: u64) -> Vec<u8> {
         let mut q = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         q.extend_from_slice(b"\x07example\x03org\x00\x00\x01\x00\x01");
-        // A client's request MAC covers no prior MAC: compute it as sign() would with an
-        // empty request MAC but without the length prefix.
-        let mut ctx = hmac::Context::with_key(&key.hmac);
-        ctx.update(&q);
-        ctx.update(&variables(&key.name, &key.algorithm, time, FUDGE, 0, &[]));
-        let mac = ctx.sign();
-        let rr = record(&key.name, &key.algorithm, time, FUDGE, mac.as_ref(), 0xabcd, 0, &[]);
-        append(&mut q, &rr);
+        sign_request(&mut q, key, time);
         q
     }
 
@@ -333,6 +381,36 @@ mod tests {
         assert_eq!(verify(&q, &truncated, Some(&k), 1_000_000), Ok(()));
         truncated.mac = &tsig.mac[..8];
         assert_eq!(verify(&q, &truncated, Some(&k), 1_000_000), Err(TsigFailure::Malformed));
+    }
+
+    #[test]
+    fn responses_to_our_requests_are_verified_over_the_request_mac() {
+        let k = key(b"secret");
+        let request = signed_query(&k, 1_000_000);
+        let request_mac = find_record(&request).expect("the request's TSIG").mac.to_vec();
+        let mut response = request[..12 + 17].to_vec();
+        response[2] |= 0x80;
+        response[10..12].copy_from_slice(&[0, 0]);
+        let mut signed = response.clone();
+        sign(&mut signed, &k, &request_mac, 1_000_010, error::NOERROR, &[]);
+        let tsig = find_record(&signed).expect("the response's TSIG");
+        assert_eq!(verify_response(&signed, &tsig, &k, &request_mac, 1_000_020), Ok(()));
+        assert_eq!(
+            verify_response(&signed, &tsig, &k, &[0; 32], 1_000_020),
+            Err(TsigFailure::BadSig),
+            "another request"
+        );
+        assert_eq!(
+            verify_response(&signed, &tsig, &key(b"other"), &request_mac, 1_000_020),
+            Err(TsigFailure::BadSig)
+        );
+        let mut renamed = key(b"secret");
+        renamed.name = b"\x05other\x00".to_vec();
+        assert_eq!(
+            verify_response(&signed, &tsig, &renamed, &request_mac, 1_000_020),
+            Err(TsigFailure::BadKey)
+        );
+        assert!(find_record(&response).is_none(), "an unsigned response has none");
     }
 
     #[test]
