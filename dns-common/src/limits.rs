@@ -25,6 +25,15 @@ pub const PLAIN_UDP_PAYLOAD: u16 = 512;
 pub const DNS_HEADER_LEN: usize = 12;
 /// An OPT record with the root owner name and no options (RFC 6891 section 6.1.2).
 pub const OPT_RR_LEN: usize = 11;
+/// The longest EDNS Client Subnet option (RFC 7871): code, length, family, source and
+/// scope prefix lengths, an IPv6 address of 16 bytes.
+pub const ECS_OPTION_MAX_LEN: usize = 24;
+/// The shortest: no address bytes (a /0 prefix).
+pub const ECS_OPTION_MIN_LEN: usize = 8;
+/// Masks lengths and indices of the option's buffer for the verifier (a power of two
+/// minus one, at least the longest option).
+pub const ECS_OPTION_MASK: usize = 31;
+const _: () = assert!(ECS_OPTION_MASK + 1 >= ECS_OPTION_MAX_LEN && (ECS_OPTION_MASK + 1).is_power_of_two());
 
 /// Index of the bucket holding names of `wire_len` bytes, if any.
 pub const fn bucket_for(wire_len: usize) -> Option<usize> {

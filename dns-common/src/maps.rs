@@ -259,6 +259,9 @@ pub struct Scratch {
     /// The name entry being answered from, written and read back so the paths that
     /// found it (the name maps, the zone's NXDOMAIN, a wildcard) merge for the verifier.
     pub entry: NameEntry,
+    /// The query's Client Subnet option as received, zero-padded: echoed in the response
+    /// (RFC 7871 section 7.2.1, SCOPE 0; the query's SCOPE is 0 too).
+    pub ecs: [u8; crate::limits::ECS_OPTION_MASK + 1],
     /// The question as received: QNAME, QTYPE, QCLASS, padded for 8-byte reads.
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.

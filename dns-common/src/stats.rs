@@ -21,8 +21,9 @@ pub enum Outcome {
     PassTooBig = 6,
     /// The frame could not be grown to the response's size (no tailroom): passed up.
     PassNoRoom = 7,
-    /// A query with an EDNS Client Subnet option: passed up, userspace answers it with
-    /// the scope of its answer (RFC 7871).
+    /// A query with an EDNS Client Subnet option whose answer is directional: passed up,
+    /// userspace answers it from the subnet with the scope of its answer (RFC 7871).
+    /// Other answers echo the option with scope 0 from XDP.
     PassEcs = 8,
     /// Answered with XDP_TX with a directional answer chosen by the client's territory
     /// (also counted as a hit).

@@ -134,13 +134,8 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
         Some(found) => {
             let entry = still_ours(found, built.check)?;
             fresh(&entry)?;
-            // Userspace answers Client Subnet queries, with the scope of the answer (RFC 7871).
-            if q.client_subnet {
-                return Err(Outcome::PassEcs);
-            }
             (entry, None)
         }
-        None if q.client_subnet => return Err(Outcome::Miss),
         None => match negative::absent_name(scratch, q.name_len)? {
             negative::Absent::Nxdomain(slot) => (
                 NameEntry {
@@ -162,6 +157,11 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
             }
         },
     };
+    // A directional answer depends on the subnet: userspace answers it, with its scope
+    // (RFC 7871). Any other echoes the option with SCOPE 0 (section 7.2.1).
+    if q.client_subnet && entry.select == select::DIRECTIONAL {
+        return Err(Outcome::PassEcs);
+    }
     // Laundered: the three paths join here as one state, so the verifier walks the
     // response code once.
     let entry = launder_entry(scratch, entry);

@@ -5,7 +5,7 @@
 
 use core::ptr::read_unaligned;
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use dns_common::{
     frame::{
         DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_ALEN, ETH_DEST, ETH_HLEN,
@@ -15,7 +15,10 @@ use dns_common::{
         MAX_VLAN_TAGS, OPT_FLAGS, OPT_OWNER, OPT_PAYLOAD, OPT_RDLEN, OPT_TYPE, OPT_VERSION, OPTION_HLEN,
         UDP_CHECKSUM, UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN, VLAN_TYPE, is_ipv6_extension,
     },
-    limits::{DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, OPT_RR_LEN},
+    limits::{
+        DNS_HEADER_LEN, ECS_OPTION_MASK, ECS_OPTION_MAX_LEN, ECS_OPTION_MIN_LEN, MAX_LABEL_LEN, MAX_LABELS,
+        MAX_NAME_LEN, OPT_RR_LEN,
+    },
     maps::Scratch,
     stats::Outcome,
     wire::{
@@ -27,6 +30,8 @@ use dns_ebpf::{ptr_at, read_be16, read_u8};
 
 use crate::{IFACE_MACS, LOCAL_V4, LOCAL_V6, config_port, launder};
 
+/// The spill slot of the Client Subnet option's length (see `save_client_subnet`).
+pub const SPILL_ECS_LEN: usize = 6;
 /// Most EDNS options we walk in a query before leaving it to userspace.
 const MAX_EDNS_OPTIONS: usize = 8;
 /// Longest query we parse; longer ones (a question plus large EDNS options, which
@@ -52,8 +57,11 @@ pub struct Query {
     /// The client's EDNS UDP payload size, if it sent an OPT record.
     pub edns_payload: Option<u16>,
     pub dnssec_ok: bool,
-    /// The query carries an EDNS Client Subnet option.
+    /// The query carries an EDNS Client Subnet option (well formed, saved in
+    /// `Scratch::ecs`).
     pub client_subnet: bool,
+    /// The option's length, header included ([`ECS_OPTION_MIN_LEN`]..=[`ECS_OPTION_MAX_LEN`]).
+    pub ecs_len: usize,
 }
 
 fn is_vlan(ethertype: u16) -> bool {
@@ -250,7 +258,8 @@ pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result
         return Err(bad);
     }
 
-    let mut query = Query { name_len, flags, edns_payload: None, dnssec_ok: false, client_subnet: false };
+    let mut query =
+        Query { name_len, flags, edns_payload: None, dnssec_ok: false, client_subnet: false, ecs_len: 0 };
     if arcount == 0 {
         // Nothing may follow the question.
         return if question_end == f.msg_len { Ok(query) } else { Err(bad) };
@@ -280,10 +289,15 @@ pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result
             walked = true;
             break;
         }
+        let len = read_be16(ctx, option + 2).ok_or(bad)? as usize;
         if read_be16(ctx, option).ok_or(bad)? == EDNS_OPTION_ECS {
+            // A second one, or a malformed one, gets FORMERR from userspace.
+            if query.client_subnet {
+                return Err(bad);
+            }
+            query.ecs_len = save_client_subnet(ctx, scratch, option, OPTION_HLEN + len).ok_or(bad)?;
             query.client_subnet = true;
         }
-        let len = read_be16(ctx, option + 2).ok_or(bad)? as usize;
         option += OPTION_HLEN + len;
         if option > options_end {
             return Err(bad);
@@ -295,4 +309,50 @@ pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result
     query.edns_payload = Some(field(OPT_PAYLOAD));
     query.dnssec_ok = field(OPT_FLAGS) & EDNS_FLAG_DO != 0;
     Ok(query)
+}
+
+/// Copies the Client Subnet option at `option` (`total` bytes, header included) into
+/// `Scratch::ecs`, zero-padded, if it is one userspace accepts (RFC 7871 section 6: a
+/// known family, a source prefix within it, SCOPE 0, exactly the address bytes the
+/// prefix needs, no bits set past it). Returns its length.
+#[inline(always)]
+fn save_client_subnet(ctx: &XdpContext, scratch: *mut Scratch, option: usize, total: usize) -> Option<usize> {
+    if !(ECS_OPTION_MIN_LEN..=ECS_OPTION_MAX_LEN).contains(&total) {
+        return None;
+    }
+    // Laundered, masked and checked for zero as one value the compiler cannot fold
+    // into the range check above: the verifier then knows the copy fits the buffer
+    // (whose size is the mask's) and is not empty.
+    let total = launder(scratch, SPILL_ECS_LEN, total) & ECS_OPTION_MASK;
+    if total == 0 {
+        return None;
+    }
+    // SAFETY: scratch points at this CPU's scratch value.
+    let ecs = unsafe { &mut (*scratch).ecs };
+    *ecs = [0; ECS_OPTION_MASK + 1];
+    // SAFETY: `total` bytes fit `ecs`; the helper checks the packet bounds.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(ctx.ctx, option as u32, ecs.as_mut_ptr() as *mut core::ffi::c_void, total as u32)
+    };
+    if rc != 0 {
+        return None;
+    }
+    let family = u16::from_be_bytes([ecs[4], ecs[5]]);
+    let (source, scope) = (ecs[6] as usize, ecs[7]);
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    let address_len = total - ECS_OPTION_MIN_LEN;
+    if source > max || scope != 0 || address_len != source.div_ceil(8) {
+        return None;
+    }
+    if source % 8 != 0 {
+        let last = ecs[(total - 1) & ECS_OPTION_MASK];
+        if last & (0xffu8 >> (source % 8)) != 0 {
+            return None;
+        }
+    }
+    Some(total)
 }

@@ -16,7 +16,7 @@ use dns_common::{
         IPV6_HOP_LIMIT, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, IPV6_SOURCE, RESPONSE_TTL, UDP_CHECKSUM,
         UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE,
     },
-    limits::{ANSWER_MAX_LEN, DNS_HEADER_LEN, OPT_RR_LEN},
+    limits::{ANSWER_MAX_LEN, DNS_HEADER_LEN, ECS_OPTION_MASK, ECS_OPTION_MAX_LEN, OPT_RR_LEN},
     maps::{
         AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch,
         answer_flags::{NOT_AUTHORITATIVE, RCODE_MASK, STALE},
@@ -30,12 +30,14 @@ use dns_common::{
 use dns_ebpf::{ptr_at, swap_macs, words_at};
 
 use crate::{
-    ANSWERS, config_edns_payload,
-    parse::{Frame, Query},
+    ANSWERS, config_edns_payload, launder,
+    parse::{Frame, Query, SPILL_ECS_LEN},
 };
 
 /// Mask bounding rotation offsets and lengths (see `rotate`).
 const ROTATE_MASK: usize = ROTATE_MAX_END - 1;
+// The Client Subnet option follows the OPT record at the other parity (see `write_opt`).
+const _: () = assert!(OPT_RR_LEN % 2 == 1);
 const _: () = assert!(ROTATE_MAX_END.is_power_of_two() && 2 * ROTATE_MAX_END <= ANSWER_MAX_LEN + 2);
 
 /// 16-bit words of the headers rewritten, and the fields among them (the byte offsets
@@ -93,7 +95,11 @@ pub fn respond(
     }
 
     let question_end = DNS_HEADER_LEN + q.name_len + 4;
-    let opt_len = if q.edns_payload.is_some() { OPT_RR_LEN } else { 0 };
+    let ecs_len = if q.client_subnet { q.ecs_len } else { 0 };
+    if ecs_len > ECS_OPTION_MAX_LEN {
+        return Err(Outcome::Error);
+    }
+    let opt_len = if q.edns_payload.is_some() { OPT_RR_LEN + ecs_len } else { 0 };
     let msg_len = question_end + data_len + opt_len;
     if msg_len > udp_response_limit(q.edns_payload, config_edns_payload()) as usize {
         return Err(Outcome::PassTooBig);
@@ -105,7 +111,8 @@ pub fn respond(
     let mut sum = question_sum + csum_at_parity(data_sum, q.name_len & 1 == 1) as u64;
     let mut arcount = counts[2];
     if q.edns_payload.is_some() {
-        sum += write_opt(ctx, f.dns + question_end + data_len, q, (q.name_len + data_len) & 1 == 1)?;
+        let at = f.dns + question_end + data_len;
+        sum += write_opt(ctx, scratch, at, q, ecs_len, (q.name_len + data_len) & 1 == 1)?;
         arcount += 1;
     }
     let rcode = (slot_flags & RCODE_MASK) as u8;
@@ -145,15 +152,42 @@ fn copy_sections(
     if rc != 0 { Err(Outcome::Error) } else { Ok(()) }
 }
 
-/// Writes our OPT record at `at`; returns its checksum contribution (`odd`: it starts at
-/// an odd offset of the DNS message).
+/// Writes our OPT record at `at`, with the query's Client Subnet option (`ecs_len`
+/// bytes of `Scratch::ecs`, none if 0) as its data; returns its checksum contribution
+/// (`odd`: it starts at an odd offset of the DNS message).
 #[inline(always)]
-fn write_opt(ctx: &XdpContext, at: usize, q: &Query, odd: bool) -> Result<u64, Outcome> {
-    let opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
+fn write_opt(
+    ctx: &XdpContext,
+    scratch: *mut Scratch,
+    at: usize,
+    q: &Query,
+    ecs_len: usize,
+    odd: bool,
+) -> Result<u64, Outcome> {
+    let mut opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
+    opt[OPT_RR_LEN - 2..].copy_from_slice(&(ecs_len as u16).to_be_bytes());
     let p = ptr_at::<[u8; OPT_RR_LEN]>(ctx, at).ok_or(Outcome::Error)?;
     // SAFETY: ptr_at checked the bounds.
     unsafe { *p = opt };
-    Ok(csum_at_parity(csum_fold(csum_add_bytes(0, &opt)), odd) as u64)
+    let mut sum = csum_at_parity(csum_fold(csum_add_bytes(0, &opt)), odd) as u64;
+    // As in `parse::save_client_subnet`: laundered, masked, checked for zero.
+    let ecs_len = launder(scratch, SPILL_ECS_LEN, ecs_len) & ECS_OPTION_MASK;
+    if ecs_len != 0 {
+        // SAFETY: scratch points at this CPU's scratch value; ecs_len bytes fit `ecs`.
+        let ecs = unsafe { &raw mut (*scratch).ecs };
+        let rc = unsafe {
+            bpf_xdp_store_bytes(ctx.ctx, (at + OPT_RR_LEN) as u32, ecs as *mut c_void, ecs_len as u32)
+        };
+        if rc != 0 {
+            return Err(Outcome::Error);
+        }
+        // The buffer is zero past the option: summing all of it adds only the option.
+        // SAFETY: as above.
+        let ecs_sum = csum_fold(csum_add_bytes(0, unsafe { &*ecs }));
+        // OPT_RR_LEN is odd: the option starts at the other parity.
+        sum += csum_at_parity(ecs_sum, !odd) as u64;
+    }
+    Ok(sum)
 }
 
 /// The DNS header: ID and QDCOUNT stay; flags and counts are the response's. Returns

@@ -172,6 +172,14 @@ pub fn oracle_response(
     let mut bytes = r.to_vec().expect("the oracle encodes");
     let qlen = wire_name(&question.name().to_ascii()).len() + 4;
     bytes[12..12 + qlen].copy_from_slice(&query[12..12 + qlen]);
+    // A Client Subnet option is echoed with SCOPE 0 (RFC 7871 section 7.2.1) as the
+    // last thing of our OPT record, which ends the response.
+    if let Some(mut option) = client_subnet_option(query, 12 + qlen) {
+        option[7] = 0;
+        let rdlen_at = bytes.len() - 2;
+        bytes[rdlen_at..].copy_from_slice(&(option.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&option);
+    }
     if bare_nxdomain {
         use hickory_proto::serialize::binary::{BinEncodable as _, BinEncoder, NameEncoding};
         let mut soa = Vec::new();
@@ -185,6 +193,24 @@ pub fn oracle_response(
         bytes[8..10].copy_from_slice(&(authority.len() as u16).to_be_bytes());
     }
     bytes
+}
+
+/// The Client Subnet option (code, length and data) of the OPT record at `opt` of a
+/// query built here, if it has one.
+fn client_subnet_option(query: &[u8], opt: usize) -> Option<Vec<u8>> {
+    let rdlen = u16::from_be_bytes([*query.get(opt + 9)?, *query.get(opt + 10)?]) as usize;
+    let options = query.get(opt + 11..opt + 11 + rdlen)?;
+    let mut at = 0;
+    while at + 4 <= options.len() {
+        let code = u16::from_be_bytes([options[at], options[at + 1]]);
+        let len = u16::from_be_bytes([options[at + 2], options[at + 3]]) as usize;
+        let option = options.get(at..at + 4 + len)?;
+        if code == dns_common::wire::EDNS_OPTION_ECS {
+            return Some(option.to_vec());
+        }
+        at += 4 + len;
+    }
+    None
 }
 
 pub fn record_type(t: &str) -> RecordType {

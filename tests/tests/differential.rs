@@ -35,6 +35,15 @@ fn edns_variants() -> Vec<Option<EdnsQuery>> {
             options: vec![(10, vec![7; 8]), (65001, vec![])],
             ..Default::default()
         }),
+        // Client Subnet (RFC 7871): echoed with SCOPE 0 from XDP for names that are
+        // not directional; IPv4 /24, IPv6 /56 after a cookie, /0.
+        Some(EdnsQuery { options: vec![(8, vec![0, 1, 24, 0, 198, 51, 100])], ..Default::default() }),
+        Some(EdnsQuery {
+            dnssec_ok: true,
+            options: vec![(10, vec![9; 8]), (8, vec![0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0x12, 0x34])],
+            ..Default::default()
+        }),
+        Some(EdnsQuery { options: vec![(8, vec![0, 1, 0, 0])], ..Default::default() }),
     ]
 }
 

@@ -322,8 +322,7 @@ fn rows() -> Vec<Row> {
                 ("EDNS version 0", edns_version_0),
                 ("aa", aa_present),
             ],
-        )
-        .by_userspace("passed_ecs"),
+        ),
     ]
 }
 

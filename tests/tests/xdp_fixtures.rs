@@ -136,6 +136,11 @@ fn negative<'a>(description: &'a str, query: QueryBuilder, zone: &str, rcode: u1
     Hit { description, query, warm: None, answers: vec![], authority: vec![demo_soa(zone)], rcode }
 }
 
+/// EDNS with one Client Subnet option of `data` (family, prefix lengths, address).
+fn with_subnet(data: &[u8]) -> EdnsQuery {
+    EdnsQuery { options: vec![(8, data.to_vec())], ..EdnsQuery::default() }
+}
+
 fn q(name: &str, t: RecordType) -> QueryBuilder {
     QueryBuilder::new(name, t)
 }
@@ -182,6 +187,46 @@ fn hits_of_every_answer_kind_are_answered_in_the_kernel_byte_for_byte() {
             "A of a host name, IPv4",
             q("blog.alice.example.org", RecordType::A),
             vec![a("blog.alice.example.org.", 60, "192.0.2.1")],
+        )
+        .fixture(&rig, Frame::v4),
+        // RFC 7871 section 7.2.1: a name that is not directional, the option echoed with
+        // SCOPE 0 (an odd-length question puts the option at either parity).
+        hit(
+            "A with Client Subnet 198.51.100.0/24, echoed with scope 0",
+            q("blog.alice.example.org", RecordType::A).edns(with_subnet(&[0, 1, 24, 0, 198, 51, 100])),
+            vec![a("blog.alice.example.org.", 60, "192.0.2.1")],
+        )
+        .fixture(&rig, Frame::v4),
+        hit(
+            "AAAA with Client Subnet 2001:db8:1200::/40 over IPv6",
+            q("123456.example.org", RecordType::AAAA)
+                .edns(with_subnet(&[0, 2, 40, 0, 0x20, 0x01, 0x0d, 0xb8, 0x12])),
+            vec![aaaa("123456.example.org.", 60, "2001:db8::1")],
+        )
+        .fixture(&rig, Frame::v6),
+        hit(
+            "CNAME chain with Client Subnet 0.0.0.0/0 (no address bytes), DO set",
+            q("ws-123456.apps.example.com", RecordType::A)
+                .edns(EdnsQuery { dnssec_ok: true, ..with_subnet(&[0, 1, 0, 0]) }),
+            service_answer(),
+        )
+        .fixture(&rig, Frame::v4),
+        hit(
+            "Client Subnet 192.0.0.0/3 (one address byte, bits past the prefix clear)",
+            q("blog.alice.example.org", RecordType::A).edns(with_subnet(&[0, 1, 3, 0, 0xc0])),
+            vec![a("blog.alice.example.org.", 60, "192.0.2.1")],
+        )
+        .fixture(&rig, Frame::v6),
+        hit(
+            "Client Subnet /128 after another option (a cookie)",
+            q("123456.example.org", RecordType::AAAA).edns(EdnsQuery {
+                options: vec![
+                    (10, vec![1, 2, 3, 4, 5, 6, 7, 8]),
+                    (8, [vec![0, 2, 128, 0], vec![0x20, 0x01, 0x0d, 0xb8], vec![0; 11], vec![1]].concat()),
+                ],
+                ..EdnsQuery::default()
+            }),
+            vec![aaaa("123456.example.org.", 60, "2001:db8::1")],
         )
         .fixture(&rig, Frame::v4),
         hit(
@@ -875,7 +920,8 @@ fn nxdomain(description: &str, query: QueryBuilder, zone: &str, v6: bool) -> (Fi
 /// NXDOMAIN the first time, byte for byte what userspace sends, for every shape a flood
 /// uses (random labels, digit labels of the `{id}` rule, `_acme-challenge.` names,
 /// `{name}.{owner}` shapes, names below a leaf); names that exist or may exist, below a
-/// delegation or a wildcard, in no zone of ours, or asked with ECS go up; a name added a
+/// delegation or a wildcard, or in no zone of ours go up (asked with ECS, the option is
+/// echoed with scope 0); a name added a
 /// moment ago is never denied, and one removed is denied again.
 #[test]
 fn names_that_do_not_exist_get_nxdomain_from_the_kernel_at_once() {
@@ -918,6 +964,13 @@ fn names_that_do_not_exist_get_nxdomain_from_the_kernel_at_once() {
             "example.com.",
             true,
         ),
+        // The zone's NXDOMAIN is not directional: the option is echoed, SCOPE 0.
+        nxdomain(
+            "with Client Subnet: echoed with scope 0 (RFC 7871 7.2.1)",
+            q("nope3.example.org", RecordType::A).edns(ecs),
+            "example.org.",
+            false,
+        ),
     ];
     let mut fixtures: Vec<Fixture> = Vec::new();
     let mut asked = Vec::new();
@@ -936,10 +989,6 @@ fn names_that_do_not_exist_get_nxdomain_from_the_kernel_at_once() {
         pass("below a wildcard: synthesized", q("q.wild.example.org", RecordType::A)),
         pass("AXFR is refused, not NXDOMAIN", q("nope.example.org", RecordType::AXFR)),
         pass("in no zone of ours: REFUSED", q("nope.example.net", RecordType::A)),
-        pass(
-            "with Client Subnet: userspace answers with the scope",
-            q("nope3.example.org", RecordType::A).edns(ecs),
-        ),
     ]);
     run_table(&rig, &fixtures);
     // Userspace says the same, and does not ask the database for them.
