@@ -213,6 +213,13 @@ fn client_subnet_option(query: &[u8], opt: usize) -> Option<Vec<u8>> {
     None
 }
 
+/// The data of a response's answers in presentation form (nothing if it does not parse).
+pub fn answer_data(response: &[u8]) -> Vec<String> {
+    Message::from_vec(response)
+        .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
+        .unwrap_or_default()
+}
+
 pub fn record_type(t: &str) -> RecordType {
     RecordType::from_str(t).expect("record type")
 }

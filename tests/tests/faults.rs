@@ -10,9 +10,9 @@ use std::{
     time::Duration,
 };
 
-use hickory_proto::{op::Message, rr::RecordType};
+use hickory_proto::rr::RecordType;
 use tests::{
-    dns::QueryBuilder,
+    dns::{QueryBuilder, answer_data},
     server::{Deployment, cli, cli_run, demo_db, poll_until, server_v4 as server},
 };
 
@@ -46,12 +46,6 @@ fn fill(path: &Path) {
     let _ = file.sync_all();
 }
 
-fn answers(response: &[u8]) -> Vec<String> {
-    Message::from_vec(response)
-        .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_full_database_filesystem_fails_writes_clearly_loses_nothing_and_recovers() {
     let state = tempfile::tempdir().expect("state directory");
@@ -59,7 +53,7 @@ fn a_full_database_filesystem_fails_writes_clearly_loses_nothing_and_recovers() 
     let db = demo_db(state.path());
     let d = Deployment::start_on(&db, tempfile::tempdir().expect("log directory"), &[]);
     let blog = QueryBuilder::new("blog.alice.example.org", RecordType::A).bytes();
-    poll_until(&d.rig, server(), &blog, Duration::from_secs(5), |r| !answers(r).is_empty())
+    poll_until(&d.rig, server(), &blog, Duration::from_secs(5), |r| !answer_data(r).is_empty())
         .expect("the demo data is answered");
     cli(&db, &["instance", "add", "700001", "--cluster", "mt2", "--name", "before", "--owner", "zed"]);
 
@@ -81,21 +75,22 @@ fn a_full_database_filesystem_fails_writes_clearly_loses_nothing_and_recovers() 
     // The daemon keeps answering, from the data it had and from the database.
     let before = QueryBuilder::new("before.zed.example.org", RecordType::A).bytes();
     for query in [&blog, &before] {
-        poll_until(&d.rig, server(), query, Duration::from_secs(5), |r| !answers(r).is_empty())
+        poll_until(&d.rig, server(), query, Duration::from_secs(5), |r| !answer_data(r).is_empty())
             .unwrap_or_else(|| panic!("not answered while the disk is full\n{}", d.server.log_text()));
     }
     // Its own periodic writes (the fleet report, every 5 s) fail without stopping it.
     std::thread::sleep(Duration::from_secs(6));
-    poll_until(&d.rig, server(), &blog, Duration::from_secs(5), |r| !answers(r).is_empty())
+    poll_until(&d.rig, server(), &blog, Duration::from_secs(5), |r| !answer_data(r).is_empty())
         .unwrap_or_else(|| panic!("the daemon stopped answering on a full disk\n{}", d.server.log_text()));
 
     // Space again: writes work and reach the answers; nothing was lost or damaged.
     std::fs::remove_file(&filler).expect("freeing space");
     cli(&db, &["instance", "add", "700003", "--cluster", "mt2", "--name", "after", "--owner", "zed"]);
     let after = QueryBuilder::new("after.zed.example.org", RecordType::A).bytes();
-    poll_until(&d.rig, server(), &after, Duration::from_secs(5), |r| !answers(r).is_empty()).unwrap_or_else(
-        || panic!("a write after the disk was freed is not answered\n{}", d.server.log_text()),
-    );
+    poll_until(&d.rig, server(), &after, Duration::from_secs(5), |r| !answer_data(r).is_empty())
+        .unwrap_or_else(|| {
+            panic!("a write after the disk was freed is not answered\n{}", d.server.log_text())
+        });
     let list = cli(&db, &["instance", "list"]);
     for (id, present) in [("700001", true), ("700002", false), ("700003", true)] {
         assert_eq!(list.contains(id), present, "instance {id} in:\n{list}");

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use hickory_proto::{op::Message, rr::RecordType};
+use hickory_proto::rr::RecordType;
 use instadns::store::{Database, DbLocation, sql::Value};
 use tests::{
-    dns::QueryBuilder,
+    dns::{QueryBuilder, answer_data},
     postgres::PgServer,
     server::{Deployment, cli, poll_until, server_v4 as server},
 };
@@ -28,9 +28,7 @@ const CHALLENGED: &str = "blog.alice.example.org";
 
 /// The data of a response's answers, as text (TXT without quotes).
 fn answers(response: &[u8]) -> Vec<String> {
-    Message::from_vec(response)
-        .map(|m| m.answers.iter().map(|r| r.data.to_string().trim_matches('"').to_owned()).collect())
-        .unwrap_or_default()
+    answer_data(response).into_iter().map(|a| a.trim_matches('"').to_owned()).collect()
 }
 
 /// One change: what to commit, and which name then answers what.

@@ -6,9 +6,9 @@
 
 use std::{process::Command, time::Duration};
 
-use hickory_proto::{op::Message, rr::RecordType};
+use hickory_proto::rr::RecordType;
 use tests::{
-    dns::QueryBuilder,
+    dns::{QueryBuilder, answer_data},
     netns::VethRig,
     postgres::PgServer,
     server::{Deployment, ServerProcess, cli, instadns_bin, poll_until, server_v4 as server},
@@ -27,12 +27,6 @@ fn cli_in(ns: &str, db: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn addresses(response: &[u8]) -> Vec<String> {
-    Message::from_vec(response)
-        .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
-        .unwrap_or_default()
-}
-
 #[test]
 fn the_daemon_follows_a_postgresql_it_reaches_over_verified_tls() {
     let rig = VethRig::new().with_client_pass_program();
@@ -45,7 +39,7 @@ fn the_daemon_follows_a_postgresql_it_reaches_over_verified_tls() {
     let d = Deployment { server: node, rig, dir };
 
     let query = QueryBuilder::new("blog.alice.example.org", RecordType::A).bytes();
-    poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| addresses(r) == ["192.0.2.1"])
+    poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| answer_data(r) == ["192.0.2.1"])
         .expect("answered from the database over TLS");
     // Every TCP connection (the pool's and LISTEN's) is encrypted.
     let connections = "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a \
@@ -63,7 +57,7 @@ fn the_daemon_follows_a_postgresql_it_reaches_over_verified_tls() {
     // A change (over the Unix socket) reaches the answers through LISTEN over TLS.
     cli(&pg.url, &["cluster", "set", "mt1", "--address", "192.0.2.77", "--remove-address", "192.0.2.1"]);
     let took =
-        poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| addresses(r) == ["192.0.2.77"])
+        poll_until(&d.rig, server(), &query, Duration::from_secs(5), |r| answer_data(r) == ["192.0.2.77"])
             .unwrap_or_else(|| panic!("the change arrived\n{}", d.server.log_text()));
     eprintln!("change over TLS: answered after {took:?}");
 

@@ -13,20 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hickory_proto::{op::Message, rr::RecordType};
+use hickory_proto::rr::RecordType;
 use tests::{
-    dns::QueryBuilder,
+    dns::{QueryBuilder, answer_data},
     netns::{SERVER_V4, VethRig, in_netns, ns_exec, sh},
     server::{Deployment, ServerProcess, cli, demo_db},
     wait::eventually,
 };
-
-/// The addresses of the A/AAAA records in a response.
-fn addresses(response: &[u8]) -> Vec<String> {
-    Message::from_vec(response)
-        .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
-        .unwrap_or_default()
-}
 
 /// The first address dig sees for `name` from namespace `ns` asking `server`.
 fn dig_address(ns: &str, server: &str, name: &str, qtype: &str, extra: &[&str]) -> Option<String> {
@@ -51,7 +44,7 @@ fn answer_counts(rig: &VethRig, query: &[u8], count: usize) -> HashMap<String, u
         for _ in 0..count {
             socket.send_to(&query, server).expect("send");
             if let Ok((n, _)) = socket.recv_from(&mut buf) {
-                for a in addresses(&buf[..n]) {
+                for a in answer_data(&buf[..n]) {
                     *counts.entry(a).or_default() += 1;
                 }
             }
