@@ -8,6 +8,7 @@ pub mod key;
 pub mod name;
 pub mod presentation;
 pub mod query;
+mod record;
 pub mod response;
 pub mod serial;
 pub mod tsig;

@@ -3,7 +3,7 @@
 //! 1035, RFC 6891, RFC 8906 and RFC 8945 call for when anything else arrives.
 
 use dns_common::{
-    limits::{DNS_HEADER_LEN, MAX_NAME_LEN},
+    limits::DNS_HEADER_LEN,
     wire::{
         EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_RD, TYPE_IXFR, TYPE_OPT, TYPE_SOA,
         rcode,
@@ -11,7 +11,8 @@ use dns_common::{
 };
 
 use super::{
-    name::{WireName, uncompressed_name_len},
+    name::WireName,
+    record::{parse_question, parse_record, skip_name},
     tsig::{self, TYPE_TSIG, TsigRecord},
 };
 
@@ -239,63 +240,6 @@ fn soa_serial(msg: &[u8], start: usize, end: usize) -> Option<u32> {
     let after_names = skip_name(msg, skip_name(msg, start)?)?;
     let serial = msg.get(after_names..after_names + 4).filter(|_| after_names + 20 == end)?;
     Some(u32::from_be_bytes([serial[0], serial[1], serial[2], serial[3]]))
-}
-
-/// Parses an uncompressed question name at `at`; returns (name length, QTYPE, QCLASS).
-pub(super) fn parse_question(msg: &[u8], at: usize) -> Option<(usize, u16, u16)> {
-    let name_len = uncompressed_name_len(msg, at)?;
-    let fixed = msg.get(at + name_len..at + name_len + 4)?;
-    Some((name_len, u16::from_be_bytes([fixed[0], fixed[1]]), u16::from_be_bytes([fixed[2], fixed[3]])))
-}
-
-pub(super) struct RawRecord<'a> {
-    pub owner_is_root: bool,
-    pub rtype: u16,
-    pub class: u16,
-    pub ttl: u32,
-    pub rdata: &'a [u8],
-    pub end: usize,
-}
-
-/// Parses a resource record at `at` (its owner may be compressed).
-pub(super) fn parse_record(msg: &[u8], at: usize) -> Option<RawRecord<'_>> {
-    let owner_end = skip_name(msg, at)?;
-    let fixed = msg.get(owner_end..owner_end + 10)?;
-    let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
-    let rdata_start = owner_end + 10;
-    let rdata = msg.get(rdata_start..rdata_start + rdlen)?;
-    Some(RawRecord {
-        owner_is_root: msg.get(at) == Some(&0),
-        rtype: u16::from_be_bytes([fixed[0], fixed[1]]),
-        class: u16::from_be_bytes([fixed[2], fixed[3]]),
-        ttl: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
-        rdata,
-        end: rdata_start + rdlen,
-    })
-}
-
-/// Skips a possibly compressed name; returns the offset after it.
-fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
-    let mut pos = at;
-    loop {
-        let len = *msg.get(pos)?;
-        match len {
-            0 => return Some(pos + 1),
-            1..=63 => pos += 1 + len as usize,
-            0xc0..=0xff => {
-                // A pointer ends the name; it must point backwards.
-                let target = (((len & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
-                if target >= at {
-                    return None;
-                }
-                return Some(pos + 2);
-            }
-            _ => return None,
-        }
-        if pos - at > MAX_NAME_LEN {
-            return None;
-        }
-    }
 }
 
 /// The (code, data) of well-formed EDNS options.

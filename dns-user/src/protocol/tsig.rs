@@ -127,10 +127,10 @@ pub fn find_record(msg: &[u8]) -> Option<TsigRecord<'_>> {
     let (qdcount, records) = (count(4), count(6) + count(8) + count(10));
     let mut pos = 12;
     for _ in 0..qdcount {
-        pos = super::query::parse_question(msg, pos).map(|(name_len, _, _)| pos + name_len + 4)?;
+        pos = super::record::parse_question(msg, pos).map(|(name_len, _, _)| pos + name_len + 4)?;
     }
     for index in 0..records {
-        let record = super::query::parse_record(msg, pos)?;
+        let record = super::record::parse_record(msg, pos)?;
         if index + 1 == records {
             let rdata_start = record.end - record.rdata.len();
             return (record.rtype == TYPE_TSIG)

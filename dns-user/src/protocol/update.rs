@@ -15,7 +15,8 @@ use hickory_proto::{
 };
 
 use super::{
-    query::{Edns, Rejection, parse_question, parse_record},
+    query::{Edns, Rejection},
+    record::{parse_question, parse_record},
     tsig::{self, TYPE_TSIG, TsigRecord},
 };
 
