@@ -470,10 +470,18 @@ mod tests {
         assert!(
             u.contains("ExecStart=/opt/instadns/bin/instadns serve --config /etc/instadns/instadns.toml")
         );
+        // As root before the start ("+"): the check, and the pins handed to the service user.
         assert!(
-            u.contains("ExecStartPre=/opt/instadns/bin/instadns check-config /etc/instadns/instadns.toml")
+            u.contains("ExecStartPre=+/opt/instadns/bin/instadns check-config /etc/instadns/instadns.toml")
         );
+        assert!(u.contains(
+            "ExecStartPre=+/opt/instadns/bin/instadns prepare-pins --config /etc/instadns/instadns.toml --owner instadns"
+        ));
         assert!(u.contains("Type=notify"));
-        assert!(!u.contains("CAP_SYS_ADMIN"));
+        assert!(u.contains("User=instadns\n"));
+        let caps = "CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_NET_BIND_SERVICE";
+        assert!(u.contains(&format!("AmbientCapabilities={caps}\n")));
+        assert!(u.contains(&format!("CapabilityBoundingSet={caps}\n")));
+        assert!(!u.contains("CAP_SYS_ADMIN") && !u.contains("CAP_SYS_RESOURCE"));
     }
 }
