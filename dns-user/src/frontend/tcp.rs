@@ -109,6 +109,18 @@ struct Outgoing {
     _held: OwnedSemaphorePermit,
 }
 
+impl Outgoing {
+    /// `response` with its length prefix (RFC 1035 section 4.2.2); None if it is longer
+    /// than a TCP message can be.
+    fn new(response: &[u8], held: OwnedSemaphorePermit) -> Option<Self> {
+        let len = u16::try_from(response.len()).ok()?;
+        let mut framed = Vec::with_capacity(2 + response.len());
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(response);
+        Some(Self { framed, _held: held })
+    }
+}
+
 /// Ends when the writer does: on a write that cannot finish in time, or once the reader
 /// has stopped and every response of the queries read is written.
 async fn connection<S: Store>(
@@ -154,12 +166,9 @@ async fn transfer<S: Store>(
     // Owns the receiver: if the client goes, it is dropped and the transfer stops.
     let forwarding = async move {
         while let Some(message) = produced.recv().await {
-            let Ok(len) = u16::try_from(message.len()) else { return };
             let Some(held) = front.hold(2 + message.len()).await else { return };
-            let mut framed = Vec::with_capacity(2 + message.len());
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(&message);
-            if tx.send(Outgoing { framed, _held: held }).await.is_err() {
+            let Some(outgoing) = Outgoing::new(&message, held) else { return };
+            if tx.send(outgoing).await.is_err() {
                 return;
             }
         }
@@ -211,16 +220,16 @@ async fn read_queries<S: Store>(
         tokio::spawn(async move {
             let mut held = held;
             if let Some(response) = handler.handle(&msg, Transport::Tcp, client).await
-                && let Ok(len) = u16::try_from(response.len())
+                && u16::try_from(response.len()).is_ok()
             {
                 drop(msg);
                 let Some(more) = front.hold(2 + response.len()).await else { return };
                 held.merge(more);
-                let mut framed = Vec::with_capacity(2 + response.len());
-                framed.extend_from_slice(&len.to_be_bytes());
-                framed.extend_from_slice(&response);
+                let outgoing = Outgoing::new(&response, held);
                 drop(response);
-                let _ = tx.send(Outgoing { framed, _held: held }).await;
+                if let Some(outgoing) = outgoing {
+                    let _ = tx.send(outgoing).await;
+                }
             }
             drop(permit);
         });
