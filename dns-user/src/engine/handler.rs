@@ -141,7 +141,7 @@ impl<S: Store> Handler<S> {
             Err(rejection) => return self.reject(msg, &rejection),
         };
         if transport == Transport::Udp && query.qtype == TYPE_IXFR {
-            return self.udp_ixfr(msg, client).await;
+            return self.udp_ixfr(msg, &query, client).await;
         }
         if let Some(signature) = &query.tsig {
             return self.handle_signed(msg, &query, signature, transport, client).await;

@@ -2,9 +2,10 @@
 //! with the whole zone in AXFR form (section 4 allows it: the change log records which
 //! names changed, not the records they had) or with the SOA alone when the client is up
 //! to date. An IXFR over UDP gets the SOA alone either way (section 2: the client is up
-//! to date, or asks again over TCP); AXFR over UDP is REFUSED (RFC 5936 section 4.2). Who may transfer: a key whose scope has `transfer` for the zone, from
-//! anywhere, or any client of a network in `[transfer] allow_networks`, unsigned. Every
-//! message of a signed transfer is signed (RFC 8945 section 5.3.1).
+//! to date, or asks again over TCP); AXFR over UDP is REFUSED (RFC 5936 section 4.2).
+//! Who may transfer: a key whose scope has `transfer` for the zone, from anywhere, or
+//! any client of a network in `[transfer] allow_networks`, unsigned. Every message of a
+//! signed transfer is signed (RFC 8945 section 5.3.1).
 
 use std::{net::IpAddr, sync::atomic::Ordering};
 
@@ -16,10 +17,10 @@ use hickory_proto::{
 };
 use tokio::sync::mpsc;
 
-use super::Handler;
+use super::{Handler, Transport};
 use crate::{
     model::{key::Operation, prefix::Prefix, time::unix_now},
-    protocol::{Query, name::name_from_wire, parse_query, serial::is_newer, tsig},
+    protocol::{Query, name::name_from_wire, parse_query, query::peek_qtype, serial::is_newer, tsig},
     resolution::keys::Key,
     store::Store,
 };
@@ -34,9 +35,10 @@ pub struct TransferPolicy {
     pub allow_networks: Vec<Prefix>,
 }
 
-/// Whether `msg` asks for a zone transfer: its response is several messages.
+/// Whether `msg` asks for a zone transfer (its response is several messages): read
+/// from the question alone, so routing a TCP query costs no second parse.
 pub fn is_transfer(msg: &[u8]) -> bool {
-    parse_query(msg).is_ok_and(|q| matches!(q.qtype, TYPE_AXFR | TYPE_IXFR))
+    matches!(peek_qtype(msg), Some(TYPE_AXFR | TYPE_IXFR))
 }
 
 /// Signs the messages of one response in turn.
@@ -60,41 +62,42 @@ impl<S: Store> Handler<S> {
     /// Answers a transfer request from `client` with the messages sent to `out`, in
     /// order; stops early if the receiver goes.
     pub async fn transfer(&self, msg: &[u8], client: IpAddr, out: &mpsc::Sender<Vec<u8>>) {
-        self.serve_transfer(msg, client, out, true).await;
+        match parse_query(msg) {
+            Ok(query) => self.serve_transfer(msg, &query, client, out, true).await,
+            // Not a transfer after all (the question read, the rest malformed): answered
+            // as any query is.
+            Err(_) => {
+                if let Some(response) = self.handle(msg, Transport::Tcp, client).await {
+                    let _ = out.send(response).await;
+                }
+            }
+        }
     }
 
-    /// The one message that answers an IXFR over UDP: the current SOA to a client allowed
-    /// to transfer the zone, else the error a TCP transfer would get.
-    pub async fn udp_ixfr(&self, msg: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+    /// The one message that answers an IXFR over UDP (`query`, parsed from `msg`): the
+    /// current SOA to a client allowed to transfer the zone, else the error a TCP
+    /// transfer would get.
+    pub(super) async fn udp_ixfr(&self, msg: &[u8], query: &Query<'_>, client: IpAddr) -> Option<Vec<u8>> {
         let (sender, mut receiver) = mpsc::channel(1);
-        self.serve_transfer(msg, client, &sender, false).await;
+        self.serve_transfer(msg, query, client, &sender, false).await;
         drop(sender);
         receiver.recv().await
     }
 
-    /// A transfer of the zone `msg` asks for; `whole_zone` false answers with the SOA
-    /// alone (one message) once the client is allowed.
+    /// A transfer of the zone `query` (parsed from `msg`) asks for; `whole_zone` false
+    /// answers with the SOA alone (one message) once the client is allowed.
     async fn serve_transfer(
         &self,
         msg: &[u8],
+        query: &Query<'_>,
         client: IpAddr,
         out: &mpsc::Sender<Vec<u8>>,
         whole_zone: bool,
     ) {
-        let query = match parse_query(msg) {
-            Ok(q) => q,
-            Err(rejection) => {
-                if let Some(response) = self.reject(msg, &rejection) {
-                    let _ = out.send(response).await;
-                }
-                return;
-            }
-        };
         let key = match &query.tsig {
             None => None,
             Some(signature) => {
-                match self.check_signature(msg, signature, client, |rcode| self.error_to(msg, &query, rcode))
-                {
+                match self.check_signature(msg, signature, client, |rcode| self.error_to(msg, query, rcode)) {
                     Ok(key) => Some(key),
                     Err(response) => {
                         if let Some(response) = response {
@@ -119,7 +122,7 @@ impl<S: Store> Handler<S> {
         let Some(zone) = zone else {
             tracing::info!(%client, name = ?query.name, "transfer of a zone that is not ours: NOTAUTH");
             self.stats.transfers_refused.fetch_add(1, Ordering::Relaxed);
-            if let Some(response) = self.error_to(msg, &query, rcode::NOTAUTH) {
+            if let Some(response) = self.error_to(msg, query, rcode::NOTAUTH) {
                 emit(out, &mut signer, response).await;
             }
             return;
@@ -139,12 +142,12 @@ impl<S: Store> Handler<S> {
                 }
             }
             self.stats.transfers_refused.fetch_add(1, Ordering::Relaxed);
-            if let Some(response) = self.error_to(msg, &query, rcode::REFUSED) {
+            if let Some(response) = self.error_to(msg, query, rcode::REFUSED) {
                 emit(out, &mut signer, response).await;
             }
             return;
         };
-        let mut packer = Packer::new(&query);
+        let mut packer = Packer::new(query);
         let up_to_date = query.ixfr_serial.is_some_and(|s| !is_newer(zone.serial(), s));
         if up_to_date || !whole_zone {
             // Up to date, or over UDP (RFC 1995 section 2): the current SOA alone.
@@ -166,7 +169,7 @@ impl<S: Store> Handler<S> {
                     // The client sees the transfer end without the closing SOA and retries.
                     tracing::warn!(error = %e, %client, zone = %zone.apex, "transfer aborted");
                     if packer.is_first()
-                        && let Some(response) = self.error_to(msg, &query, rcode::SERVFAIL)
+                        && let Some(response) = self.error_to(msg, query, rcode::SERVFAIL)
                     {
                         emit(out, &mut signer, response).await;
                     }

@@ -120,6 +120,18 @@ pub enum Rejection {
     Error { id: u16, flags: [u8; 2], rcode: u16, question_len: usize, edns: Option<Edns> },
 }
 
+/// The QTYPE of a standard query with one question, from the header and the question
+/// alone (nothing else is parsed): to route a message before it is parsed in full.
+pub fn peek_qtype(msg: &[u8]) -> Option<u16> {
+    let header = msg.get(..DNS_HEADER_LEN)?;
+    let standard_query = header[2] & (FLAG1_QR | FLAG1_OPCODE_MASK) == 0;
+    let one_question = u16::from_be_bytes([header[4], header[5]]) == 1;
+    if !(standard_query && one_question) {
+        return None;
+    }
+    parse_question(msg, DNS_HEADER_LEN).map(|(_, qtype, _)| qtype)
+}
+
 /// Parses a query message. Only standard queries (opcode QUERY) with one question
 /// parse successfully; everything else gets the RCODE RFC 1035, RFC 6891 and RFC 8906
 /// call for.
