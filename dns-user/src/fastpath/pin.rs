@@ -53,17 +53,23 @@ pub fn layout_dir_name(config: &XdpConfig) -> String {
     format!("layout-{:016x}", h.finish())
 }
 
+/// The bpffs mount `path` lies on (the deepest, if mounts nest), from /proc/self/mounts.
+fn bpf_mount_of(path: &Path) -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace().collect::<Vec<_>>().get(1..3).map(|f| (f[0].to_owned(), f[1] == "bpf"))
+        })
+        .filter(|(m, bpf)| *bpf && path.starts_with(m))
+        .map(|(m, _)| PathBuf::from(m))
+        .max_by_key(|m| m.as_os_str().len())
+}
+
 /// Makes sure `pin_dir` is on a bpffs (mounting /sys/fs/bpf if nothing is there) and
 /// exists.
 pub fn prepare(pin_dir: &Path) -> Result<(), PinError> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let bpf_mounts: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(1..3).map(|f| (f[0], f[1])))
-        .filter(|(_, fs)| *fs == "bpf")
-        .map(|(m, _)| m)
-        .collect();
-    if !bpf_mounts.iter().any(|m| pin_dir.starts_with(m)) {
+    if bpf_mount_of(pin_dir).is_none() {
         let default = Path::new("/sys/fs/bpf");
         if !pin_dir.starts_with(default) {
             return Err(path_error(
@@ -113,20 +119,9 @@ pub fn hand_over(pin_dir: &Path, uid: u32, gid: u32) -> Result<Vec<String>, PinE
             pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
         }
     }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mount = mounts
-        .lines()
-        .filter_map(|l| {
-            l.split_whitespace().collect::<Vec<_>>().get(1..3).map(|f| (f[0].to_owned(), f[1] == "bpf"))
-        })
-        .filter(|(m, bpf)| *bpf && pin_dir.starts_with(m))
-        .map(|(m, _)| PathBuf::from(m))
-        .max_by_key(|m| m.as_os_str().len());
-    for dir in pin_dir.ancestors().skip(1) {
-        let Some(mount) = &mount else { break };
-        if !dir.starts_with(mount) {
-            break;
-        }
+    // `prepare` made sure there is a mount.
+    let Some(mount) = bpf_mount_of(pin_dir) else { return Ok(changed) };
+    for dir in pin_dir.ancestors().skip(1).take_while(|dir| dir.starts_with(&mount)) {
         let meta = std::fs::metadata(dir).map_err(|e| path_error(dir, e, "check the bpffs mount"))?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o001 == 0 {
