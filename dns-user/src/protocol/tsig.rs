@@ -219,11 +219,22 @@ fn sign_after(
     }
     ctx.update(message);
     ctx.update(&variables(&key.name, &key.algorithm, time_signed, FUDGE, tsig_error, other));
-    let mac = ctx.sign();
+    append_signature(message, key, ctx.sign().as_ref(), time_signed, tsig_error, other)
+}
+
+/// Appends the TSIG record carrying `mac` to `message`; returns the MAC.
+fn append_signature(
+    message: &mut Vec<u8>,
+    key: &TsigKey,
+    mac: &[u8],
+    time_signed: u64,
+    tsig_error: u16,
+    other: &[u8],
+) -> Vec<u8> {
     let id = u16::from_be_bytes([message[0], message[1]]);
-    let record = record(&key.name, &key.algorithm, time_signed, FUDGE, mac.as_ref(), id, tsig_error, other);
+    let record = record(&key.name, &key.algorithm, time_signed, FUDGE, mac, id, tsig_error, other);
     append(message, &record);
-    mac.as_ref().to_vec()
+    mac.to_vec()
 }
 
 /// Signs a later message of a multi-message response (a zone transfer, RFC 8945
@@ -241,11 +252,7 @@ pub fn sign_continuation(
     ctx.update(response);
     ctx.update(&time_bytes(time_signed));
     ctx.update(&FUDGE.to_be_bytes());
-    let mac = ctx.sign();
-    let id = u16::from_be_bytes([response[0], response[1]]);
-    let record = record(&key.name, &key.algorithm, time_signed, FUDGE, mac.as_ref(), id, error::NOERROR, &[]);
-    append(response, &record);
-    mac.as_ref().to_vec()
+    append_signature(response, key, ctx.sign().as_ref(), time_signed, error::NOERROR, &[])
 }
 
 /// Appends an unsigned TSIG record carrying `tsig_error` for the request's key (BADKEY
