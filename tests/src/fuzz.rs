@@ -12,6 +12,22 @@ use crate::{
     testrun::OUR_PAYLOAD,
 };
 
+/// When the fuzz corpora's signed seeds were signed: the `query` target verifies at
+/// this time.
+pub const FUZZ_SIGNED_AT: u64 = 1_800_000_000;
+
+/// The key the fuzz corpora's seeds are signed with (hmac-sha256 `fuzz.`, secret
+/// "fuzz"), which the `query` target verifies with, so verification reaches the MAC.
+pub fn fuzz_key() -> instadns::protocol::tsig::TsigKey {
+    use instadns::protocol::{name_to_wire, parse_absolute};
+    instadns::protocol::tsig::TsigKey {
+        name: name_to_wire(&parse_absolute("fuzz.").expect("a name")),
+        algorithm: name_to_wire(&parse_absolute("hmac-sha256.").expect("a name")),
+        hmac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"fuzz"),
+        mac_len: 32,
+    }
+}
+
 /// Cases a campaign runs: `INSTADNS_FUZZ_CASES`, else `default`; from case
 /// `INSTADNS_FUZZ_FIRST` (0).
 pub fn campaign(default: u64) -> std::ops::Range<u64> {

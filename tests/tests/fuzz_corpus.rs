@@ -12,32 +12,19 @@ use hickory_proto::{
 };
 use instadns::{
     fastpath::codec::answer_slot,
-    protocol::{encode, name_to_wire, parse_absolute, tsig},
+    protocol::{encode, parse_absolute, tsig},
     store::{Database, DbLocation},
 };
 use tests::{
     data::fixture_sql,
     dns::{QueryBuilder, wire_name},
-    fuzz::{seed_message, seeds},
+    fuzz::{FUZZ_SIGNED_AT, fuzz_key, seed_message, seeds},
     server::instadns_bin,
     testrun::UserspaceRig,
 };
 
-/// The key and clock of the `query` target's signed seeds (see fuzz_targets/query.rs).
-const FUZZ_KEY_SECRET: &[u8] = b"fuzz";
-const FUZZ_NOW: u64 = 1_800_000_000;
-
 fn corpus_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dns-user/fuzz/corpus")
-}
-
-fn fuzz_key() -> tsig::TsigKey {
-    tsig::TsigKey {
-        name: name_to_wire(&parse_absolute("fuzz.").expect("a name")),
-        algorithm: name_to_wire(&parse_absolute("hmac-sha256.").expect("a name")),
-        hmac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, FUZZ_KEY_SECRET),
-        mac_len: 32,
-    }
 }
 
 fn message(op: OpCode, zone: &str, qtype: RecordType) -> Message {
@@ -79,12 +66,12 @@ fn updates() -> Vec<Vec<u8>> {
         m.authorities = changes;
         let bytes = m.to_vec().expect("an update");
         let mut signed = bytes.clone();
-        tsig::sign_request(&mut signed, &fuzz_key(), FUZZ_NOW);
+        tsig::sign_request(&mut signed, &fuzz_key(), FUZZ_SIGNED_AT);
         out.extend([bytes, signed]);
     }
     let notify = message(OpCode::Notify, zone, RecordType::SOA).to_vec().expect("a notify");
     let mut signed = notify.clone();
-    tsig::sign_request(&mut signed, &fuzz_key(), FUZZ_NOW);
+    tsig::sign_request(&mut signed, &fuzz_key(), FUZZ_SIGNED_AT);
     out.extend([notify, signed]);
     out
 }
@@ -94,7 +81,7 @@ fn special_queries() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for (name, qtype) in [("example.org.", RecordType::SOA), ("blog.alice.example.org.", RecordType::A)] {
         let mut signed = message(OpCode::Query, name, qtype).to_vec().expect("a query");
-        tsig::sign_request(&mut signed, &fuzz_key(), FUZZ_NOW);
+        tsig::sign_request(&mut signed, &fuzz_key(), FUZZ_SIGNED_AT);
         out.push(signed);
     }
     out.push(message(OpCode::Query, "example.org.", RecordType::AXFR).to_vec().expect("AXFR"));

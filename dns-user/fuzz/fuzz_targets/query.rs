@@ -9,28 +9,24 @@ use std::sync::LazyLock;
 use instadns::{
     engine::Transport,
     protocol::{
-        error_response, name_to_wire, parse_absolute, parse_query,
+        error_response, parse_query,
         tsig::{self, TsigKey},
     },
 };
 use libfuzzer_sys::fuzz_target;
-use tests::{fuzz::judge_response, testrun::OUR_PAYLOAD};
+use tests::{
+    fuzz::{FUZZ_SIGNED_AT, fuzz_key, judge_response},
+    testrun::OUR_PAYLOAD,
+};
 
-/// Signed seeds use this key (hmac-sha256, secret "fuzz"), so verification reaches the MAC.
-static KEY: LazyLock<TsigKey> = LazyLock::new(|| TsigKey {
-    name: name_to_wire(&parse_absolute("fuzz.").expect("a name")),
-    algorithm: name_to_wire(&parse_absolute("hmac-sha256.").expect("a name")),
-    hmac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"fuzz"),
-    mac_len: 32,
-});
-/// A fixed clock: the seeds are signed at this time.
-const NOW: u64 = 1_800_000_000;
+/// The key the signed seeds carry, so verification reaches the MAC.
+static KEY: LazyLock<TsigKey> = LazyLock::new(fuzz_key);
 
 fuzz_target!(|data: &[u8]| {
     match parse_query(data) {
         Ok(query) => {
             if let Some(signature) = &query.tsig {
-                let _ = tsig::verify(data, signature, Some(&KEY), NOW);
+                let _ = tsig::verify(data, signature, Some(&KEY), FUZZ_SIGNED_AT);
             }
         }
         Err(rejection) => {
