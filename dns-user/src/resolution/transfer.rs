@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordType};
 
-use super::{Resolver, Zone, sources::existence::instance_names};
+use super::{Catalog, Resolver, Zone, sources::existence::instance_names};
 use crate::{
     model::acme::ACME_LABEL,
     protocol::parse_absolute,
@@ -36,12 +36,6 @@ enum Stage {
     Done,
 }
 
-impl ZoneWalk {
-    pub fn zone(&self) -> &Arc<Zone> {
-        &self.zone
-    }
-}
-
 impl<S: Store> Resolver<S> {
     /// A walk of `zone`, or None if its names cannot be enumerated (instances looked up
     /// with `--instance-sql`): a transfer would miss them.
@@ -54,6 +48,7 @@ impl<S: Store> Resolver<S> {
     /// walk's start at both ends (a change meanwhile is the next transfer's).
     pub async fn next_records(&self, walk: &mut ZoneWalk) -> Result<Option<Vec<Record>>, StoreError> {
         let zone = walk.zone.clone();
+        let catalog = self.catalog().ok_or_else(|| StoreError::Unavailable("zones not loaded".into()))?;
         let mut out = Vec::new();
         match walk.stage {
             Stage::Start => {
@@ -64,8 +59,6 @@ impl<S: Store> Resolver<S> {
                 walk.stage = Stage::Instances { after: i64::MIN };
             }
             Stage::Instances { after } => {
-                let catalog =
-                    self.catalog().ok_or_else(|| StoreError::Unavailable("zones not loaded".into()))?;
                 let services = catalog.service_names();
                 let page = self.store.instance_identities(after, TRANSFER_PAGE).await?;
                 walk.stage = match page.last() {
@@ -76,7 +69,7 @@ impl<S: Store> Resolver<S> {
                 };
                 for (id, owner, name) in page {
                     for made in instance_names(&catalog, &services, id, owner.as_deref(), name.as_deref()) {
-                        self.records_of_made_name(&zone, &made, &mut out).await?;
+                        self.records_of_made_name(&catalog, &zone, &made, &mut out).await?;
                     }
                 }
             }
@@ -84,10 +77,11 @@ impl<S: Store> Resolver<S> {
                 let domains: Vec<String> =
                     self.domains.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
                 for domain in domains {
-                    self.records_of_made_name(&zone, &domain, &mut out).await?;
+                    self.records_of_made_name(&catalog, &zone, &domain, &mut out).await?;
                 }
                 for name in self.store.acme_names().await? {
-                    self.records_of_made_name(&zone, &format!("{ACME_LABEL}.{name}"), &mut out).await?;
+                    self.records_of_made_name(&catalog, &zone, &format!("{ACME_LABEL}.{name}"), &mut out)
+                        .await?;
                 }
                 walk.stage = Stage::End;
             }
@@ -104,6 +98,7 @@ impl<S: Store> Resolver<S> {
     /// owner: those are sent as they are) answers with at itself.
     async fn records_of_made_name(
         &self,
+        catalog: &Catalog,
         zone: &Zone,
         text: &str,
         out: &mut Vec<Record>,
@@ -113,7 +108,7 @@ impl<S: Store> Resolver<S> {
             return Ok(());
         }
         // A deeper zone of ours holds it.
-        if self.catalog().and_then(|c| c.find_zone(&name).map(|z| z.id)) != Some(zone.id) {
+        if catalog.find_zone(&name).map(|z| z.id) != Some(zone.id) {
             return Ok(());
         }
         for qtype in MADE_TYPES {
