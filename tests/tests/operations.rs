@@ -382,6 +382,8 @@ fn check_config_names_the_line_and_the_key() {
         ("colour = \"blue\"\n", ":1: unknown field `colour`"),
         ("db = \"mysql://db/x\"\n", ":1: db:"),
         ("zone_files = [\"/nonexistent/z.zone\"]\n", ":1: zone_files: /nonexistent/z.zone does not exist"),
+        ("[transfer]\nnotify_key = \"..\"\n", ":2: transfer.notify_key: a key needs a name"),
+        ("[transfer]\nallow_networks = [\"198.18.0.0/33\"]\n", ":2: transfer.allow_networks:"),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));

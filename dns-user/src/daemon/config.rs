@@ -50,7 +50,7 @@ pub struct Config {
     pub transfer: Transfer,
 }
 
-/// Zone transfers out (AXFR, IXFR over TCP) and NOTIFY to secondaries.
+/// Zone transfers out (AXFR over TCP, IXFR) and NOTIFY to secondaries.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Transfer {
@@ -60,7 +60,16 @@ pub struct Transfer {
     /// Secondaries sent a NOTIFY when a zone's serial changes.
     pub notify: Vec<SocketAddr>,
     /// The key NOTIFY messages are signed with (as `instadns key list` names it).
-    pub notify_key: Option<String>,
+    #[serde(deserialize_with = "key_name_field")]
+    pub notify_key: Option<hickory_proto::rr::Name>,
+}
+
+/// A key's name, checked as `instadns key add` checks it.
+fn key_name_field<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<hickory_proto::rr::Name>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|t| instadns::model::key::key_name(&t).map_err(|e| serde::de::Error::custom(e.0))).transpose()
 }
 
 /// How this node reports itself to the fleet (`instadns fleet status`).

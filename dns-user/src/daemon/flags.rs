@@ -63,8 +63,8 @@ pub struct ServeArgs {
     #[arg(long = "notify", value_name = "ADDR")]
     pub notify: Vec<SocketAddr>,
     /// Sign NOTIFY messages with this key (a name from `instadns key list`).
-    #[arg(long, value_name = "KEY")]
-    pub notify_key: Option<String>,
+    #[arg(long, value_name = "KEY", value_parser = instadns::model::key::key_name)]
+    pub notify_key: Option<hickory_proto::rr::Name>,
     /// Most TCP connections served at once [default: 1024].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub tcp_max_connections: Option<u64>,

@@ -270,18 +270,11 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let resolver = handler.resolver();
     tasks.spawn(health::run(resolver.health().clone(), resolver.probe_plans(), health_tx));
     tasks.spawn(follower.clone().run(cursor));
-    let notify_key = config
-        .transfer
-        .notify_key
-        .as_deref()
-        .map(instadns::model::key::key_name)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("[transfer] notify_key: {e}"))?;
     tasks.spawn(instadns::control::notify::announce(
         resolver.clone(),
         instadns::control::notify::NotifyTargets {
             secondaries: config.transfer.notify.clone(),
-            key: notify_key,
+            key: config.transfer.notify_key.clone(),
         },
         status.notifies.clone(),
     ));
