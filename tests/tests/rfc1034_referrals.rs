@@ -5,14 +5,11 @@
 //! zone on another address of the server host, and Unbound, asking instadns, follows
 //! the referral to it.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use tests::{
     dig::Dig,
-    netns::{SERVER_V4, ns_exec},
+    netns::{Background, SERVER_V4, ns_exec},
     server::{Deployment, cli},
     unbound::{resolve, start_unbound},
     wait::eventually,
@@ -21,16 +18,7 @@ use tests::{
 /// The child's name server: another address of the server's interface.
 const CHILD_NS: &str = "198.18.0.53";
 
-struct Nsd(Child);
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_nsd(d: &Deployment) -> Nsd {
+fn start_nsd(d: &Deployment) -> Background {
     let dir = d.dir.path().join("nsd");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -47,13 +35,9 @@ fn start_nsd(d: &Deployment) -> Nsd {
          remote-control:\n  control-enable: no\nzone:\n  name: child.example.org\n  zonefile: \"child.zone\"\n"
     );
     std::fs::write(dir.join("nsd.conf"), conf).unwrap();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &d.rig.server_ns, "nsd", "-d", "-c"])
-        .arg(dir.join("nsd.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    tests::netns::die_with_parent(&mut cmd);
-    let nsd = Nsd(cmd.spawn().expect("starting nsd (package nsd)"));
+    let conf = dir.join("nsd.conf");
+    let conf = conf.to_str().expect("UTF-8 path");
+    let nsd = Background::start(&d.rig.server_ns, "nsd", &["-d", "-c", conf], &dir.join("nsd.out"));
     let at = format!("@{CHILD_NS}");
     eventually("NSD answers", Duration::from_secs(10), || {
         let out = ns_exec(
