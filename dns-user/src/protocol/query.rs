@@ -333,4 +333,43 @@ mod tests {
         assert_eq!(parse_query(&query_bytes(NAME, 1, [0x80, 0], &[], 0)).unwrap_err(), Rejection::Drop);
         assert_eq!(parse_query(&[0; 11]).unwrap_err(), Rejection::Drop);
     }
+
+    /// RFC 1995 section 3: an IXFR carries the client's SOA in authority, nothing else.
+    #[test]
+    fn rfc1995_an_ixfr_carries_the_clients_soa_and_anything_else_is_formerr() {
+        let record = |rtype: u16, rdata: &[u8]| {
+            let mut r = vec![0];
+            r.extend_from_slice(&rtype.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 0]);
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(rdata);
+            r
+        };
+        // Root MNAME and RNAME, serial 7, then refresh, retry, expire, minimum.
+        let soa_rdata = [&[0u8, 0][..], &7u32.to_be_bytes(), &[0; 16]].concat();
+        let ixfr = |authority: &[u8], nscount: u16| {
+            let mut m = query_bytes(NAME, TYPE_IXFR, [0, 0], authority, 0);
+            m[8..10].copy_from_slice(&nscount.to_be_bytes());
+            m
+        };
+        let soa = record(TYPE_SOA, &soa_rdata);
+        let good = ixfr(&soa, 1);
+        assert_eq!(parse_query(&good).unwrap().ixfr_serial, Some(7));
+        assert_eq!(peek_qtype(&good), Some(TYPE_IXFR));
+        let formerr =
+            |m: &[u8]| matches!(parse_query(m), Err(Rejection::Error { rcode: rcode::FORMERR, .. }));
+        assert!(formerr(&ixfr(&[], 0)), "no SOA");
+        assert!(formerr(&ixfr(&record(1, &[192, 0, 2, 1]), 1)), "an A record instead");
+        assert!(formerr(&ixfr(&record(TYPE_SOA, &soa_rdata[..20]), 1)), "a short SOA");
+        assert!(formerr(&ixfr(&[soa.clone(), soa.clone()].concat(), 2)), "two records");
+        assert!(formerr(&ixfr(&soa[..soa.len() - 1], 1)), "truncated");
+        // A plain query has no authority section.
+        let mut with_authority = query_bytes(NAME, 1, [0, 0], &soa, 0);
+        with_authority[8..10].copy_from_slice(&1u16.to_be_bytes());
+        assert!(formerr(&with_authority), "authority in a query that is not IXFR");
+        // The peek reads standard queries only.
+        assert_eq!(peek_qtype(&query_bytes(NAME, TYPE_IXFR, [0x80, 0], &[], 0)), None, "a response");
+        assert_eq!(peek_qtype(&query_bytes(NAME, TYPE_IXFR, [0x28, 0], &[], 0)), None, "an UPDATE");
+        assert_eq!(peek_qtype(&good[..11]), None, "a runt");
+    }
 }
