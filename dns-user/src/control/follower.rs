@@ -358,6 +358,9 @@ impl Follower {
     /// known names read again and every cached answer re-resolved, as if the daemon
     /// had started now (but answering all along).
     async fn reload_everything(&self) {
+        // Counted when decided (with the warning that says why), not when done: the
+        // answers it fixes can be served before the last cached one is replaced.
+        self.stats.full_reloads.fetch_add(1, Ordering::Relaxed);
         let mut follow = self.known.lock().await;
         let resolver = self.handler.resolver();
         while let Err(e) = resolver.reload().await {
@@ -373,7 +376,6 @@ impl Follower {
         }
         let keys = self.handler.cache().begin_full_invalidation();
         self.replace_answers(keys).await;
-        self.stats.full_reloads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Turns changes into invalidated answers.
