@@ -11,6 +11,7 @@ pub mod frame;
 pub mod limits;
 pub mod maps;
 pub mod negative;
+pub mod rrl;
 pub mod stats;
 pub mod wire;
 pub mod xdp;
@@ -21,6 +22,7 @@ mod pod {
         bench::{GenConfig, Template},
         maps::{AnswerSlot, NameEntry, NameKey},
         negative::{KnownName, NegativeConfig, WildcardKey, ZoneFacts},
+        rrl::{RrlBucket, RrlConfig, RrlKey},
     };
 
     // SAFETY: all are #[repr(C)], Copy, made only of integers and byte arrays, with
@@ -34,4 +36,7 @@ mod pod {
     unsafe impl aya::Pod for ZoneFacts {}
     unsafe impl aya::Pod for NegativeConfig {}
     unsafe impl aya::Pod for WildcardKey {}
+    unsafe impl aya::Pod for RrlKey {}
+    unsafe impl aya::Pod for RrlBucket {}
+    unsafe impl aya::Pod for RrlConfig {}
 }

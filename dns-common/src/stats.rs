@@ -43,10 +43,15 @@ pub enum Outcome {
     /// Answered with XDP_TX with an answer synthesized from a wildcard (RFC 4592) for a
     /// name that does not exist (also counted as a hit).
     HitWildcard = 14,
+    /// Over the response rate limit: answered truncated (TC set, no records) so the
+    /// client retries over TCP (also counted as a hit; see `crate::rrl`).
+    RrlSlipped = 15,
+    /// Over the response rate limit: dropped (XDP_DROP, the one drop of the program).
+    RrlDropped = 16,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 15] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::PassNotDns,
@@ -62,6 +67,8 @@ impl Outcome {
         Outcome::PassNotForUs,
         Outcome::HitNxdomain,
         Outcome::HitWildcard,
+        Outcome::RrlSlipped,
+        Outcome::RrlDropped,
     ];
 
     /// Whether XDP answered the query itself.
@@ -74,6 +81,7 @@ impl Outcome {
                 | Outcome::HitStale
                 | Outcome::HitNxdomain
                 | Outcome::HitWildcard
+                | Outcome::RrlSlipped
         )
     }
 
@@ -100,6 +108,8 @@ impl Outcome {
             Outcome::PassNotForUs => "passed_not_for_us",
             Outcome::HitNxdomain => "hit_nxdomain",
             Outcome::HitWildcard => "hit_wildcard",
+            Outcome::RrlSlipped => "rrl_slipped",
+            Outcome::RrlDropped => "rrl_dropped",
         }
     }
 }

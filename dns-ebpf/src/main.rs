@@ -19,6 +19,7 @@ mod key;
 mod negative;
 mod parse;
 mod respond;
+mod rrl;
 mod steer;
 
 use parse::{Frame, Query};
@@ -26,7 +27,7 @@ use parse::{Frame, Query};
 use core::ptr::{read_unaligned, read_volatile, write_volatile};
 
 use aya_ebpf::{
-    bindings::xdp_action::{XDP_PASS, XDP_TX},
+    bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
     helpers::generated::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
@@ -39,6 +40,7 @@ use dns_common::{
         TERRITORY_PREFIXES, TerritoryV4, TerritoryV6, select, wildcard_key_check,
     },
     negative::{KnownName, MAX_WILDCARD_ANSWERS, MAX_ZONES, NegativeConfig, WildcardKey, ZoneFacts},
+    rrl::{RRL_EXEMPT_PREFIXES, RrlBucket, RrlConfig, RrlKey, token_kind},
     stats::{OUTCOME_SLOTS, Outcome},
 };
 
@@ -89,6 +91,16 @@ static NEGATIVE_CONFIG: Array<NegativeConfig> = Array::with_max_entries(1, 0);
 static WILDCARD_ANSWERS: LruHashMap<WildcardKey, NameEntry> =
     LruHashMap::with_max_entries(MAX_WILDCARD_ANSWERS, 0);
 
+/// Response rate limiting (see `dns_common::rrl`): shared by every CPU and by userspace.
+#[map]
+static RRL_BUCKETS: LruHashMap<RrlKey, RrlBucket> = LruHashMap::with_max_entries(1024, 0);
+#[map]
+static RRL_CONFIG: Array<RrlConfig> = Array::with_max_entries(1, 0);
+#[map]
+static RRL_EXEMPT_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(RRL_EXEMPT_PREFIXES, 0);
+#[map]
+static RRL_EXEMPT_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(RRL_EXEMPT_PREFIXES, 0);
+
 /// Hash map entries allocated as they are inserted (the kernel's flag).
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -101,6 +113,7 @@ pub fn instadns(ctx: XdpContext) -> u32 {
             }
             (XDP_TX, Outcome::Hit)
         }
+        Err(Outcome::RrlDropped) => (XDP_DROP, Outcome::RrlDropped),
         Err(outcome) => (XDP_PASS, outcome),
     };
     count(outcome);
@@ -130,6 +143,9 @@ fn try_instadns(ctx: &XdpContext) -> Result<Option<Outcome>, Outcome> {
 fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Result<Option<Outcome>, Outcome> {
     let built = key::build_key(ctx, scratch, f, q.name_len)?;
     let question_sum = built.question_sum;
+    // The rate limit's token (see `dns_common::rrl`): the question, unless the zone's
+    // NXDOMAIN answers.
+    let mut token = (token_kind::NAME, built.check);
     let (entry, how) = match key::lookup(scratch, built.bucket) {
         Some(found) => {
             let entry = still_ours(found, built.check)?;
@@ -137,17 +153,20 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
             (entry, None)
         }
         None => match negative::absent_name(scratch, q.name_len)? {
-            negative::Absent::Nxdomain(slot) => (
-                NameEntry {
-                    expires_ns: u64::MAX,
-                    answer: slot,
-                    variants: 1,
-                    select: select::FIXED,
-                    check: 0,
-                    _pad: 0,
-                },
-                Some(Outcome::HitNxdomain),
-            ),
+            negative::Absent::Nxdomain(slot, zone) => {
+                token = (token_kind::ZONE_NXDOMAIN, zone);
+                (
+                    NameEntry {
+                        expires_ns: u64::MAX,
+                        answer: slot,
+                        variants: 1,
+                        select: select::FIXED,
+                        check: 0,
+                        _pad: 0,
+                    },
+                    Some(Outcome::HitNxdomain),
+                )
+            }
             negative::Absent::Wildcard(encloser, qtype) => {
                 let key = WildcardKey { encloser, qtype, _pad: [0; 6] };
                 let found = WILDCARD_ANSWERS.get_ptr(&key).ok_or(Outcome::Miss)?;
@@ -166,8 +185,14 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
     // response code once.
     let entry = launder_entry(scratch, entry);
     let how = launder(scratch, SPILL_HOW, how.map_or(0, |o| o as usize));
+    let token = rrl::Token {
+        kind: launder(scratch, SPILL_TOKEN_KIND, token.0 as usize) as u8,
+        value: launder(scratch, SPILL_TOKEN, token.1 as usize) as u32,
+    };
     let (slot, steered) = steer::choose_slot(ctx, scratch, f, &entry)?;
-    respond::respond(ctx, scratch, f, q, slot, question_sum)?;
+    if respond::respond(ctx, scratch, f, q, slot, question_sum, &token)? == respond::Sent::Slipped {
+        return Ok(Some(Outcome::RrlSlipped));
+    }
     Ok(match how {
         h if h == Outcome::HitNxdomain as usize => Some(Outcome::HitNxdomain),
         h if h == Outcome::HitWildcard as usize => Some(Outcome::HitWildcard),
@@ -177,6 +202,9 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
 
 /// The spill slot of how an answer was found (see `answer`).
 const SPILL_HOW: usize = 5;
+/// The spill slots of the rate limit's token (see `answer`).
+const SPILL_TOKEN_KIND: usize = 0;
+const SPILL_TOKEN: usize = 1;
 
 /// Stores the entry in scratch memory and reads it back (see [`launder`]).
 #[inline(always)]

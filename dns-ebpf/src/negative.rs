@@ -27,8 +27,8 @@ const _: () = assert!(SUFFIX_HASHES.is_power_of_two() && SUFFIX_HASHES > MAX_NAM
 
 /// What answers a name that does not exist.
 pub enum Absent {
-    /// The zone's NXDOMAIN, in this answer slot.
-    Nxdomain(u32),
+    /// The zone's NXDOMAIN, in this answer slot; the zone's id.
+    Nxdomain(u32, u32),
     /// The wildcard's answer below this closest encloser (by hash), for this QTYPE.
     Wildcard(u64, [u8; 2]),
 }
@@ -117,7 +117,7 @@ pub fn absent_name(scratch: *mut Scratch, name_len: usize) -> Result<Absent, Out
         let wildcard = (known.flags & known_flags::WILDCARD != 0).then_some(encloser);
         Ok(match wildcard {
             Some(encloser) => Absent::Wildcard(encloser, qtype_bytes),
-            None => Absent::Nxdomain(facts.nxdomain_slot),
+            None => Absent::Nxdomain(facts.nxdomain_slot, known.zone),
         })
     }
 }

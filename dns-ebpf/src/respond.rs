@@ -21,9 +21,10 @@ use dns_common::{
         AnswerSlot, ROTATE_MAX_END, SCRATCH_BLOCK_LEN, Scratch,
         answer_flags::{NOT_AUTHORITATIVE, RCODE_MASK, STALE},
     },
+    rrl::Verdict,
     stats::Outcome,
     wire::{
-        csum_add_bytes, csum_at_parity, csum_finish, csum_fold, opt_record, response_flags,
+        FLAG1_TC, csum_add_bytes, csum_at_parity, csum_finish, csum_fold, opt_record, response_flags,
         udp_response_limit,
     },
 };
@@ -32,7 +33,16 @@ use dns_ebpf::{ptr_at, swap_macs, words_at};
 use crate::{
     ANSWERS, config_edns_payload, launder,
     parse::{Frame, Query, SPILL_ECS_LEN},
+    rrl::{self, Token},
 };
+
+/// How the query was answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Answer,
+    /// Over the rate limit: truncated (TC set, no records but OPT), as userspace slips.
+    Slipped,
+}
 
 /// Mask bounding rotation offsets and lengths (see `rotate`).
 const ROTATE_MASK: usize = ROTATE_MAX_END - 1;
@@ -69,8 +79,9 @@ const IPV6_DEST_WORD: usize = IPV6_DEST / 2;
 const IPV6_ADDR_WORDS: usize = IPV6_ADDR_LEN / 2;
 const _: () = assert!(IPV4_PROTOCOL == IPV4_TTL + 1 && IPV6_HOP_LIMIT == IPV6_NEXT_HEADER + 1);
 
-/// Answers the query in `f`/`q` with answer slot `slot_index`. `question_sum` is the
-/// unfolded one's complement sum of the question as received.
+/// Answers the query in `f`/`q` with answer slot `slot_index`, within the rate limit of
+/// `token` (over it: truncated, or `Err(RrlDropped)`). `question_sum` is the unfolded
+/// one's complement sum of the question as received.
 #[inline(always)]
 pub fn respond(
     ctx: &XdpContext,
@@ -79,10 +90,11 @@ pub fn respond(
     q: &Query,
     slot_index: u32,
     question_sum: u64,
-) -> Result<(), Outcome> {
+    token: &Token,
+) -> Result<Sent, Outcome> {
     let slot = ANSWERS.get_ptr(slot_index).ok_or(Outcome::Error)?;
     // SAFETY: a valid map value pointer; we read its small header fields.
-    let (data_len, slot_flags, counts, data_sum) = unsafe {
+    let (mut data_len, slot_flags, mut counts, mut data_sum) = unsafe {
         (
             (*slot).len as usize,
             (*slot).flags,
@@ -104,10 +116,23 @@ pub fn respond(
     if msg_len > udp_response_limit(q.edns_payload, config_edns_payload()) as usize {
         return Err(Outcome::PassTooBig);
     }
+    // Accounted once the answer is sure to be sent from here (a query passed up is
+    // accounted by userspace).
+    let sent = match rrl::verdict(ctx, f, token)? {
+        Verdict::Send => Sent::Answer,
+        Verdict::Drop => return Err(Outcome::RrlDropped),
+        Verdict::Slip => {
+            (data_len, counts, data_sum) = (0, [0; 3], 0);
+            Sent::Slipped
+        }
+    };
+    let msg_len = question_end + data_len + opt_len;
 
     resize(ctx, scratch, f.dns + question_end, f.dns + msg_len)?;
     copy_sections(ctx, slot, f.dns + question_end, data_len)?;
-    rotate(ctx, scratch, slot, f.dns + question_end)?;
+    if sent == Sent::Answer {
+        rotate(ctx, scratch, slot, f.dns + question_end)?;
+    }
     let mut sum = question_sum + csum_at_parity(data_sum, q.name_len & 1 == 1) as u64;
     let mut arcount = counts[2];
     if q.edns_payload.is_some() {
@@ -117,7 +142,8 @@ pub fn respond(
     }
     let rcode = (slot_flags & RCODE_MASK) as u8;
     let authoritative = slot_flags & NOT_AUTHORITATIVE == 0;
-    sum += rewrite_dns_header(ctx, f, q, authoritative, rcode, [counts[0], counts[1], arcount])?;
+    let truncated = sent == Sent::Slipped;
+    sum += rewrite_dns_header(ctx, f, q, authoritative, truncated, rcode, [counts[0], counts[1], arcount])?;
     let udp_len = (UDP_HLEN + msg_len) as u16;
     let udp = words_at::<UDP_WORDS>(ctx, f.l4).ok_or(Outcome::Error)?;
     sum += rewrite_udp(udp, udp_len);
@@ -128,10 +154,10 @@ pub fn respond(
     // SAFETY: words_at checked it, and the frame has not changed size since.
     unsafe { (*udp)[UDP_CHECKSUM_WORD] = csum_finish(sum) };
     swap_macs(ctx).ok_or(Outcome::Error)?;
-    if slot_flags & STALE != 0 {
+    if slot_flags & STALE != 0 && !truncated {
         crate::count(Outcome::HitStale);
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// Copies the slot's sections to `at`.
@@ -198,14 +224,19 @@ fn rewrite_dns_header(
     f: &Frame,
     q: &Query,
     authoritative: bool,
+    truncated: bool,
     rcode: u8,
     counts: [u16; 3],
 ) -> Result<u64, Outcome> {
     let hdr = words_at::<DNS_WORDS>(ctx, f.dns).ok_or(Outcome::Error)?;
+    let mut flags = response_flags(q.flags, authoritative, rcode);
+    if truncated {
+        flags[0] |= FLAG1_TC;
+    }
     // SAFETY: words_at checked the bounds and the alignment.
     unsafe {
         let h = &mut *hdr;
-        h[DNS_FLAGS_WORD] = u16::from_ne_bytes(response_flags(q.flags, authoritative, rcode));
+        h[DNS_FLAGS_WORD] = u16::from_ne_bytes(flags);
         h[DNS_ANCOUNT_WORD] = counts[0].to_be();
         h[DNS_NSCOUNT_WORD] = counts[1].to_be();
         h[DNS_ARCOUNT_WORD] = counts[2].to_be();

@@ -14,12 +14,13 @@ use instadns::{
     fastpath::{
         KernelMaps,
         loader::{self, XdpConfig},
+        rrl::{RateLimiter, RrlSettings},
     },
     resolution::Resolver,
     store::{Database, DbLocation},
 };
 
-pub use dns_common::xdp::{XDP_PASS, XDP_TX};
+pub use dns_common::xdp::{XDP_DROP, XDP_PASS, XDP_TX};
 /// The interface BPF_PROG_TEST_RUN frames arrive on: the loopback device of the calling
 /// thread's network namespace.
 pub const TEST_RUN_IFINDEX: u32 = 1;
@@ -99,12 +100,25 @@ impl FastPathRig {
     /// A rig over the demo database plus `sql`, run on the real SQLite file before the
     /// server reads it.
     pub fn with_sql(names: u32, answer_slots: u32, sql: &str) -> Self {
-        crate::require_root();
-        let dir = tempfile::tempdir().expect("temporary directory");
-        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, sql, dir)
+        Self::with_rate_limit(names, answer_slots, sql, RrlSettings::off())
     }
 
-    fn open(db: &Path, names: u32, answer_slots: u32, sql: &str, dir: tempfile::TempDir) -> Self {
+    /// The same with response rate limiting (off in the other rigs: their fixtures ask
+    /// one name many times from one client).
+    pub fn with_rate_limit(names: u32, answer_slots: u32, sql: &str, rrl: RrlSettings) -> Self {
+        crate::require_root();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, sql, rrl, dir)
+    }
+
+    fn open(
+        db: &Path,
+        names: u32,
+        answer_slots: u32,
+        sql: &str,
+        rrl: RrlSettings,
+        dir: tempfile::TempDir,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let db = demo_database(&rt, db, sql);
         let cursor = rt.block_on(db.change_cursor()).expect("change cursor");
@@ -118,6 +132,7 @@ impl FastPathRig {
             prog.load().expect("loading a baseline program");
         }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
+        let limiter = Arc::new(RateLimiter::kernel(&mut ebpf, rrl).expect("rate-limit maps"));
         // No daemon renews the lease of the kernel's negative answers: an hour is the run.
         let cache = Arc::new(
             AnswerCache::new((names as usize).max(1 << 20), Some(maps))
@@ -127,7 +142,8 @@ impl FastPathRig {
         // addressed to the server of the packet builder's frames.
         cache.set_local_addresses(&[crate::netns::SERVER_V4.into(), crate::netns::SERVER_V6.into()]);
         cache.set_interface_mac(TEST_RUN_IFINDEX, crate::packet::SERVER_MAC);
-        let handler = Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD));
+        let handler =
+            Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD).with_rate_limiter(limiter));
         // The known names, built and published as the daemon's follower does at start.
         let follower = Follower::new(db, handler.clone());
         rt.block_on(follower.ensure_known());

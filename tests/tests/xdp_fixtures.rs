@@ -16,7 +16,7 @@ use tests::{
     dns::{EdnsQuery, QueryBuilder, a, aaaa, cname, demo_soa, name, oracle_response, wire_name},
     netns::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6},
     packet::{Frame, Ips, check_checksums},
-    testrun::{FastPathRig, OUR_PAYLOAD, XDP_PASS, XDP_TX, pin_to_cpu},
+    testrun::{FastPathRig, OUR_PAYLOAD, XDP_DROP, XDP_PASS, XDP_TX, pin_to_cpu},
 };
 
 use dns_common::wire::rcode::{BADVERS, FORMERR, NOTAUTH, NOTIMP, REFUSED};
@@ -30,6 +30,8 @@ enum Expect {
     Tx(Vec<u8>),
     /// Passed up unchanged.
     Pass,
+    /// Dropped (over the response rate limit).
+    Drop,
 }
 
 struct Fixture {
@@ -76,6 +78,8 @@ fn run_table(rig: &FastPathRig, fixtures: &[Fixture]) {
             Expect::Pass if action != XDP_PASS => Some(format!("action {action}, expected XDP_PASS")),
             Expect::Pass if out != f.frame => Some("XDP_PASS but the packet was modified".into()),
             Expect::Pass => None,
+            Expect::Drop if action != XDP_DROP => Some(format!("action {action}, expected XDP_DROP")),
+            Expect::Drop => None,
         };
         if let Some(p) = problem {
             failures.push(format!("{}: {p}", f.description));
@@ -1090,4 +1094,157 @@ fn a_name_entry_written_for_another_key_is_never_answered() {
     assert_eq!(rig.counter(Outcome::Miss), misses + 1, "counted as a miss");
     let donor_query = Frame::v4(QueryBuilder::new(donor, RecordType::A).bytes()).build();
     assert_eq!(rig.run(&donor_query).0, XDP_TX, "the donor's own key still answers");
+}
+
+/// What a response over the rate limit is when slipped: the answer's header with TC set
+/// and no records, the question, and the OPT record if the query had one.
+fn slipped(answer: &[u8], question_len: usize, edns: bool) -> Vec<u8> {
+    let mut out = answer[..12 + question_len].to_vec();
+    out[2] |= 0x02;
+    out[6..12].copy_from_slice(&[0, 0, 0, 0, 0, u8::from(edns)]);
+    if edns {
+        out.extend_from_slice(&answer[answer.len() - 11..]);
+    }
+    out
+}
+
+/// Sleeps until a new second of CLOCK_MONOTONIC has just begun, so a short sequence of
+/// responses is accounted within one second (a bucket is credited once per second).
+fn at_start_of_second() {
+    let into = instadns::fastpath::monotonic_ns() % 1_000_000_000;
+    std::thread::sleep(Duration::from_nanos(1_000_000_000 - into + 20_000_000));
+}
+
+/// Response rate limiting in the kernel (BIND/Knot semantics): per client /24 and /56
+/// and per answer, the rate's worth of answers, then every slip-th response truncated
+/// (exactly the bytes userspace slips) and the others dropped; another network or
+/// another answer has its own bucket; the NXDOMAIN of absent names counts against the
+/// zone, so fresh random names share one bucket; exempt networks are never limited; and
+/// userspace accounts in the same buckets.
+#[test]
+fn responses_over_the_rate_limit_are_slipped_or_dropped_per_network_in_the_kernel() {
+    use instadns::fastpath::rrl::RrlSettings;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use tests::packet::Ips;
+    let settings = RrlSettings {
+        rate: 3,
+        slip: 2,
+        window: 10,
+        exempt: vec!["198.18.77.0/24".parse().unwrap()],
+        buckets: 4096,
+    };
+    let rig = FastPathRig::with_rate_limit(4096, 256, &fixture_sql(), settings);
+    let name = "ws-123456.apps.example.com";
+    let plain = q(name, RecordType::A).bytes();
+    let with_edns = q(name, RecordType::A).edns(EdnsQuery::default()).id(9).bytes();
+    let question_len = plain.len() - 12;
+    // Warmed from a network of its own, which then has a bucket of its own.
+    let warmer: IpAddr = Ipv4Addr::new(198, 18, 99, 1).into();
+    let answer = rig.userspace_from(&plain, warmer).expect("userspace answers");
+    let answer_edns = rig.userspace_from(&with_edns, warmer).expect("userspace answers");
+    assert_eq!(answer, oracle_response(&plain, service_answer(), vec![], 0, OUR_PAYLOAD));
+    let server_v4 = Ipv4Addr::new(198, 18, 0, 1);
+    let server_v6: Ipv6Addr = "fd00:53::1".parse().unwrap();
+    let v4 = |client: [u8; 4], query: &[u8]| {
+        Frame::udp(Ips::V4(Ipv4Addr::from(client), server_v4), 40000, 53, query.to_vec())
+    };
+    let v6 = |client: &str, query: &[u8]| {
+        Frame::udp(Ips::V6(client.parse().unwrap(), server_v6), 40000, 53, query.to_vec())
+    };
+    let sent = |d: String, frame: Frame, response: &[u8]| Fixture {
+        description: d,
+        frame: frame.build(),
+        expect: Expect::Tx(frame.reply(response.to_vec()).build()),
+        outcome: Outcome::Hit,
+    };
+    let slip = |d: String, frame: Frame, response: &[u8], edns: bool| Fixture {
+        description: d,
+        frame: frame.build(),
+        expect: Expect::Tx(frame.reply(slipped(response, question_len, edns)).build()),
+        outcome: Outcome::RrlSlipped,
+    };
+    let drop = |d: String, frame: Frame| Fixture {
+        description: d,
+        frame: frame.build(),
+        expect: Expect::Drop,
+        outcome: Outcome::RrlDropped,
+    };
+    // One /24: three answers, then drop, slip, drop, slip (slip 2), from any of its hosts;
+    // the EDNS query has the same question (the same bucket) and its slip keeps OPT.
+    let mut fixtures = Vec::new();
+    for i in 1..=3u8 {
+        fixtures.push(sent(format!("198.18.5.{i}: answer {i} of 3"), v4([198, 18, 5, i], &plain), &answer));
+    }
+    fixtures.extend([
+        drop("198.18.5.4: 1st over the rate, dropped".into(), v4([198, 18, 5, 4], &plain)),
+        slip("198.18.5.200: 2nd over, slipped".into(), v4([198, 18, 5, 200], &plain), &answer, false),
+        drop("198.18.5.1: 3rd over, dropped".into(), v4([198, 18, 5, 1], &plain)),
+        slip(
+            "198.18.5.1, EDNS: 4th over, slipped with OPT".into(),
+            v4([198, 18, 5, 1], &with_edns),
+            &answer_edns,
+            true,
+        ),
+        sent("198.18.6.1: another /24 is answered".into(), v4([198, 18, 6, 1], &plain), &answer),
+    ]);
+    // IPv6: one /56 (fd00:53:0:0 to fd00:53:0:ff), another beside it.
+    for (i, client) in ["fd00:53:0:1::1", "fd00:53:0:ff::2", "fd00:53::9"].iter().enumerate() {
+        fixtures.push(sent(
+            format!("{client}: answer {} of 3 of its /56", i + 1),
+            v6(client, &plain),
+            &answer,
+        ));
+    }
+    fixtures.extend([
+        drop("fd00:53:0:2::1: same /56, dropped".into(), v6("fd00:53:0:2::1", &plain)),
+        sent("fd00:53:0:100::1: another /56 is answered".into(), v6("fd00:53:0:100::1", &plain), &answer),
+    ]);
+    // Exempt: never limited.
+    for i in 1..=8 {
+        fixtures.push(sent(format!("exempt 198.18.77.9: answer {i}"), v4([198, 18, 77, 9], &plain), &answer));
+    }
+    at_start_of_second();
+    run_table(&rig, &fixtures);
+
+    // Userspace accounts in the same bucket: the network the kernel limited is limited
+    // there too, and slips the same bytes.
+    let over: Vec<Option<Vec<u8>>> =
+        (0..2).map(|_| rig.userspace_from(&plain, Ipv4Addr::new(198, 18, 5, 77).into())).collect();
+    assert_eq!(over[0], None, "5th over: dropped");
+    assert_eq!(
+        over[1].as_deref().map(hex),
+        Some(hex(&slipped(&answer, question_len, false))),
+        "6th over: slipped"
+    );
+
+    // Absent names: the zone's NXDOMAIN, counted against the zone, so three fresh names
+    // use up the bucket and a fourth is limited; a name of the zone that exists is not.
+    let mut nx = Vec::new();
+    for i in 1..=4 {
+        let query = q(&format!("random{i}qz.example.org"), RecordType::A).bytes();
+        let oracle = oracle_response(&query, vec![], vec![demo_soa("example.org.")], 3, OUR_PAYLOAD);
+        let frame = v4([198, 18, 8, 1], &query);
+        nx.push(if i <= 3 {
+            Fixture {
+                description: format!("fresh name {i}: NXDOMAIN"),
+                frame: frame.build(),
+                expect: Expect::Tx(frame.reply(oracle).build()),
+                outcome: Outcome::HitNxdomain,
+            }
+        } else {
+            drop("fresh name 4: the zone's bucket is used up, dropped".into(), frame)
+        });
+    }
+    nx.push(sent(
+        "the same network's positive answer has its own bucket".into(),
+        v4([198, 18, 8, 1], &plain),
+        &answer,
+    ));
+    at_start_of_second();
+    run_table(&rig, &nx);
+    // Userspace, for a fifth fresh name in that zone: the same zone bucket (over: slip).
+    let fifth = q("random5qz.example.org", RecordType::A).bytes();
+    let nxdomain = oracle_response(&fifth, vec![], vec![demo_soa("example.org.")], 3, OUR_PAYLOAD);
+    let got = rig.userspace_from(&fifth, Ipv4Addr::new(198, 18, 8, 2).into());
+    assert_eq!(got.as_deref().map(hex), Some(hex(&slipped(&nxdomain, fifth.len() - 12, false))));
 }

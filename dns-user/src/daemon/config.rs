@@ -9,7 +9,15 @@ use std::{
 
 use serde::Deserialize;
 
-use instadns::{engine::CachePolicy, fastpath::loader::XdpModeArg, model::prefix::Prefix, store::DbLocation};
+use instadns::{
+    engine::CachePolicy,
+    fastpath::{
+        loader::XdpModeArg,
+        rrl::{MAX_EXEMPT_PREFIXES, RrlSettings},
+    },
+    model::prefix::Prefix,
+    store::DbLocation,
+};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/instadns/instadns.toml";
 pub const DEFAULT_DB: &str = "sqlite:/var/lib/instadns/instadns.sqlite";
@@ -48,6 +56,48 @@ pub struct Config {
     pub instance_db: Option<InstanceDb>,
     pub fleet: Fleet,
     pub transfer: Transfer,
+    pub rrl: Rrl,
+}
+
+/// Response rate limiting (`dns_common::rrl`), of XDP's and userspace's UDP answers.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rrl {
+    /// Responses per second per client network (/24, /56) and answer; 0: off.
+    pub responses_per_second: u32,
+    /// Every `slip`-th response over the rate goes out truncated (0: none, 1: all).
+    pub slip: u32,
+    /// Seconds of debt a flooding network can run up.
+    pub window: u32,
+    /// Networks never limited (monitoring, known resolvers).
+    pub exempt: Vec<Prefix>,
+    /// Buckets kept (least recently used go first).
+    pub buckets: u32,
+}
+
+impl Default for Rrl {
+    fn default() -> Self {
+        let d = RrlSettings::default();
+        Self {
+            responses_per_second: d.rate,
+            slip: d.slip,
+            window: d.window,
+            exempt: d.exempt,
+            buckets: d.buckets,
+        }
+    }
+}
+
+impl Rrl {
+    pub fn settings(&self) -> RrlSettings {
+        RrlSettings {
+            rate: self.responses_per_second,
+            slip: self.slip,
+            window: self.window,
+            exempt: self.exempt.clone(),
+            buckets: self.buckets,
+        }
+    }
 }
 
 /// Zone transfers out (AXFR over TCP, IXFR) and NOTIFY to secondaries.
@@ -211,6 +261,7 @@ impl Default for Config {
             instance_db: None,
             fleet: Fleet::default(),
             transfer: Transfer::default(),
+            rrl: Rrl::default(),
         }
     }
 }
@@ -334,6 +385,26 @@ impl Config {
                 "database.keep_changes_hours",
                 "0: the log must keep changes at least an hour".into(),
             ));
+        }
+        if self.rrl.slip > 10 {
+            return Err((
+                "rrl.slip",
+                format!("{} is above 10 (0: drop all, 1: truncate all)", self.rrl.slip),
+            ));
+        }
+        if !(1..=3600).contains(&self.rrl.window) {
+            return Err(("rrl.window", format!("{} is not within 1 to 3600 seconds", self.rrl.window)));
+        }
+        if self.rrl.buckets < 1024 {
+            return Err(("rrl.buckets", format!("{} is below 1024", self.rrl.buckets)));
+        }
+        for family in [true, false] {
+            if self.rrl.exempt.iter().filter(|p| p.addr.is_ipv4() == family).count() > MAX_EXEMPT_PREFIXES {
+                return Err((
+                    "rrl.exempt",
+                    format!("more than {MAX_EXEMPT_PREFIXES} networks of one family"),
+                ));
+            }
         }
         if self.maps.known_names < 1024 {
             return Err(("maps.known_names", format!("{} is below 1024", self.maps.known_names)));
@@ -459,6 +530,22 @@ allow_networks = []
 notify = []
 # notify_key = "xfr-key."
 
+[rrl]
+# Response rate limiting, in XDP and userspace alike: responses per second per client
+# network (/24 for IPv4, /56 for IPv6) and answer (the name asked; the zone for the
+# NXDOMAIN of names that do not exist; the zone for errors). Over the rate, every
+# slip-th response goes out truncated (a real resolver retries over TCP, which cannot
+# be spoofed) and the rest are dropped, so no one can aim our answers at a victim.
+# On by default: a resolver network asks one name a few times per TTL, far below this.
+# 0 turns it off.
+responses_per_second = 100
+slip = 2
+# Seconds of debt a flooding network can run up (it is limited that long after it stops).
+window = 15
+# Networks never limited, e.g. ["198.18.0.0/24", "fd00:53::/56"].
+exempt = []
+buckets = 131072
+
 [tcp]
 # A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over
 # max_connections, replaces the connection that has made no progress for longest.
@@ -503,6 +590,12 @@ mod tests {
         assert!(e.starts_with("f.toml:2: maps.entries:"), "{e}");
         let e = Config::parse("[maps]\nentries = 10\n", "f.toml").unwrap_err().to_string();
         assert_eq!(e, "f.toml:2: maps.entries: 10 is below 1024");
+        let e = Config::parse("[rrl]\nslip = 50\n", "f.toml").unwrap_err().to_string();
+        assert_eq!(e, "f.toml:2: rrl.slip: 50 is above 10 (0: drop all, 1: truncate all)");
+        let e = Config::parse("[rrl]\nwindow = 0\n", "f.toml").unwrap_err().to_string();
+        assert_eq!(e, "f.toml:2: rrl.window: 0 is not within 1 to 3600 seconds");
+        let e = Config::parse("[rrl]\nexempt = [\"198.18.0.1/24\"]\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:2:") && e.contains("host bits"), "{e}");
         let e = Config::parse("colour = 1\n", "f.toml").unwrap_err().to_string();
         assert!(e.starts_with("f.toml:1:") && e.contains("colour"), "{e}");
         let e =

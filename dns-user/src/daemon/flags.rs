@@ -99,6 +99,20 @@ pub struct ServeArgs {
     /// rule out; 0: no cap) [default: 1000].
     #[arg(long, value_name = "N")]
     pub lookups_per_zone: Option<u32>,
+    /// Response rate limit: responses per second per client network (/24, /56) and
+    /// answer; 0 turns it off [default: 100].
+    #[arg(long, value_name = "N")]
+    pub rrl_rate: Option<u32>,
+    /// Every Nth response over the rate goes out truncated, the rest are dropped (0: drop
+    /// all, 1: truncate all) [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub rrl_slip: Option<u32>,
+    /// Seconds of debt a flooding network can run up [default: 15].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub rrl_window: Option<u32>,
+    /// A network never rate limited, e.g. 198.18.0.0/24; repeat for several.
+    #[arg(long = "rrl-exempt", value_name = "NETWORK")]
+    pub rrl_exempt: Vec<instadns::model::prefix::Prefix>,
 }
 
 /// The configuration file's settings with the flags' overrides.
@@ -134,6 +148,12 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
     }
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
+    }
+    config.rrl.responses_per_second = args.rrl_rate.unwrap_or(config.rrl.responses_per_second);
+    config.rrl.slip = args.rrl_slip.unwrap_or(config.rrl.slip);
+    config.rrl.window = args.rrl_window.unwrap_or(config.rrl.window);
+    if !args.rrl_exempt.is_empty() {
+        config.rrl.exempt = args.rrl_exempt.clone();
     }
     config.port = args.port.unwrap_or(config.port);
     config.edns_payload = args.edns_payload.unwrap_or(config.edns_payload);

@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
 };
 
-use dns_common::wire::rcode;
+use dns_common::{stats::Outcome, wire::rcode};
 use instadns::{
     engine::{Handler, QTYPE_LABELS, stats::TsigOutcome},
     frontend::connections::{Admitted, ConnectionLimits, Registry},
@@ -307,6 +307,7 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
         "Misses over their zone's database lookup budget (answered stale or SERVFAIL).",
     );
     let _ = writeln!(out, "instadns_lookups_over_budget_total {}", s.over_budget.load(Ordering::Relaxed));
+    render_rrl(handler, &mut out);
     help(
         &mut out,
         "instadns_instance_db_lookups_total",
@@ -447,6 +448,30 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
 }
 
 /// Health-check gauges and counters, one series per probed target.
+/// The rate limit's settings and what it did, on each path.
+fn render_rrl(handler: &Handler<Database>, out: &mut String) {
+    let limiter = handler.rate_limiter();
+    help(out, "instadns_rrl_rate", "gauge", "Responses per second per client network and answer (0: off).");
+    let _ = writeln!(out, "instadns_rrl_rate {}", limiter.settings().rate);
+    help(
+        out,
+        "instadns_rrl_responses_total",
+        "counter",
+        "Responses over the rate limit, by path and outcome (slipped: sent truncated; dropped).",
+    );
+    let xdp = handler.cache().xdp_counters().unwrap_or_default();
+    let xdp_count = |o: Outcome| xdp.iter().find(|(x, _)| *x == o).map_or(0, |(_, n)| *n);
+    for (path, outcome, count) in [
+        ("userspace", "slipped", limiter.stats.slipped.load(Ordering::Relaxed)),
+        ("userspace", "dropped", limiter.stats.dropped.load(Ordering::Relaxed)),
+        ("xdp", "slipped", xdp_count(Outcome::RrlSlipped)),
+        ("xdp", "dropped", xdp_count(Outcome::RrlDropped)),
+    ] {
+        let _ =
+            writeln!(out, "instadns_rrl_responses_total{{path=\"{path}\",outcome=\"{outcome}\"}} {count}");
+    }
+}
+
 fn render_health(handler: &Handler<Database>, out: &mut String) {
     let health = handler.resolver().health();
     let targets = health.snapshot();

@@ -24,6 +24,7 @@ use instadns::{
         KernelMaps,
         loader::{self, XdpConfig},
         pin, pinned_keys,
+        rrl::RateLimiter,
     },
     frontend::{
         self,
@@ -101,14 +102,15 @@ struct FastPath {
     old_layouts: Vec<PathBuf>,
 }
 
-fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps)> {
+fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps, RateLimiter)> {
     let xdp_config = XdpConfig::with_capacity(
         config.port,
         config.edns_payload,
         config.maps.entries,
         config.maps.answer_slots,
     )
-    .with_known_names(config.maps.known_names);
+    .with_known_names(config.maps.known_names)
+    .with_rrl_buckets(config.rrl.buckets);
     pin::prepare(&config.pin_dir)?;
     let layout = pin::layout_dir_name(&xdp_config);
     let layout_dir = config.pin_dir.join(&layout);
@@ -117,7 +119,9 @@ fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps)> {
     std::fs::create_dir_all(&layout_dir).with_context(|| format!("pin_dir: {}", layout_dir.display()))?;
     let mut ebpf = loader::load_with_pins(&xdp_config, Some(&layout_dir))?;
     let kernel = KernelMaps::from_ebpf(&mut ebpf, xdp_config.answer_slots)?;
-    Ok((FastPath { ebpf, adopted, old_layouts }, kernel))
+    let limiter =
+        RateLimiter::kernel(&mut ebpf, config.rrl.settings()).context("[rrl]: writing the rate limits")?;
+    Ok((FastPath { ebpf, adopted, old_layouts }, kernel, limiter))
 }
 
 /// Descriptors besides the TCP connections: sockets, maps, the database, /metrics.
@@ -169,13 +173,16 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!(%addr, "listening on UDP and TCP");
     }
 
-    let (mut fast_path, kernel) = match config.interfaces.is_empty() {
-        true => (None, None),
+    let (mut fast_path, kernel, limiter) = match config.interfaces.is_empty() {
+        true => (None, None, RateLimiter::in_memory(config.rrl.settings())),
         false => {
-            let (fast_path, kernel) = load_fast_path(&config)?;
-            (Some(fast_path), Some(kernel))
+            let (fast_path, kernel, limiter) = load_fast_path(&config)?;
+            (Some(fast_path), Some(kernel), limiter)
         }
     };
+    if config.rrl.responses_per_second == 0 {
+        tracing::info!("response rate limiting is off ([rrl] responses_per_second = 0)");
+    }
     // The userspace cache holds at least what the kernel maps can, or installs stop.
     let cache_entries = DEFAULT_CACHE_ENTRIES.max(config.maps.entries as usize * 2);
     let old_layouts = fast_path.as_ref().map(|f| f.old_layouts.clone()).unwrap_or_default();
@@ -185,6 +192,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         Handler::new(resolver, cache.clone(), config.edns_payload)
             .with_policy(config.ttl.policy())
             .with_lookup_budget(config.database.lookups_per_zone)
+            .with_rate_limiter(Arc::new(limiter))
             .with_transfer_policy(TransferPolicy { allow_networks: config.transfer.allow_networks.clone() }),
     );
     if let Some(catalog) = handler.resolver().catalog() {

@@ -7,8 +7,10 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use dns_common::wire::{
-    CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_IXFR, TYPE_SOA, rcode, udp_response_limit,
+use dns_common::{
+    maps::key_check,
+    rrl::Verdict,
+    wire::{CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_IXFR, TYPE_SOA, rcode, udp_response_limit},
 };
 use hickory_proto::rr::{Name, RecordType};
 
@@ -19,12 +21,13 @@ use super::{
     transfer::TransferPolicy,
 };
 use crate::{
+    fastpath::rrl::{RateLimiter, RrlSettings, token_kind},
     model::{key::Operation, time::unix_now},
     protocol::{
         CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Sections, Steered, VariantChoice,
         display_wire_name, encode, error_response,
         name::{NameError, name_from_wire},
-        parse_query, response,
+        parse_query, response, truncated_response,
         tsig::{self, TsigFailure, TsigRecord},
         update::{OPCODE_NOTIFY, OPCODE_UPDATE},
     },
@@ -77,6 +80,8 @@ pub struct Handler<S> {
     in_flight: std::sync::Mutex<HashMap<CacheKey, Arc<tokio::sync::OnceCell<Arc<Steered>>>>>,
     /// Who may transfer zones without a key.
     pub(super) transfer: TransferPolicy,
+    /// Response rate limiting of UDP answers (shared with the XDP program).
+    limiter: Arc<RateLimiter>,
     pub stats: QueryStats,
 }
 
@@ -92,8 +97,19 @@ impl<S: Store> Handler<S> {
             budget: LookupBudget::unlimited(),
             in_flight: Default::default(),
             transfer: TransferPolicy::default(),
+            limiter: Arc::new(RateLimiter::in_memory(RrlSettings::off())),
             stats: QueryStats::default(),
         }
+    }
+
+    /// The same, limiting UDP responses with `limiter`.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
+        &self.limiter
     }
 
     /// The same with at most `per_second` database lookups per zone per second for
@@ -138,7 +154,14 @@ impl<S: Store> Handler<S> {
         }
         let query = match parse_query(msg) {
             Ok(q) => q,
-            Err(rejection) => return self.reject(msg, &rejection),
+            Err(rejection) => {
+                let response = self.reject(msg, &rejection)?;
+                // Errors are limited like answers (CVE-2024-2169: error loops).
+                return match transport {
+                    Transport::Udp => self.limit_error(response, client),
+                    Transport::Tcp => Some(response),
+                };
+            }
         };
         if transport == Transport::Udp && query.qtype == TYPE_IXFR {
             return self.udp_ixfr(msg, &query, client).await;
@@ -146,7 +169,41 @@ impl<S: Store> Handler<S> {
         if let Some(signature) = &query.tsig {
             return self.handle_signed(msg, &query, signature, transport, client).await;
         }
-        Some(self.respond(&query, transport, client, 0).await)
+        self.respond(&query, transport, client, 0).await
+    }
+
+    /// A malformed query's error response within the rate limit: slipped, it is the same
+    /// with TC set (it carries no records).
+    fn limit_error(&self, mut response: Vec<u8>, client: IpAddr) -> Option<Vec<u8>> {
+        match self.limiter.verdict(client, token_kind::ERROR, 0) {
+            Verdict::Send => Some(response),
+            Verdict::Slip => {
+                response[2] |= FLAG1_TC;
+                Some(response)
+            }
+            Verdict::Drop => None,
+        }
+    }
+
+    /// What a UDP answer is counted against (see `dns_common::rrl`): the question, but
+    /// the zone for the NXDOMAIN the fast path makes for a zone's absent names, and the
+    /// zone (or nothing) for errors.
+    fn rate_token(&self, query: &Query<'_>, rcode: u16) -> (u8, u32) {
+        let zone = || {
+            let name = name_from_wire(query.name.as_bytes()).ok()?;
+            self.resolver.catalog()?.find_zone(&name).map(|z| (z.id as u32, name))
+        };
+        let by_name = (token_kind::NAME, key_check(query.name.as_bytes(), query.qtype.to_be_bytes()));
+        match rcode {
+            rcode::NXDOMAIN => match zone() {
+                Some((zone, name)) if self.resolver.negatives_cover(&name) => {
+                    (token_kind::ZONE_NXDOMAIN, zone)
+                }
+                _ => by_name,
+            },
+            rcode::NOERROR => by_name,
+            _ => (token_kind::ERROR, zone().map_or(0, |(zone, _)| zone)),
+        }
     }
 
     /// An error response with `rcode` to a query that parsed.
@@ -166,14 +223,14 @@ impl<S: Store> Handler<S> {
     }
 
     /// The response to `query`, leaving `reserve` bytes of the UDP limit free (for a TSIG
-    /// record).
+    /// record); over UDP within the rate limit (None: dropped).
     async fn respond(
         &self,
         query: &Query<'_>,
         transport: Transport,
         client: IpAddr,
         reserve: usize,
-    ) -> Vec<u8> {
+    ) -> Option<Vec<u8>> {
         let type_index =
             QTYPE_LABELS.iter().position(|(_, t)| *t == query.qtype).unwrap_or(QTYPE_LABELS.len() - 1);
         self.stats.by_type[type_index].fetch_add(1, Ordering::Relaxed);
@@ -186,12 +243,20 @@ impl<S: Store> Handler<S> {
             ),
             Transport::Tcp => None,
         };
+        if transport == Transport::Udp {
+            let (kind, token) = self.rate_token(query, answer.rcode);
+            match self.limiter.verdict(client, kind, token) {
+                Verdict::Send => {}
+                Verdict::Slip => return Some(truncated_response(query, &answer, self.edns_payload, scope)),
+                Verdict::Drop => return None,
+            }
+        }
         let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
         let response = response(query, &answer, self.edns_payload, limit, rotation, scope);
         if response.len() > 2 && response[2] & FLAG1_TC != 0 {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
         }
-        response
+        Some(response)
     }
 
     /// A TSIG-signed query (RFC 8945 section 5.2): a good signature from a key allowed
@@ -221,7 +286,7 @@ impl<S: Store> Handler<S> {
         };
         let mut response = if allowed {
             self.count_tsig(TsigOutcome::Verified);
-            self.respond(query, transport, client, tsig::signed_record_len(&key.tsig, 0)).await
+            self.respond(query, transport, client, tsig::signed_record_len(&key.tsig, 0)).await?
         } else {
             tracing::info!(key = %key.name, %client, name = ?query.name, "signed query outside the key's scope: refused");
             self.count_tsig(TsigOutcome::OutOfScope);

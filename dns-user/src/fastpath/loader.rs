@@ -11,6 +11,7 @@ use dns_common::{
     limits::NAME_BUCKET_COUNT,
     maps::{ANSWER_MAP_NAME, NAME_MAP_NAMES, PINNED_MAPS},
     negative::KNOWN_NAMES_MAP_NAME,
+    rrl::{DEFAULT_RRL_BUCKETS, RRL_BUCKETS_MAP_NAME},
 };
 use thiserror::Error;
 
@@ -35,6 +36,8 @@ pub struct XdpConfig {
     pub answer_slots: u32,
     /// Names the existence map holds (see `dns_common::negative`).
     pub known_names: u32,
+    /// Rate-limit buckets (see `dns_common::rrl`).
+    pub rrl_buckets: u32,
 }
 
 /// Default capacity of the existence map: entries are allocated as names are added.
@@ -51,7 +54,14 @@ impl XdpConfig {
             name_entries: [share(1, 1024), share(4, 1024), share(16, 256), share(64, 256)],
             answer_slots: answer_slots.max(16),
             known_names: DEFAULT_KNOWN_NAMES,
+            rrl_buckets: DEFAULT_RRL_BUCKETS,
         }
+    }
+
+    /// The same with `buckets` rate-limit buckets.
+    pub fn with_rrl_buckets(mut self, buckets: u32) -> Self {
+        self.rrl_buckets = buckets.max(1024);
+        self
     }
 
     /// The same with room for `known_names` existing names.
@@ -141,7 +151,8 @@ pub fn load_with_pins(config: &XdpConfig, layout_dir: Option<&Path>) -> Result<E
         .override_global("DNS_PORT", &config.dns_port, true)
         .override_global("EDNS_PAYLOAD", &config.edns_payload, true)
         .map_max_entries(ANSWER_MAP_NAME, config.answer_slots)
-        .map_max_entries(KNOWN_NAMES_MAP_NAME, config.known_names);
+        .map_max_entries(KNOWN_NAMES_MAP_NAME, config.known_names)
+        .map_max_entries(RRL_BUCKETS_MAP_NAME, config.rrl_buckets);
     for (name, entries) in NAME_MAP_NAMES.iter().zip(config.name_entries) {
         loader.map_max_entries(name, entries);
     }

@@ -10,6 +10,7 @@ pub mod iface;
 pub mod kernel;
 pub mod loader;
 pub mod pin;
+pub mod rrl;
 pub mod slots;
 pub mod stats;
 

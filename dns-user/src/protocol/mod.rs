@@ -20,4 +20,4 @@ pub use name::{
     WireName, display_wire_name, label_count, name_from_wire, name_to_wire, parse_absolute, parse_user_name,
 };
 pub use query::{ClientSubnet, Edns, Query, Rejection, parse_query};
-pub use response::{error_response, response};
+pub use response::{error_response, response, truncated_response};

@@ -30,12 +30,37 @@ pub fn response(
     rotation: usize,
     subnet_scope: u8,
 ) -> Vec<u8> {
+    assemble(query, answer, our_payload, limit, rotation, subnet_scope, false)
+}
+
+/// The response to `query` sent truncated whatever its size, as a rate limit's slip
+/// (`dns_common::rrl`): the answer's RCODE and AA, TC set, no records but OPT, exactly
+/// what the XDP program sends.
+pub fn truncated_response(
+    query: &Query<'_>,
+    answer: &EncodedAnswer,
+    our_payload: u16,
+    subnet_scope: u8,
+) -> Vec<u8> {
+    assemble(query, answer, our_payload, None, 0, subnet_scope, true)
+}
+
+fn assemble(
+    query: &Query<'_>,
+    answer: &EncodedAnswer,
+    our_payload: u16,
+    limit: Option<usize>,
+    rotation: usize,
+    subnet_scope: u8,
+    truncate: bool,
+) -> Vec<u8> {
     let subnet = query.edns.and_then(|e| e.client_subnet).map(|s| s.response_option(subnet_scope));
     let options = subnet.as_deref().unwrap_or_default();
     let opt_len = if query.edns.is_some() { 11 + options.len() } else { 0 };
     let fixed_len = DNS_HEADER_LEN + query.question.len() + opt_len;
     // How much of the data is sent, and how many optional records that leaves out.
     let (data_len, dropped) = match limit {
+        _ if truncate => (0, usize::MAX),
         Some(limit) if fixed_len + answer.data.len() > limit => {
             let room = limit.saturating_sub(fixed_len);
             let kept = (0..answer.optional.len()).rev().find(|k| answer.optional[*k] as usize <= room);
