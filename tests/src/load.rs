@@ -27,7 +27,9 @@ pub struct LoadReport {
     pub wrong: Vec<usize>,
 }
 
-/// Queries sent one after another (each waits for its answer) until stopped.
+/// Queries sent one after another (each waits for its answer) until stopped: one client
+/// asking the same names thousands of times a second, which response rate limiting (on
+/// by default) limits; servers under such a load run with `--rrl-rate 0`.
 pub struct SteadyLoad {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<LoadReport>,

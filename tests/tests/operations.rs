@@ -82,6 +82,11 @@ fn has_xdp(ns: &str, iface: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
 }
 
+/// The daemon of the restart tests: their steady load is one client asking ten names as
+/// fast as they are answered (thousands a second each), standing for many clients;
+/// response rate limiting, on by default, would rightly limit it.
+const UNLIMITED: [&str; 4] = ["--xdp-mode", "native", "--rrl-rate", "0"];
+
 /// Restarts the daemon (SIGKILL, or SIGTERM when `graceful`) with `args` while a steady
 /// load of hot queries runs; asserts no answer was lost or wrong, and returns the time from
 /// the restart until a miss was answered again.
@@ -123,10 +128,10 @@ fn restart_under_load(d: &mut Deployment, args: &[String], graceful: bool) -> (D
 
 #[test]
 fn sigkill_and_restart_lose_no_hit() {
-    let mut d = Deployment::start(&["--xdp-mode", "native"]);
+    let mut d = Deployment::start(&UNLIMITED);
     let db = d.db();
     let hits_before = d.server.xdp("hit");
-    let args = ServerProcess::args(&d.rig, &db, &["--xdp-mode", "native"]);
+    let args = ServerProcess::args(&d.rig, &db, &UNLIMITED);
     let (gap, answered) = restart_under_load(&mut d, &args, false);
     eprintln!(
         "SIGKILL restart: {answered} hot answers, none lost; misses answered again {gap:?} after the restart"
@@ -142,7 +147,7 @@ fn sigkill_and_restart_lose_no_hit() {
 
 #[test]
 fn upgrade_to_another_map_layout_loses_no_hit() {
-    let mut d = Deployment::start(&["--xdp-mode", "native"]);
+    let mut d = Deployment::start(&UNLIMITED);
     let db = d.db();
     let layouts = |dir: &std::path::Path| -> Vec<String> {
         std::fs::read_dir(dir)
@@ -155,7 +160,7 @@ fn upgrade_to_another_map_layout_loses_no_hit() {
     let before = layouts(&d.server.pin_dir);
     assert_eq!(before.len(), 1);
     // Other map sizes are another layout: new maps, warmed from the old ones, swapped in.
-    let args = ServerProcess::args(&d.rig, &db, &["--xdp-mode", "native", "--map-entries", "300000"]);
+    let args = ServerProcess::args(&d.rig, &db, &[&UNLIMITED[..], &["--map-entries", "300000"]].concat());
     let (gap, answered) = restart_under_load(&mut d, &args, true);
     eprintln!(
         "layout upgrade: {answered} hot answers, none lost; misses answered again {gap:?} after the restart"

@@ -62,7 +62,8 @@ fn a_spoofed_victim_gets_at_most_the_rate_and_a_real_client_gets_its_answer_over
                         Ok(n) => {
                             quiet_since = None;
                             received.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                            let counter = if buf[2] & 0x02 != 0 { &received.truncated } else { &received.answers };
+                            let counter =
+                                if buf[2] & 0x02 != 0 { &received.truncated } else { &received.answers };
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(_) if done.load(Ordering::Relaxed) => {

@@ -5,7 +5,10 @@ use std::{sync::Arc, time::Instant};
 
 use crate::util::{Sysctl, attached_prog_id, percentile, pin_to_cpu, prog_stats};
 use hickory_proto::rr::{RData, Record, RecordType, rdata};
-use instadns::protocol::{CacheKey, Sections, Steered, encode};
+use instadns::{
+    fastpath::rrl::RrlSettings,
+    protocol::{CacheKey, Sections, Steered, encode},
+};
 use tests::{
     dns::{EdnsQuery, QueryBuilder},
     packet::Frame,
@@ -15,6 +18,8 @@ use tests::{
 /// One benchmarked case: a program, a frame and the action it must return.
 struct Case {
     name: String,
+    /// Index of the rig it runs on (see `fastpath`).
+    rig: usize,
     program: &'static str,
     frame: Vec<u8>,
     expect: u32,
@@ -24,10 +29,10 @@ struct Case {
 /// Kernel-reported ns per run for every case, interleaved call by call (each call is
 /// repeat=1: a repeated run would re-process the already rewritten frame), so drift on
 /// the shared machine hits all cases alike.
-fn measure(rig: &FastPathRig, cases: &mut [Case], calls: usize) {
+fn measure(rigs: &[&FastPathRig], cases: &mut [Case], calls: usize) {
     for _ in 0..calls {
         for case in cases.iter_mut() {
-            let (action, _, d) = rig.run_timed(case.program, &case.frame, 1);
+            let (action, _, d) = rigs[case.rig].run_timed(case.program, &case.frame, 1);
             assert_eq!(action, case.expect, "{}: unexpected action", case.name);
             case.samples.push(d.as_nanos() as f64);
         }
@@ -38,6 +43,10 @@ pub fn fastpath(calls: usize) {
     tests::require_root();
     pin_to_cpu(1);
     let rig = FastPathRig::with_capacity(65_536, 1024);
+    // The same with response rate limiting on (the daemon's default), at a rate this
+    // run never reaches: the cost of accounting every answer.
+    let unreached = RrlSettings { rate: 1 << 30, ..RrlSettings::default() };
+    let limited = FastPathRig::with_rate_limit(65_536, 1024, "", unreached);
     let q = |name: &str, t| QueryBuilder::new(name, t);
     let edns = EdnsQuery::default();
     type Kind = (&'static str, QueryBuilder, fn(Vec<u8>) -> Frame);
@@ -56,6 +65,7 @@ pub fn fastpath(calls: usize) {
     ];
     let case = |name: &str, program, frame, expect| Case {
         name: name.to_owned(),
+        rig: 0,
         program,
         frame,
         expect,
@@ -70,13 +80,18 @@ pub fn fastpath(calls: usize) {
         rig.userspace(&query.bytes()).expect("userspace answers and installs");
         cases.push(case(name, "instadns", frame(query.bytes()).build(), XDP_TX));
     }
+    for (name, query, frame) in &kinds[..1] {
+        limited.userspace(&query.bytes()).expect("userspace answers and installs");
+        let frame = frame(query.bytes()).build();
+        cases.push(Case { rig: 1, ..case(&format!("{name}, RRL on"), "instadns", frame, XDP_TX) });
+    }
     let miss = Frame::v4(q("ws-234567.apps.example.com", RecordType::A).bytes()).build();
     cases.push(case("miss (XDP_PASS)", "instadns", miss, XDP_PASS));
     let mut other_port = Frame::v4(vec![0; 48]);
     other_port.dport = 123;
     cases.push(case("not DNS (XDP_PASS)", "instadns", other_port.build(), XDP_PASS));
 
-    measure(&rig, &mut cases, calls);
+    measure(&[&rig, &limited], &mut cases, calls);
     let floor = percentile(&cases[0].samples, 0.5);
     println!(
         "# fast path: kernel-reported ns per run (BPF_PROG_TEST_RUN, repeat=1, {calls} calls per case, interleaved, pinned to CPU 1)"
@@ -186,7 +201,8 @@ pub fn live(seconds: u32) {
         server::{Deployment, dig},
     };
     tests::require_root();
-    let d = Deployment::start(&["--xdp-mode", "native"]);
+    // One generator network asks the same names: unlimited, as the peers are.
+    let d = Deployment::start(&["--xdp-mode", "native", "--rrl-rate", "0"]);
     let hot = [
         ("ws-123456.apps.example.com", "A"),
         ("ws-234567.apps.example.com", "A"),

@@ -193,11 +193,13 @@ pub fn start(kind: ServerKind, rig: &VethRig, dir: &Path, data: &Data) -> Result
     let mut running = Running { kind, instadns: None, child: None, startup: Duration::ZERO };
     match kind {
         ServerKind::Instadns | ServerKind::InstadnsUserspace => {
+            // Response rate limiting off: the peers run without it (their default) and the
+            // generator is one client network, which it would limit.
             let mode: &[&str] = if kind == ServerKind::Instadns {
                 // Room for every name of the uniform mix without LRU eviction.
-                &["--xdp-mode", "native", "--map-entries", "1048576", "--log", "warn"]
+                &["--xdp-mode", "native", "--map-entries", "1048576", "--log", "warn", "--rrl-rate", "0"]
             } else {
-                &["--no-xdp", "--log", "warn"]
+                &["--no-xdp", "--log", "warn", "--rrl-rate", "0"]
             };
             let mut args = ServerProcess::args(rig, &data.db, mode);
             if kind == ServerKind::InstadnsUserspace {
