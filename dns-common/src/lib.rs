@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod bench;
+pub mod cookie;
 pub mod frame;
 pub mod limits;
 pub mod maps;
@@ -20,6 +21,7 @@ pub mod xdp;
 mod pod {
     use crate::{
         bench::{GenConfig, Template},
+        cookie::CookieConfig,
         maps::{AnswerSlot, NameEntry, NameKey},
         negative::{KnownName, NegativeConfig, WildcardKey, ZoneFacts},
         rrl::{RrlBucket, RrlConfig, RrlKey},
@@ -37,6 +39,7 @@ mod pod {
     unsafe impl aya::Pod for NegativeConfig {}
     unsafe impl aya::Pod for WildcardKey {}
     unsafe impl aya::Pod for RrlKey {}
+    unsafe impl aya::Pod for CookieConfig {}
     unsafe impl aya::Pod for RrlBucket {}
     unsafe impl aya::Pod for RrlConfig {}
 }

@@ -262,6 +262,12 @@ pub struct Scratch {
     /// The query's Client Subnet option as received, zero-padded: echoed in the response
     /// (RFC 7871 section 7.2.1, SCOPE 0; the query's SCOPE is 0 too).
     pub ecs: [u8; crate::limits::ECS_OPTION_MASK + 1],
+    /// The query's COOKIE option data as received, zero-padded.
+    pub cookie_in: [u8; crate::cookie::COOKIE_BUF_LEN],
+    /// The response's COOKIE option, header included, zero-padded.
+    pub cookie_out: [u8; crate::cookie::COOKIE_OUT_LEN],
+    /// The client's address, as the cookie hash takes it.
+    pub cookie_client: crate::cookie::ClientAddress,
     /// The question as received: QNAME, QTYPE, QCLASS, padded for 8-byte reads.
     pub raw: [u8; SCRATCH_RAW_LEN],
     /// The lookup key being built: QTYPE then the lower-cased name, padded.

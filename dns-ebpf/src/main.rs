@@ -15,6 +15,7 @@
 #![no_std]
 #![no_main]
 
+mod cookie;
 mod key;
 mod negative;
 mod parse;
@@ -34,6 +35,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
+    cookie::CookieConfig,
     limits::DEFAULT_EDNS_PAYLOAD,
     maps::{
         AnswerSlot, INTERFACES, LOCAL_ADDRESSES, NameEntry, NameKey0, NameKey1, NameKey2, NameKey3, Scratch,
@@ -100,6 +102,10 @@ static RRL_CONFIG: Array<RrlConfig> = Array::with_max_entries(1, 0);
 static RRL_EXEMPT_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(RRL_EXEMPT_PREFIXES, 0);
 #[map]
 static RRL_EXEMPT_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(RRL_EXEMPT_PREFIXES, 0);
+
+/// DNS cookies' secrets and clock (see `dns_common::cookie`), written by userspace.
+#[map]
+static COOKIE_CONFIG: Array<CookieConfig> = Array::with_max_entries(1, 0);
 
 /// Hash map entries allocated as they are inserted (the kernel's flag).
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -189,8 +195,9 @@ fn answer(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame, q: &Query) -> Resu
         kind: launder(scratch, SPILL_TOKEN_KIND, token.0 as usize) as u8,
         value: launder(scratch, SPILL_TOKEN, token.1 as usize) as u32,
     };
+    let cookie = cookie::answer_cookie(ctx, scratch, f, q)?;
     let (slot, steered) = steer::choose_slot(ctx, scratch, f, &entry)?;
-    if respond::respond(ctx, scratch, f, q, slot, question_sum, &token)? == respond::Sent::Slipped {
+    if respond::respond(ctx, scratch, f, q, slot, question_sum, &token, cookie)? == respond::Sent::Slipped {
         return Ok(Some(Outcome::RrlSlipped));
     }
     Ok(match how {

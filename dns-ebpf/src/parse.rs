@@ -7,6 +7,7 @@ use core::ptr::read_unaligned;
 
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use dns_common::{
+    cookie::{CLIENT_COOKIE_LEN, COOKIE_BUF_LEN, EDNS_OPTION_COOKIE, MAX_COOKIE_DATA},
     frame::{
         DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_ALEN, ETH_DEST, ETH_HLEN,
         ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_DEST, IPV4_FRAG,
@@ -32,6 +33,8 @@ use crate::{IFACE_MACS, LOCAL_V4, LOCAL_V6, config_port, launder};
 
 /// The spill slot of the Client Subnet option's length (see `save_client_subnet`).
 pub const SPILL_ECS_LEN: usize = 6;
+/// The spill slot of the COOKIE option's length (see `save_cookie`).
+const SPILL_COOKIE_LEN: usize = 7;
 /// Most EDNS options we walk in a query before leaving it to userspace.
 const MAX_EDNS_OPTIONS: usize = 8;
 /// Longest query we parse; longer ones (a question plus large EDNS options, which
@@ -62,6 +65,8 @@ pub struct Query {
     pub client_subnet: bool,
     /// The option's length, header included ([`ECS_OPTION_MIN_LEN`]..=[`ECS_OPTION_MAX_LEN`]).
     pub ecs_len: usize,
+    /// The COOKIE option's data length (0: none), the data saved in `Scratch::cookie_in`.
+    pub cookie_len: usize,
 }
 
 fn is_vlan(ethertype: u16) -> bool {
@@ -258,8 +263,15 @@ pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result
         return Err(bad);
     }
 
-    let mut query =
-        Query { name_len, flags, edns_payload: None, dnssec_ok: false, client_subnet: false, ecs_len: 0 };
+    let mut query = Query {
+        name_len,
+        flags,
+        edns_payload: None,
+        dnssec_ok: false,
+        client_subnet: false,
+        ecs_len: 0,
+        cookie_len: 0,
+    };
     if arcount == 0 {
         // Nothing may follow the question.
         return if question_end == f.msg_len { Ok(query) } else { Err(bad) };
@@ -290,7 +302,15 @@ pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result
             break;
         }
         let len = read_be16(ctx, option + 2).ok_or(bad)? as usize;
-        if read_be16(ctx, option).ok_or(bad)? == EDNS_OPTION_ECS {
+        let code = read_be16(ctx, option).ok_or(bad)?;
+        if code == EDNS_OPTION_COOKIE {
+            // A second one, or a malformed one, gets FORMERR from userspace.
+            if query.cookie_len != 0 {
+                return Err(bad);
+            }
+            query.cookie_len = save_cookie(ctx, scratch, option + OPTION_HLEN, len).ok_or(bad)?;
+        }
+        if code == EDNS_OPTION_ECS {
             // A second one, or a malformed one, gets FORMERR from userspace.
             if query.client_subnet {
                 return Err(bad);
@@ -309,6 +329,29 @@ pub fn parse_query(ctx: &XdpContext, scratch: *mut Scratch, f: &Frame) -> Result
     query.edns_payload = Some(field(OPT_PAYLOAD));
     query.dnssec_ok = field(OPT_FLAGS) & EDNS_FLAG_DO != 0;
     Ok(query)
+}
+
+/// Copies the COOKIE option's data at `data` (`len` bytes) into `Scratch::cookie_in`,
+/// zero-padded, if its length is one userspace accepts (RFC 7873 section 4: a client
+/// cookie of 8 bytes, and a server cookie of 8 to 32). Returns the length.
+#[inline(always)]
+fn save_cookie(ctx: &XdpContext, scratch: *mut Scratch, data: usize, len: usize) -> Option<usize> {
+    if len != CLIENT_COOKIE_LEN && !(CLIENT_COOKIE_LEN + 8..=MAX_COOKIE_DATA).contains(&len) {
+        return None;
+    }
+    // As in `save_client_subnet`: a masked, laundered, non-zero length bounds the copy.
+    let len = launder(scratch, SPILL_COOKIE_LEN, len) & (COOKIE_BUF_LEN - 1);
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: scratch points at this CPU's scratch value.
+    let buf = unsafe { &mut (*scratch).cookie_in };
+    *buf = [0; COOKIE_BUF_LEN];
+    // SAFETY: `len` bytes fit `buf`; the helper checks the packet bounds.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(ctx.ctx, data as u32, buf.as_mut_ptr() as *mut core::ffi::c_void, len as u32)
+    };
+    (rc == 0).then_some(len)
 }
 
 /// Copies the Client Subnet option at `option` (`total` bytes, header included) into

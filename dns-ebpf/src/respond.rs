@@ -10,6 +10,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
+    cookie::{COOKIE_OPTION_LEN, COOKIE_OUT_LEN},
     frame::{
         DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, IPPROTO_UDP, IPV4_CHECKSUM, IPV4_DEST, IPV4_HLEN,
         IPV4_PROTOCOL, IPV4_SOURCE, IPV4_TOTAL_LEN, IPV4_TTL, IPV6_ADDR_LEN, IPV6_DEST, IPV6_HLEN,
@@ -31,7 +32,9 @@ use dns_common::{
 use dns_ebpf::{ptr_at, swap_macs, words_at};
 
 use crate::{
-    ANSWERS, config_edns_payload, launder,
+    ANSWERS, config_edns_payload,
+    cookie::Cookie,
+    launder,
     parse::{Frame, Query, SPILL_ECS_LEN},
     rrl::{self, Token},
 };
@@ -80,8 +83,10 @@ const IPV6_ADDR_WORDS: usize = IPV6_ADDR_LEN / 2;
 const _: () = assert!(IPV4_PROTOCOL == IPV4_TTL + 1 && IPV6_HOP_LIMIT == IPV6_NEXT_HEADER + 1);
 
 /// Answers the query in `f`/`q` with answer slot `slot_index`, within the rate limit of
-/// `token` (over it: truncated, or `Err(RrlDropped)`). `question_sum` is the unfolded
-/// one's complement sum of the question as received.
+/// `token` unless `cookie` proved the client (over it: truncated, or
+/// `Err(RrlDropped)`), with our COOKIE option if `cookie` says so. `question_sum` is the
+/// unfolded one's complement sum of the question as received.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn respond(
     ctx: &XdpContext,
@@ -91,6 +96,7 @@ pub fn respond(
     slot_index: u32,
     question_sum: u64,
     token: &Token,
+    cookie: Cookie,
 ) -> Result<Sent, Outcome> {
     let slot = ANSWERS.get_ptr(slot_index).ok_or(Outcome::Error)?;
     // SAFETY: a valid map value pointer; we read its small header fields.
@@ -111,14 +117,16 @@ pub fn respond(
     if ecs_len > ECS_OPTION_MAX_LEN {
         return Err(Outcome::Error);
     }
-    let opt_len = if q.edns_payload.is_some() { OPT_RR_LEN + ecs_len } else { 0 };
+    let cookie_len = if cookie.answered { COOKIE_OPTION_LEN } else { 0 };
+    let opt_len = if q.edns_payload.is_some() { OPT_RR_LEN + ecs_len + cookie_len } else { 0 };
     let msg_len = question_end + data_len + opt_len;
     if msg_len > udp_response_limit(q.edns_payload, config_edns_payload()) as usize {
         return Err(Outcome::PassTooBig);
     }
     // Accounted once the answer is sure to be sent from here (a query passed up is
     // accounted by userspace).
-    let sent = match rrl::verdict(ctx, f, token)? {
+    let verdict = if cookie.proven { Verdict::Send } else { rrl::verdict(ctx, f, token)? };
+    let sent = match verdict {
         Verdict::Send => Sent::Answer,
         Verdict::Drop => return Err(Outcome::RrlDropped),
         Verdict::Slip => {
@@ -137,7 +145,7 @@ pub fn respond(
     let mut arcount = counts[2];
     if q.edns_payload.is_some() {
         let at = f.dns + question_end + data_len;
-        sum += write_opt(ctx, scratch, at, q, ecs_len, (q.name_len + data_len) & 1 == 1)?;
+        sum += write_opt(ctx, scratch, at, q, ecs_len, cookie.answered, (q.name_len + data_len) & 1 == 1)?;
         arcount += 1;
     }
     let rcode = (slot_flags & RCODE_MASK) as u8;
@@ -179,8 +187,9 @@ fn copy_sections(
 }
 
 /// Writes our OPT record at `at`, with the query's Client Subnet option (`ecs_len`
-/// bytes of `Scratch::ecs`, none if 0) as its data; returns its checksum contribution
-/// (`odd`: it starts at an odd offset of the DNS message).
+/// bytes of `Scratch::ecs`, none if 0) and, if `cookie`, our COOKIE option
+/// (`Scratch::cookie_out`) as its data; returns its checksum contribution (`odd`: it
+/// starts at an odd offset of the DNS message).
 #[inline(always)]
 fn write_opt(
     ctx: &XdpContext,
@@ -188,10 +197,12 @@ fn write_opt(
     at: usize,
     q: &Query,
     ecs_len: usize,
+    cookie: bool,
     odd: bool,
 ) -> Result<u64, Outcome> {
+    let cookie_len = if cookie { COOKIE_OPTION_LEN } else { 0 };
     let mut opt = opt_record(config_edns_payload(), 0, q.dnssec_ok);
-    opt[OPT_RR_LEN - 2..].copy_from_slice(&(ecs_len as u16).to_be_bytes());
+    opt[OPT_RR_LEN - 2..].copy_from_slice(&((ecs_len + cookie_len) as u16).to_be_bytes());
     let p = ptr_at::<[u8; OPT_RR_LEN]>(ctx, at).ok_or(Outcome::Error)?;
     // SAFETY: ptr_at checked the bounds.
     unsafe { *p = opt };
@@ -212,6 +223,27 @@ fn write_opt(
         let ecs_sum = csum_fold(csum_add_bytes(0, unsafe { &*ecs }));
         // OPT_RR_LEN is odd: the option starts at the other parity.
         sum += csum_at_parity(ecs_sum, !odd) as u64;
+    }
+    if cookie {
+        // SAFETY: scratch points at this CPU's scratch value; the first
+        // COOKIE_OPTION_LEN bytes of its COOKIE_OUT_LEN are the option.
+        let out = unsafe { &raw mut (*scratch).cookie_out };
+        let rc = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                (at + OPT_RR_LEN + ecs_len) as u32,
+                out as *mut c_void,
+                COOKIE_OPTION_LEN as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Outcome::Error);
+        }
+        // Zero past the option: summing the whole buffer adds only the option.
+        // SAFETY: as above.
+        let cookie_sum = csum_fold(csum_add_bytes(0, unsafe { &*(out as *const [u8; COOKIE_OUT_LEN]) }));
+        let cookie_odd = odd ^ ((OPT_RR_LEN + ecs_len) & 1 == 1);
+        sum += csum_at_parity(cookie_sum, cookie_odd) as u64;
     }
     Ok(sum)
 }

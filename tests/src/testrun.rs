@@ -13,6 +13,7 @@ use instadns::{
     engine::{AnswerCache, Handler, Transport},
     fastpath::{
         KernelMaps,
+        cookies::{CookieSettings, ServerCookies},
         loader::{self, XdpConfig},
         rrl::{RateLimiter, RrlSettings},
     },
@@ -100,15 +101,27 @@ impl FastPathRig {
     /// A rig over the demo database plus `sql`, run on the real SQLite file before the
     /// server reads it.
     pub fn with_sql(names: u32, answer_slots: u32, sql: &str) -> Self {
-        Self::with_rate_limit(names, answer_slots, sql, RrlSettings::off())
+        Self::with_settings(names, answer_slots, sql, RrlSettings::off(), CookieSettings::off())
     }
 
     /// The same with response rate limiting (off in the other rigs: their fixtures ask
     /// one name many times from one client).
     pub fn with_rate_limit(names: u32, answer_slots: u32, sql: &str, rrl: RrlSettings) -> Self {
+        Self::with_settings(names, answer_slots, sql, rrl, CookieSettings::off())
+    }
+
+    /// The same with response rate limiting and DNS cookies as given (both off in the
+    /// other rigs).
+    pub fn with_settings(
+        names: u32,
+        answer_slots: u32,
+        sql: &str,
+        rrl: RrlSettings,
+        cookies: CookieSettings,
+    ) -> Self {
         crate::require_root();
         let dir = tempfile::tempdir().expect("temporary directory");
-        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, sql, rrl, dir)
+        Self::open(&dir.path().join("demo.sqlite"), names, answer_slots, sql, (rrl, cookies), dir)
     }
 
     fn open(
@@ -116,7 +129,7 @@ impl FastPathRig {
         names: u32,
         answer_slots: u32,
         sql: &str,
-        rrl: RrlSettings,
+        (rrl, cookies): (RrlSettings, CookieSettings),
         dir: tempfile::TempDir,
     ) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -133,6 +146,7 @@ impl FastPathRig {
         }
         let maps = KernelMaps::from_ebpf(&mut ebpf, config.answer_slots).expect("maps");
         let limiter = Arc::new(RateLimiter::kernel(&mut ebpf, rrl).expect("rate-limit maps"));
+        let cookies = Arc::new(ServerCookies::kernel(&mut ebpf, &cookies).expect("cookie map"));
         // No daemon renews the lease of the kernel's negative answers: an hour is the run.
         let cache = Arc::new(
             AnswerCache::new((names as usize).max(1 << 20), Some(maps))
@@ -142,8 +156,11 @@ impl FastPathRig {
         // addressed to the server of the packet builder's frames.
         cache.set_local_addresses(&[crate::netns::SERVER_V4.into(), crate::netns::SERVER_V6.into()]);
         cache.set_interface_mac(TEST_RUN_IFINDEX, crate::packet::SERVER_MAC);
-        let handler =
-            Arc::new(Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD).with_rate_limiter(limiter));
+        let handler = Arc::new(
+            Handler::new(Arc::new(resolver), cache, OUR_PAYLOAD)
+                .with_rate_limiter(limiter)
+                .with_cookies(cookies),
+        );
         // The known names, built and published as the daemon's follower does at start.
         let follower = Follower::new(db, handler.clone());
         rt.block_on(follower.ensure_known());

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use instadns::{
     engine::CachePolicy,
     fastpath::{
+        cookies::CookieSettings,
         loader::XdpModeArg,
         rrl::{MAX_EXEMPT_PREFIXES, RrlSettings},
     },
@@ -57,6 +58,51 @@ pub struct Config {
     pub fleet: Fleet,
     pub transfer: Transfer,
     pub rrl: Rrl,
+    pub cookies: Cookies,
+}
+
+/// DNS Cookies (RFC 7873) with RFC 9018 server cookies, in XDP and userspace alike.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cookies {
+    pub enabled: bool,
+    /// The server secret, 32 hex digits; nodes of an anycast set share one. None: a
+    /// random secret of this node's own at every start.
+    #[serde(deserialize_with = "secret_field")]
+    pub secret: Option<[u8; 16]>,
+    /// The secret before a rotation: cookies made with it stay valid (and are replaced).
+    #[serde(deserialize_with = "secret_field")]
+    pub previous_secret: Option<[u8; 16]>,
+}
+
+impl Default for Cookies {
+    fn default() -> Self {
+        Self { enabled: true, secret: None, previous_secret: None }
+    }
+}
+
+impl Cookies {
+    pub fn settings(&self) -> CookieSettings {
+        if !self.enabled {
+            return CookieSettings::off();
+        }
+        match self.secret {
+            Some(secret) => CookieSettings { enabled: true, secret, previous: self.previous_secret },
+            None => CookieSettings::random(),
+        }
+    }
+}
+
+/// A 16-byte secret written as 32 hex digits.
+fn secret_field<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<[u8; 16]>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(None) };
+    let bytes: Option<Vec<u8>> = (text.len() == 32)
+        .then(|| (0..16).map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()).collect())
+        .flatten();
+    bytes.and_then(|b| b.try_into().ok()).map(Some).ok_or_else(|| {
+        serde::de::Error::custom("must be 32 hex digits (16 bytes), e.g. from `openssl rand -hex 16`")
+    })
 }
 
 /// Response rate limiting (`dns_common::rrl`), of XDP's and userspace's UDP answers.
@@ -262,6 +308,7 @@ impl Default for Config {
             fleet: Fleet::default(),
             transfer: Transfer::default(),
             rrl: Rrl::default(),
+            cookies: Cookies::default(),
         }
     }
 }
@@ -406,6 +453,9 @@ impl Config {
                 ));
             }
         }
+        if self.cookies.previous_secret.is_some() && self.cookies.secret.is_none() {
+            return Err(("cookies.previous_secret", "needs cookies.secret (the new one)".into()));
+        }
         if self.maps.known_names < 1024 {
             return Err(("maps.known_names", format!("{} is below 1024", self.maps.known_names)));
         }
@@ -546,6 +596,16 @@ window = 15
 exempt = []
 buckets = 131072
 
+[cookies]
+# DNS Cookies (RFC 7873) with interoperable server cookies (RFC 9018), answered by XDP
+# and userspace alike; a query with a valid server cookie is exempt from [rrl].
+enabled = true
+# The server secret, 32 hex digits (`openssl rand -hex 16`): nodes of an anycast set
+# that share it accept each other's cookies. Unset: a random secret per start.
+# To rotate, move the old one to previous_secret: its cookies stay valid meanwhile.
+# secret = "..."
+# previous_secret = "..."
+
 [tcp]
 # A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over
 # max_connections, replaces the connection that has made no progress for longest.
@@ -596,6 +656,16 @@ mod tests {
         assert_eq!(e, "f.toml:2: rrl.window: 0 is not within 1 to 3600 seconds");
         let e = Config::parse("[rrl]\nexempt = [\"198.18.0.1/24\"]\n", "f.toml").unwrap_err().to_string();
         assert!(e.starts_with("f.toml:2:") && e.contains("host bits"), "{e}");
+        let e = Config::parse("[cookies]\nsecret = \"abc\"\n", "f.toml").unwrap_err().to_string();
+        assert!(e.starts_with("f.toml:2: cookies.secret:") && e.contains("32 hex digits"), "{e}");
+        let e =
+            Config::parse("[cookies]\nprevious_secret = \"000102030405060708090a0b0c0d0e0f\"\n", "f.toml")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(e, "f.toml:2: cookies.previous_secret: needs cookies.secret (the new one)");
+        let parsed =
+            Config::parse("[cookies]\nsecret = \"000102030405060708090a0b0c0d0e0f\"\n", "f.toml").unwrap();
+        assert_eq!(parsed.cookies.secret, Some(core::array::from_fn(|i| i as u8)));
         let e = Config::parse("colour = 1\n", "f.toml").unwrap_err().to_string();
         assert!(e.starts_with("f.toml:1:") && e.contains("colour"), "{e}");
         let e =

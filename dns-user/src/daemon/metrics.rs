@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
 };
 
-use dns_common::{stats::Outcome, wire::rcode};
+use dns_common::{cookie::CookieCheck, stats::Outcome, wire::rcode};
 use instadns::{
     engine::{Handler, QTYPE_LABELS, stats::TsigOutcome},
     frontend::connections::{Admitted, ConnectionLimits, Registry},
@@ -448,8 +448,18 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
 }
 
 /// Health-check gauges and counters, one series per probed target.
-/// The rate limit's settings and what it did, on each path.
+/// The rate limit's settings and what it did, on each path; userspace's DNS cookies.
 fn render_rrl(handler: &Handler<Database>, out: &mut String) {
+    help(
+        out,
+        "instadns_cookies_total",
+        "counter",
+        "Queries with a DNS cookie answered by userspace, by their server cookie (fresh: sent back; valid: replaced; invalid: none, old, foreign or forged).",
+    );
+    for check in CookieCheck::ALL {
+        let count = handler.stats.cookies[check as usize].load(Ordering::Relaxed);
+        let _ = writeln!(out, "instadns_cookies_total{{check=\"{}\"}} {count}", check.name());
+    }
     let limiter = handler.rate_limiter();
     help(out, "instadns_rrl_rate", "gauge", "Responses per second per client network and answer (0: off).");
     let _ = writeln!(out, "instadns_rrl_rate {}", limiter.settings().rate);

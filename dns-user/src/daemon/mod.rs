@@ -22,6 +22,7 @@ use instadns::{
     engine::{AnswerCache, DEFAULT_CACHE_ENTRIES, Handler, TransferPolicy},
     fastpath::{
         KernelMaps,
+        cookies::ServerCookies,
         loader::{self, XdpConfig},
         pin, pinned_keys,
         rrl::RateLimiter,
@@ -102,7 +103,15 @@ struct FastPath {
     old_layouts: Vec<PathBuf>,
 }
 
-fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps, RateLimiter)> {
+/// The loaded fast path with the maps its owners write.
+struct LoadedFastPath {
+    fast_path: FastPath,
+    kernel: KernelMaps,
+    limiter: RateLimiter,
+    cookies: ServerCookies,
+}
+
+fn load_fast_path(config: &Config) -> Result<LoadedFastPath> {
     let xdp_config = XdpConfig::with_capacity(
         config.port,
         config.edns_payload,
@@ -121,7 +130,9 @@ fn load_fast_path(config: &Config) -> Result<(FastPath, KernelMaps, RateLimiter)
     let kernel = KernelMaps::from_ebpf(&mut ebpf, xdp_config.answer_slots)?;
     let limiter =
         RateLimiter::kernel(&mut ebpf, config.rrl.settings()).context("[rrl]: writing the rate limits")?;
-    Ok((FastPath { ebpf, adopted, old_layouts }, kernel, limiter))
+    let cookies = ServerCookies::kernel(&mut ebpf, &config.cookies.settings())
+        .context("[cookies]: writing the secret")?;
+    Ok(LoadedFastPath { fast_path: FastPath { ebpf, adopted, old_layouts }, kernel, limiter, cookies })
 }
 
 /// Descriptors besides the TCP connections: sockets, maps, the database, /metrics.
@@ -173,13 +184,23 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!(%addr, "listening on UDP and TCP");
     }
 
-    let (mut fast_path, kernel, limiter) = match config.interfaces.is_empty() {
-        true => (None, None, RateLimiter::in_memory(config.rrl.settings())),
+    let (mut fast_path, kernel, limiter, cookies) = match config.interfaces.is_empty() {
+        true => (
+            None,
+            None,
+            RateLimiter::in_memory(config.rrl.settings()),
+            ServerCookies::in_memory(&config.cookies.settings()),
+        ),
         false => {
-            let (fast_path, kernel, limiter) = load_fast_path(&config)?;
-            (Some(fast_path), Some(kernel), limiter)
+            let loaded = load_fast_path(&config)?;
+            (Some(loaded.fast_path), Some(loaded.kernel), loaded.limiter, loaded.cookies)
         }
     };
+    if config.cookies.enabled && config.cookies.secret.is_none() {
+        tracing::info!(
+            "DNS cookies use a random secret of this start: set [cookies] secret to share one across nodes"
+        );
+    }
     if config.rrl.responses_per_second == 0 {
         tracing::info!("response rate limiting is off ([rrl] responses_per_second = 0)");
     }
@@ -193,6 +214,7 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
             .with_policy(config.ttl.policy())
             .with_lookup_budget(config.database.lookups_per_zone)
             .with_rate_limiter(Arc::new(limiter))
+            .with_cookies(Arc::new(cookies))
             .with_transfer_policy(TransferPolicy { allow_networks: config.transfer.allow_networks.clone() }),
     );
     if let Some(catalog) = handler.resolver().catalog() {

@@ -21,10 +21,13 @@ use super::{
     transfer::TransferPolicy,
 };
 use crate::{
-    fastpath::rrl::{RateLimiter, RrlSettings, token_kind},
+    fastpath::{
+        cookies::{CookieSettings, ServerCookies},
+        rrl::{RateLimiter, RrlSettings, token_kind},
+    },
     model::{key::Operation, time::unix_now},
     protocol::{
-        CacheKey, EncodeError, EncodedAnswer, Query, Rejection, Sections, Steered, VariantChoice,
+        CacheKey, Echo, EncodeError, EncodedAnswer, Query, Rejection, Sections, Steered, VariantChoice,
         display_wire_name, encode, error_response,
         name::{NameError, name_from_wire},
         parse_query, response, truncated_response,
@@ -82,6 +85,8 @@ pub struct Handler<S> {
     pub(super) transfer: TransferPolicy,
     /// Response rate limiting of UDP answers (shared with the XDP program).
     limiter: Arc<RateLimiter>,
+    /// DNS server cookies (shared with the XDP program).
+    cookies: Arc<ServerCookies>,
     pub stats: QueryStats,
 }
 
@@ -98,6 +103,7 @@ impl<S: Store> Handler<S> {
             in_flight: Default::default(),
             transfer: TransferPolicy::default(),
             limiter: Arc::new(RateLimiter::in_memory(RrlSettings::off())),
+            cookies: Arc::new(ServerCookies::in_memory(&CookieSettings::off())),
             stats: QueryStats::default(),
         }
     }
@@ -110,6 +116,16 @@ impl<S: Store> Handler<S> {
 
     pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
         &self.limiter
+    }
+
+    /// The same, answering DNS cookies with `cookies`.
+    pub fn with_cookies(mut self, cookies: Arc<ServerCookies>) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
+    pub fn cookies(&self) -> &Arc<ServerCookies> {
+        &self.cookies
     }
 
     /// The same with at most `per_second` database lookups per zone per second for
@@ -243,16 +259,23 @@ impl<S: Store> Handler<S> {
             ),
             Transport::Tcp => None,
         };
-        if transport == Transport::Udp {
+        // RFC 7873 section 5.2: a valid server cookie proves the client's address.
+        let cookie = query.edns.and_then(|e| e.cookie).and_then(|c| self.cookies.respond(&c, client));
+        if let Some((_, check)) = cookie {
+            self.stats.cookies[check as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        let proven = cookie.is_some_and(|(_, check)| check.is_valid());
+        let echo = Echo { subnet_scope: scope, cookie: cookie.map(|(c, _)| c) };
+        if transport == Transport::Udp && !proven {
             let (kind, token) = self.rate_token(query, answer.rcode);
             match self.limiter.verdict(client, kind, token) {
                 Verdict::Send => {}
-                Verdict::Slip => return Some(truncated_response(query, &answer, self.edns_payload, scope)),
+                Verdict::Slip => return Some(truncated_response(query, &answer, self.edns_payload, &echo)),
                 Verdict::Drop => return None,
             }
         }
         let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let response = response(query, &answer, self.edns_payload, limit, rotation, scope);
+        let response = response(query, &answer, self.edns_payload, limit, rotation, &echo);
         if response.len() > 2 && response[2] & FLAG1_TC != 0 {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
         }

@@ -26,6 +26,9 @@ pub struct QueryStats {
     /// Zone transfers sent whole (AXFR, IXFR), and refused (not allowed, not ours).
     pub transfers: AtomicU64,
     pub transfers_refused: AtomicU64,
+    /// Queries with a DNS cookie, by what their server cookie was worth
+    /// (`dns_common::cookie::CookieCheck` order: fresh, valid, invalid or none).
+    pub cookies: [AtomicU64; 3],
 }
 
 /// What became of a TSIG-signed request.

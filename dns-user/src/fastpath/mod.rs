@@ -6,6 +6,7 @@
 //! Never the resolver, the engine, the store or anything above them.
 
 pub mod codec;
+pub mod cookies;
 pub mod iface;
 pub mod kernel;
 pub mod loader;
@@ -30,6 +31,16 @@ pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The coarse monotonic clock in nanoseconds: exactly what the XDP program's
+/// `bpf_ktime_get_coarse_ns` reads, for values both must compute alike (cookie
+/// timestamps, rate-limit seconds).
+pub fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 

@@ -22,7 +22,7 @@ use dns_common::rrl::{
     new_bucket,
 };
 
-use super::{MapsError, monotonic_ns};
+use super::{MapsError, monotonic_coarse_ns};
 use crate::model::Prefix;
 
 pub use dns_common::rrl::token_kind;
@@ -141,7 +141,7 @@ impl RateLimiter {
             IpAddr::V4(a) => RrlKey::v4(a.octets(), kind, token),
             IpAddr::V6(a) => RrlKey::v6(a.octets(), kind, token),
         };
-        let now_s = (monotonic_ns() / 1_000_000_000) as u32;
+        let now_s = (monotonic_coarse_ns() / 1_000_000_000) as u32;
         let verdict = match &self.buckets {
             Buckets::Kernel(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());

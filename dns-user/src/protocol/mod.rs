@@ -19,5 +19,5 @@ pub use key::CacheKey;
 pub use name::{
     WireName, display_wire_name, label_count, name_from_wire, name_to_wire, parse_absolute, parse_user_name,
 };
-pub use query::{ClientSubnet, Edns, Query, Rejection, parse_query};
-pub use response::{error_response, response, truncated_response};
+pub use query::{ClientSubnet, CookieOption, Edns, Query, Rejection, parse_query};
+pub use response::{Echo, error_response, response, truncated_response};

@@ -1,8 +1,9 @@
 //! Parsing a query message: the header, one question, an optional EDNS(0) OPT record
-//! (with the Client Subnet option), an optional TSIG record (last), and the RCODE RFC
+//! (with the Client Subnet and COOKIE options), an optional TSIG record (last), and the RCODE RFC
 //! 1035, RFC 6891, RFC 8906 and RFC 8945 call for when anything else arrives.
 
 use dns_common::{
+    cookie::{CLIENT_COOKIE_LEN, EDNS_OPTION_COOKIE, MAX_COOKIE_DATA},
     limits::DNS_HEADER_LEN,
     wire::{
         EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_RD, TYPE_IXFR, TYPE_OPT, TYPE_SOA,
@@ -23,6 +24,39 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub client_subnet: Option<ClientSubnet>,
+    pub cookie: Option<CookieOption>,
+}
+
+/// A query's DNS COOKIE option (RFC 7873 section 4): the client cookie and, once the
+/// client has one, the server cookie it was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieOption {
+    pub client: [u8; CLIENT_COOKIE_LEN],
+    server: [u8; MAX_COOKIE_DATA - CLIENT_COOKIE_LEN],
+    server_len: u8,
+}
+
+impl CookieOption {
+    /// The server cookie sent (empty if none).
+    pub fn server(&self) -> &[u8] {
+        &self.server[..self.server_len as usize]
+    }
+
+    /// Parses the option's data; `None` if malformed (RFC 7873 section 5.2.2: FORMERR):
+    /// a client cookie alone is 8 bytes, with a server cookie 16 to 40.
+    fn parse(data: &[u8]) -> Option<Self> {
+        let ok = data.len() == CLIENT_COOKIE_LEN
+            || (CLIENT_COOKIE_LEN + 8..=MAX_COOKIE_DATA).contains(&data.len());
+        if !ok {
+            return None;
+        }
+        let mut client = [0u8; CLIENT_COOKIE_LEN];
+        client.copy_from_slice(&data[..CLIENT_COOKIE_LEN]);
+        let rest = &data[CLIENT_COOKIE_LEN..];
+        let mut server = [0u8; MAX_COOKIE_DATA - CLIENT_COOKIE_LEN];
+        server[..rest.len()].copy_from_slice(rest);
+        Some(Self { client, server, server_len: rest.len() as u8 })
+    }
 }
 
 /// An EDNS Client Subnet option of a query (RFC 7871 section 6).
@@ -205,8 +239,19 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
                 version: (record.ttl >> 16) as u8,
                 dnssec_ok: (record.ttl as u16) & EDNS_FLAG_DO != 0,
                 client_subnet: None,
+                cookie: None,
             };
             for (code, data) in options(record.rdata) {
+                if code == EDNS_OPTION_COOKIE {
+                    // Malformed, or two of them: FORMERR (RFC 7873 section 5.2.2).
+                    match (e.cookie, CookieOption::parse(data)) {
+                        (None, Some(cookie)) => e.cookie = Some(cookie),
+                        _ => {
+                            e.cookie = None;
+                            return Err(error(rcode::FORMERR, question_len, Some(e)));
+                        }
+                    }
+                }
                 if code == EDNS_OPTION_ECS {
                     match (e.client_subnet, ClientSubnet::parse(data)) {
                         (None, Some(subnet)) => e.client_subnet = Some(subnet),
@@ -252,6 +297,12 @@ fn soa_serial(msg: &[u8], start: usize, end: usize) -> Option<u32> {
     let after_names = skip_name(msg, skip_name(msg, start)?)?;
     let serial = msg.get(after_names..after_names + 4).filter(|_| after_names + 20 == end)?;
     Some(u32::from_be_bytes([serial[0], serial[1], serial[2], serial[3]]))
+}
+
+/// A COOKIE option's data parsed, for tests elsewhere.
+#[cfg(test)]
+pub(crate) fn test_cookie(data: &[u8]) -> Option<CookieOption> {
+    CookieOption::parse(data)
 }
 
 /// The (code, data) of well-formed EDNS options.

@@ -5,6 +5,7 @@
 //! userspace agree.
 
 use dns_common::{
+    cookie::{COOKIE_DATA_LEN, EDNS_OPTION_COOKIE},
     limits::DNS_HEADER_LEN,
     wire::{FLAG1_TC, opt_record, response_flags},
 };
@@ -13,6 +14,15 @@ use super::{
     answer::EncodedAnswer,
     query::{Query, Rejection},
 };
+
+/// What a response's OPT record carries back besides our payload size: the Client
+/// Subnet option with this scope (if the query had one), then our COOKIE option.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Echo {
+    pub subnet_scope: u8,
+    /// Client cookie and server cookie (RFC 7873 section 5.2, RFC 9018).
+    pub cookie: Option<[u8; COOKIE_DATA_LEN]>,
+}
 
 /// Assembles the response to `query`: header, the question as received, the answer's
 /// sections and, if the query had EDNS, our OPT record.
@@ -28,9 +38,9 @@ pub fn response(
     our_payload: u16,
     limit: Option<usize>,
     rotation: usize,
-    subnet_scope: u8,
+    echo: &Echo,
 ) -> Vec<u8> {
-    assemble(query, answer, our_payload, limit, rotation, subnet_scope, false)
+    assemble(query, answer, our_payload, limit, rotation, echo, false)
 }
 
 /// The response to `query` sent truncated whatever its size, as a rate limit's slip
@@ -40,9 +50,9 @@ pub fn truncated_response(
     query: &Query<'_>,
     answer: &EncodedAnswer,
     our_payload: u16,
-    subnet_scope: u8,
+    echo: &Echo,
 ) -> Vec<u8> {
-    assemble(query, answer, our_payload, None, 0, subnet_scope, true)
+    assemble(query, answer, our_payload, None, 0, echo, true)
 }
 
 fn assemble(
@@ -51,11 +61,20 @@ fn assemble(
     our_payload: u16,
     limit: Option<usize>,
     rotation: usize,
-    subnet_scope: u8,
+    echo: &Echo,
     truncate: bool,
 ) -> Vec<u8> {
-    let subnet = query.edns.and_then(|e| e.client_subnet).map(|s| s.response_option(subnet_scope));
-    let options = subnet.as_deref().unwrap_or_default();
+    let mut options = query
+        .edns
+        .and_then(|e| e.client_subnet)
+        .map(|s| s.response_option(echo.subnet_scope))
+        .unwrap_or_default();
+    if let (Some(cookie), Some(_)) = (echo.cookie, query.edns) {
+        options.extend_from_slice(&EDNS_OPTION_COOKIE.to_be_bytes());
+        options.extend_from_slice(&(COOKIE_DATA_LEN as u16).to_be_bytes());
+        options.extend_from_slice(&cookie);
+    }
+    let options = options.as_slice();
     let opt_len = if query.edns.is_some() { 11 + options.len() } else { 0 };
     let fixed_len = DNS_HEADER_LEN + query.question.len() + opt_len;
     // How much of the data is sent, and how many optional records that leaves out.
@@ -150,7 +169,7 @@ mod tests {
         let subnet = q.edns.unwrap().client_subnet.unwrap();
         assert_eq!((subnet.addr(), subnet.source_len), ("198.18.1.0".parse().unwrap(), 24));
         let answer = EncodedAnswer::empty(rcode::NOERROR, true);
-        let response = response(&q, &answer, 1232, None, 0, 24);
+        let response = response(&q, &answer, 1232, None, 0, &Echo { subnet_scope: 24, cookie: None });
         let echoed = &response[response.len() - 11..];
         assert_eq!(
             echoed,

@@ -168,6 +168,7 @@ pub fn parse_update(msg: &[u8]) -> Result<Update<'_>, Rejection> {
                 version: (record.ttl >> 16) as u8,
                 dnssec_ok: (record.ttl as u16) & EDNS_FLAG_DO != 0,
                 client_subnet: None,
+                cookie: None,
             });
         }
         pos = record.end;
