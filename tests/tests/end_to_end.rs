@@ -3,7 +3,10 @@
 //! answered by userspace, the next by the XDP program (the counters prove which), and
 //! both answers are the same but for the ID.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use hickory_proto::rr::RecordType;
 use tests::{
@@ -289,4 +292,66 @@ fn replies_leave_from_the_address_asked() {
         }
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Listening on the wildcard addresses, XDP answers for every address of the host, and
+/// follows them: an address added while the daemon runs is answered (the first query
+/// by userspace, the next by XDP), and once removed it is no longer answered by XDP
+/// (the kernel drops what reaches no socket's address).
+#[test]
+fn an_address_added_while_running_is_answered_by_xdp_and_a_removed_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = tests::server::demo_db(dir.path());
+    let rig = tests::netns::VethRig::new().with_client_pass_program();
+    let args: Vec<String> = [
+        "--iface",
+        &rig.server_if,
+        "--xdp-mode",
+        "native",
+        "--db",
+        &db,
+        "--listen",
+        "0.0.0.0",
+        "--metrics",
+        tests::server::METRICS_ADDR,
+    ]
+    .map(String::from)
+    .to_vec();
+    let server = tests::server::ServerProcess::start_with(
+        &rig,
+        &args,
+        &dir.path().join("instadns.log"),
+        &tests::server::test_pin_dir(),
+    );
+    let added = "198.18.0.7";
+    tests::netns::ns_exec(
+        &rig.server_ns,
+        "ip",
+        &["addr", "add", &format!("{added}/24"), "dev", &rig.server_if],
+    );
+    let ask = || {
+        let out = tests::netns::ns_exec(
+            &rig.client_ns,
+            "dig",
+            &["+time=1", "+tries=1", "+norec", &format!("@{added}"), "blog.alice.example.org", "A"],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // XDP answers for the new address once it knows it: until then userspace does.
+    tests::wait::eventually("XDP answers for the added address", Duration::from_secs(10), || {
+        let hits = server.xdp("hit");
+        ask().contains("192.0.2.1") && server.xdp("hit") == hits + 1
+    });
+    tests::netns::ns_exec(
+        &rig.server_ns,
+        "ip",
+        &["addr", "del", &format!("{added}/24"), "dev", &rig.server_if],
+    );
+    tests::wait::eventually("XDP no longer answers for the removed address", Duration::from_secs(10), || {
+        let (hits, not_ours) = (server.xdp("hit"), server.xdp("passed_not_for_us"));
+        let answer = ask();
+        !answer.contains("192.0.2.1")
+            && server.xdp("hit") == hits
+            && server.xdp("passed_not_for_us") > not_ours
+    });
 }

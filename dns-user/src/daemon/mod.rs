@@ -23,6 +23,7 @@ use instadns::{
     fastpath::{
         KernelMaps,
         cookies::ServerCookies,
+        link_events::LinkEvents,
         loader::{self, XdpConfig},
         pin, pinned_keys,
         rrl::RateLimiter,
@@ -360,6 +361,22 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut config = config;
     let mut queue_watch = tokio::time::interval(attach::QUEUE_WATCH);
+    // Address and link changes as the kernel announces them; the poll above stays as
+    // the fallback (and follows receive queue counts, which are not announced).
+    let link_events = match (&ebpf, LinkEvents::open()) {
+        (None, _) => None,
+        (Some(_), Ok(events)) => Some(events),
+        (Some(_), Err(e)) => {
+            tracing::warn!(error = %e, "cannot subscribe to address changes; following them every 2 s");
+            None
+        }
+    };
+    let link_changed = || async {
+        match &link_events {
+            Some(events) => events.changed().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -369,6 +386,15 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
                     attach::follow_links(ebpf, &config.pin_dir, &config.interfaces, &status);
                     attach::follow_queue_counts(ebpf, &config.pin_dir, &config.interfaces, &status);
                     attach::mark_ours(handler.cache(), &config.interfaces, &config.listen);
+                }
+            }
+            changed = link_changed() => {
+                if let Err(e) = changed {
+                    tracing::debug!(error = %e, "reading address changes failed");
+                }
+                if let Some(ebpf) = ebpf.as_mut() {
+                    attach::mark_ours(handler.cache(), &config.interfaces, &config.listen);
+                    attach::follow_links(ebpf, &config.pin_dir, &config.interfaces, &status);
                 }
             }
             _ = hup.recv() => {

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod cookies;
 pub mod iface;
 pub mod kernel;
+pub mod link_events;
 pub mod loader;
 pub mod pin;
 pub mod rrl;
