@@ -71,12 +71,12 @@ impl Outcome {
         Outcome::RrlDropped,
     ];
 
-    /// Whether XDP answered the query itself.
-    pub const fn answered(self) -> bool {
+    /// Whether this outcome says how a hit was made (or that it was slipped): counted
+    /// beside [`Outcome::Hit`], so a packet counts once among the others.
+    pub const fn is_refinement(self) -> bool {
         matches!(
             self,
-            Outcome::Hit
-                | Outcome::HitDirectional
+            Outcome::HitDirectional
                 | Outcome::HitWeighted
                 | Outcome::HitStale
                 | Outcome::HitNxdomain

@@ -156,8 +156,13 @@ async fn layout_status(dir: &Path, interval: f64) -> Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(interval)).await;
     let after = pinned_counters(dir)?;
     let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b)).collect();
+    // Each query once: refinements of a hit are counted beside it.
     let dns = |v: &[u64]| {
-        v.iter().zip(Outcome::ALL).filter(|(_, o)| *o != Outcome::PassNotDns).map(|(n, _)| *n).sum::<u64>()
+        v.iter()
+            .zip(Outcome::ALL)
+            .filter(|(_, o)| o.is_query() && !o.is_refinement())
+            .map(|(n, _)| *n)
+            .sum::<u64>()
     };
     let hit = Outcome::Hit as usize;
     println!(

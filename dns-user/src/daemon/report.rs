@@ -4,6 +4,7 @@
 
 use std::{net::IpAddr, sync::Arc, sync::atomic::Ordering, time::Duration};
 
+use dns_common::stats::Outcome;
 use instadns::{
     control::FollowerStats,
     engine::Handler,
@@ -40,9 +41,7 @@ impl Reporter {
 
     fn report(&self, started_at: i64) -> NodeRow {
         let cache = self.handler.cache();
-        let counters = cache.xdp_counters().unwrap_or_default();
-        let queries: u64 = counters.iter().filter(|(o, _)| o.is_query()).map(|(_, n)| n).sum();
-        let answered: u64 = counters.iter().filter(|(o, _)| o.answered()).map(|(_, n)| n).sum();
+        let (queries, answered) = queries_and_hits(&cache.xdp_counters().unwrap_or_default());
         let addresses: Vec<String> =
             iface::served_addresses(&self.listen).iter().map(|a| a.to_string()).collect();
         NodeRow {
@@ -59,5 +58,32 @@ impl Reporter {
                 .then(|| (answered.saturating_mul(1000) / queries) as i64),
             change_cursor: self.follower.cursor.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The DNS queries the XDP program saw and the ones it answered, each packet once: the
+/// refinements of a hit (NXDOMAIN, wildcard, steered, stale, slipped) are counted beside
+/// `Hit`.
+fn queries_and_hits(counters: &[(Outcome, u64)]) -> (u64, u64) {
+    let queries = counters.iter().filter(|(o, _)| o.is_query() && !o.is_refinement()).map(|(_, n)| n).sum();
+    let hits = counters.iter().filter(|(o, _)| *o == Outcome::Hit).map(|(_, n)| n).sum();
+    (queries, hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_and_its_refinement_are_one_query() {
+        let counters = [
+            (Outcome::Hit, 10),
+            (Outcome::HitNxdomain, 6),
+            (Outcome::HitWeighted, 4),
+            (Outcome::Miss, 10),
+            (Outcome::PassNotDns, 99),
+            (Outcome::RrlDropped, 5),
+        ];
+        assert_eq!(queries_and_hits(&counters), (25, 10));
     }
 }
