@@ -46,7 +46,8 @@ use status::DaemonStatus;
 const KNOWN_TICK: Duration = Duration::from_secs(2);
 /// Changes of health state queued for the follower (the prober waits when it is full).
 const HEALTH_CHANGES: usize = 64;
-/// How often expired answers are swept from the cache and the maps.
+/// How often expired answers are swept from the cache and the maps (and the cookies'
+/// clock follows the wall clock).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Imports the configured zone files.
@@ -346,11 +347,13 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         });
     }
     let stale_max = Duration::from_secs(config.ttl.stale_max);
+    let cookies = handler.cookies().clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             tick.tick().await;
             cache.sweep(stale_max);
+            cookies.follow_clock();
         }
     });
     tracing::info!("instadns ready");

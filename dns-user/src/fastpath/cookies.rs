@@ -2,7 +2,13 @@
 //! clock the timestamps come from, and the map through which the XDP program gets both,
 //! so a cookie either path sent is verified by the other.
 
-use std::{net::IpAddr, sync::Mutex};
+use std::{
+    net::IpAddr,
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+};
 
 use aya::{
     Ebpf,
@@ -48,15 +54,27 @@ impl CookieSettings {
 }
 
 pub struct ServerCookies {
+    /// The secrets; its clock offset is `unix_minus_monotonic_s`'s value at start.
     config: CookieConfig,
+    /// Unix time minus the coarse monotonic clock, in seconds, as both paths use it now.
+    unix_minus_monotonic_s: AtomicI64,
     /// The XDP program's copy (absent without the fast path).
     map: Option<Mutex<Array<MapData, CookieConfig>>>,
+}
+
+/// The wall clock may be stepped or slewed (NTP) while the monotonic clock is not: a
+/// drift this large is followed (smaller ones are the two clocks' rounding).
+const CLOCK_STEP_S: i64 = 2;
+
+fn unix_minus_monotonic_s() -> i64 {
+    unix_now() - (monotonic_coarse_ns() / 1_000_000_000) as i64
 }
 
 impl ServerCookies {
     /// Cookies answered by userspace only (no fast path, and tests).
     pub fn in_memory(settings: &CookieSettings) -> Self {
-        Self { config: config_of(settings), map: None }
+        let config = config_of(settings);
+        Self { config, unix_minus_monotonic_s: config.unix_minus_monotonic_s.into(), map: None }
     }
 
     /// Takes the cookie map of the loaded program and writes the secrets and the clock.
@@ -66,7 +84,11 @@ impl ServerCookies {
         let mut map: Array<MapData, CookieConfig> = Array::try_from(map)?;
         let config = config_of(settings);
         map.set(0, config, 0)?;
-        Ok(Self { config, map: Some(Mutex::new(map)) })
+        Ok(Self {
+            config,
+            unix_minus_monotonic_s: config.unix_minus_monotonic_s.into(),
+            map: Some(Mutex::new(map)),
+        })
     }
 
     pub fn enabled(&self) -> bool {
@@ -76,7 +98,29 @@ impl ServerCookies {
     /// Now, in seconds since the epoch, on the clock the XDP program reads (monotonic
     /// time plus the offset measured at start), so both paths date cookies alike.
     pub fn now(&self) -> u32 {
-        ((monotonic_coarse_ns() / 1_000_000_000) as i64 + self.config.unix_minus_monotonic_s) as u32
+        ((monotonic_coarse_ns() / 1_000_000_000) as i64 + self.unix_minus_monotonic_s.load(Ordering::Relaxed))
+            as u32
+    }
+
+    /// Follows the wall clock when it moved against the monotonic one (an NTP step, or a
+    /// slew adding up over weeks), in userspace and in the program's map alike, so
+    /// cookies stay dated as other servers of the set date them. Returns whether it did.
+    pub fn follow_clock(&self) -> bool {
+        let now = unix_minus_monotonic_s();
+        let held = self.unix_minus_monotonic_s.load(Ordering::Relaxed);
+        if (now - held).abs() < CLOCK_STEP_S {
+            return false;
+        }
+        if let Some(map) = &self.map {
+            let config = CookieConfig { unix_minus_monotonic_s: now, ..self.config };
+            if let Err(e) = map.lock().unwrap_or_else(|p| p.into_inner()).set(0, config, 0) {
+                tracing::warn!(error = %e, "writing the cookie clock to the fast path failed");
+                return false;
+            }
+        }
+        self.unix_minus_monotonic_s.store(now, Ordering::Relaxed);
+        tracing::info!(moved_s = now - held, "the wall clock moved: cookie timestamps follow it");
+        true
     }
 
     /// The COOKIE option data of the response to `cookie` from `client`, and what the
@@ -104,23 +148,15 @@ impl ServerCookies {
         }
         Some((out, check))
     }
-
-    /// Whether the program's map holds our configuration (for tests and status).
-    pub fn in_kernel(&self) -> bool {
-        self.map.as_ref().is_some_and(|m| {
-            m.lock().unwrap_or_else(|p| p.into_inner()).get(&0, 0).is_ok_and(|c| c == self.config)
-        })
-    }
 }
 
 fn config_of(settings: &CookieSettings) -> CookieConfig {
-    let monotonic_s = (monotonic_coarse_ns() / 1_000_000_000) as i64;
     CookieConfig {
         enabled: u32::from(settings.enabled),
         has_previous: u32::from(settings.previous.is_some()),
         secret: key_words(&settings.secret),
         previous: key_words(&settings.previous.unwrap_or_default()),
-        unix_minus_monotonic_s: unix_now() - monotonic_s,
+        unix_minus_monotonic_s: unix_minus_monotonic_s(),
     }
 }
 
@@ -157,5 +193,16 @@ mod tests {
             ServerCookies::in_memory(&CookieSettings::off()).respond(&cookie(b"clientck", &[]), client),
             None
         );
+    }
+
+    #[test]
+    fn timestamps_follow_a_wall_clock_that_moved() {
+        let node = ServerCookies::in_memory(&CookieSettings::random());
+        assert!(!node.follow_clock(), "nothing moved");
+        // As if the wall clock had been stepped 100 s since the offset was measured.
+        node.unix_minus_monotonic_s.fetch_sub(100, Ordering::Relaxed);
+        assert!(unix_now().abs_diff(node.now() as i64) >= 99);
+        assert!(node.follow_clock(), "followed");
+        assert!(unix_now().abs_diff(node.now() as i64) <= 1, "dated by the wall clock again");
     }
 }
