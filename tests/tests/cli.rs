@@ -77,6 +77,17 @@ fn matches(got: &Value, expected: &Value) -> bool {
     }
 }
 
+/// A daemon configuration whose instances come from the platform's database.
+fn instance_db_config() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("instadns-cli-{}-instance-db.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[instance_db]\nurl = \"postgres://platform@localhost/platform\"\nsql = \"SELECT cluster FROM apps WHERE id = $1\"\n",
+    )
+    .expect("writing a configuration");
+    path
+}
+
 fn table() -> Vec<Step> {
     use Out::{Json, Text};
     vec![
@@ -109,7 +120,20 @@ fn table() -> Vec<Step> {
                 "rules": [{"pattern": "{id}", "kind": "host", "ttl": 45}], "records": 0
             })),
         ),
-        ok("zone show shop.test", Text(&["shop.test.  SOA", "minimum 20", "0 static record(s)"])),
+        ok(
+            "zone show shop.test",
+            Text(&["shop.test.  SOA", "minimum 20", "0 static record(s)", "names: all known"]),
+        ),
+        ok("zone show shop.test --json", Json(json!({"apex": "shop.test.", "enumerable": true}))),
+        // With instances from the platform's database, a zone with rules cannot be listed.
+        ok(
+            &format!("zone show shop.test --json --config {}", instance_db_config().display()),
+            Json(json!({"apex": "shop.test.", "enumerable": false})),
+        ),
+        ok(
+            &format!("zone list --config {}", instance_db_config().display()),
+            Text(&["names: not enumerable (instances come from [instance_db]"]),
+        ),
         fails("zone show nope.test", &["zone nope.test.", "not found"]),
         // Rules.
         ok(

@@ -11,6 +11,7 @@ use instadns::{
 };
 
 use super::{Format, output::emit, record, rule};
+use crate::daemon::config::{Config, DEFAULT_CONFIG_PATH};
 
 #[derive(Subcommand)]
 pub enum ZoneCommand {
@@ -71,16 +72,24 @@ pub enum ZoneCommand {
         #[arg(long)]
         force: bool,
     },
-    /// List zones with their name servers and rules.
+    /// List zones with their name servers and rules, and whether their names can all be
+    /// listed (then the fast path answers NXDOMAIN for every other name itself).
     List {
         #[command(flatten)]
         format: Format,
+        /// The daemon's configuration, which says whether instances come from the
+        /// platform's database [default: /etc/instadns/instadns.toml if present].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Show one zone: SOA, name servers, rules, how many records.
     Show {
         apex: String,
         #[command(flatten)]
         format: Format,
+        /// As for `zone list`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Import an RFC 1035 zone file (creates the zone or replaces its static records).
     Import {
@@ -139,10 +148,16 @@ pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
             db.remove_zone(&apex, force).await?;
             println!("zone {apex} removed");
         }
-        ZoneCommand::List { format } => {
-            emit(format.json, &db.list_zones().await?, |zones| zones.iter().map(summary).collect())?
+        ZoneCommand::List { format, config } => {
+            let byo = instances_from_platform(config.as_deref())?;
+            let zones: Vec<Listed> =
+                db.list_zones().await?.into_iter().map(|info| Listed::new(info, byo)).collect();
+            emit(format.json, &zones, |zones| zones.iter().map(summary).collect())?
         }
-        ZoneCommand::Show { apex, format } => emit(format.json, &db.show_zone(&apex).await?, details)?,
+        ZoneCommand::Show { apex, format, config } => {
+            let byo = instances_from_platform(config.as_deref())?;
+            emit(format.json, &Listed::new(db.show_zone(&apex).await?, byo), details)?
+        }
         ZoneCommand::Import { file, origin } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("FILE {}", file.display()))?;
             let (apex, n) = db
@@ -158,8 +173,40 @@ pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
     Ok(())
 }
 
-/// A zone's line in `zone list`, and its rules.
-fn summary(z: &ZoneInfo) -> String {
+/// A zone as listed: with whether every name it has can be listed.
+#[derive(serde::Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    info: ZoneInfo,
+    /// Every name is known (records, and rules over our instances table): the fast
+    /// path answers NXDOMAIN for the others itself. False when the rules make names from
+    /// instances looked up in the platform's database (`[instance_db]`), which cannot be
+    /// listed: such misses go to userspace within the database budget.
+    enumerable: bool,
+}
+
+impl Listed {
+    fn new(info: ZoneInfo, instances_from_platform: bool) -> Self {
+        let enumerable = !instances_from_platform || info.rules.is_empty();
+        Self { info, enumerable }
+    }
+}
+
+/// Whether the daemon's configuration (`file`, else the default one if present) looks
+/// instances up in the platform's database.
+fn instances_from_platform(file: Option<&std::path::Path>) -> Result<bool> {
+    let default = std::path::Path::new(DEFAULT_CONFIG_PATH);
+    let path = match file {
+        Some(f) => f,
+        None if default.exists() => default,
+        None => return Ok(false),
+    };
+    Ok(Config::load(path)?.instance_db.is_some())
+}
+
+/// A zone's line in `zone list`, its rules and whether its names can all be listed.
+fn summary(listed: &Listed) -> String {
+    let z = &listed.info;
     let mut out = format!(
         "{}  SOA {} {} serial {}  NS {}\n",
         z.zone.apex,
@@ -171,12 +218,18 @@ fn summary(z: &ZoneInfo) -> String {
     for r in &z.rules {
         let _ = writeln!(out, "    rule {} -> {} (TTL {})", r.pattern, r.kind, r.ttl);
     }
+    out.push_str(if listed.enumerable {
+        "    names: all known (XDP answers NXDOMAIN for the others)\n"
+    } else {
+        "    names: not enumerable (instances come from [instance_db]; misses go to userspace within the database budget)\n"
+    });
     out
 }
 
-fn details(z: &ZoneInfo) -> String {
+fn details(listed: &Listed) -> String {
+    let z = &listed.info;
     let s = &z.zone;
-    let mut out = summary(z);
+    let mut out = summary(listed);
     let _ = writeln!(
         out,
         "    refresh {} retry {} expire {} minimum {}  TTL: SOA {} NS {} records {}",
