@@ -55,24 +55,23 @@ pub struct RrlKey {
 
 impl RrlKey {
     pub const fn v4(address: [u8; 4], kind: u8, token: u32) -> Self {
-        let mut network = [0u8; 8];
-        let mut i = 0;
-        while i < IPV4_NETWORK_BYTES {
-            network[i] = address[i];
-            i += 1;
-        }
-        Self { network, token, kind, family: 4, _pad: [0; 2] }
+        Self { network: network_of(&address, IPV4_NETWORK_BYTES), token, kind, family: 4, _pad: [0; 2] }
     }
 
     pub const fn v6(address: [u8; 16], kind: u8, token: u32) -> Self {
-        let mut network = [0u8; 8];
-        let mut i = 0;
-        while i < IPV6_NETWORK_BYTES {
-            network[i] = address[i];
-            i += 1;
-        }
-        Self { network, token, kind, family: 6, _pad: [0; 2] }
+        Self { network: network_of(&address, IPV6_NETWORK_BYTES), token, kind, family: 6, _pad: [0; 2] }
     }
+}
+
+/// The first `bytes` bytes of `address`, zero padded to 8.
+const fn network_of<const N: usize>(address: &[u8; N], bytes: usize) -> [u8; 8] {
+    let mut network = [0u8; 8];
+    let mut i = 0;
+    while i < bytes && i < N && i < 8 {
+        network[i] = address[i];
+        i += 1;
+    }
+    network
 }
 
 /// A bucket: a token balance credited `rate` per second up to `rate`, spent one per
