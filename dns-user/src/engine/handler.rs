@@ -205,20 +205,18 @@ impl<S: Store> Handler<S> {
     /// the zone for the NXDOMAIN the fast path makes for a zone's absent names, and the
     /// zone (or nothing) for errors.
     fn rate_token(&self, query: &Query<'_>, rcode: u16) -> (u8, u32) {
-        let zone = || {
-            let name = name_from_wire(query.name.as_bytes()).ok()?;
-            self.resolver.catalog()?.find_zone(&name).map(|z| (z.id as u32, name))
-        };
-        let by_name = (token_kind::NAME, key_check(query.name.as_bytes(), query.qtype.to_be_bytes()));
+        let by_name = || (token_kind::NAME, key_check(query.name.as_bytes(), query.qtype.to_be_bytes()));
+        let name = || name_from_wire(query.name.as_bytes()).ok();
         match rcode {
-            rcode::NXDOMAIN => match zone() {
-                Some((zone, name)) if self.resolver.negatives_cover(&name) => {
-                    (token_kind::ZONE_NXDOMAIN, zone)
-                }
-                _ => by_name,
+            rcode::NXDOMAIN => match name().and_then(|n| self.resolver.covering_zone(&n)) {
+                Some(zone) => (token_kind::ZONE_NXDOMAIN, zone as u32),
+                None => by_name(),
             },
-            rcode::NOERROR => by_name,
-            _ => (token_kind::ERROR, zone().map_or(0, |(zone, _)| zone)),
+            rcode::NOERROR => by_name(),
+            _ => {
+                let zone = name().and_then(|n| Some(self.resolver.catalog()?.find_zone(&n)?.id));
+                (token_kind::ERROR, zone.map_or(0, |z| z as u32))
+            }
         }
     }
 
@@ -266,7 +264,8 @@ impl<S: Store> Handler<S> {
         }
         let proven = cookie.is_some_and(|(_, check)| check.is_valid());
         let echo = Echo { subnet_scope: scope, cookie: cookie.map(|(c, _)| c) };
-        if transport == Transport::Udp && !proven {
+        // The token is worked out only when something is limited (RRL on, client unproven).
+        if transport == Transport::Udp && !proven && self.limiter.is_on() {
             let (kind, token) = self.rate_token(query, answer.rcode);
             match self.limiter.verdict(client, kind, token) {
                 Verdict::Send => {}

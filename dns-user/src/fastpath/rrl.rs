@@ -134,7 +134,7 @@ impl RateLimiter {
 
     /// Accounts one response to `client` for (`kind`, `token`), see `dns_common::rrl`.
     pub fn verdict(&self, client: IpAddr, kind: u8, token: u32) -> Verdict {
-        if self.config.rate == 0 {
+        if !self.is_on() {
             return Verdict::Send;
         }
         let key = match client.to_canonical() {
@@ -172,10 +172,16 @@ impl RateLimiter {
         verdict
     }
 
-    /// Buckets held now (for `/metrics`).
-    pub fn buckets_held(&self) -> usize {
+    /// Whether responses are limited at all (rate 0: off).
+    pub fn is_on(&self) -> bool {
+        self.config.rate != 0
+    }
+
+    /// Buckets the in-memory table holds (the kernel's map bounds itself).
+    #[cfg(test)]
+    fn buckets_held(&self) -> usize {
         match &self.buckets {
-            Buckets::Kernel(map) => map.lock().unwrap_or_else(|p| p.into_inner()).keys().count(),
+            Buckets::Kernel(_) => unreachable!("tests use the in-memory table"),
             Buckets::Memory(map) => map.lock().unwrap_or_else(|p| p.into_inner()).len(),
         }
     }

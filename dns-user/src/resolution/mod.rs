@@ -376,8 +376,13 @@ impl<S: Store> Resolver<S> {
 
     /// Whether the fast path answers a name that does not exist in `name`'s zone itself.
     pub fn negatives_cover(&self, name: &Name) -> bool {
-        let Some(catalog) = self.catalog() else { return false };
-        catalog.find_zone(name).is_some_and(|z| self.known_read().is_enumerable(z.id))
+        self.covering_zone(name).is_some()
+    }
+
+    /// `name`'s zone, if the fast path answers its names that do not exist itself.
+    pub fn covering_zone(&self, name: &Name) -> Option<i64> {
+        let zone = self.catalog()?.find_zone(name)?.id;
+        self.known_read().is_enumerable(zone).then_some(zone)
     }
 
     fn may_be_custom_domain(&self, hostname: &str) -> bool {
