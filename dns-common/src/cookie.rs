@@ -188,8 +188,9 @@ pub fn write_server_cookie(
     ];
 }
 
-/// Our server cookie for `client` at `timestamp`.
-pub fn server_cookie(
+/// Our server cookie for `client` at `timestamp` (the tests' shorthand).
+#[cfg(test)]
+fn server_cookie(
     key: &[u64; 2],
     client_cookie: &[u8; 8],
     timestamp: u32,
@@ -263,6 +264,26 @@ pub fn check_server_cookie(
         return CookieCheck::Valid;
     }
     CookieCheck::Invalid
+}
+
+/// The server cookie a response carries, written to `out`: the received one if it is
+/// fresh (sent back as it is), else a new one for `now`; returns what the received one
+/// was worth. The one rule both paths apply, so their responses are the same bytes.
+#[inline(always)]
+pub fn answer_server_cookie(
+    out: &mut [u8; SERVER_COOKIE_LEN],
+    config: &CookieConfig,
+    client_cookie: &[u8; 8],
+    received: Option<&[u8; SERVER_COOKIE_LEN]>,
+    client: &ClientAddress,
+    now: u32,
+) -> CookieCheck {
+    let check = check_server_cookie(config, client_cookie, received, client, now);
+    match (check, received) {
+        (CookieCheck::Fresh, Some(received)) => *out = *received,
+        _ => write_server_cookie(out, &config.secret, client_cookie, now, client),
+    }
+    check
 }
 
 #[cfg(test)]

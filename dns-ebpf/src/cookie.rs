@@ -6,10 +6,7 @@ use core::ptr::read_unaligned;
 
 use aya_ebpf::{helpers::generated::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use dns_common::{
-    cookie::{
-        COOKIE_DATA_LEN, ClientAddress, CookieCheck, EDNS_OPTION_COOKIE, SERVER_COOKIE_LEN,
-        check_server_cookie, write_server_cookie,
-    },
+    cookie::{COOKIE_DATA_LEN, ClientAddress, EDNS_OPTION_COOKIE, SERVER_COOKIE_LEN, answer_server_cookie},
     frame::{IPV4_SOURCE, IPV6_SOURCE},
     maps::Scratch,
     stats::Outcome,
@@ -65,7 +62,6 @@ pub fn answer_cookie(
         let client_cookie = &*(input as *const [u8; 8]);
         let received = &*(input.add(8) as *const [u8; SERVER_COOKIE_LEN]);
         let ours = q.cookie_len == 8 + SERVER_COOKIE_LEN;
-        let check = check_server_cookie(config, client_cookie, ours.then_some(received), &*client, now);
         let out = (*scratch).cookie_out.as_mut_ptr();
         *(out as *mut [u8; 4]) = [
             EDNS_OPTION_COOKIE.to_be_bytes()[0],
@@ -75,10 +71,8 @@ pub fn answer_cookie(
         ];
         *(out.add(4) as *mut [u8; 8]) = *client_cookie;
         let server = &mut *(out.add(12) as *mut [u8; SERVER_COOKIE_LEN]);
-        match check {
-            CookieCheck::Fresh => *server = *received,
-            _ => write_server_cookie(server, &config.secret, client_cookie, now, &*client),
-        }
+        let check =
+            answer_server_cookie(server, config, client_cookie, ours.then_some(received), &*client, now);
         *(out.add(28) as *mut [u8; 4]) = [0; 4];
         Ok(Cookie { answered: true, proven: check.is_valid() })
     }

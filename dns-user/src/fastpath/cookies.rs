@@ -16,7 +16,7 @@ use aya::{
 };
 use dns_common::cookie::{
     COOKIE_CONFIG_MAP_NAME, COOKIE_DATA_LEN, ClientAddress, CookieCheck, CookieConfig, SERVER_COOKIE_LEN,
-    check_server_cookie, key_words, server_cookie,
+    answer_server_cookie, key_words,
 };
 
 use super::{MapsError, monotonic_coarse_ns, monotonic_ns};
@@ -139,13 +139,12 @@ impl ServerCookies {
         };
         let now = self.now();
         let server: Option<&[u8; SERVER_COOKIE_LEN]> = cookie.server().try_into().ok();
-        let check = check_server_cookie(&self.config, &cookie.client, server, &address, now);
+        let mut server_out = [0u8; SERVER_COOKIE_LEN];
+        let check =
+            answer_server_cookie(&mut server_out, &self.config, &cookie.client, server, &address, now);
         let mut out = [0u8; COOKIE_DATA_LEN];
         out[..8].copy_from_slice(&cookie.client);
-        match check {
-            CookieCheck::Fresh => out[8..].copy_from_slice(cookie.server()),
-            _ => out[8..].copy_from_slice(&server_cookie(&self.config.secret, &cookie.client, now, &address)),
-        }
+        out[8..].copy_from_slice(&server_out);
         Some((out, check))
     }
 }
