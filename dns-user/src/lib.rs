@@ -10,10 +10,12 @@
 //! - [`engine`]: the query core and the answer cache it installs into the fast path.
 //! - [`frontend`]: UDP and TCP sockets.
 //! - [`control`]: the change-log follower, health probes, TTL moves.
+//! - [`api`]: the HTTP management API (through the store, like the CLI).
 //!
 //! The daemon (`serve`) and the commands live in the `instadns` binary (`src/main.rs`,
 //! `src/daemon`, `src/commands`), on top of all of these.
 
+pub mod api;
 pub mod control;
 pub mod engine;
 pub mod fastpath;

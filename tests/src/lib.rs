@@ -18,6 +18,10 @@ pub mod tls;
 pub mod unbound;
 pub mod wait;
 
+/// openapi-spec-validator (PyPI), installed by `cargo xtask setup` into its own venv
+/// (xtask's `OPENAPI_VENV`).
+pub const OPENAPI_VALIDATOR: &str = "/opt/instadns-tools/openapi-venv/bin/openapi-spec-validator";
+
 /// Panics unless running as root: the privileged tests must fail, not skip.
 pub fn require_root() {
     // SAFETY: plain getter.

@@ -32,6 +32,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("certbot", "an ACME client of the DNS-01 certificate test"),
     ("python3-certbot-dns-rfc2136", "certbot answers DNS-01 challenges by RFC 2136 updates"),
     ("lego", "the other ACME client of the DNS-01 certificate test"),
+    ("python3-venv", "a virtual environment for the OpenAPI validator of the HTTP API test"),
+    ("curl", "the HTTP client of the HTTP API test"),
     ("knot", "knotd follows our zones as a secondary in the zone transfer test (and is a benchmark peer)"),
 ];
 
@@ -54,6 +56,11 @@ pub fn setup_bench() -> Result<()> {
         install_debs(&missing)
     }
 }
+
+/// The OpenAPI validator the HTTP API test runs on `/openapi.json` (PyPI), in its own
+/// virtual environment (the test suite's `tests::OPENAPI_VALIDATOR` names the same path).
+const OPENAPI_VENV: &str = "/opt/instadns-tools/openapi-venv";
+const OPENAPI_VALIDATOR: &str = "openapi-spec-validator==0.7.1";
 
 /// The bpf-linker release we build against Debian's LLVM 22.
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -111,6 +118,17 @@ pub fn setup() -> Result<()> {
             CARGO_FUZZ_VERSION,
         ]))
         .context("installing cargo-fuzz")?;
+    }
+    let validator = format!("{OPENAPI_VENV}/bin/openapi-spec-validator");
+    if std::path::Path::new(&validator).exists() {
+        eprintln!("setup: openapi-spec-validator present");
+    } else {
+        eprintln!("setup: installing {OPENAPI_VALIDATOR} into {OPENAPI_VENV}");
+        // Debian's interpreter, not a user's pyenv shim: the venv must outlive shells.
+        run(Command::new("/usr/bin/python3").args(["-m", "venv", OPENAPI_VENV]))
+            .context("creating the openapi-spec-validator venv (Debian package python3-venv)")?;
+        run(Command::new(format!("{OPENAPI_VENV}/bin/pip")).args(["install", "-q", OPENAPI_VALIDATOR]))
+            .context("installing openapi-spec-validator from PyPI")?;
     }
     Ok(())
 }

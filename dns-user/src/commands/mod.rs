@@ -21,6 +21,7 @@ mod query;
 mod record;
 mod rule;
 mod territory;
+mod token;
 mod ttl;
 mod zone;
 
@@ -113,6 +114,13 @@ pub enum Command {
         #[command(subcommand)]
         command: key::KeyCommand,
     },
+    /// Bearer tokens of the HTTP management API.
+    Token {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
     /// The nodes following this database: what each last reported, which stopped.
     Fleet {
         #[command(flatten)]
@@ -190,6 +198,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Domain { db, command } => domain::run(&db.open().await?, command).await,
         Command::Acme { db, command } => acme::run(&db.open().await?, command).await,
         Command::Key { db, command } => key::run(&db.open().await?, command).await,
+        Command::Token { db, command } => token::run(&db.open().await?, command).await,
         Command::Fleet { db, command } => fleet::run(&db.open().await?, command).await,
         Command::Health(args) => health::run(args).await,
         Command::CheckConfig(args) => config::check(args),

@@ -59,6 +59,18 @@ pub struct Config {
     pub transfer: Transfer,
     pub rrl: Rrl,
     pub cookies: Cookies,
+    pub api: Api,
+}
+
+/// The HTTP management API (`instadns::api`): off unless `listen` is set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key: HTTPS. Unset: plain HTTP (keep it on a
+    /// loopback or management address then).
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// DNS Cookies (RFC 7873) with RFC 9018 server cookies, in XDP and userspace alike.
@@ -309,6 +321,7 @@ impl Default for Config {
             transfer: Transfer::default(),
             rrl: Rrl::default(),
             cookies: Cookies::default(),
+            api: Api::default(),
         }
     }
 }
@@ -455,6 +468,9 @@ impl Config {
         }
         if self.cookies.previous_secret.is_some() && self.cookies.secret.is_none() {
             return Err(("cookies.previous_secret", "needs cookies.secret (the new one)".into()));
+        }
+        if self.api.tls_certificate.is_some() != self.api.tls_key.is_some() {
+            return Err(("api.tls_key", "api.tls_certificate and api.tls_key go together".into()));
         }
         if self.maps.known_names < 1024 {
             return Err(("maps.known_names", format!("{} is below 1024", self.maps.known_names)));
@@ -605,6 +621,14 @@ enabled = true
 # To rotate, move the old one to previous_secret: its cookies stay valid meanwhile.
 # secret = "..."
 # previous_secret = "..."
+
+[api]
+# The HTTP management API (JSON; the OpenAPI document at /openapi.json): off unless
+# listen is set. Requests carry a bearer token (`instadns token add NAME --access write`).
+# listen = "127.0.0.1:8053"
+# With both, HTTPS (PEM files); without, plain HTTP: keep it on a management address.
+# tls_certificate = "/etc/instadns/api.crt"
+# tls_key = "/etc/instadns/api.key"
 
 [tcp]
 # A client over max_per_client (per IPv4 address or IPv6 /64), or anyone over

@@ -54,6 +54,15 @@ pub struct ServeArgs {
     /// Serve Prometheus /metrics, /health and /ready on this address, e.g. 127.0.0.1:9153.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Serve the HTTP management API on this address, e.g. 127.0.0.1:8053 (off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub api_listen: Option<SocketAddr>,
+    /// The API's TLS certificate chain (PEM); with --api-tls-key, the API is HTTPS.
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    pub api_tls_certificate: Option<std::path::PathBuf>,
+    /// The API's TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "api_tls_certificate")]
+    pub api_tls_key: Option<std::path::PathBuf>,
     /// A network whose clients may transfer zones unsigned, e.g. 198.18.0.0/15; repeat
     /// for several.
     #[arg(long = "transfer-allow", value_name = "NETWORK")]
@@ -160,6 +169,11 @@ pub fn serve_config(args: &ServeArgs) -> Result<Config> {
     config.maps.entries = args.map_entries.unwrap_or(config.maps.entries);
     config.maps.answer_slots = args.answer_slots.unwrap_or(config.maps.answer_slots);
     config.metrics = args.metrics.or(config.metrics);
+    config.api.listen = args.api_listen.or(config.api.listen);
+    if let (Some(certificate), Some(key)) = (&args.api_tls_certificate, &args.api_tls_key) {
+        config.api.tls_certificate = Some(certificate.clone());
+        config.api.tls_key = Some(key.clone());
+    }
     config.tcp.max_connections = args.tcp_max_connections.map_or(config.tcp.max_connections, |n| n as usize);
     config.tcp.max_per_client = args.tcp_max_per_client.map_or(config.tcp.max_per_client, |n| n as usize);
     config.tcp.idle_timeout = args.tcp_idle_timeout.unwrap_or(config.tcp.idle_timeout);

@@ -287,6 +287,17 @@ pub async fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!(%addr, "serving /metrics, /health and /ready");
         tasks.spawn(metrics::serve(listener, handler.clone(), status.clone()));
     }
+    if let Some(addr) = config.api.listen {
+        let tls = match (&config.api.tls_certificate, &config.api.tls_key) {
+            (Some(certificate), Some(key)) => Some(instadns::api::listener::tls_acceptor(certificate, key)?),
+            _ => None,
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("api {addr}"))?;
+        tracing::info!(%addr, https = tls.is_some(), "serving the HTTP management API");
+        let state =
+            instadns::api::ApiState { db: db.clone(), health: Some(handler.resolver().health().clone()) };
+        tasks.spawn(instadns::api::listener::serve(listener, instadns::api::router(state), tls));
+    }
     // Health checks: a state change re-resolves the answers of the clusters using it.
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel::<Vec<i64>>(HEALTH_CHANGES);
     let health_follower = follower.clone();

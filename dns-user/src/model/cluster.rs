@@ -50,8 +50,9 @@ pub const MAX_WEIGHT: u32 = 1_000_000;
 
 /// An address of a cluster with its steering attributes, as the CLI writes it:
 /// `IP[,weight=N][,queue=N][,territory=NAME]`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AddressSpec {
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     /// Share of `pick one` answers (0: never picked).
     pub weight: u32,
@@ -113,7 +114,7 @@ impl std::fmt::Display for AddressSpec {
 }
 
 /// What and where a health check probes: `tcp:PORT` or `http:PORT/PATH`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CheckTarget {
     pub kind: CheckKind,
     pub port: u16,
@@ -152,7 +153,7 @@ impl std::fmt::Display for CheckTarget {
 }
 
 /// A cluster's health check.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HealthCheck {
     #[serde(flatten)]
     pub target: CheckTarget,

@@ -12,6 +12,7 @@ pub mod pattern;
 pub mod prefix;
 pub mod rule;
 pub mod time;
+pub mod token;
 
 pub use acme::AcmeKind;
 pub use cluster::{AddressOrder, AddressSpec, CheckKind, CheckTarget, Fallback, HealthCheck, Pick};
@@ -78,6 +79,19 @@ macro_rules! setting {
                 s.serialize_str(self.as_str())
             }
         }
+
+        // In the HTTP API's OpenAPI document: a string, one of the names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($what))
+                    .enum_values(Some(Self::ALL.iter().map(|v| v.as_str())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -8,7 +8,7 @@ use super::{Database, Instance, StoreError, Tombstone};
 use crate::model::{names, time::unix_now};
 
 /// An instance with what hangs off it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct InstanceInfo {
     #[serde(flatten)]
     pub instance: Instance,
@@ -18,7 +18,7 @@ pub struct InstanceInfo {
 }
 
 /// An instance in a list, with its cluster's name.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct InstanceListed {
     #[serde(flatten)]
     pub instance: Instance,

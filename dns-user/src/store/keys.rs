@@ -6,7 +6,7 @@ use super::{Database, FromRow, Row, StoreError, sql::params};
 use crate::model::key::{KeyScope, Secret, TsigAlgorithm, key_name};
 
 /// A stored key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeyRow {
     /// Lower-case, absolute.
     pub name: String,

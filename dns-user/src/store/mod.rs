@@ -7,6 +7,7 @@
 //! engine, the fast path or anything above them.
 
 pub mod acme;
+pub mod audit;
 pub mod byo;
 mod catalog;
 pub mod changes;
@@ -27,6 +28,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod territories;
 pub mod tls;
+pub mod tokens;
 pub mod update;
 pub mod zonefile;
 pub mod zones;

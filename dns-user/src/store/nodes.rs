@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Database, FromRow, Row, StoreError, sql::params};
 
 /// What a node last reported.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NodeRow {
     pub name: String,
     pub version: String,

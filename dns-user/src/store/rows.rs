@@ -22,7 +22,7 @@ fn setting<T: std::str::FromStr<Err = crate::model::Invalid>>(row: &Row, i: usiz
 }
 
 /// A zone's apex data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ZoneRow {
     #[serde(skip)]
     pub id: i64,
@@ -77,7 +77,7 @@ impl FromRow for NsRow {
 }
 
 /// A static record in presentation format.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RecordRow {
     #[serde(skip)]
     pub id: i64,
@@ -106,7 +106,7 @@ impl FromRow for RecordRow {
 }
 
 /// A name pattern of a zone that maps query names to instances.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RuleRow {
     #[serde(skip)]
     pub id: i64,
@@ -131,7 +131,7 @@ impl FromRow for RuleRow {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClusterRow {
     #[serde(skip)]
     pub id: i64,
@@ -240,7 +240,7 @@ impl FromRow for TerritoryPrefixRow {
 }
 
 /// A tenant instance: where it runs decides its answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Instance {
     pub id: i64,
     pub name: Option<String>,
@@ -266,7 +266,7 @@ impl FromRow for Instance {
 }
 
 /// A custom domain of an instance.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DomainRow {
     pub hostname: String,
     pub instance: i64,
@@ -281,7 +281,7 @@ impl FromRow for DomainRow {
 }
 
 /// A DNS-01 challenge answer at `_acme-challenge.<name>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AcmeChallenge {
     /// The name being validated (absolute, lower-case).
     pub name: String,
@@ -308,7 +308,7 @@ impl FromRow for AcmeChallenge {
 }
 
 /// The record of a move between clusters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tombstone {
     #[serde(skip)]
     pub instance_id: i64,

@@ -250,6 +250,27 @@ CREATE TABLE nodes (
 );
 "#;
 
+/// SQLite version 8, PostgreSQL version 9: the HTTP API's tokens (hashed) and its audit
+/// log. Not watched: no answer depends on them.
+const API: &str = r#"
+CREATE TABLE api_tokens (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    access TEXT NOT NULL CHECK (access IN ('read', 'write')),
+    zones TEXT NOT NULL DEFAULT '',
+    created {int} NOT NULL
+);
+CREATE TABLE api_audit (
+    id {id},
+    at {int} NOT NULL,
+    token TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status {int} NOT NULL,
+    request TEXT NOT NULL
+);
+"#;
+
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_ID: &str = "BIGSERIAL PRIMARY KEY";
 
@@ -459,6 +480,7 @@ pub fn sqlite_migrations() -> Vec<(u32, String)> {
         // SQLite has no TRUNCATE: a DELETE without WHERE runs the row triggers.
         (6, CHANGE_LOG_PRUNED.replace("{int}", "INTEGER")),
         (7, NODES.replace("{int}", "INTEGER")),
+        (8, API.replace("{int}", "INTEGER").replace("{id}", SQLITE_ID)),
     ]
 }
 
@@ -473,5 +495,6 @@ pub fn postgres_migrations() -> Vec<(u32, String)> {
         (6, postgres_v6()),
         (7, NODES.replace("{int}", "BIGINT")),
         (8, postgres_v8()),
+        (9, API.replace("{int}", "BIGINT").replace("{id}", POSTGRES_ID)),
     ]
 }

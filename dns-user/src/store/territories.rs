@@ -7,7 +7,7 @@ use super::{Database, StoreError, TerritoryPrefixRow, sql::Statement};
 use crate::model::{Prefix, names};
 
 /// A territory and its networks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TerritoryInfo {
     pub name: String,
     /// Its stable index (what the kernel's tries map its networks to), 1 to 63.

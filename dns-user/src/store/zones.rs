@@ -45,7 +45,7 @@ pub struct ZoneUpdate {
 }
 
 /// A zone with its name servers, rules and how much it holds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ZoneInfo {
     #[serde(flatten)]
     pub zone: ZoneRow,
@@ -202,6 +202,13 @@ impl Database {
     /// Every zone apex (absolute, lower-case).
     pub async fn zone_apexes(&self) -> Result<Vec<String>, StoreError> {
         self.query("SELECT apex FROM zones ORDER BY apex", vec![]).await?.iter().map(|r| r.text(0)).collect()
+    }
+
+    /// The zone a name lies in (its apex, absolute and lower-case), if we serve one.
+    pub async fn zone_of_name(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = crate::model::names::absolute(name, "name")?;
+        let apexes = self.zone_apexes().await?;
+        Ok(super::zones::closest_zone(&name, &apexes).map(str::to_owned))
     }
 
     pub(super) async fn zone_ns(&self, zone_id: i64) -> Result<Vec<String>, StoreError> {

@@ -1,0 +1,193 @@
+//! `/v1/zones`: zones, their static records and their name rules.
+
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ApiState,
+    caller::Caller,
+    extract::{Json, Path, Query},
+    page::{Page, PageQuery},
+    problem::Problem,
+};
+use crate::{
+    model::{Pattern, RuleKind, names, rule::RuleSpec, token::Access},
+    store::{RecordRow, RuleRow, ZoneInfo},
+};
+
+/// A zone's apex as the path gives it, absolute and lower-case.
+fn apex(zone: &str) -> Result<String, Problem> {
+    Ok(names::absolute(zone, "zone")?)
+}
+
+/// The zones the token may read.
+#[utoipa::path(get, path = "/v1/zones", tag = "zones", params(PageQuery),
+    responses((status = 200, description = "A page of zones, by apex", body = Page<ZoneInfo>)))]
+pub async fn list_zones(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<ZoneInfo>>, Problem> {
+    let zones =
+        state.db.list_zones().await?.into_iter().filter(|z| caller.may_read_zone(&z.zone.apex)).collect();
+    Ok(Json(Page::of(zones, &page, |z| z.zone.apex.clone())?))
+}
+
+#[utoipa::path(get, path = "/v1/zones/{zone}", tag = "zones", params(("zone" = String, Path, description = "The apex")),
+    responses((status = 200, body = ZoneInfo)))]
+pub async fn show_zone(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<Json<ZoneInfo>, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Read, &apex)?;
+    Ok(Json(state.db.show_zone(&apex).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordFilter {
+    /// Only the records at this name.
+    pub name: Option<String>,
+    pub limit: Option<usize>,
+    pub after: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/zones/{zone}/records", tag = "zones",
+    params(("zone" = String, Path, description = "The apex"), RecordFilter),
+    responses((status = 200, description = "A page of static records, by id", body = Page<RecordRow>)))]
+pub async fn list_records(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Query(filter): Query<RecordFilter>,
+) -> Result<Json<Page<RecordRow>>, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Read, &apex)?;
+    let records = state.db.list_records(&apex, filter.name.as_deref()).await?;
+    let page = PageQuery { limit: filter.limit, after: filter.after };
+    Ok(Json(Page::of(records, &page, |r| format!("{:020}", r.id))?))
+}
+
+/// A static record to add.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecord {
+    pub name: String,
+    /// A, AAAA, CNAME, TXT, MX, ...
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// The record data in zone-file form.
+    pub data: String,
+    /// Default: the zone's.
+    pub ttl: Option<u32>,
+}
+
+/// Adds a record; answers with the records of its name and type.
+#[utoipa::path(post, path = "/v1/zones/{zone}/records", tag = "zones", params(("zone" = String, Path, description = "The apex")),
+    request_body = NewRecord, responses((status = 201, body = Vec<RecordRow>)))]
+pub async fn add_record(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Json(record): Json<NewRecord>,
+) -> Result<(StatusCode, Json<Vec<RecordRow>>), Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    state.db.add_record(&apex, &record.name, &record.rtype, record.ttl, &record.data).await?;
+    let mut at_name = state.db.list_records(&apex, Some(&record.name)).await?;
+    at_name.retain(|r| r.rtype.eq_ignore_ascii_case(&record.rtype));
+    Ok((StatusCode::CREATED, Json(at_name)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordSelector {
+    pub name: String,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub rtype: String,
+    /// Only the record with this data (all of NAME and TYPE otherwise).
+    pub data: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Removed {
+    pub removed: u64,
+}
+
+#[utoipa::path(delete, path = "/v1/zones/{zone}/records", tag = "zones",
+    params(("zone" = String, Path, description = "The apex"), RecordSelector),
+    responses((status = 200, description = "How many records were removed", body = Removed)))]
+pub async fn remove_records(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Query(selector): Query<RecordSelector>,
+) -> Result<Json<Removed>, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    let removed =
+        state.db.remove_record(&apex, &selector.name, &selector.rtype, selector.data.as_deref()).await?;
+    Ok(Json(Removed { removed }))
+}
+
+#[utoipa::path(get, path = "/v1/zones/{zone}/rules", tag = "zones", params(("zone" = String, Path, description = "The apex")),
+    responses((status = 200, description = "The zone's rules, in the order they are tried", body = Vec<RuleRow>)))]
+pub async fn list_rules(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<Json<Vec<RuleRow>>, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Read, &apex)?;
+    Ok(Json(state.db.list_rules(&apex).await?))
+}
+
+/// A name rule, e.g. `{"pattern": "{service}-{id}.apps", "kind": "service", "ttl": 300}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    pub pattern: String,
+    pub kind: RuleKind,
+    /// Default: the kind's (service 300, host and tombstone 60).
+    pub ttl: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/v1/zones/{zone}/rules", tag = "zones", params(("zone" = String, Path, description = "The apex")),
+    request_body = NewRule, responses((status = 201, body = Vec<RuleRow>)))]
+pub async fn add_rule(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Json(rule): Json<NewRule>,
+) -> Result<(StatusCode, Json<Vec<RuleRow>>), Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    let pattern: Pattern = rule.pattern.parse()?;
+    let spec = RuleSpec { pattern, kind: rule.kind, ttl: rule.ttl.unwrap_or(rule.kind.default_ttl()) };
+    state.db.add_rule(&apex, &spec).await?;
+    Ok((StatusCode::CREATED, Json(state.db.list_rules(&apex).await?)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RuleSelector {
+    pub pattern: String,
+}
+
+#[utoipa::path(delete, path = "/v1/zones/{zone}/rules", tag = "zones",
+    params(("zone" = String, Path, description = "The apex"), RuleSelector),
+    responses((status = 204, description = "Removed")))]
+pub async fn remove_rule(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Query(selector): Query<RuleSelector>,
+) -> Result<StatusCode, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    state.db.remove_rule(&apex, &selector.pattern).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
