@@ -448,3 +448,45 @@ fn every_endpoint_with_its_scopes_problems_pages_and_audit() {
     let paths = doc.json()["paths"].as_object().expect("paths").len();
     assert_eq!(paths, 19, "{}", doc.body);
 }
+
+/// `instadns token` on SQLite and PostgreSQL: a token is printed once and stored only
+/// as its hash; names, access and zones are checked; list and rm.
+#[test]
+fn tokens_are_made_listed_and_removed_on_both_databases() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pg = tests::postgres::PgServer::start();
+    for db in [demo_db(dir.path()), pg.url.clone()] {
+        if db.starts_with("postgres") {
+            cli(&db, &["db", "demo"]);
+        }
+        let secret = cli(&db, &["token", "add", "deploy", "--access", "write", "--zone", "Example.ORG"]);
+        let secret = secret.trim();
+        assert!(secret.starts_with("instadns_"), "{secret}");
+        let listed: Value =
+            serde_json::from_str(&cli(&db, &["token", "list", "--json"])).expect("token list --json");
+        assert_eq!(listed[0]["name"], "deploy", "{listed}");
+        assert_eq!(listed[0]["access"], "write");
+        assert_eq!(listed[0]["zones"], serde_json::json!(["example.org."]));
+        assert!(!listed.to_string().contains(&secret[9..]), "the secret is listed: {listed}");
+        let text = cli(&db, &["token", "list"]);
+        assert!(text.starts_with("deploy  write in example.org."), "{text}");
+        let refused = [
+            (&["token", "add", "deploy"][..], 1, "already exists"),
+            (&["token", "add", "bad name"][..], 2, "token name"),
+            (&["token", "add", "x", "--zone", "example.net"][..], 1, "zone example.net."),
+            (&["token", "add", "x", "--access", "admin"][..], 2, "admin"),
+            (&["token", "rm", "nobody"][..], 1, "token nobody"),
+        ];
+        for (args, code, says) in refused {
+            let run = tests::server::cli_run(&db, args);
+            assert!(
+                run.code == code && run.stderr.contains(says),
+                "{args:?} on {db}: {} {}",
+                run.code,
+                run.stderr
+            );
+        }
+        assert_eq!(cli(&db, &["token", "rm", "deploy"]).trim(), "token deploy removed");
+        assert_eq!(cli(&db, &["token", "list"]), "");
+    }
+}

@@ -17,6 +17,8 @@ const PLANES: &[(&str, &[&str])] = &[
     ("engine", &["resolution", "fastpath", "store", "protocol", "model"]),
     ("frontend", &["engine", "store"]),
     ("control", &["engine", "resolution", "store", "model", "protocol"]),
+    // Management over HTTP: through the store like the CLI, never the maps.
+    ("api", &["frontend", "resolution", "store", "model"]),
 ];
 
 /// The binary's folders (on top of every plane) and what each may import of the binary.

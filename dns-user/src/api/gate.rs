@@ -15,6 +15,8 @@ use crate::model::token::Access;
 
 /// Largest request body: a record, an instance or a challenge is a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+/// How long the body may take to arrive once the head has.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn gate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
@@ -22,17 +24,20 @@ pub async fn gate(State(state): State<ApiState>, request: Request, next: Next) -
     let target = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string());
     // The token first (headers only), so a refused body is audited with who sent it.
     let caller = authenticate(&state, &parts.headers).await;
-    let body = to_bytes(body, MAX_BODY).await;
+    let body = match tokio::time::timeout(BODY_DEADLINE, to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {MAX_BODY} bytes"),
+        )),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {} s", BODY_DEADLINE.as_secs()),
+        )),
+    };
     let (body, caller, outcome) = match (caller, body) {
         (Err(problem), body) => (body.unwrap_or_default(), None, Err(problem)),
-        (Ok(caller), Err(_)) => (
-            Default::default(),
-            Some(caller),
-            Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than {MAX_BODY} bytes"),
-            )),
-        ),
+        (Ok(caller), Err(problem)) => (Default::default(), Some(caller), Err(problem)),
         (Ok(caller), Ok(body)) if writes && !caller.0.scope().permits(Access::Write) => {
             let problem = Problem::forbidden(format!("token {} may only read", caller.name()));
             (body, Some(caller), Err(problem))
