@@ -14,7 +14,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::frontend::connections::{ConnectionLimits, Registry};
+use crate::frontend::connections::{ConnectionLimits, accept_each};
 
 /// Connections in all and per client network: automation needs a few each.
 pub const CONNECTIONS: ConnectionLimits = ConnectionLimits { max_total: 256, max_per_client: 32 };
@@ -59,22 +59,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
 
 /// Serves `router` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>) {
-    let registry = Registry::new(CONNECTIONS);
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            // Out of file descriptors and the like: let them free up.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let place = registry.admit(peer.ip());
+    accept_each(listener, CONNECTIONS, |stream, peer, _| {
         let (router, tls) = (router.clone(), tls.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = place.evicted() => {}
-                _ = tokio::time::timeout(CONNECTION_LIFETIME, connection(stream, peer, router, tls)) => {}
-            }
-        });
-    }
+        async move {
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection(stream, peer, router, tls)).await;
+        }
+    })
+    .await;
 }
 
 async fn connection(

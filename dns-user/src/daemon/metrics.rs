@@ -16,7 +16,7 @@ use tokio::{
 use dns_common::{cookie::CookieCheck, stats::Outcome, wire::rcode};
 use instadns::{
     engine::{Handler, QTYPE_LABELS, stats::TsigOutcome},
-    frontend::connections::{Admitted, ConnectionLimits, Registry},
+    frontend::connections::{Admitted, ConnectionLimits, accept_each},
     model::time::rfc3339,
     resolution::health::TargetState,
     store::{Database, latency},
@@ -36,21 +36,13 @@ const CONNECTIONS: ConnectionLimits = ConnectionLimits { max_total: 64, max_per_
 const READY_PROBE_REUSE: Duration = Duration::from_secs(1);
 
 pub async fn serve(listener: TcpListener, handler: Arc<Handler<Database>>, status: Arc<DaemonStatus>) {
-    let registry = Registry::new(CONNECTIONS);
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let place = registry.admit(peer.ip());
+    accept_each(listener, CONNECTIONS, |stream, _, place| {
         let (handler, status) = (handler.clone(), status.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = place.evicted() => {}
-                _ = connection(stream, &handler, &status, &place) => {}
-            }
-        });
-    }
+        async move {
+            let _ = connection(stream, &handler, &status, &place).await;
+        }
+    })
+    .await;
 }
 
 /// The request line and headers: the path, and whether the client wants the connection

@@ -155,6 +155,32 @@ impl Drop for Admitted {
     }
 }
 
+/// Accepts connections on `listener` for as long as the task runs, each served by
+/// `serve` in its own task that holds its place in a [`Registry`] with `limits` and
+/// ends when the place is taken by a newer connection.
+pub async fn accept_each<F, Fut>(listener: tokio::net::TcpListener, limits: ConnectionLimits, serve: F)
+where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr, Arc<Admitted>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let registry = Registry::new(limits);
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            // Out of file descriptors and the like: let them free up.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let place = Arc::new(registry.admit(peer.ip()));
+        let served = serve(stream, peer, place.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = place.evicted() => {}
+                () = served => {}
+            }
+        });
+    }
+}
+
 /// The network a client's connections are counted under: IPv4 addresses one by one,
 /// IPv6 by /64 (one host can hold a whole /64).
 fn client_network(client: IpAddr) -> IpAddr {
