@@ -12,8 +12,12 @@ use super::{
     problem::Problem,
 };
 use crate::{
-    model::token::Access,
-    store::{ClusterInfo, InstanceInfo, Tombstone, instances::InstanceListed},
+    model::{
+        AddressOrder, AddressSpec, Fallback, HealthCheck, Invalid, Pick,
+        cluster::check_defaults::{EXPECT_STATUS, FALL, INTERVAL_MS, RISE, TIMEOUT_MS},
+        token::Access,
+    },
+    store::{ClusterInfo, ClusterUpdate, InstanceInfo, Tombstone, instances::InstanceListed},
 };
 
 #[utoipa::path(get, path = "/v1/clusters", tag = "clusters", params(PageQuery),
@@ -135,5 +139,135 @@ pub async fn remove_instance(
 ) -> Result<StatusCode, Problem> {
     caller.require_global(Access::Write)?;
     state.db.remove_instance(id, options.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A cluster's health check: `target` is `tcp:PORT` or `http:PORT/PATH`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    pub target: String,
+    /// HTTP: the Host header (default: the address).
+    pub host: Option<String>,
+    /// HTTP: the status expected (default 200).
+    pub expect_status: Option<u16>,
+    pub interval_ms: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+}
+
+/// What a cluster starts with, or what changes; what is absent stays. Addresses in the
+/// CLI's form, `IP[,weight=N][,queue=N][,territory=NAME]`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterChange {
+    /// Service name to the target its names CNAME to.
+    #[serde(default)]
+    pub services: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_services: Vec<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub remove_addresses: Vec<String>,
+    pub order: Option<AddressOrder>,
+    pub pick: Option<Pick>,
+    pub fallback: Option<Fallback>,
+    pub check: Option<CheckBody>,
+    #[serde(default)]
+    pub remove_check: bool,
+}
+
+impl ClusterChange {
+    fn update(self) -> Result<ClusterUpdate, Problem> {
+        let check = match self.check {
+            None => None,
+            Some(c) => Some(HealthCheck {
+                target: c.target.parse()?,
+                host: c.host,
+                expect_status: c.expect_status.unwrap_or(EXPECT_STATUS),
+                interval_ms: c.interval_ms.unwrap_or(INTERVAL_MS),
+                timeout_ms: c.timeout_ms.unwrap_or(TIMEOUT_MS),
+                rise: c.rise.unwrap_or(RISE),
+                fall: c.fall.unwrap_or(FALL),
+            }),
+        };
+        let remove_addresses = self
+            .remove_addresses
+            .iter()
+            .map(|a| a.parse().map_err(|_| Problem::from(Invalid(format!("{a:?} is not an IP address")))))
+            .collect::<Result<_, _>>()?;
+        Ok(ClusterUpdate {
+            set_services: self.services.into_iter().collect(),
+            remove_services: self.remove_services,
+            add_addresses: self
+                .addresses
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<Vec<AddressSpec>, _>>()?,
+            remove_addresses,
+            order: self.order,
+            pick: self.pick,
+            fallback: self.fallback,
+            check,
+            remove_check: self.remove_check,
+        })
+    }
+}
+
+/// A cluster to add: its name and what it starts with, in one object. For the
+/// document only: `add_cluster` reads the body itself.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct NewCluster {
+    pub name: String,
+    #[serde(flatten)]
+    pub with: ClusterChange,
+}
+
+#[utoipa::path(post, path = "/v1/clusters", tag = "clusters", request_body = NewCluster,
+    responses((status = 201, body = ClusterInfo)))]
+pub async fn add_cluster(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<(StatusCode, Json<ClusterInfo>), Problem> {
+    caller.require_global(Access::Write)?;
+    let mut body = body;
+    let name = match body.remove("name") {
+        Some(serde_json::Value::String(name)) => name,
+        _ => return Err(Problem::from(Invalid("the cluster's \"name\" (a string) is missing".into()))),
+    };
+    // The rest is a ClusterChange, its unknown fields refused (serde's flatten would
+    // let them through).
+    let with: ClusterChange = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| Problem::from(Invalid(format!("the cluster's fields: {e}"))))?;
+    state.db.add_cluster(&name, &with.update()?).await?;
+    Ok((StatusCode::CREATED, Json(state.db.show_cluster(&name).await?)))
+}
+
+#[utoipa::path(patch, path = "/v1/clusters/{name}", tag = "clusters", params(("name" = String, Path)),
+    request_body = ClusterChange, responses((status = 200, body = ClusterInfo)))]
+pub async fn change_cluster(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(change): Json<ClusterChange>,
+) -> Result<Json<ClusterInfo>, Problem> {
+    caller.require_global(Access::Write)?;
+    state.db.set_cluster(&name, &change.update()?).await?;
+    Ok(Json(state.db.show_cluster(&name).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/clusters/{name}", tag = "clusters", params(("name" = String, Path)),
+    responses((status = 204, description = "Removed")))]
+pub async fn remove_cluster(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require_global(Access::Write)?;
+    state.db.remove_cluster(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

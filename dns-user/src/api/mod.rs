@@ -57,9 +57,10 @@ pub struct ApiState {
         description = "Zones, records, rules, clusters, instances and moves, custom domains, ACME challenge answers, and the service's own state. Authenticate with `Authorization: Bearer TOKEN` (`instadns token add`); errors are RFC 9457 problem details."
     ),
     paths(
-        zones::list_zones, zones::show_zone, zones::list_records, zones::add_record, zones::remove_records,
+        zones::list_zones, zones::add_zone, zones::show_zone, zones::change_zone, zones::remove_zone, zones::list_records, zones::add_record, zones::remove_records,
         zones::list_rules, zones::add_rule, zones::remove_rule,
-        instances::list_clusters, instances::show_cluster, instances::list_instances, instances::show_instance, instances::add_instance,
+        instances::list_clusters, instances::add_cluster, instances::show_cluster,
+        instances::change_cluster, instances::remove_cluster, instances::list_instances, instances::show_instance, instances::add_instance,
         instances::move_instance, instances::remove_instance,
         names::list_domains, names::show_domain, names::put_domain, names::remove_domain,
         names::list_challenges, names::show_challenge, names::add_challenge, names::remove_challenge,
@@ -112,8 +113,8 @@ impl Modify for Conventions {
 /// The API's routes: `/openapi.json` open, everything under `/v1` behind the gate.
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
-        .route("/v1/zones", get(zones::list_zones))
-        .route("/v1/zones/{zone}", get(zones::show_zone))
+        .route("/v1/zones", get(zones::list_zones).post(zones::add_zone))
+        .route("/v1/zones/{zone}", get(zones::show_zone).patch(zones::change_zone).delete(zones::remove_zone))
         .route(
             "/v1/zones/{zone}/records",
             get(zones::list_records).post(zones::add_record).delete(zones::remove_records),
@@ -122,8 +123,11 @@ pub fn router(state: ApiState) -> Router {
             "/v1/zones/{zone}/rules",
             get(zones::list_rules).post(zones::add_rule).delete(zones::remove_rule),
         )
-        .route("/v1/clusters", get(instances::list_clusters))
-        .route("/v1/clusters/{name}", get(instances::show_cluster))
+        .route("/v1/clusters", get(instances::list_clusters).post(instances::add_cluster))
+        .route(
+            "/v1/clusters/{name}",
+            get(instances::show_cluster).patch(instances::change_cluster).delete(instances::remove_cluster),
+        )
         .route("/v1/instances", get(instances::list_instances).post(instances::add_instance))
         .route("/v1/instances/{id}", get(instances::show_instance).delete(instances::remove_instance))
         .route("/v1/instances/{id}/move", post(instances::move_instance))

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     model::{Pattern, RuleKind, names, rule::RuleSpec, token::Access},
-    store::{RecordRow, RuleRow, ZoneInfo},
+    store::{NewZone, RecordRow, RuleRow, ZoneInfo, ZoneUpdate},
 };
 
 /// A zone's apex as the path gives it, absolute and lower-case.
@@ -189,5 +189,112 @@ pub async fn remove_rule(
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
     state.db.remove_rule(&apex, &selector.pattern).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A zone to add. `rules` in the CLI's form, `PATTERN=KIND[:TTL]`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewZoneBody {
+    pub apex: String,
+    /// Its name servers (at least one).
+    pub ns: Vec<String>,
+    /// SOA MNAME (default: the first name server) and RNAME (default: hostmaster.APEX).
+    pub soa_mname: Option<String>,
+    pub soa_rname: Option<String>,
+    /// SOA minimum: the TTL of negative answers (default 60).
+    pub soa_minimum: Option<u32>,
+    /// TTL of the SOA and NS records and default TTL of static records (default 3600).
+    pub ttl: Option<u32>,
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+/// Adds a zone (tokens for every zone only).
+#[utoipa::path(post, path = "/v1/zones", tag = "zones", request_body = NewZoneBody,
+    responses((status = 201, body = ZoneInfo)))]
+pub async fn add_zone(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<NewZoneBody>,
+) -> Result<(StatusCode, Json<ZoneInfo>), Problem> {
+    caller.require_global(Access::Write)?;
+    let apex = apex(&body.apex)?;
+    let rules = body.rules.iter().map(|r| r.parse()).collect::<Result<Vec<RuleSpec>, _>>()?;
+    let zone = NewZone::new(
+        &apex,
+        body.ns,
+        body.soa_mname,
+        body.soa_rname,
+        body.soa_minimum.unwrap_or(60),
+        body.ttl.unwrap_or(3600),
+        rules,
+    );
+    state.db.add_zone(&zone).await?;
+    Ok((StatusCode::CREATED, Json(state.db.show_zone(&apex).await?)))
+}
+
+/// Changes to a zone's SOA fields and name servers; what is absent stays.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneChange {
+    pub soa_mname: Option<String>,
+    pub soa_rname: Option<String>,
+    pub ttl: Option<u32>,
+    pub soa_minimum: Option<u32>,
+    pub soa_refresh: Option<u32>,
+    pub soa_retry: Option<u32>,
+    pub soa_expire: Option<u32>,
+    #[serde(default)]
+    pub add_ns: Vec<String>,
+    #[serde(default)]
+    pub remove_ns: Vec<String>,
+}
+
+#[utoipa::path(patch, path = "/v1/zones/{zone}", tag = "zones", params(("zone" = String, Path, description = "The apex")),
+    request_body = ZoneChange, responses((status = 200, body = ZoneInfo)))]
+pub async fn change_zone(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Json(change): Json<ZoneChange>,
+) -> Result<Json<ZoneInfo>, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    let update = ZoneUpdate {
+        soa_mname: change.soa_mname,
+        soa_rname: change.soa_rname,
+        ttl: change.ttl,
+        soa_minimum: change.soa_minimum,
+        soa_refresh: change.soa_refresh,
+        soa_retry: change.soa_retry,
+        soa_expire: change.soa_expire,
+        add_ns: change.add_ns,
+        remove_ns: change.remove_ns,
+    };
+    state.db.set_zone(&apex, &update).await?;
+    Ok(Json(state.db.show_zone(&apex).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveZone {
+    /// Remove it with what it holds: rules, records, custom domains (refused otherwise).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[utoipa::path(delete, path = "/v1/zones/{zone}", tag = "zones",
+    params(("zone" = String, Path, description = "The apex"), RemoveZone),
+    responses((status = 204, description = "Removed")))]
+pub async fn remove_zone(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Query(options): Query<RemoveZone>,
+) -> Result<StatusCode, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    state.db.remove_zone(&apex, options.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }

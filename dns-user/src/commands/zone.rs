@@ -115,17 +115,7 @@ pub enum ZoneCommand {
 pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
     match command {
         ZoneCommand::Add { apex, ns, mname, rname, ttl, minimum, rules } => {
-            let mname = mname.or_else(|| ns.first().cloned()).unwrap_or_default();
-            let rname = rname.unwrap_or_else(|| format!("hostmaster.{}", apex.trim_end_matches('.')));
-            let zone = NewZone {
-                apex: apex.clone(),
-                soa_mname: mname,
-                soa_rname: rname,
-                ns,
-                soa_minimum: minimum,
-                ttl,
-                rules,
-            };
+            let zone = NewZone::new(&apex, ns, mname, rname, minimum, ttl, rules);
             db.add_zone(&zone).await.with_context(|| format!("zone add {apex}"))?;
             println!("zone {apex} added");
         }

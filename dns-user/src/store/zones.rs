@@ -29,6 +29,30 @@ pub struct NewZone {
     pub rules: Vec<RuleSpec>,
 }
 
+impl NewZone {
+    /// A zone with the SOA's defaults for what is not given: the first name server as
+    /// MNAME, `hostmaster.APEX` as RNAME.
+    pub fn new(
+        apex: &str,
+        ns: Vec<String>,
+        mname: Option<String>,
+        rname: Option<String>,
+        soa_minimum: u32,
+        ttl: u32,
+        rules: Vec<RuleSpec>,
+    ) -> Self {
+        Self {
+            soa_mname: mname.or_else(|| ns.first().cloned()).unwrap_or_default(),
+            soa_rname: rname.unwrap_or_else(|| format!("hostmaster.{}", apex.trim_end_matches('.'))),
+            apex: apex.to_owned(),
+            ns,
+            soa_minimum,
+            ttl,
+            rules,
+        }
+    }
+}
+
 /// Changes to a zone's SOA fields and name servers.
 #[derive(Clone, Debug, Default)]
 pub struct ZoneUpdate {
@@ -66,11 +90,11 @@ impl Database {
 
     pub async fn add_zone(&self, zone: &NewZone) -> Result<i64, StoreError> {
         let apex = absolute_name(&zone.apex, "zone apex")?;
-        let mname = absolute_name(&zone.soa_mname, "SOA MNAME")?;
-        let rname = absolute_name(&zone.soa_rname, "SOA RNAME")?;
         if zone.ns.is_empty() {
             return Err(StoreError::Invalid(format!("zone {apex} needs at least one name server")));
         }
+        let mname = absolute_name(&zone.soa_mname, "SOA MNAME")?;
+        let rname = absolute_name(&zone.soa_rname, "SOA RNAME")?;
         let ns = zone.ns.iter().map(|n| absolute_name(n, "name server")).collect::<Result<Vec<_>, _>>()?;
         if self.exists("SELECT 1 FROM zones WHERE apex = $1", params![apex.as_str()]).await? {
             return Err(StoreError::Conflict(format!("zone {apex} already exists")));
