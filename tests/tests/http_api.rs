@@ -378,8 +378,49 @@ const ROWS: &[Row] = &[
     ),
     row("health", READ, "GET", "/v1/health", None, 200, "["),
     row("the fleet", READ, "GET", "/v1/fleet", None, 200, "\"items\""),
-    row("territories", READ, "GET", "/v1/territories", None, 200, "\"items\""),
-    row("keys", READ, "GET", "/v1/keys", None, 200, "\"items\""),
+    row(
+        "a territory added",
+        WRITE,
+        "POST",
+        "/v1/territories",
+        Some(r#"{"name":"eu","prefixes":["198.18.64.0/18","fd00:64::/32"]}"#),
+        201,
+        "198.18.64.0/18",
+    ),
+    row(
+        "a territory with a bad network",
+        WRITE,
+        "POST",
+        "/v1/territories",
+        Some(r#"{"name":"us","prefixes":["198.18.64.0/33"]}"#),
+        422,
+        "198.18.64.0/33",
+    ),
+    row(
+        "the territory changed",
+        WRITE,
+        "PATCH",
+        "/v1/territories/eu",
+        Some(r#"{"remove":["fd00:64::/32"]}"#),
+        200,
+        "\"prefixes\":[\"198.18.64.0/18\"]",
+    ),
+    row("territories", READ, "GET", "/v1/territories", None, 200, "\"name\":\"eu\""),
+    row("the territory removed", WRITE, "DELETE", "/v1/territories/eu", None, 204, ""),
+    row(
+        "a key made",
+        WRITE,
+        "POST",
+        "/v1/keys",
+        Some(
+            r#"{"name":"acme-api","zones":["example.org"],"names":["_acme-challenge.*"],"operations":["update"]}"#,
+        ),
+        201,
+        "\"secret\":\"",
+    ),
+    row("a key by a zone's token", ZONE, "POST", "/v1/keys", Some(r#"{"name":"mine"}"#), 403, "every zone"),
+    row("keys, without secrets", READ, "GET", "/v1/keys", None, 200, "\"name\":\"acme-api.\""),
+    row("the key removed", WRITE, "DELETE", "/v1/keys/acme-api", None, 204, ""),
     row("tokens, without secrets", READ, "GET", "/v1/tokens", None, 200, "\"name\":\"zoned\""),
     row("a bad limit", READ, "GET", "/v1/instances?limit=0", None, 400, "limit 0"),
     row("a bad cursor", READ, "GET", "/v1/instances?after=x", None, 400, "cursor"),
@@ -388,9 +429,22 @@ const ROWS: &[Row] = &[
 ];
 
 #[test]
-fn every_endpoint_with_its_scopes_problems_pages_and_audit() {
+fn every_endpoint_with_its_scopes_problems_pages_and_audit_sqlite() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = demo_db(dir.path());
+    every_endpoint(&db, dir);
+}
+
+#[test]
+fn every_endpoint_with_its_scopes_problems_pages_and_audit_postgres() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pg = tests::postgres::PgServer::start();
+    cli(&pg.url, &["db", "demo"]);
+    every_endpoint(&pg.url, dir);
+}
+
+fn every_endpoint(db: &str, dir: tempfile::TempDir) {
+    let db = db.to_owned();
     let authority = Authority::new(dir.path(), "api-ca");
     let (cert, key) = authority.issue_server("api", &SERVER_V4.to_string());
     let listen = format!("{SERVER_V4}:{API_PORT}");
@@ -492,7 +546,7 @@ fn every_endpoint_with_its_scopes_problems_pages_and_audit() {
             None => break,
         }
     }
-    let listed: Value = serde_json::from_str(&cli(&d.db(), &["instance", "list", "--json"])).expect("JSON");
+    let listed: Value = serde_json::from_str(&cli(&db, &["instance", "list", "--json"])).expect("JSON");
     let cli_ids: Vec<i64> =
         listed.as_array().expect("list").iter().map(|i| i["id"].as_i64().expect("id")).collect();
     assert_eq!(paged, cli_ids);
@@ -530,7 +584,7 @@ fn every_endpoint_with_its_scopes_problems_pages_and_audit() {
         String::from_utf8_lossy(&out.stderr)
     );
     let paths = doc.json()["paths"].as_object().expect("paths").len();
-    assert_eq!(paths, 19, "{}", doc.body);
+    assert_eq!(paths, 21, "{}", doc.body);
 }
 
 /// `instadns token` on SQLite and PostgreSQL: a token is printed once and stored only

@@ -10,8 +10,8 @@
 //! - The OpenAPI 3.1 document at `/openapi.json`, generated from the handlers and types
 //!   below ([`ApiDoc`]), the one route without a token.
 //!
-//! May import: `store`, `model`, `resolution` (health state), `frontend` (connection
-//! limits). The API never touches BPF maps.
+//! May import: `store`, `model`, `protocol` (names), `resolution` (health state),
+//! `frontend` (connection limits). The API never touches BPF maps.
 
 pub mod caller;
 pub mod extract;
@@ -64,7 +64,8 @@ pub struct ApiState {
         instances::move_instance, instances::remove_instance,
         names::list_domains, names::show_domain, names::put_domain, names::remove_domain,
         names::list_challenges, names::show_challenge, names::add_challenge, names::remove_challenge,
-        node::health, node::fleet, node::territories, node::keys, node::tokens, node::audit,
+        node::health, node::fleet, node::territories, node::add_territory, node::change_territory,
+        node::remove_territory, node::keys, node::add_key, node::remove_key, node::tokens, node::audit,
     ),
     components(schemas(Problem)),
     modifiers(&Conventions),
@@ -143,8 +144,13 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/health", get(node::health))
         .route("/v1/fleet", get(node::fleet))
-        .route("/v1/territories", get(node::territories))
-        .route("/v1/keys", get(node::keys))
+        .route("/v1/territories", get(node::territories).post(node::add_territory))
+        .route(
+            "/v1/territories/{name}",
+            axum::routing::patch(node::change_territory).delete(node::remove_territory),
+        )
+        .route("/v1/keys", get(node::keys).post(node::add_key))
+        .route("/v1/keys/{name}", axum::routing::delete(node::remove_key))
         .route("/v1/tokens", get(node::tokens))
         .route("/v1/audit", get(node::audit))
         .method_not_allowed_fallback(method_not_allowed)

@@ -3,18 +3,24 @@
 //! the nouns with no zone: territories, TSIG keys (never their secrets), API tokens
 //! (never their secrets), the audit log. Global tokens only.
 
-use axum::extract::State;
-use serde::Serialize;
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiState,
     caller::Caller,
-    extract::{Json, Query},
+    extract::{Json, Path, Query},
     page::{Page, PageQuery},
     problem::Problem,
 };
 use crate::{
-    model::token::Access,
+    model::{
+        Invalid,
+        key::{KeyScope, NamePattern, Operation, Secret, TsigAlgorithm},
+        prefix::Prefix,
+        token::Access,
+    },
+    protocol::parse_user_name,
     store::{audit::AuditRow, keys::KeyRow, nodes::NodeRow, territories::TerritoryInfo, tokens::TokenRow},
 };
 
@@ -116,4 +122,127 @@ pub async fn audit(
     let limit = page.limit()?;
     let rows = state.db.list_audit(page.after_id()?, limit as i64 + 1).await?;
     Ok(Json(Page::fetched(rows, limit, |r| r.id.to_string())))
+}
+
+/// A territory's networks, e.g. `["198.18.64.0/18", "fd00:64::/32"]`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerritoryBody {
+    pub name: String,
+    pub prefixes: Vec<String>,
+}
+
+fn prefixes(texts: &[String]) -> Result<Vec<Prefix>, Problem> {
+    Ok(texts.iter().map(|p| p.parse()).collect::<Result<Vec<Prefix>, _>>()?)
+}
+
+#[utoipa::path(post, path = "/v1/territories", tag = "node", request_body = TerritoryBody,
+    responses((status = 201, body = TerritoryInfo)))]
+pub async fn add_territory(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<TerritoryBody>,
+) -> Result<(StatusCode, Json<TerritoryInfo>), Problem> {
+    caller.require_global(Access::Write)?;
+    state.db.add_territory(&body.name, &prefixes(&body.prefixes)?).await?;
+    Ok((StatusCode::CREATED, Json(state.db.show_territory(&body.name).await?)))
+}
+
+/// Changes to a territory's networks: `replace` drops them all first.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerritoryChange {
+    #[serde(default)]
+    pub replace: bool,
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[utoipa::path(patch, path = "/v1/territories/{name}", tag = "node", params(("name" = String, Path)),
+    request_body = TerritoryChange, responses((status = 200, body = TerritoryInfo)))]
+pub async fn change_territory(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(change): Json<TerritoryChange>,
+) -> Result<Json<TerritoryInfo>, Problem> {
+    caller.require_global(Access::Write)?;
+    state
+        .db
+        .set_territory(&name, change.replace, &prefixes(&change.add)?, &prefixes(&change.remove)?)
+        .await?;
+    Ok(Json(state.db.show_territory(&name).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/territories/{name}", tag = "node", params(("name" = String, Path)),
+    responses((status = 204, description = "Removed")))]
+pub async fn remove_territory(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require_global(Access::Write)?;
+    state.db.remove_territory(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A TSIG key to make: a new random secret, answered once.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    /// Default hmac-sha256.
+    pub algorithm: Option<TsigAlgorithm>,
+    /// Zones it may touch (default: every zone).
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// Names it may touch: `_acme-challenge.*`, `*.example.org` or a name (default: all).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// What it may do (default: update, transfer and query).
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+}
+
+/// A key just made, with its secret (base64), shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MadeKey {
+    #[serde(flatten)]
+    pub key: KeyRow,
+    pub secret: String,
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "node", request_body = NewKey,
+    responses((status = 201, body = MadeKey)))]
+pub async fn add_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(new): Json<NewKey>,
+) -> Result<(StatusCode, Json<MadeKey>), Problem> {
+    caller.require_global(Access::Write)?;
+    let algorithm = new.algorithm.unwrap_or(TsigAlgorithm::HmacSha256);
+    let zones = new
+        .zones
+        .iter()
+        .map(|z| parse_user_name(z).map_err(|e| Problem::from(Invalid(format!("key zone {z:?}: {e}")))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names = new.names.iter().map(|n| n.parse()).collect::<Result<Vec<NamePattern>, _>>()?;
+    let operations = if new.operations.is_empty() { Operation::ALL.to_vec() } else { new.operations };
+    let secret = Secret::generate(algorithm.output_len());
+    let key = state.db.add_key(&new.name, algorithm, &secret, &KeyScope { zones, names, operations }).await?;
+    Ok((StatusCode::CREATED, Json(MadeKey { key, secret: secret.to_base64() })))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{name}", tag = "node", params(("name" = String, Path)),
+    responses((status = 204, description = "Removed: requests signed with it get BADKEY")))]
+pub async fn remove_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require_global(Access::Write)?;
+    state.db.remove_key(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
