@@ -48,7 +48,8 @@ enum Task {
     Bench {
         /// compare (default): instadns against Knot DNS, NSD and PowerDNS, written to
         /// BENCHMARKS.md and benchmarks/*.png. fastpath: kernel ns per packet for each
-        /// answer kind vs a floor program, at scale and under live traffic.
+        /// answer kind vs a floor program, at scale and under live traffic. management:
+        /// writes per second through the HTTP API and RFC 2136 against the store's own.
         #[arg(value_enum, default_value = "compare")]
         suite: BenchSuite,
         /// Fewer samples: a quick look, not a measurement.
@@ -91,6 +92,7 @@ enum Task {
 enum BenchSuite {
     Compare,
     Fastpath,
+    Management,
 }
 
 fn main() -> std::process::ExitCode {
@@ -145,6 +147,7 @@ fn run_task(cli: Cli) -> Result<()> {
                     "compare"
                 }
                 BenchSuite::Fastpath => "fastpath",
+                BenchSuite::Management => "management",
             };
             // The daemon measured is the release build, whatever the tests last built.
             build_release()?;

@@ -5,10 +5,13 @@
 //!   BENCHMARKS.md and its charts.
 //! - `fastpath`: the XDP program's cost per answer kind against a floor program, at scale
 //!   and under real traffic (`testrun`, `scale` and `live` run one part each).
+//! - `management`: writes per second through the HTTP API and RFC 2136 against the
+//!   store's own rate; writes `benchmarks/management.md`.
 
 mod compare;
 mod cpu;
 mod fastpath;
+mod management;
 mod peers;
 mod platform;
 mod report;
@@ -56,12 +59,16 @@ fn main() -> std::process::ExitCode {
             fastpath::scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] });
             fastpath::live(if quick { 3 } else { 10 });
         }
+        "management" => {
+            let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benchmarks");
+            management::management(if quick { 100 } else { 1_000 }, &out);
+        }
         "testrun" => fastpath::fastpath(if quick { 2_000 } else { 20_000 }),
         "scale" => fastpath::scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] }),
         "live" => fastpath::live(if quick { 3 } else { 10 }),
         _ => {
             eprintln!(
-                "usage: instadns-bench [compare|fastpath|testrun|scale|live] [--quick] [--servers LIST]"
+                "usage: instadns-bench [compare|fastpath|management|testrun|scale|live] [--quick] [--servers LIST]"
             );
             return std::process::ExitCode::from(2);
         }
