@@ -687,6 +687,13 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert_eq!(e, "f.toml:2: cookies.previous_secret: needs cookies.secret (the new one)");
+        let e =
+            Config::parse("[api]\nlisten = \"127.0.0.1:8053\"\ntls_certificate = \"/etc/a.crt\"\n", "f.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("api.tls_certificate and api.tls_key go together"), "{e}");
+        let api = Config::parse("[api]\nlisten = \"127.0.0.1:8053\"\n", "f.toml").unwrap().api;
+        assert_eq!(api.listen, Some("127.0.0.1:8053".parse().unwrap()));
         let parsed =
             Config::parse("[cookies]\nsecret = \"000102030405060708090a0b0c0d0e0f\"\n", "f.toml").unwrap();
         assert_eq!(parsed.cookies.secret, Some(core::array::from_fn(|i| i as u8)));
