@@ -319,6 +319,24 @@ const ROWS: &[Row] = &[
         "\"to_cluster\":\"mt2\"",
     ),
     row(
+        "the instance's TTL changed",
+        WRITE,
+        "PATCH",
+        "/v1/instances/777001",
+        Some(r#"{"ttl":30}"#),
+        200,
+        "\"ttl\":30",
+    ),
+    row(
+        "a name without its owner",
+        WRITE,
+        "PATCH",
+        "/v1/instances/777001",
+        Some(r#"{"name":"web"}"#),
+        422,
+        "together",
+    ),
+    row(
         "a custom domain added",
         WRITE,
         "PUT",
@@ -627,4 +645,223 @@ fn tokens_are_made_listed_and_removed_on_both_databases() {
         assert_eq!(cli(&db, &["token", "rm", "deploy"]).trim(), "token deploy removed");
         assert_eq!(cli(&db, &["token", "list"]), "");
     }
+}
+
+/// The commands `--api` supports, with what they find: run once on a database and once
+/// through the API of a node serving a copy of it, each prints the same output, ends
+/// with the same exit code and says the same error.
+const THROUGH_THE_API: &[&[&str]] = &[
+    &["cluster", "list"],
+    &["cluster", "list", "--json"],
+    &["cluster", "show", "mt1"],
+    &[
+        "cluster",
+        "add",
+        "mt3",
+        "--service",
+        "ws=ws-mt3.example.com",
+        "--address",
+        "198.18.9.1,weight=3",
+        "--address",
+        "2001:db8::3,queue=1",
+        "--order",
+        "rotate",
+        "--check",
+        "http:8080/healthz",
+        "--check-host",
+        "lb.example.com",
+        "--rise",
+        "3",
+    ],
+    &["cluster", "show", "mt3", "--json"],
+    &["cluster", "set", "mt3", "--remove-address", "2001:db8::3", "--pick", "one", "--no-check"],
+    &["cluster", "set", "mt3", "--service", "api=api-mt3.example.com", "--remove-service", "ws"],
+    &["cluster", "show", "mt3"],
+    &["cluster", "add", "mt3"],
+    &["cluster", "add", "bad name"],
+    &["cluster", "set", "nope", "--pick", "all"],
+    &["instance", "add", "345678", "--cluster", "mt3", "--name", "cafe", "--owner", "carol", "--ttl", "30"],
+    &["instance", "show", "345678", "--json"],
+    &["instance", "set", "345678", "--clear-names", "--clear-ttl"],
+    &["instance", "show", "345678"],
+    &["instance", "set", "345678", "--name", "deli", "--owner", "dave", "--ttl", "20"],
+    &["instance", "set", "999", "--ttl", "20"],
+    &["instance", "set", "345678", "--name", "no_underscore", "--owner", "dave"],
+    &["instance", "add", "345679", "--cluster", "nope"],
+    &["instance", "add", "345678", "--cluster", "mt1"],
+    &["instance", "list"],
+    &["instance", "list", "--json", "--cluster", "mt1"],
+    &["instance", "list", "--after", "123456", "--limit", "1"],
+    &["instance", "move", "345678", "--to", "mt1"],
+    &["instance", "show", "345678", "--json"],
+    &["instance", "show", "999"],
+    &["domain", "add", "www.carol.example.org", "--instance", "345678"],
+    &["domain", "add", "www.carol.example.org", "--instance", "123456"],
+    &["domain", "add", "www.carol.example.net", "--instance", "345678"],
+    &["domain", "set", "www.carol.example.org", "--instance", "123456"],
+    &["domain", "set", "nowhere.example.org", "--instance", "123456"],
+    &["domain", "show", "www.carol.example.org", "--json"],
+    &["domain", "show", "nowhere.example.org"],
+    &["domain", "add", "shop.dave.example.org", "--instance", "345678"],
+    &["domain", "list"],
+    &["domain", "list", "--instance", "123456", "--json"],
+    &["acme", "set", "dave.example.org", "--txt", "token-one", "--expires", "3600"],
+    &["acme", "set", "dave.example.org", "--txt", "token-two"],
+    &["acme", "set", "deli.example.org", "--cname", "deli.validation.example.com", "--ttl", "120"],
+    &["acme", "show", "dave.example.org"],
+    &["acme", "list", "--json"],
+    &["acme", "rm", "dave.example.org", "--txt", "token-one"],
+    &["acme", "list"],
+    &["acme", "rm", "dave.example.org"],
+    &["instance", "rm", "345678"],
+    &["instance", "rm", "345678", "--force"],
+    &["cluster", "rm", "mt2"],
+    &["cluster", "rm", "mt3"],
+    &["cluster", "rm", "mt3"],
+    &["domain", "rm", "www.carol.example.org"],
+    &["domain", "rm", "www.carol.example.org"],
+    &["cluster", "list"],
+    &["instance", "list", "--json"],
+];
+
+/// Unix times and RFC 3339 times as `<time>`: the two runs may be a second apart.
+fn without_times(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let shape = |at: usize, pattern: &[u8]| {
+        bytes.len() >= at + pattern.len()
+            && pattern
+                .iter()
+                .zip(&bytes[at..])
+                .all(|(p, b)| if *p == b'9' { b.is_ascii_digit() } else { p == b })
+    };
+    let (mut out, mut at) = (String::new(), 0);
+    while at < bytes.len() {
+        let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if shape(at, b"9999-99-99T99:99:99Z") {
+            out.push_str("<time>");
+            at += 20;
+        } else if digits == 10 && (at == 0 || !bytes[at - 1].is_ascii_digit()) {
+            out.push_str("<time>");
+            at += 10;
+        } else {
+            let len = text[at..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&text[at..at + len]);
+            at += len;
+        }
+    }
+    out
+}
+
+/// `instadns --api URL --token-file F` (issue 15): the commands of clusters, instances,
+/// custom domains and ACME answers act through the HTTP API of a running node and
+/// print what they print on the database; a read token cannot write; what the API
+/// does not offer says so.
+#[test]
+fn the_cli_through_the_api_prints_what_it_prints_on_the_database() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let direct_dir = tempfile::tempdir().expect("temporary directory");
+    let served = demo_db(dir.path());
+    let direct = demo_db(direct_dir.path());
+    let authority = Authority::new(direct_dir.path(), "api-ca");
+    let (cert, key) = authority.issue_server("api", &SERVER_V4.to_string());
+    let token_file = |name: &str, access: &str| {
+        let token = cli(&served, &["token", "add", name, "--access", access]);
+        let file = direct_dir.path().join(name);
+        std::fs::write(&file, token).expect("token file");
+        file.to_str().expect("UTF-8").to_owned()
+    };
+    let (ops, reader) = (token_file("ops", "write"), token_file("reader", "read"));
+    let listen = format!("{SERVER_V4}:{API_PORT}");
+    let d = Deployment::start_on(
+        &served,
+        dir,
+        &[
+            "--api-listen",
+            &listen,
+            "--api-tls-certificate",
+            cert.to_str().expect("UTF-8"),
+            "--api-tls-key",
+            key.to_str().expect("UTF-8"),
+        ],
+    );
+    let url = format!("https://{listen}");
+    let ca = authority.cert();
+    let through = |token: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--api", &url, "--token-file", token, "--api-ca", ca.to_str().expect("UTF-8")]);
+        let bin = tests::server::instadns_bin();
+        let out = ns_exec(&d.rig.client_ns, bin.to_str().expect("UTF-8"), &all);
+        tests::server::CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    eventually("the API answers", Duration::from_secs(10), || {
+        through(&reader, &["cluster", "list"]).code == 0
+    });
+
+    fn error(stderr: &str) -> Vec<&str> {
+        stderr.lines().filter(|l| l.starts_with("instadns: error:")).collect()
+    }
+    let mut failures = Vec::new();
+    let mut failed_on_purpose = 0;
+    for args in THROUGH_THE_API {
+        let want = tests::server::cli_run(&direct, args);
+        let got = through(&ops, args);
+        failed_on_purpose += usize::from(want.code != 0);
+        if got.code != want.code
+            || without_times(&got.stdout) != without_times(&want.stdout)
+            || error(&got.stderr) != error(&want.stderr)
+        {
+            failures.push(format!(
+                "{args:?}: on the database {} {:?} {:?}, through the API {} {:?} {:?}",
+                want.code, want.stdout, want.stderr, got.code, got.stdout, got.stderr
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} commands differ:\n{}",
+        failures.len(),
+        THROUGH_THE_API.len(),
+        failures.join("\n")
+    );
+    // The table holds refusals of every kind: not found, conflict, invalid (exit 2).
+    assert!(failed_on_purpose >= 12, "{failed_on_purpose}");
+
+    // The writes went to the served database, not to a copy of the client's.
+    let listed: Value = serde_json::from_str(&cli(&served, &["instance", "list", "--json"])).expect("JSON");
+    let ids: Vec<i64> =
+        listed.as_array().expect("list").iter().map(|i| i["id"].as_i64().expect("id")).collect();
+    assert_eq!(ids, [123456, 234567], "{listed}");
+    assert_eq!(cli(&served, &["cluster", "list"]), cli(&direct, &["cluster", "list"]));
+
+    // A read token reads and cannot write; the API's refusal is the CLI's error.
+    assert_eq!(
+        through(&reader, &["instance", "show", "123456"]).stdout,
+        cli(&direct, &["instance", "show", "123456"])
+    );
+    let refused = through(&reader, &["instance", "add", "1", "--cluster", "mt1"]);
+    assert!(refused.code == 1 && refused.stderr.contains("read"), "{} {}", refused.code, refused.stderr);
+    assert!(
+        tests::server::cli_run(&served, &["instance", "show", "1"]).code == 1,
+        "the refused write happened"
+    );
+
+    // What needs the database, and what is wrong with the flags, says what to do.
+    let prepared = through(&ops, &["instance", "move", "123456", "--to", "mt1", "--prepare"]);
+    assert!(prepared.code == 1 && prepared.stderr.contains("--db"), "{}", prepared.stderr);
+    let missing = d.dir.path().join("no-such-token");
+    let no_token = through(missing.to_str().expect("UTF-8"), &["cluster", "list"]);
+    assert!(no_token.code == 2 && no_token.stderr.contains("--token-file"), "{}", no_token.stderr);
+    let out = std::process::Command::new(tests::server::instadns_bin())
+        .args(["cluster", "list", "--api", &url])
+        .output()
+        .expect("instadns");
+    assert!(out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("--token-file"));
+    let unknown = direct_dir.path().join("unknown");
+    std::fs::write(&unknown, "instadns_not-a-token-we-made\n").expect("token file");
+    let stranger = through(unknown.to_str().expect("UTF-8"), &["cluster", "list"]);
+    assert!(stranger.code == 1 && stranger.stderr.contains("token"), "{}", stranger.stderr);
 }

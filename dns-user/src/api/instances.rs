@@ -101,6 +101,62 @@ pub async fn add_instance(
     Ok((StatusCode::CREATED, Json(state.db.show_instance(new.id).await?)))
 }
 
+/// What changes on an instance: its name and owner (together), or its TTL; what is
+/// absent stays.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceChange {
+    /// New instance name, for `{name}.{owner}` names (with `owner`).
+    pub name: Option<String>,
+    pub owner: Option<String>,
+    /// Remove the name and owner (`{name}.{owner}` names stop answering).
+    #[serde(default)]
+    pub clear_names: bool,
+    /// New TTL of the instance's answers.
+    pub ttl: Option<u32>,
+    /// Back to the rules' TTLs.
+    #[serde(default)]
+    pub clear_ttl: bool,
+}
+
+impl InstanceChange {
+    fn check(&self) -> Result<(), Problem> {
+        let refuse = |what: &str| Err(Problem::from(Invalid(what.into())));
+        if self.name.is_some() != self.owner.is_some() {
+            return refuse("give name and owner together");
+        }
+        if self.name.is_some() && self.clear_names {
+            return refuse("give name and owner, or clear_names, not both");
+        }
+        if self.ttl.is_some() && self.clear_ttl {
+            return refuse("give ttl or clear_ttl, not both");
+        }
+        if self.name.is_none() && !self.clear_names && self.ttl.is_none() && !self.clear_ttl {
+            return refuse("nothing to change: give name and owner, clear_names, ttl or clear_ttl");
+        }
+        Ok(())
+    }
+}
+
+#[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", params(("id" = i64, Path)),
+    request_body = InstanceChange, responses((status = 200, body = InstanceInfo)))]
+pub async fn change_instance(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(change): Json<InstanceChange>,
+) -> Result<Json<InstanceInfo>, Problem> {
+    caller.require_global(Access::Write)?;
+    change.check()?;
+    if change.name.is_some() || change.clear_names {
+        state.db.set_instance_names(id, change.name.as_deref(), change.owner.as_deref()).await?;
+    }
+    if change.ttl.is_some() || change.clear_ttl {
+        state.db.set_instance_ttl(id, change.ttl).await?;
+    }
+    Ok(Json(state.db.show_instance(id).await?))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Move {

@@ -60,7 +60,7 @@ pub struct ApiState {
         zones::list_zones, zones::add_zone, zones::show_zone, zones::change_zone, zones::remove_zone, zones::list_records, zones::add_record, zones::remove_records,
         zones::list_rules, zones::add_rule, zones::remove_rule,
         instances::list_clusters, instances::add_cluster, instances::show_cluster,
-        instances::change_cluster, instances::remove_cluster, instances::list_instances, instances::show_instance, instances::add_instance,
+        instances::change_cluster, instances::remove_cluster, instances::list_instances, instances::show_instance, instances::add_instance, instances::change_instance,
         instances::move_instance, instances::remove_instance,
         names::list_domains, names::show_domain, names::put_domain, names::remove_domain,
         names::list_challenges, names::show_challenge, names::add_challenge, names::remove_challenge,
@@ -130,7 +130,12 @@ pub fn router(state: ApiState) -> Router {
             get(instances::show_cluster).patch(instances::change_cluster).delete(instances::remove_cluster),
         )
         .route("/v1/instances", get(instances::list_instances).post(instances::add_instance))
-        .route("/v1/instances/{id}", get(instances::show_instance).delete(instances::remove_instance))
+        .route(
+            "/v1/instances/{id}",
+            get(instances::show_instance)
+                .patch(instances::change_instance)
+                .delete(instances::remove_instance),
+        )
         .route("/v1/instances/{id}/move", post(instances::move_instance))
         .route("/v1/domains", get(names::list_domains))
         .route(

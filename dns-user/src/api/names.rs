@@ -1,7 +1,10 @@
 //! `/v1/domains` and `/v1/acme`: customers' hostnames and DNS-01 challenge answers,
 //! each in the zone it lies in (a zone's token may touch them).
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+};
 use serde::Deserialize;
 
 use super::{
@@ -14,7 +17,7 @@ use super::{
 };
 use crate::{
     model::{AcmeKind, names, time::unix_now, token::Access},
-    store::{AcmeChallenge, DomainRow, zones::closest_zone},
+    store::{AcmeChallenge, DomainRow, StoreError, zones::closest_zone},
 };
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -52,7 +55,7 @@ pub async fn show_domain(
     caller.require_name(&state.db, Access::Read, &hostname).await?;
     match state.db.domain(&hostname).await? {
         Some(row) => Ok(Json(row)),
-        None => Err(Problem::not_found(format!("custom domain {hostname}"))),
+        None => Err(StoreError::NotFound(format!("custom domain {hostname}")).into()),
     }
 }
 
@@ -63,29 +66,44 @@ pub struct DomainOwner {
     pub instance: i64,
 }
 
-/// Points a custom domain at an instance: adds it (201) or moves it (200).
-#[utoipa::path(put, path = "/v1/domains/{hostname}", tag = "domains", params(("hostname" = String, Path)),
+/// Points a custom domain at an instance: adds it (201) or moves it (200). With
+/// `If-None-Match: *` only adds (409 if it exists), with `If-Match: *` only moves (404
+/// if it does not): `instadns domain add` and `domain set` through the API.
+#[utoipa::path(put, path = "/v1/domains/{hostname}", tag = "domains",
+    params(("hostname" = String, Path),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: add only"),
+        ("If-Match" = Option<String>, Header, description = "`*`: move only")),
     request_body = DomainOwner,
     responses((status = 201, description = "Added", body = DomainRow), (status = 200, description = "Moved", body = DomainRow)))]
 pub async fn put_domain(
     State(state): State<ApiState>,
     caller: Caller,
     Path(hostname): Path<String>,
+    headers: HeaderMap,
     Json(owner): Json<DomainOwner>,
 ) -> Result<(StatusCode, Json<DomainRow>), Problem> {
     caller.require_name(&state.db, Access::Write, &hostname).await?;
-    let status = if state.db.domain(&hostname).await?.is_some() {
-        state.db.set_domain(&hostname, owner.instance).await?;
-        StatusCode::OK
-    } else {
+    let star = |name: header::HeaderName| headers.get(name).is_some_and(|v| v.as_bytes() == b"*");
+    let add = match (star(header::IF_NONE_MATCH), star(header::IF_MATCH)) {
+        (true, true) => {
+            return Err(Problem::bad_request("give If-None-Match: * (add) or If-Match: * (move), not both"));
+        }
+        (true, false) => true,
+        (false, true) => false,
+        (false, false) => state.db.domain(&hostname).await?.is_none(),
+    };
+    let status = if add {
         state.db.add_domain(&hostname, owner.instance).await?;
         StatusCode::CREATED
+    } else {
+        state.db.set_domain(&hostname, owner.instance).await?;
+        StatusCode::OK
     };
     let row = state
         .db
         .domain(&hostname)
         .await?
-        .ok_or_else(|| Problem::not_found(format!("custom domain {hostname}")))?;
+        .ok_or_else(|| StoreError::NotFound(format!("custom domain {hostname}")))?;
     Ok((status, Json(row)))
 }
 

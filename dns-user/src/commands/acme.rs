@@ -7,10 +7,10 @@ use instadns::{
         AcmeKind,
         time::{rfc3339, unix_now},
     },
-    store::{AcmeChallenge, Database},
+    store::AcmeChallenge,
 };
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum AcmeCommand {
@@ -51,26 +51,26 @@ pub enum AcmeCommand {
     },
 }
 
-pub async fn run(db: &Database, command: AcmeCommand) -> Result<()> {
+pub async fn run(target: &Target, command: AcmeCommand) -> Result<()> {
     match command {
         AcmeCommand::Set { name, txt, cname, ttl, expires } => {
             let (kind, value) = match (txt, cname) {
                 (Some(t), _) => (AcmeKind::Txt, t),
                 (None, c) => (AcmeKind::Cname, c.unwrap_or_default()),
             };
-            let expires_at = expires.map(|s| unix_now() + i64::from(s));
-            db.set_acme(&AcmeChallenge { name: name.clone(), kind, value, ttl, expires_at }).await?;
+            let challenge = AcmeChallenge { name: name.clone(), kind, value, ttl, expires_at: None };
+            target.set_acme(&challenge, expires).await?;
             println!("_acme-challenge.{} set", name.trim_end_matches('.'));
         }
         AcmeCommand::Rm { name, txt } => {
-            let n = db.clear_acme(&name, txt.as_deref()).await?;
+            let n = target.clear_acme(&name, txt.as_deref()).await?;
             println!("{n} challenge answer(s) removed");
         }
         AcmeCommand::List { format } => {
-            emit(format.json, &db.list_acme(None).await?, |list| list.iter().map(line).collect())?
+            emit(format.json, &target.list_acme(None).await?, |list| list.iter().map(line).collect())?
         }
         AcmeCommand::Show { name, format } => {
-            emit(format.json, &db.list_acme(Some(&name)).await?, |list| list.iter().map(line).collect())?
+            emit(format.json, &target.list_acme(Some(&name)).await?, |list| list.iter().map(line).collect())?
         }
     }
     Ok(())

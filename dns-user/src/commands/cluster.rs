@@ -9,10 +9,10 @@ use instadns::{
         AddressOrder, AddressSpec, CheckTarget, Fallback, HealthCheck, Pick,
         cluster::check_defaults::{EXPECT_STATUS, FALL, INTERVAL_MS, RISE, TIMEOUT_MS},
     },
-    store::{ClusterInfo, ClusterUpdate, Database},
+    store::{ClusterInfo, ClusterUpdate},
 };
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -131,24 +131,26 @@ impl ClusterArgs {
     }
 }
 
-pub async fn run(db: &Database, command: ClusterCommand) -> Result<()> {
+pub async fn run(target: &Target, command: ClusterCommand) -> Result<()> {
     match command {
         ClusterCommand::Add { name, args } => {
-            db.add_cluster(&name, &args.update()).await?;
+            target.add_cluster(&name, &args.update()).await?;
             println!("cluster {name} added");
         }
         ClusterCommand::Set { name, args } => {
-            db.set_cluster(&name, &args.update()).await?;
+            target.set_cluster(&name, &args.update()).await?;
             println!("cluster {name} updated");
         }
         ClusterCommand::Rm { name } => {
-            db.remove_cluster(&name).await?;
+            target.remove_cluster(&name).await?;
             println!("cluster {name} removed");
         }
-        ClusterCommand::List { format } => {
-            emit(format.json, &db.list_clusters().await?, |clusters| clusters.iter().map(describe).collect())?
+        ClusterCommand::List { format } => emit(format.json, &target.list_clusters().await?, |clusters| {
+            clusters.iter().map(describe).collect()
+        })?,
+        ClusterCommand::Show { name, format } => {
+            emit(format.json, &target.show_cluster(&name).await?, describe)?
         }
-        ClusterCommand::Show { name, format } => emit(format.json, &db.show_cluster(&name).await?, describe)?,
     }
     Ok(())
 }

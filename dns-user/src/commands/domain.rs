@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use instadns::store::{Database, DomainRow};
+use instadns::store::DomainRow;
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum DomainCommand {
@@ -42,31 +42,27 @@ pub enum DomainCommand {
     },
 }
 
-pub async fn run(db: &Database, command: DomainCommand) -> Result<()> {
+pub async fn run(target: &Target, command: DomainCommand) -> Result<()> {
     match command {
         DomainCommand::Add { hostname, instance } => {
-            db.add_domain(&hostname, instance).await?;
+            target.put_domain(&hostname, instance, false).await?;
             println!("{hostname} -> instance {instance}");
         }
         DomainCommand::Set { hostname, instance } => {
-            db.set_domain(&hostname, instance).await?;
+            target.put_domain(&hostname, instance, true).await?;
             println!("{hostname} -> instance {instance}");
         }
         DomainCommand::Rm { hostname } => {
-            db.remove_domain(&hostname).await?;
+            target.remove_domain(&hostname).await?;
             println!("{hostname} removed");
         }
         DomainCommand::List { instance, after, limit, format } => {
-            emit(format.json, &db.list_domains(instance, &after, limit).await?, |list| {
+            emit(format.json, &target.list_domains(instance, &after, limit).await?, |list| {
                 list.iter().map(line).collect()
             })?
         }
         DomainCommand::Show { hostname, format } => {
-            let domain = db
-                .domain(&hostname)
-                .await?
-                .ok_or_else(|| instadns::store::StoreError::NotFound(format!("custom domain {hostname}")))?;
-            emit(format.json, &domain, line)?
+            emit(format.json, &target.domain(&hostname).await?, line)?
         }
     }
     Ok(())

@@ -7,12 +7,13 @@ use clap::{ArgGroup, Subcommand};
 use instadns::{
     control::ttl,
     model::time::rfc3339,
-    store::{Database, InstanceInfo, instances::InstanceListed},
+    store::{InstanceInfo, instances::InstanceListed},
 };
 
 use super::{
     Format,
     output::{emit, or_dash},
+    target::Target,
 };
 
 #[derive(Subcommand)]
@@ -93,29 +94,26 @@ pub enum InstanceCommand {
     },
 }
 
-pub async fn run(db: &Database, command: InstanceCommand) -> Result<()> {
+pub async fn run(target: &Target, command: InstanceCommand) -> Result<()> {
     match command {
         InstanceCommand::Add { id, cluster, name, owner, ttl } => {
-            db.add_instance(id, &cluster, name.as_deref(), owner.as_deref(), ttl).await?;
+            target.add_instance(id, &cluster, name.as_deref(), owner.as_deref(), ttl).await?;
             println!("instance {id} added on cluster {cluster}");
         }
         InstanceCommand::Set { id, name, owner, clear_names, ttl, clear_ttl } => {
-            if name.is_some() || clear_names {
-                db.set_instance_names(id, name.as_deref(), owner.as_deref()).await?;
-            }
-            if ttl.is_some() || clear_ttl {
-                db.set_instance_ttl(id, ttl).await?;
-            }
+            let names = (name.is_some() || clear_names).then_some((name.as_deref(), owner.as_deref()));
+            target.change_instance(id, names, (ttl.is_some() || clear_ttl).then_some(ttl)).await?;
             println!("instance {id} updated");
         }
         InstanceCommand::Move { id, to, prepare: true, ttl, dry_run } => {
+            let db = target.database("a prepared move (--prepare)")?;
             let plan = ttl::plan_move(db, id, &to, ttl).await?;
             let started = std::time::Instant::now();
             let mut print = |line: &str| println!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
             ttl::prepared_move(db, &plan, dry_run, &mut print).await?;
         }
         InstanceCommand::Move { id, to, .. } => {
-            let t = db.move_instance(id, &to).await?;
+            let t = target.move_instance(id, &to).await?;
             println!(
                 "instance {id} moved from {} to {} at {} (tombstone recorded)",
                 t.from_cluster,
@@ -124,12 +122,14 @@ pub async fn run(db: &Database, command: InstanceCommand) -> Result<()> {
             );
         }
         InstanceCommand::Rm { id, force } => {
-            db.remove_instance(id, force).await?;
+            target.remove_instance(id, force).await?;
             println!("instance {id} removed");
         }
-        InstanceCommand::Show { id, format } => emit(format.json, &db.show_instance(id).await?, describe)?,
+        InstanceCommand::Show { id, format } => {
+            emit(format.json, &target.show_instance(id).await?, describe)?
+        }
         InstanceCommand::List { cluster, after, limit, format } => {
-            emit(format.json, &db.list_instances(cluster.as_deref(), after, limit).await?, |list| {
+            emit(format.json, &target.list_instances(cluster.as_deref(), after, limit).await?, |list| {
                 list.iter().map(line).collect()
             })?
         }

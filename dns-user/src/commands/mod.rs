@@ -19,7 +19,9 @@ mod key;
 mod output;
 mod query;
 mod record;
+mod remote;
 mod rule;
+mod target;
 mod territory;
 mod token;
 mod ttl;
@@ -30,6 +32,7 @@ use clap::{Args, Parser, Subcommand};
 use instadns::store::{Database, DbLocation};
 
 use crate::daemon::config::{Config, DEFAULT_CONFIG_PATH, DEFAULT_DB};
+use target::TargetArg;
 
 #[derive(Parser)]
 #[command(
@@ -67,14 +70,14 @@ pub enum Command {
     /// Clusters: per-service CNAME targets and load-balancer addresses.
     Cluster {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
     /// Instances: which cluster runs each tenant instance.
     Instance {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: instance::InstanceCommand,
     },
@@ -96,14 +99,14 @@ pub enum Command {
     /// Custom domains of instances.
     Domain {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: domain::DomainCommand,
     },
     /// ACME DNS-01 challenge answers at _acme-challenge.NAME.
     Acme {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: acme::AcmeCommand,
     },
@@ -191,12 +194,12 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Query(args) => query::run(args).await,
         Command::Db { command } => db::run(command).await,
         Command::Zone { db, command } => zone::run(&db.open().await?, command).await,
-        Command::Cluster { db, command } => cluster::run(&db.open().await?, command).await,
-        Command::Instance { db, command } => instance::run(&db.open().await?, command).await,
+        Command::Cluster { target, command } => cluster::run(&target.open().await?, command).await,
+        Command::Instance { target, command } => instance::run(&target.open().await?, command).await,
         Command::Ttl { db, command } => ttl::run(&db.open().await?, command).await,
         Command::Territory { db, command } => territory::run(&db.open().await?, command).await,
-        Command::Domain { db, command } => domain::run(&db.open().await?, command).await,
-        Command::Acme { db, command } => acme::run(&db.open().await?, command).await,
+        Command::Domain { target, command } => domain::run(&target.open().await?, command).await,
+        Command::Acme { target, command } => acme::run(&target.open().await?, command).await,
         Command::Key { db, command } => key::run(&db.open().await?, command).await,
         Command::Token { db, command } => token::run(&db.open().await?, command).await,
         Command::Fleet { db, command } => fleet::run(&db.open().await?, command).await,
@@ -227,6 +230,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 Some(TtlError::Invalid(_) | TtlError::Store(StoreError::Invalid(_)))
             )
             || cause.downcast_ref::<crate::daemon::config::ConfigError>().is_some()
+            || cause.downcast_ref::<remote::ApiProblem>().is_some_and(remote::ApiProblem::is_usage)
     });
     if usage { 2 } else { 1 }
 }

@@ -50,7 +50,7 @@ pub const MAX_WEIGHT: u32 = 1_000_000;
 
 /// An address of a cluster with its steering attributes, as the CLI writes it:
 /// `IP[,weight=N][,queue=N][,territory=NAME]`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AddressSpec {
     #[schema(value_type = String)]
     pub ip: IpAddr,
@@ -114,7 +114,7 @@ impl std::fmt::Display for AddressSpec {
 }
 
 /// What and where a health check probes: `tcp:PORT` or `http:PORT/PATH`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CheckTarget {
     pub kind: CheckKind,
     pub port: u16,
@@ -153,7 +153,7 @@ impl std::fmt::Display for CheckTarget {
 }
 
 /// A cluster's health check.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HealthCheck {
     #[serde(flatten)]
     pub target: CheckTarget,

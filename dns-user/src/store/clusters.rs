@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sql::params;
 use super::{
@@ -30,14 +30,14 @@ pub struct ClusterUpdate {
 }
 
 /// A service of a cluster and the target its names CNAME to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Service {
     pub service: String,
     pub target: String,
 }
 
 /// A cluster with its services, addresses, check and how many instances it hosts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterInfo {
     #[serde(flatten)]
     pub cluster: ClusterRow,

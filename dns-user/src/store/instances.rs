@@ -1,14 +1,14 @@
 //! Instances: which cluster runs each tenant instance, its names and TTL override, and
 //! the tombstones of its moves.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sql::params;
 use super::{Database, Instance, StoreError, Tombstone};
 use crate::model::{names, time::unix_now};
 
 /// An instance with what hangs off it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceInfo {
     #[serde(flatten)]
     pub instance: Instance,
@@ -18,7 +18,7 @@ pub struct InstanceInfo {
 }
 
 /// An instance in a list, with its cluster's name.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceListed {
     #[serde(flatten)]
     pub instance: Instance,

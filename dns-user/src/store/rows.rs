@@ -5,7 +5,7 @@
 //! data) stay text: the catalog parses them and skips a bad row with a warning, so one
 //! bad row written by another program never takes every answer down.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{StoreError, sql::Row};
 use crate::model::{AcmeKind, AddressOrder, CheckKind, CheckTarget, Fallback, HealthCheck, Pick, RuleKind};
@@ -131,7 +131,7 @@ impl FromRow for RuleRow {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterRow {
     #[serde(skip)]
     pub id: i64,
@@ -240,7 +240,7 @@ impl FromRow for TerritoryPrefixRow {
 }
 
 /// A tenant instance: where it runs decides its answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Instance {
     pub id: i64,
     pub name: Option<String>,
@@ -266,7 +266,7 @@ impl FromRow for Instance {
 }
 
 /// A custom domain of an instance.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DomainRow {
     pub hostname: String,
     pub instance: i64,
@@ -281,7 +281,7 @@ impl FromRow for DomainRow {
 }
 
 /// A DNS-01 challenge answer at `_acme-challenge.<name>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AcmeChallenge {
     /// The name being validated (absolute, lower-case).
     pub name: String,
@@ -308,7 +308,7 @@ impl FromRow for AcmeChallenge {
 }
 
 /// The record of a move between clusters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tombstone {
     #[serde(skip)]
     pub instance_id: i64,

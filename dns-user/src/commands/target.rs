@@ -1,0 +1,345 @@
+//! What a command acts on: the database, or the HTTP management API of a running
+//! node (`--api URL --token-file F`). Each operation is said once here for both, and
+//! answers the same rows either way, so a command prints the same output on both.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use axum::http::{Method, header};
+use clap::Args;
+use instadns::store::{
+    AcmeChallenge, ClusterInfo, ClusterUpdate, Database, DomainRow, InstanceInfo, StoreError, Tombstone,
+    instances::InstanceListed,
+};
+use serde_json::{Value, json};
+
+use super::{
+    DbArg,
+    output::Usage,
+    remote::{ApiClient, encode},
+};
+
+/// The flags of the commands that act on the database or through the API.
+#[derive(Args, Clone)]
+pub struct TargetArg {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Act through the HTTP management API of a running node at URL
+    /// (https://HOST:PORT) instead of on the database; needs --token-file.
+    #[arg(long, global = true, env = "INSTADNS_API", conflicts_with = "db", requires = "token_file")]
+    pub api: Option<String>,
+    /// The file holding the API token (`instadns token add` prints one).
+    #[arg(long, global = true, env = "INSTADNS_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Trust the authorities in this PEM file for the API's certificate (default: the
+    /// system's).
+    #[arg(long, global = true, env = "INSTADNS_API_CA")]
+    pub api_ca: Option<PathBuf>,
+}
+
+impl TargetArg {
+    pub async fn open(&self) -> Result<Target> {
+        match (&self.api, &self.token_file) {
+            (Some(url), Some(token)) => ApiClient::new(url, token, self.api_ca.as_deref())
+                .map(Target::Api)
+                .map_err(|e| Usage(format!("{e:#}")).into()),
+            (Some(_), None) => {
+                Err(Usage("--api needs --token-file FILE (the token `instadns token add` printed)".into())
+                    .into())
+            }
+            (None, _) => Ok(Target::Db(self.db.open().await?)),
+        }
+    }
+}
+
+pub enum Target {
+    Db(Database),
+    Api(ApiClient),
+}
+
+/// What an API method answers that a command does not print.
+type Ignored = serde::de::IgnoredAny;
+
+impl Target {
+    /// The database, for the operations the API does not offer.
+    pub fn database(&self, what: &str) -> Result<&Database> {
+        match self {
+            Self::Db(db) => Ok(db),
+            Self::Api(_) => {
+                bail!("{what} works on the database only: run it with --db where the database is")
+            }
+        }
+    }
+
+    // Instances.
+
+    pub async fn add_instance(
+        &self,
+        id: i64,
+        cluster: &str,
+        name: Option<&str>,
+        owner: Option<&str>,
+        ttl: Option<u32>,
+    ) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.add_instance(id, cluster, name, owner, ttl).await?),
+            Self::Api(api) => {
+                let body = json!({"id": id, "cluster": cluster, "name": name, "owner": owner, "ttl": ttl});
+                api.json::<Ignored>(Method::POST, "/v1/instances", Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    /// Changes the name and owner (`Some((None, None))` removes them) and the TTL
+    /// (`Some(None)`: back to the rules').
+    pub async fn change_instance(
+        &self,
+        id: i64,
+        names: Option<(Option<&str>, Option<&str>)>,
+        ttl: Option<Option<u32>>,
+    ) -> Result<()> {
+        match self {
+            Self::Db(db) => {
+                if let Some((name, owner)) = names {
+                    db.set_instance_names(id, name, owner).await?;
+                }
+                if let Some(ttl) = ttl {
+                    db.set_instance_ttl(id, ttl).await?;
+                }
+                Ok(())
+            }
+            Self::Api(api) => {
+                let mut body = serde_json::Map::new();
+                match names {
+                    Some((Some(name), Some(owner))) => {
+                        body.insert("name".into(), name.into());
+                        body.insert("owner".into(), owner.into());
+                    }
+                    Some(_) => drop(body.insert("clear_names".into(), true.into())),
+                    None => {}
+                }
+                match ttl {
+                    Some(Some(ttl)) => drop(body.insert("ttl".into(), ttl.into())),
+                    Some(None) => drop(body.insert("clear_ttl".into(), true.into())),
+                    None => {}
+                }
+                let path = format!("/v1/instances/{id}");
+                api.json::<Ignored>(Method::PATCH, &path, Some(Value::Object(body)), None).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn move_instance(&self, id: i64, to: &str) -> Result<Tombstone> {
+        match self {
+            Self::Db(db) => Ok(db.move_instance(id, to).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/instances/{id}/move");
+                api.json(Method::POST, &path, Some(json!({"cluster": to})), None).await
+            }
+        }
+    }
+
+    pub async fn remove_instance(&self, id: i64, force: bool) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_instance(id, force).await?),
+            Self::Api(api) => api.call(Method::DELETE, &format!("/v1/instances/{id}?force={force}")).await,
+        }
+    }
+
+    pub async fn show_instance(&self, id: i64) -> Result<InstanceInfo> {
+        match self {
+            Self::Db(db) => Ok(db.show_instance(id).await?),
+            Self::Api(api) => api.get(&format!("/v1/instances/{id}")).await,
+        }
+    }
+
+    pub async fn list_instances(
+        &self,
+        cluster: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<InstanceListed>> {
+        match self {
+            Self::Db(db) => Ok(db.list_instances(cluster, after, limit).await?),
+            Self::Api(api) => {
+                let filters = cluster.map(|c| format!("cluster={}", encode(c))).unwrap_or_default();
+                let after = (after >= 0).then(|| after.to_string());
+                api.list("/v1/instances", &filters, after, usize::try_from(limit)?).await
+            }
+        }
+    }
+
+    // Clusters.
+
+    pub async fn add_cluster(&self, name: &str, update: &ClusterUpdate) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.add_cluster(name, update).await?),
+            Self::Api(api) => {
+                let mut body = cluster_change(update);
+                body.insert("name".into(), name.into());
+                api.json::<Ignored>(Method::POST, "/v1/clusters", Some(Value::Object(body)), None)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    pub async fn set_cluster(&self, name: &str, update: &ClusterUpdate) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.set_cluster(name, update).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/clusters/{}", encode(name));
+                let body = Value::Object(cluster_change(update));
+                api.json::<Ignored>(Method::PATCH, &path, Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn remove_cluster(&self, name: &str) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_cluster(name).await?),
+            Self::Api(api) => api.call(Method::DELETE, &format!("/v1/clusters/{}", encode(name))).await,
+        }
+    }
+
+    pub async fn list_clusters(&self) -> Result<Vec<ClusterInfo>> {
+        match self {
+            Self::Db(db) => Ok(db.list_clusters().await?),
+            Self::Api(api) => api.list("/v1/clusters", "", None, usize::MAX).await,
+        }
+    }
+
+    pub async fn show_cluster(&self, name: &str) -> Result<ClusterInfo> {
+        match self {
+            Self::Db(db) => Ok(db.show_cluster(name).await?),
+            Self::Api(api) => api.get(&format!("/v1/clusters/{}", encode(name))).await,
+        }
+    }
+
+    // Custom domains.
+
+    /// Adds a custom domain (`moving`: moves one that exists instead).
+    pub async fn put_domain(&self, hostname: &str, instance: i64, moving: bool) -> Result<()> {
+        match self {
+            Self::Db(db) if moving => Ok(db.set_domain(hostname, instance).await?),
+            Self::Db(db) => Ok(db.add_domain(hostname, instance).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/domains/{}", encode(hostname));
+                let only = if moving { header::IF_MATCH } else { header::IF_NONE_MATCH };
+                let body = json!({"instance": instance});
+                api.json::<Ignored>(Method::PUT, &path, Some(body), Some(only)).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn remove_domain(&self, hostname: &str) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_domain(hostname).await?),
+            Self::Api(api) => api.call(Method::DELETE, &format!("/v1/domains/{}", encode(hostname))).await,
+        }
+    }
+
+    pub async fn domain(&self, hostname: &str) -> Result<DomainRow> {
+        let not_found = || StoreError::NotFound(format!("custom domain {hostname}"));
+        match self {
+            Self::Db(db) => Ok(db.domain(hostname).await?.ok_or_else(not_found)?),
+            Self::Api(api) => api.get(&format!("/v1/domains/{}", encode(hostname))).await,
+        }
+    }
+
+    pub async fn list_domains(
+        &self,
+        instance: Option<i64>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<DomainRow>> {
+        match self {
+            Self::Db(db) => Ok(db.list_domains(instance, after, limit).await?),
+            Self::Api(api) => {
+                let filters = instance.map(|i| format!("instance={i}")).unwrap_or_default();
+                let after = (!after.is_empty()).then(|| after.to_owned());
+                api.list("/v1/domains", &filters, after, usize::try_from(limit)?).await
+            }
+        }
+    }
+
+    // ACME challenge answers.
+
+    /// Adds a challenge answer that expires `expires_in` seconds from now, if given.
+    pub async fn set_acme(&self, challenge: &AcmeChallenge, expires_in: Option<u32>) -> Result<()> {
+        match self {
+            Self::Db(db) => {
+                let expires_at = expires_in.map(|s| instadns::model::time::unix_now() + i64::from(s));
+                Ok(db.set_acme(&AcmeChallenge { expires_at, ..challenge.clone() }).await?)
+            }
+            Self::Api(api) => {
+                let path = format!("/v1/acme/{}", encode(&challenge.name));
+                let mut body = json!({"ttl": challenge.ttl, "expires_in": expires_in});
+                body[challenge.kind.as_str()] = challenge.value.clone().into();
+                api.json::<Ignored>(Method::POST, &path, Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    /// Removes `name`'s challenge answers (only the TXT value `txt`, if given): how many.
+    pub async fn clear_acme(&self, name: &str, txt: Option<&str>) -> Result<u64> {
+        match self {
+            Self::Db(db) => Ok(db.clear_acme(name, txt).await?),
+            Self::Api(api) => {
+                let mut path = format!("/v1/acme/{}", encode(name));
+                if let Some(value) = txt {
+                    path = format!("{path}?txt={}", encode(value));
+                }
+                #[derive(serde::Deserialize)]
+                struct Removed {
+                    removed: u64,
+                }
+                let removed: Removed = api.json(Method::DELETE, &path, None, None).await?;
+                Ok(removed.removed)
+            }
+        }
+    }
+
+    /// The challenge answers of `name`, or all.
+    pub async fn list_acme(&self, name: Option<&str>) -> Result<Vec<AcmeChallenge>> {
+        match (self, name) {
+            (Self::Db(db), _) => Ok(db.list_acme(name).await?),
+            (Self::Api(api), Some(name)) => api.get(&format!("/v1/acme/{}", encode(name))).await,
+            (Self::Api(api), None) => api.list("/v1/acme", "", None, usize::MAX).await,
+        }
+    }
+}
+
+/// A cluster update as the API's `ClusterChange` body.
+fn cluster_change(update: &ClusterUpdate) -> serde_json::Map<String, Value> {
+    let mut body = serde_json::Map::new();
+    let services: serde_json::Map<String, Value> = update
+        .set_services
+        .iter()
+        .map(|(service, target)| (service.clone(), target.clone().into()))
+        .collect();
+    body.insert("services".into(), services.into());
+    body.insert("remove_services".into(), json!(update.remove_services));
+    body.insert("addresses".into(), update.add_addresses.iter().map(|a| a.to_string()).collect());
+    body.insert("remove_addresses".into(), update.remove_addresses.iter().map(|a| a.to_string()).collect());
+    let setting = |value: Option<&'static str>| value.map_or(Value::Null, Value::from);
+    body.insert("order".into(), setting(update.order.map(|o| o.as_str())));
+    body.insert("pick".into(), setting(update.pick.map(|p| p.as_str())));
+    body.insert("fallback".into(), setting(update.fallback.map(|f| f.as_str())));
+    if let Some(check) = &update.check {
+        body.insert(
+            "check".into(),
+            json!({
+                "target": check.target.to_string(),
+                "host": check.host,
+                "expect_status": check.expect_status,
+                "interval_ms": check.interval_ms,
+                "timeout_ms": check.timeout_ms,
+                "rise": check.rise,
+                "fall": check.fall,
+            }),
+        );
+    }
+    body.insert("remove_check".into(), update.remove_check.into());
+    body
+}
