@@ -195,6 +195,24 @@ const ROWS: &[Row] = &[
         "api-{id}",
     ),
     row(
+        "the rule changed",
+        ZONE,
+        "PATCH",
+        "/v1/zones/example.org/rules",
+        Some(r#"{"pattern":"api-{id}","kind":"tombstone","ttl":90}"#),
+        200,
+        "\"kind\":\"tombstone\",\"ttl\":90",
+    ),
+    row(
+        "a rule we lack changed",
+        WRITE,
+        "PATCH",
+        "/v1/zones/example.org/rules",
+        Some(r#"{"pattern":"web-{id}","kind":"host"}"#),
+        404,
+        "web-{id}",
+    ),
+    row(
         "the rule removed",
         WRITE,
         "DELETE",
@@ -424,6 +442,8 @@ const ROWS: &[Row] = &[
         "\"prefixes\":[\"198.18.64.0/18\"]",
     ),
     row("territories", READ, "GET", "/v1/territories", None, 200, "\"name\":\"eu\""),
+    row("one territory", READ, "GET", "/v1/territories/eu", None, 200, "\"index\":"),
+    row("a territory we lack", READ, "GET", "/v1/territories/us", None, 404, "us"),
     row("the territory removed", WRITE, "DELETE", "/v1/territories/eu", None, 204, ""),
     row(
         "a key made",
@@ -713,6 +733,67 @@ const THROUGH_THE_API: &[&[&str]] = &[
     &["acme", "rm", "dave.example.org", "--txt", "token-one"],
     &["acme", "list"],
     &["acme", "rm", "dave.example.org"],
+    &["zone", "list"],
+    &["zone", "show", "example.org", "--json"],
+    &[
+        "zone",
+        "add",
+        "example.net",
+        "--ns",
+        "ns1.example.com",
+        "--ns",
+        "ns2.example.com",
+        "--rule",
+        "{id}=host:30",
+        "--minimum",
+        "30",
+    ],
+    &["zone", "add", "example.net", "--ns", "ns1.example.com"],
+    &["zone", "add", "bad..name", "--ns", "ns1.example.com"],
+    &[
+        "zone",
+        "set",
+        "example.net",
+        "--refresh",
+        "7200",
+        "--add-ns",
+        "ns3.example.com",
+        "--remove-ns",
+        "ns2.example.com",
+    ],
+    &["zone", "set", "nope.test", "--ttl", "60"],
+    &["zone", "show", "example.net"],
+    &["zone", "rule", "add", "example.net", "{name}.{owner}", "host", "--ttl", "45"],
+    &["zone", "rule", "add", "example.net", "{name}.{owner}", "host"],
+    &["zone", "rule", "set", "example.net", "{name}.{owner}", "tombstone"],
+    &["zone", "rule", "list", "example.net"],
+    &["zone", "rule", "list", "example.net", "--json"],
+    &["zone", "rule", "rm", "example.net", "{id}"],
+    &["zone", "rule", "rm", "example.net", "{id}"],
+    &["zone", "record", "add", "example.net", "www.example.net", "A", "198.18.7.7", "--ttl", "120"],
+    &["zone", "record", "add", "example.net", "www.example.net", "A", "198.18.7.8"],
+    &["zone", "record", "add", "example.net", "mail.example.net", "MX", "10 mx.example.net."],
+    &["zone", "record", "add", "example.net", "www.example.net", "TXT", "v=spf1 -all"],
+    &["zone", "record", "add", "example.net", "bad.example.net", "A", "not-an-address"],
+    &["zone", "record", "add", "example.net", "www.example.org", "A", "198.18.7.9"],
+    &["zone", "record", "list", "example.net"],
+    &["zone", "record", "show", "example.net", "www.example.net", "--json"],
+    &["zone", "record", "rm", "example.net", "www.example.net", "A", "198.18.7.7"],
+    &["zone", "record", "rm", "example.net", "www.example.net", "A"],
+    &["zone", "record", "list", "example.net", "--name", "www.example.net"],
+    &["territory", "add", "eu", "--prefix", "198.18.64.0/18", "--prefix", "fd00:64::/32"],
+    &["territory", "add", "eu", "--prefix", "198.18.96.0/19"],
+    &["territory", "set", "eu", "--prefix", "198.18.128.0/18", "--remove-prefix", "fd00:64::/32"],
+    &["territory", "show", "eu", "--json"],
+    &["territory", "list"],
+    &["cluster", "set", "mt1", "--address", "198.18.9.9,territory=eu"],
+    &["territory", "rm", "eu"],
+    &["cluster", "set", "mt1", "--remove-address", "198.18.9.9"],
+    &["territory", "rm", "eu"],
+    &["territory", "show", "eu"],
+    &["zone", "rm", "example.net"],
+    &["zone", "rm", "example.net", "--force"],
+    &["zone", "list", "--json"],
     &["instance", "rm", "345678"],
     &["instance", "rm", "345678", "--force"],
     &["cluster", "rm", "mt2"],
@@ -752,15 +833,31 @@ fn without_times(text: &str) -> String {
     out
 }
 
-/// `instadns --api URL --token-file F` (issue 15): the commands of clusters, instances,
-/// custom domains and ACME answers act through the HTTP API of a running node and
+/// `instadns --api URL --token-file F` (issue 15): the commands of zones, rules,
+/// records, clusters, instances, custom domains, ACME answers and territories act
+/// through the HTTP API of a running node and
 /// print what they print on the database; a read token cannot write; what the API
 /// does not offer says so.
 #[test]
-fn the_cli_through_the_api_prints_what_it_prints_on_the_database() {
+fn the_cli_through_the_api_prints_what_it_prints_on_the_database_sqlite() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let direct_dir = tempfile::tempdir().expect("temporary directory");
     let served = demo_db(dir.path());
+    the_cli_through_the_api(&served, dir);
+}
+
+/// The same with the node on PostgreSQL, against the CLI on SQLite: the API and the
+/// other database print the same too.
+#[test]
+fn the_cli_through_the_api_prints_what_it_prints_on_the_database_postgres() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pg = tests::postgres::PgServer::start();
+    cli(&pg.url, &["db", "demo"]);
+    the_cli_through_the_api(&pg.url, dir);
+}
+
+fn the_cli_through_the_api(served: &str, dir: tempfile::TempDir) {
+    let served = served.to_owned();
+    let direct_dir = tempfile::tempdir().expect("temporary directory");
     let direct = demo_db(direct_dir.path());
     let authority = Authority::new(direct_dir.path(), "api-ca");
     let (cert, key) = authority.issue_server("api", &SERVER_V4.to_string());
@@ -850,8 +947,12 @@ fn the_cli_through_the_api_prints_what_it_prints_on_the_database() {
     );
 
     // What needs the database, and what is wrong with the flags, says what to do.
-    let prepared = through(&ops, &["instance", "move", "123456", "--to", "mt1", "--prepare"]);
-    assert!(prepared.code == 1 && prepared.stderr.contains("--db"), "{}", prepared.stderr);
+    for needs_the_database in
+        [&["instance", "move", "123456", "--to", "mt1", "--prepare"][..], &["zone", "export", "example.org"]]
+    {
+        let run = through(&ops, needs_the_database);
+        assert!(run.code == 1 && run.stderr.contains("--db"), "{needs_the_database:?}: {}", run.stderr);
+    }
     let missing = d.dir.path().join("no-such-token");
     let no_token = through(missing.to_str().expect("UTF-8"), &["cluster", "list"]);
     assert!(no_token.code == 2 && no_token.stderr.contains("--token-file"), "{}", no_token.stderr);

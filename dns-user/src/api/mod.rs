@@ -58,13 +58,13 @@ pub struct ApiState {
     ),
     paths(
         zones::list_zones, zones::add_zone, zones::show_zone, zones::change_zone, zones::remove_zone, zones::list_records, zones::add_record, zones::remove_records,
-        zones::list_rules, zones::add_rule, zones::remove_rule,
+        zones::list_rules, zones::add_rule, zones::change_rule, zones::remove_rule,
         instances::list_clusters, instances::add_cluster, instances::show_cluster,
         instances::change_cluster, instances::remove_cluster, instances::list_instances, instances::show_instance, instances::add_instance, instances::change_instance,
         instances::move_instance, instances::remove_instance,
         names::list_domains, names::show_domain, names::put_domain, names::remove_domain,
         names::list_challenges, names::show_challenge, names::add_challenge, names::remove_challenge,
-        node::health, node::fleet, node::territories, node::add_territory, node::change_territory,
+        node::health, node::fleet, node::territories, node::show_territory, node::add_territory, node::change_territory,
         node::remove_territory, node::keys, node::add_key, node::remove_key, node::tokens, node::audit,
     ),
     components(schemas(Problem)),
@@ -122,7 +122,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/v1/zones/{zone}/rules",
-            get(zones::list_rules).post(zones::add_rule).delete(zones::remove_rule),
+            get(zones::list_rules).post(zones::add_rule).patch(zones::change_rule).delete(zones::remove_rule),
         )
         .route("/v1/clusters", get(instances::list_clusters).post(instances::add_cluster))
         .route(
@@ -152,7 +152,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/territories", get(node::territories).post(node::add_territory))
         .route(
             "/v1/territories/{name}",
-            axum::routing::patch(node::change_territory).delete(node::remove_territory),
+            get(node::show_territory).patch(node::change_territory).delete(node::remove_territory),
         )
         .route("/v1/keys", get(node::keys).post(node::add_key))
         .route("/v1/keys/{name}", axum::routing::delete(node::remove_key))

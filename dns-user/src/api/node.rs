@@ -89,6 +89,17 @@ pub async fn territories(
     Ok(Json(Page::of(state.db.list_territories().await?, &page, |t| t.name.clone())?))
 }
 
+#[utoipa::path(get, path = "/v1/territories/{name}", tag = "node", params(("name" = String, Path)),
+    responses((status = 200, body = TerritoryInfo)))]
+pub async fn show_territory(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<TerritoryInfo>, Problem> {
+    caller.require_global(Access::Read)?;
+    Ok(Json(state.db.show_territory(&name).await?))
+}
+
 #[utoipa::path(get, path = "/v1/keys", tag = "node", params(PageQuery),
     responses((status = 200, description = "TSIG keys, without their secrets", body = Page<KeyRow>)))]
 pub async fn keys(

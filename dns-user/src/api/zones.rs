@@ -15,7 +15,9 @@ use crate::{
     store::{NewZone, RecordRow, RuleRow, ZoneInfo, ZoneUpdate},
 };
 
-/// A zone's apex as the path gives it, absolute and lower-case.
+/// A zone's apex as the path gives it, absolute and lower-case, for the token's scope.
+/// The store is given the path's text, as the CLI gives it what was typed, so that
+/// both say the same in their errors.
 fn apex(zone: &str) -> Result<String, Problem> {
     Ok(names::absolute(zone, "zone")?)
 }
@@ -42,7 +44,7 @@ pub async fn show_zone(
 ) -> Result<Json<ZoneInfo>, Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Read, &apex)?;
-    Ok(Json(state.db.show_zone(&apex).await?))
+    Ok(Json(state.db.show_zone(&zone).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -56,7 +58,7 @@ pub struct RecordFilter {
 
 #[utoipa::path(get, path = "/v1/zones/{zone}/records", tag = "zones",
     params(("zone" = String, Path, description = "The apex"), RecordFilter),
-    responses((status = 200, description = "A page of static records, by id", body = Page<RecordRow>)))]
+    responses((status = 200, description = "A page of static records, by name, type and age", body = Page<RecordRow>)))]
 pub async fn list_records(
     State(state): State<ApiState>,
     caller: Caller,
@@ -65,9 +67,10 @@ pub async fn list_records(
 ) -> Result<Json<Page<RecordRow>>, Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Read, &apex)?;
-    let records = state.db.list_records(&apex, filter.name.as_deref()).await?;
+    let records = state.db.list_records(&zone, filter.name.as_deref()).await?;
     let page = PageQuery { limit: filter.limit, after: filter.after };
-    Ok(Json(Page::of(records, &page, |r| format!("{:020}", r.id))?))
+    // The store's order (names and types have no spaces).
+    Ok(Json(Page::of(records, &page, |r| format!("{} {} {:020}", r.name, r.rtype, r.id))?))
 }
 
 /// A static record to add.
@@ -95,8 +98,8 @@ pub async fn add_record(
 ) -> Result<(StatusCode, Json<Vec<RecordRow>>), Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
-    state.db.add_record(&apex, &record.name, &record.rtype, record.ttl, &record.data).await?;
-    let mut at_name = state.db.list_records(&apex, Some(&record.name)).await?;
+    state.db.add_record(&zone, &record.name, &record.rtype, record.ttl, &record.data).await?;
+    let mut at_name = state.db.list_records(&zone, Some(&record.name)).await?;
     at_name.retain(|r| r.rtype.eq_ignore_ascii_case(&record.rtype));
     Ok((StatusCode::CREATED, Json(at_name)))
 }
@@ -129,7 +132,7 @@ pub async fn remove_records(
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
     let removed =
-        state.db.remove_record(&apex, &selector.name, &selector.rtype, selector.data.as_deref()).await?;
+        state.db.remove_record(&zone, &selector.name, &selector.rtype, selector.data.as_deref()).await?;
     Ok(Json(Removed { removed }))
 }
 
@@ -142,7 +145,7 @@ pub async fn list_rules(
 ) -> Result<Json<Vec<RuleRow>>, Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Read, &apex)?;
-    Ok(Json(state.db.list_rules(&apex).await?))
+    Ok(Json(state.db.list_rules(&zone).await?))
 }
 
 /// A name rule, e.g. `{"pattern": "{service}-{id}.apps", "kind": "service", "ttl": 300}`.
@@ -155,6 +158,13 @@ pub struct NewRule {
     pub ttl: Option<u32>,
 }
 
+impl NewRule {
+    fn spec(&self) -> Result<RuleSpec, Problem> {
+        let pattern: Pattern = self.pattern.parse()?;
+        Ok(RuleSpec { pattern, kind: self.kind, ttl: self.ttl.unwrap_or(self.kind.default_ttl()) })
+    }
+}
+
 #[utoipa::path(post, path = "/v1/zones/{zone}/rules", tag = "zones", params(("zone" = String, Path, description = "The apex")),
     request_body = NewRule, responses((status = 201, body = Vec<RuleRow>)))]
 pub async fn add_rule(
@@ -165,10 +175,24 @@ pub async fn add_rule(
 ) -> Result<(StatusCode, Json<Vec<RuleRow>>), Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
-    let pattern: Pattern = rule.pattern.parse()?;
-    let spec = RuleSpec { pattern, kind: rule.kind, ttl: rule.ttl.unwrap_or(rule.kind.default_ttl()) };
-    state.db.add_rule(&apex, &spec).await?;
-    Ok((StatusCode::CREATED, Json(state.db.list_rules(&apex).await?)))
+    state.db.add_rule(&zone, &rule.spec()?).await?;
+    Ok((StatusCode::CREATED, Json(state.db.list_rules(&zone).await?)))
+}
+
+/// Changes the kind and TTL of the rule with the body's pattern; answers with the
+/// zone's rules.
+#[utoipa::path(patch, path = "/v1/zones/{zone}/rules", tag = "zones", params(("zone" = String, Path, description = "The apex")),
+    request_body = NewRule, responses((status = 200, body = Vec<RuleRow>)))]
+pub async fn change_rule(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    Json(rule): Json<NewRule>,
+) -> Result<Json<Vec<RuleRow>>, Problem> {
+    let apex = apex(&zone)?;
+    caller.require_zone(Access::Write, &apex)?;
+    state.db.set_rule(&zone, &rule.spec()?).await?;
+    Ok(Json(state.db.list_rules(&zone).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -188,7 +212,7 @@ pub async fn remove_rule(
 ) -> Result<StatusCode, Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
-    state.db.remove_rule(&apex, &selector.pattern).await?;
+    state.db.remove_rule(&zone, &selector.pattern).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -219,10 +243,9 @@ pub async fn add_zone(
     Json(body): Json<NewZoneBody>,
 ) -> Result<(StatusCode, Json<ZoneInfo>), Problem> {
     caller.require_global(Access::Write)?;
-    let apex = apex(&body.apex)?;
     let rules = body.rules.iter().map(|r| r.parse()).collect::<Result<Vec<RuleSpec>, _>>()?;
     let zone = NewZone::new(
-        &apex,
+        &body.apex,
         body.ns,
         body.soa_mname,
         body.soa_rname,
@@ -231,7 +254,7 @@ pub async fn add_zone(
         rules,
     );
     state.db.add_zone(&zone).await?;
-    Ok((StatusCode::CREATED, Json(state.db.show_zone(&apex).await?)))
+    Ok((StatusCode::CREATED, Json(state.db.show_zone(&body.apex).await?)))
 }
 
 /// Changes to a zone's SOA fields and name servers; what is absent stays.
@@ -272,8 +295,8 @@ pub async fn change_zone(
         add_ns: change.add_ns,
         remove_ns: change.remove_ns,
     };
-    state.db.set_zone(&apex, &update).await?;
-    Ok(Json(state.db.show_zone(&apex).await?))
+    state.db.set_zone(&zone, &update).await?;
+    Ok(Json(state.db.show_zone(&zone).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -295,6 +318,6 @@ pub async fn remove_zone(
 ) -> Result<StatusCode, Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
-    state.db.remove_zone(&apex, options.force).await?;
+    state.db.remove_zone(&zone, options.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }

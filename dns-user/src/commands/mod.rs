@@ -63,7 +63,7 @@ pub enum Command {
     /// Zones: apex, SOA, name servers; their rules and static records.
     Zone {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: zone::ZoneCommand,
     },
@@ -92,7 +92,7 @@ pub enum Command {
     /// Territories: named sets of client networks for directional answers.
     Territory {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: territory::TerritoryCommand,
     },
@@ -193,11 +193,11 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => crate::daemon::serve(&args).await,
         Command::Query(args) => query::run(args).await,
         Command::Db { command } => db::run(command).await,
-        Command::Zone { db, command } => zone::run(&db.open().await?, command).await,
+        Command::Zone { target, command } => zone::run(&target.open().await?, command).await,
         Command::Cluster { target, command } => cluster::run(&target.open().await?, command).await,
         Command::Instance { target, command } => instance::run(&target.open().await?, command).await,
         Command::Ttl { db, command } => ttl::run(&db.open().await?, command).await,
-        Command::Territory { db, command } => territory::run(&db.open().await?, command).await,
+        Command::Territory { target, command } => territory::run(&target.open().await?, command).await,
         Command::Domain { target, command } => domain::run(&target.open().await?, command).await,
         Command::Acme { target, command } => acme::run(&target.open().await?, command).await,
         Command::Key { db, command } => key::run(&db.open().await?, command).await,

@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use instadns::store::{Database, RecordRow};
+use instadns::store::RecordRow;
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum RecordCommand {
@@ -45,21 +45,21 @@ pub enum RecordCommand {
     },
 }
 
-pub async fn run(db: &Database, command: RecordCommand) -> Result<()> {
+pub async fn run(target: &Target, command: RecordCommand) -> Result<()> {
     match command {
         RecordCommand::Add { zone, name, rtype, data, ttl } => {
-            db.add_record(&zone, &name, &rtype, ttl, &data).await?;
+            target.add_record(&zone, &name, &rtype, ttl, &data).await?;
             println!("record added");
         }
         RecordCommand::Rm { zone, name, rtype, data } => {
-            let n = db.remove_record(&zone, &name, &rtype, data.as_deref()).await?;
+            let n = target.remove_record(&zone, &name, &rtype, data.as_deref()).await?;
             println!("{n} record(s) removed");
         }
         RecordCommand::List { zone, name, format } => {
-            emit(format.json, &db.list_records(&zone, name.as_deref()).await?, |r| lines(r))?
+            emit(format.json, &target.list_records(&zone, name.as_deref()).await?, |r| lines(r))?
         }
         RecordCommand::Show { zone, name, format } => {
-            emit(format.json, &db.list_records(&zone, Some(&name)).await?, |r| lines(r))?
+            emit(format.json, &target.list_records(&zone, Some(&name)).await?, |r| lines(r))?
         }
     }
     Ok(())

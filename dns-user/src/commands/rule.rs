@@ -2,12 +2,9 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use instadns::{
-    model::{Pattern, RuleKind, rule::RuleSpec},
-    store::Database,
-};
+use instadns::model::{Pattern, RuleKind, rule::RuleSpec};
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum RuleCommand {
@@ -46,23 +43,23 @@ impl RuleArgs {
     }
 }
 
-pub async fn run(db: &Database, command: RuleCommand) -> Result<()> {
+pub async fn run(target: &Target, command: RuleCommand) -> Result<()> {
     match command {
         RuleCommand::Add(args) => {
             let (zone, rule) = args.rule();
-            db.add_rule(&zone, &rule).await?;
+            target.put_rule(&zone, &rule, false).await?;
             println!("rule {} -> {} added to {zone}", rule.pattern, rule.kind);
         }
         RuleCommand::Set(args) => {
             let (zone, rule) = args.rule();
-            db.set_rule(&zone, &rule).await?;
+            target.put_rule(&zone, &rule, true).await?;
             println!("rule {} of {zone} is now {} (TTL {})", rule.pattern, rule.kind, rule.ttl);
         }
         RuleCommand::Rm { zone, pattern } => {
-            db.remove_rule(&zone, &pattern).await?;
+            target.remove_rule(&zone, &pattern).await?;
             println!("rule {pattern} removed from {zone}");
         }
-        RuleCommand::List { zone, format } => emit(format.json, &db.list_rules(&zone).await?, |rules| {
+        RuleCommand::List { zone, format } => emit(format.json, &target.list_rules(&zone).await?, |rules| {
             rules.iter().map(|r| format!("{} -> {} (TTL {})\n", r.pattern, r.kind, r.ttl)).collect()
         })?,
     }

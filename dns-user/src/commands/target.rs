@@ -7,9 +7,13 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use axum::http::{Method, header};
 use clap::Args;
-use instadns::store::{
-    AcmeChallenge, ClusterInfo, ClusterUpdate, Database, DomainRow, InstanceInfo, StoreError, Tombstone,
-    instances::InstanceListed,
+use instadns::{
+    model::{Prefix, rule::RuleSpec},
+    store::{
+        AcmeChallenge, ClusterInfo, ClusterUpdate, Database, DomainRow, InstanceInfo, NewZone, RecordRow,
+        RuleRow, StoreError, Tombstone, ZoneInfo, ZoneUpdate, instances::InstanceListed,
+        territories::TerritoryInfo,
+    },
 };
 use serde_json::{Value, json};
 
@@ -290,10 +294,6 @@ impl Target {
                 if let Some(value) = txt {
                     path = format!("{path}?txt={}", encode(value));
                 }
-                #[derive(serde::Deserialize)]
-                struct Removed {
-                    removed: u64,
-                }
                 let removed: Removed = api.json(Method::DELETE, &path, None, None).await?;
                 Ok(removed.removed)
             }
@@ -308,6 +308,220 @@ impl Target {
             (Self::Api(api), None) => api.list("/v1/acme", "", None, usize::MAX).await,
         }
     }
+}
+
+impl Target {
+    // Zones, their rules and static records.
+
+    pub async fn add_zone(&self, zone: &NewZone) -> Result<()> {
+        match self {
+            Self::Db(db) => db.add_zone(zone).await.map(drop).map_err(Into::into),
+            Self::Api(api) => {
+                let body = json!({
+                    "apex": zone.apex,
+                    "ns": zone.ns,
+                    "soa_mname": zone.soa_mname,
+                    "soa_rname": zone.soa_rname,
+                    "soa_minimum": zone.soa_minimum,
+                    "ttl": zone.ttl,
+                    "rules": zone.rules.iter().map(RuleSpec::to_string).collect::<Vec<_>>(),
+                });
+                api.json::<Ignored>(Method::POST, "/v1/zones", Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn set_zone(&self, apex: &str, update: &ZoneUpdate) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.set_zone(apex, update).await?),
+            Self::Api(api) => {
+                let body = json!({
+                    "soa_mname": update.soa_mname,
+                    "soa_rname": update.soa_rname,
+                    "ttl": update.ttl,
+                    "soa_minimum": update.soa_minimum,
+                    "soa_refresh": update.soa_refresh,
+                    "soa_retry": update.soa_retry,
+                    "soa_expire": update.soa_expire,
+                    "add_ns": update.add_ns,
+                    "remove_ns": update.remove_ns,
+                });
+                let path = format!("/v1/zones/{}", encode(apex));
+                api.json::<Ignored>(Method::PATCH, &path, Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn remove_zone(&self, apex: &str, force: bool) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_zone(apex, force).await?),
+            Self::Api(api) => {
+                api.call(Method::DELETE, &format!("/v1/zones/{}?force={force}", encode(apex))).await
+            }
+        }
+    }
+
+    pub async fn list_zones(&self) -> Result<Vec<ZoneInfo>> {
+        match self {
+            Self::Db(db) => Ok(db.list_zones().await?),
+            Self::Api(api) => api.list("/v1/zones", "", None, usize::MAX).await,
+        }
+    }
+
+    pub async fn show_zone(&self, apex: &str) -> Result<ZoneInfo> {
+        match self {
+            Self::Db(db) => Ok(db.show_zone(apex).await?),
+            Self::Api(api) => api.get(&format!("/v1/zones/{}", encode(apex))).await,
+        }
+    }
+
+    /// Adds a rule, or (`change`) changes the kind and TTL of the rule with its pattern.
+    pub async fn put_rule(&self, apex: &str, rule: &RuleSpec, change: bool) -> Result<()> {
+        match self {
+            Self::Db(db) if change => Ok(db.set_rule(apex, rule).await?),
+            Self::Db(db) => Ok(db.add_rule(apex, rule).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/zones/{}/rules", encode(apex));
+                let method = if change { Method::PATCH } else { Method::POST };
+                let body =
+                    json!({"pattern": rule.pattern.to_string(), "kind": rule.kind.as_str(), "ttl": rule.ttl});
+                api.json::<Ignored>(method, &path, Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn remove_rule(&self, apex: &str, pattern: &str) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_rule(apex, pattern).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/zones/{}/rules?pattern={}", encode(apex), encode(pattern));
+                api.call(Method::DELETE, &path).await
+            }
+        }
+    }
+
+    pub async fn list_rules(&self, apex: &str) -> Result<Vec<RuleRow>> {
+        match self {
+            Self::Db(db) => Ok(db.list_rules(apex).await?),
+            Self::Api(api) => api.get(&format!("/v1/zones/{}/rules", encode(apex))).await,
+        }
+    }
+
+    pub async fn add_record(
+        &self,
+        apex: &str,
+        name: &str,
+        rtype: &str,
+        ttl: Option<u32>,
+        data: &str,
+    ) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.add_record(apex, name, rtype, ttl, data).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/zones/{}/records", encode(apex));
+                let body = json!({"name": name, "type": rtype, "ttl": ttl, "data": data});
+                api.json::<Ignored>(Method::POST, &path, Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    /// Removes the records of `name` and `rtype` (only the one with `data`, if given):
+    /// how many.
+    pub async fn remove_record(
+        &self,
+        apex: &str,
+        name: &str,
+        rtype: &str,
+        data: Option<&str>,
+    ) -> Result<u64> {
+        match self {
+            Self::Db(db) => Ok(db.remove_record(apex, name, rtype, data).await?),
+            Self::Api(api) => {
+                let mut path = format!(
+                    "/v1/zones/{}/records?name={}&type={}",
+                    encode(apex),
+                    encode(name),
+                    encode(rtype)
+                );
+                if let Some(data) = data {
+                    path = format!("{path}&data={}", encode(data));
+                }
+                let removed: Removed = api.json(Method::DELETE, &path, None, None).await?;
+                Ok(removed.removed)
+            }
+        }
+    }
+
+    pub async fn list_records(&self, apex: &str, name: Option<&str>) -> Result<Vec<RecordRow>> {
+        match self {
+            Self::Db(db) => Ok(db.list_records(apex, name).await?),
+            Self::Api(api) => {
+                let filters = name.map(|n| format!("name={}", encode(n))).unwrap_or_default();
+                api.list(&format!("/v1/zones/{}/records", encode(apex)), &filters, None, usize::MAX).await
+            }
+        }
+    }
+
+    // Territories.
+
+    pub async fn add_territory(&self, name: &str, prefixes: &[Prefix]) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.add_territory(name, prefixes).await?),
+            Self::Api(api) => {
+                let body = json!({"name": name, "prefixes": texts(prefixes)});
+                api.json::<Ignored>(Method::POST, "/v1/territories", Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    /// Adds and removes networks; `replace` drops every other one first.
+    pub async fn set_territory(
+        &self,
+        name: &str,
+        replace: bool,
+        add: &[Prefix],
+        remove: &[Prefix],
+    ) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.set_territory(name, replace, add, remove).await?),
+            Self::Api(api) => {
+                let path = format!("/v1/territories/{}", encode(name));
+                let body = json!({"replace": replace, "add": texts(add), "remove": texts(remove)});
+                api.json::<Ignored>(Method::PATCH, &path, Some(body), None).await.map(drop)
+            }
+        }
+    }
+
+    pub async fn remove_territory(&self, name: &str) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_territory(name).await?),
+            Self::Api(api) => api.call(Method::DELETE, &format!("/v1/territories/{}", encode(name))).await,
+        }
+    }
+
+    pub async fn list_territories(&self) -> Result<Vec<TerritoryInfo>> {
+        match self {
+            Self::Db(db) => Ok(db.list_territories().await?),
+            Self::Api(api) => api.list("/v1/territories", "", None, usize::MAX).await,
+        }
+    }
+
+    pub async fn show_territory(&self, name: &str) -> Result<TerritoryInfo> {
+        match self {
+            Self::Db(db) => Ok(db.show_territory(name).await?),
+            Self::Api(api) => api.get(&format!("/v1/territories/{}", encode(name))).await,
+        }
+    }
+}
+
+/// What a DELETE of several things answers.
+#[derive(serde::Deserialize)]
+struct Removed {
+    removed: u64,
+}
+
+fn texts(prefixes: &[Prefix]) -> Vec<String> {
+    prefixes.iter().map(Prefix::to_string).collect()
 }
 
 /// A cluster update as the API's `ClusterChange` body.

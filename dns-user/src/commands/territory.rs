@@ -4,12 +4,9 @@ use std::{fmt::Write as _, path::Path, path::PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::Subcommand;
-use instadns::{
-    model::Prefix,
-    store::{Database, territories::TerritoryInfo},
-};
+use instadns::{model::Prefix, store::territories::TerritoryInfo};
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum TerritoryCommand {
@@ -64,28 +61,28 @@ fn prefixes(mut out: Vec<Prefix>, file: Option<&Path>) -> Result<Vec<Prefix>> {
     Ok(out)
 }
 
-pub async fn run(db: &Database, command: TerritoryCommand) -> Result<()> {
+pub async fn run(target: &Target, command: TerritoryCommand) -> Result<()> {
     match command {
         TerritoryCommand::Add { name, prefixes: given, file } => {
             let prefixes = prefixes(given, file.as_deref())?;
-            db.add_territory(&name, &prefixes).await?;
+            target.add_territory(&name, &prefixes).await?;
             println!("territory {name} added with {} network(s)", prefixes.len());
         }
         TerritoryCommand::Set { name, prefixes: given, remove_prefixes, file } => {
             let replace = file.is_some();
             let prefixes = prefixes(given, file.as_deref())?;
-            db.set_territory(&name, replace, &prefixes, &remove_prefixes).await?;
+            target.set_territory(&name, replace, &prefixes, &remove_prefixes).await?;
             println!("territory {name} updated");
         }
         TerritoryCommand::Rm { name } => {
-            db.remove_territory(&name).await?;
+            target.remove_territory(&name).await?;
             println!("territory {name} removed");
         }
         TerritoryCommand::List { format } => {
-            emit(format.json, &db.list_territories().await?, |list| list.iter().map(describe).collect())?
+            emit(format.json, &target.list_territories().await?, |list| list.iter().map(describe).collect())?
         }
         TerritoryCommand::Show { name, format } => {
-            emit(format.json, &db.show_territory(&name).await?, describe)?
+            emit(format.json, &target.show_territory(&name).await?, describe)?
         }
     }
     Ok(())

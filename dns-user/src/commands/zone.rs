@@ -7,10 +7,10 @@ use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use instadns::{
     model::rule::RuleSpec,
-    store::{Database, NewZone, ZoneInfo, ZoneUpdate},
+    store::{NewZone, ZoneInfo, ZoneUpdate},
 };
 
-use super::{Format, output::emit, record, rule};
+use super::{Format, output::emit, record, rule, target::Target};
 use crate::daemon::config::{Config, DEFAULT_CONFIG_PATH};
 
 #[derive(Subcommand)]
@@ -112,11 +112,11 @@ pub enum ZoneCommand {
     },
 }
 
-pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
+pub async fn run(target: &Target, command: ZoneCommand) -> Result<()> {
     match command {
         ZoneCommand::Add { apex, ns, mname, rname, ttl, minimum, rules } => {
             let zone = NewZone::new(&apex, ns, mname, rname, minimum, ttl, rules);
-            db.add_zone(&zone).await.with_context(|| format!("zone add {apex}"))?;
+            target.add_zone(&zone).await.with_context(|| format!("zone add {apex}"))?;
             println!("zone {apex} added");
         }
         ZoneCommand::Set { apex, mname, rname, ttl, minimum, refresh, retry, expire, add_ns, remove_ns } => {
@@ -131,34 +131,37 @@ pub async fn run(db: &Database, command: ZoneCommand) -> Result<()> {
                 add_ns,
                 remove_ns,
             };
-            db.set_zone(&apex, &update).await?;
+            target.set_zone(&apex, &update).await?;
             println!("zone {apex} updated");
         }
         ZoneCommand::Rm { apex, force } => {
-            db.remove_zone(&apex, force).await?;
+            target.remove_zone(&apex, force).await?;
             println!("zone {apex} removed");
         }
         ZoneCommand::List { format, config } => {
             let byo = instances_from_platform(config.as_deref())?;
             let zones: Vec<Listed> =
-                db.list_zones().await?.into_iter().map(|info| Listed::new(info, byo)).collect();
+                target.list_zones().await?.into_iter().map(|info| Listed::new(info, byo)).collect();
             emit(format.json, &zones, |zones| zones.iter().map(summary).collect())?
         }
         ZoneCommand::Show { apex, format, config } => {
             let byo = instances_from_platform(config.as_deref())?;
-            emit(format.json, &Listed::new(db.show_zone(&apex).await?, byo), details)?
+            emit(format.json, &Listed::new(target.show_zone(&apex).await?, byo), details)?
         }
         ZoneCommand::Import { file, origin } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("FILE {}", file.display()))?;
-            let (apex, n) = db
+            let (apex, n) = target
+                .database("zone import")?
                 .import_zone(&text, origin.as_deref())
                 .await
                 .with_context(|| format!("FILE {}", file.display()))?;
             println!("zone {apex}: {n} records imported");
         }
-        ZoneCommand::Export { zone } => print!("{}", db.export_zone(&zone).await?),
-        ZoneCommand::Rule { command } => rule::run(db, command).await?,
-        ZoneCommand::Record { command } => record::run(db, command).await?,
+        ZoneCommand::Export { zone } => {
+            print!("{}", target.database("zone export")?.export_zone(&zone).await?)
+        }
+        ZoneCommand::Rule { command } => rule::run(target, command).await?,
+        ZoneCommand::Record { command } => record::run(target, command).await?,
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ fn setting<T: std::str::FromStr<Err = crate::model::Invalid>>(row: &Row, i: usiz
 }
 
 /// A zone's apex data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ZoneRow {
     #[serde(skip)]
     pub id: i64,
@@ -77,7 +77,7 @@ impl FromRow for NsRow {
 }
 
 /// A static record in presentation format.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordRow {
     #[serde(skip)]
     pub id: i64,
@@ -106,7 +106,7 @@ impl FromRow for RecordRow {
 }
 
 /// A name pattern of a zone that maps query names to instances.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleRow {
     #[serde(skip)]
     pub id: i64,

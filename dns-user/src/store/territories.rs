@@ -1,13 +1,13 @@
 //! Territories: named sets of client networks for directional answers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sql::params;
 use super::{Database, StoreError, TerritoryPrefixRow, sql::Statement};
 use crate::model::{Prefix, names};
 
 /// A territory and its networks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TerritoryInfo {
     pub name: String,
     /// Its stable index (what the kernel's tries map its networks to), 1 to 63.

@@ -2,7 +2,7 @@
 //! static records ([`super::records`]) and zone files ([`super::zonefile`]) have their
 //! own files.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sql::params;
 use super::{
@@ -69,7 +69,7 @@ pub struct ZoneUpdate {
 }
 
 /// A zone with its name servers, rules and how much it holds.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ZoneInfo {
     #[serde(flatten)]
     pub zone: ZoneRow,
