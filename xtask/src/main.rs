@@ -50,6 +50,7 @@ enum Task {
         /// BENCHMARKS.md and benchmarks/*.png. fastpath: kernel ns per packet for each
         /// answer kind vs a floor program, at scale and under live traffic. management:
         /// writes per second through the HTTP API and RFC 2136 against the store's own.
+        /// transfer: AXFR time of the bench zone against Knot DNS and NSD.
         #[arg(value_enum, default_value = "compare")]
         suite: BenchSuite,
         /// Fewer samples: a quick look, not a measurement.
@@ -93,6 +94,7 @@ enum BenchSuite {
     Compare,
     Fastpath,
     Management,
+    Transfer,
 }
 
 fn main() -> std::process::ExitCode {
@@ -148,6 +150,10 @@ fn run_task(cli: Cli) -> Result<()> {
                 }
                 BenchSuite::Fastpath => "fastpath",
                 BenchSuite::Management => "management",
+                BenchSuite::Transfer => {
+                    setup::setup_bench()?;
+                    "transfer"
+                }
             };
             // The daemon measured is the release build, whatever the tests last built.
             build_release()?;

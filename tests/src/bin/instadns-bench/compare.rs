@@ -61,7 +61,7 @@ impl Progress {
 }
 
 /// Creates the SQLite database with the platform's data.
-fn sqlite_database(path: &Path, platform: &Platform) -> Result<()> {
+pub fn sqlite_database(path: &Path, platform: &Platform) -> Result<()> {
     let url = format!("sqlite:{}", path.display());
     let out = std::process::Command::new(instadns_bin()).args(["db", "migrate", "--db", &url]).output()?;
     if !out.status.success() {

@@ -7,6 +7,8 @@
 //!   and under real traffic (`testrun`, `scale` and `live` run one part each).
 //! - `management`: writes per second through the HTTP API and RFC 2136 against the
 //!   store's own rate; writes `benchmarks/management.md`.
+//! - `transfer`: AXFR time of the bench zone from instadns against Knot DNS and NSD;
+//!   writes `benchmarks/transfer.md`.
 
 mod compare;
 mod cpu;
@@ -16,6 +18,7 @@ mod peers;
 mod platform;
 mod report;
 mod traffic;
+mod transfer;
 mod util;
 
 fn main() -> std::process::ExitCode {
@@ -63,12 +66,19 @@ fn main() -> std::process::ExitCode {
             let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benchmarks");
             management::management(if quick { 100 } else { 1_000 }, &out);
         }
+        "transfer" => {
+            let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benchmarks");
+            if let Err(e) = transfer::transfer(if quick { 10_000 } else { 100_000 }, &out) {
+                eprintln!("bench: error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
         "testrun" => fastpath::fastpath(if quick { 2_000 } else { 20_000 }),
         "scale" => fastpath::scale(if quick { &[1_000, 100_000] } else { &[1_000, 10_000_000] }),
         "live" => fastpath::live(if quick { 3 } else { 10 }),
         _ => {
             eprintln!(
-                "usage: instadns-bench [compare|fastpath|management|testrun|scale|live] [--quick] [--servers LIST]"
+                "usage: instadns-bench [compare|fastpath|management|transfer|testrun|scale|live] [--quick] [--servers LIST]"
             );
             return std::process::ExitCode::from(2);
         }

@@ -121,6 +121,9 @@ impl ServerKind {
     }
 }
 
+/// Who may transfer the zone (unsigned): the rig's networks, for `bench transfer`.
+pub const TRANSFER_NETWORK: &str = "198.18.0.0/15";
+
 /// The data every server is started from: instadns's database (a SQLite path or a
 /// PostgreSQL URL) and the same data as a zone file for the peers.
 pub struct Data {
@@ -197,9 +200,20 @@ pub fn start(kind: ServerKind, rig: &VethRig, dir: &Path, data: &Data) -> Result
             // generator is one client network, which it would limit.
             let mode: &[&str] = if kind == ServerKind::Instadns {
                 // Room for every name of the uniform mix without LRU eviction.
-                &["--xdp-mode", "native", "--map-entries", "1048576", "--log", "warn", "--rrl-rate", "0"]
+                &[
+                    "--xdp-mode",
+                    "native",
+                    "--map-entries",
+                    "1048576",
+                    "--log",
+                    "warn",
+                    "--rrl-rate",
+                    "0",
+                    "--transfer-allow",
+                    TRANSFER_NETWORK,
+                ]
             } else {
-                &["--no-xdp", "--log", "warn", "--rrl-rate", "0"]
+                &["--no-xdp", "--log", "warn", "--rrl-rate", "0", "--transfer-allow", TRANSFER_NETWORK]
             };
             let mut args = ServerProcess::args(rig, &data.db, mode);
             if kind == ServerKind::InstadnsUserspace {
@@ -223,7 +237,7 @@ pub fn start(kind: ServerKind, rig: &VethRig, dir: &Path, data: &Data) -> Result
                 String::new()
             };
             let conf = format!(
-                "server:\n    rundir: \"{d}\"\n    listen: {SERVER_V4}@53\n{xdp}log:\n  - target: stderr\n    any: warning\ndatabase:\n    storage: \"{d}/db\"\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\nzone:\n  - domain: {ZONE}\n    file: \"{z}\"\n",
+                "server:\n    rundir: \"{d}\"\n    listen: {SERVER_V4}@53\n{xdp}log:\n  - target: stderr\n    any: warning\ndatabase:\n    storage: \"{d}/db\"\nacl:\n  - id: rig\n    address: {TRANSFER_NETWORK}\n    action: transfer\ntemplate:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\nzone:\n  - domain: {ZONE}\n    file: \"{z}\"\n    acl: rig\n",
                 d = dir.display(),
                 z = data.zone_file.display(),
             );
@@ -233,7 +247,7 @@ pub fn start(kind: ServerKind, rig: &VethRig, dir: &Path, data: &Data) -> Result
         }
         ServerKind::Nsd => {
             let conf = format!(
-                "server:\n  ip-address: {SERVER_V4}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  server-count: 1\n  minimal-responses: yes\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n  verbosity: 0\nremote-control:\n  control-enable: no\nzone:\n  name: {ZONE}\n  zonefile: \"{z}\"\n",
+                "server:\n  ip-address: {SERVER_V4}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  server-count: 1\n  minimal-responses: yes\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n  verbosity: 0\nremote-control:\n  control-enable: no\nzone:\n  name: {ZONE}\n  zonefile: \"{z}\"\n  provide-xfr: {TRANSFER_NETWORK} NOKEY\n",
                 d = dir.display(),
                 z = data.zone_file.display(),
             );

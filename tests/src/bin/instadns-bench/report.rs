@@ -482,6 +482,7 @@ pub fn write(report: &Report, out_dir: &Path) -> Result<()> {
         md,
         "## Charts\n\n![Answers per second](benchmarks/throughput.png)\n\n![CPU per answer](benchmarks/cpu.png)\n"
     );
+    md.push_str(OTHER_BENCHMARKS);
 
     std::fs::write(out_dir.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
     charts_png(report, &charts)?;
@@ -590,3 +591,9 @@ fn grouped_bars(
     root.present().map_err(|e| plot(&e))?;
     Ok(())
 }
+
+/// The suites that write their own files, linked from BENCHMARKS.md.
+const OTHER_BENCHMARKS: &str = "## Other suites\n\n\
+- Management writes per second through the HTTP API and RFC 2136 against the store's own rate, SQLite and PostgreSQL: [benchmarks/management.md](benchmarks/management.md) (`cargo xtask bench management`).\n\
+- Zone transfer (AXFR) time of this zone from instadns against Knot DNS and NSD: [benchmarks/transfer.md](benchmarks/transfer.md) (`cargo xtask bench transfer`).\n\
+- The XDP program's cost per answer kind against a floor program, at scale and under live traffic: `cargo xtask bench fastpath` (printed).\n";
