@@ -115,6 +115,10 @@ fn knot_and_nsd_follow_our_zones_by_signed_transfers_and_notify() {
             ))
         })
         .expect("extra instances");
+    // A custom domain and challenge answers of both kinds: a transfer carries them too.
+    cli(&db, &["domain", "add", "shop.example.org", "--instance", "123456"]);
+    cli(&db, &["acme", "set", "blog.alice.example.org", "--txt", "xfr-token"]);
+    cli(&db, &["acme", "set", "cafe.example.org", "--cname", "cafe.validation.example.com"]);
     let transfer_key = cli(
         &db,
         &["key", "add", "xfr", "--zone", "example.org", "--zone", "example.com", "--allow", "transfer"],
@@ -162,6 +166,18 @@ fn knot_and_nsd_follow_our_zones_by_signed_transfers_and_notify() {
         "app7.tenant7.example.org. 60 IN A 192.0.2.1",
     ] {
         assert!(ours.iter().any(|l| l == line), "{line} missing from the AXFR");
+    }
+    for (owner, holds) in [
+        ("shop.example.org. ", "IN A 192.0.2.1"),
+        ("shop.example.org. ", "IN AAAA 2001:db8::1"),
+        ("_acme-challenge.blog.alice.example.org. ", "IN TXT \"xfr-token\""),
+        ("_acme-challenge.cafe.example.org. ", "IN CNAME cafe.validation.example.com."),
+    ] {
+        assert!(
+            ours.iter().any(|l| l.starts_with(owner) && l.ends_with(holds)),
+            "{owner}... {holds} missing from the AXFR: {:?}",
+            ours.iter().filter(|l| l.starts_with(owner.trim())).collect::<Vec<_>>()
+        );
     }
     let com = records(&kdig(&d, &[&at, "-y", &signed, "AXFR", "example.com"]));
     assert!(

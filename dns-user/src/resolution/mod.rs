@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod health;
 pub mod keys;
 pub mod known;
+pub mod read_ahead;
 mod sources;
 pub mod steering;
 pub mod territory;

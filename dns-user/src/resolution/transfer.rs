@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordType};
 
-use super::{Catalog, Resolver, Zone, sources::existence::instance_names};
+use super::{Catalog, Resolver, Zone, read_ahead::ReadAhead, sources::existence::instance_names};
 use crate::{
     model::acme::ACME_LABEL,
     protocol::parse_absolute,
@@ -18,9 +18,11 @@ use crate::{
 /// Instances read from the database per page of a walk.
 pub const TRANSFER_PAGE: i64 = 256;
 
-/// The types a name made by a rule, a custom domain or a challenge can have: a CNAME
-/// answers for all of them.
-const MADE_TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::TXT];
+/// The types a name made by a rule or a custom domain can have (a host's addresses, or
+/// a CNAME, which answers for both), and those of a challenge name (TXT values, or a
+/// CNAME). Asking only these keeps a walk to two resolutions per host name.
+const HOST_TYPES: &[RecordType] = &[RecordType::A, RecordType::AAAA];
+const CHALLENGE_TYPES: &[RecordType] = &[RecordType::TXT];
 
 /// Where a walk of one zone stands.
 pub struct ZoneWalk {
@@ -60,28 +62,42 @@ impl<S: Store> Resolver<S> {
             }
             Stage::Instances { after } => {
                 let services = catalog.service_names();
-                let page = self.store.instance_identities(after, TRANSFER_PAGE).await?;
+                let page = self.store.instances_after(after, TRANSFER_PAGE).await?;
                 walk.stage = match page.last() {
-                    Some((last, _, _)) if page.len() as i64 == TRANSFER_PAGE => {
-                        Stage::Instances { after: *last }
-                    }
+                    Some(last) if page.len() as i64 == TRANSFER_PAGE => Stage::Instances { after: last.id },
                     _ => Stage::Names,
                 };
-                for (id, owner, name) in page {
-                    for made in instance_names(&catalog, &services, id, owner.as_deref(), name.as_deref()) {
-                        self.records_of_made_name(&catalog, &zone, &made, &mut out).await?;
-                    }
-                }
+                // The names are resolved as queries are, with the page's instances at
+                // hand instead of a database lookup per name and type.
+                let read_ahead = Arc::new(ReadAhead::new(&page));
+                read_ahead
+                    .scope(async {
+                        for i in &page {
+                            let made = instance_names(
+                                &catalog,
+                                &services,
+                                i.id,
+                                i.owner.as_deref(),
+                                i.name.as_deref(),
+                            );
+                            for name in made {
+                                self.records_of_made_name(&catalog, &zone, &name, HOST_TYPES, &mut out)
+                                    .await?;
+                            }
+                        }
+                        Ok::<_, StoreError>(())
+                    })
+                    .await?;
             }
             Stage::Names => {
                 let domains: Vec<String> =
                     self.domains.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
                 for domain in domains {
-                    self.records_of_made_name(&catalog, &zone, &domain, &mut out).await?;
+                    self.records_of_made_name(&catalog, &zone, &domain, HOST_TYPES, &mut out).await?;
                 }
                 for name in self.store.acme_names().await? {
-                    self.records_of_made_name(&catalog, &zone, &format!("{ACME_LABEL}.{name}"), &mut out)
-                        .await?;
+                    let challenge = format!("{ACME_LABEL}.{name}");
+                    self.records_of_made_name(&catalog, &zone, &challenge, CHALLENGE_TYPES, &mut out).await?;
                 }
                 walk.stage = Stage::End;
             }
@@ -94,13 +110,14 @@ impl<S: Store> Resolver<S> {
         Ok(Some(out))
     }
 
-    /// Appends the records a name of `zone` that the database makes (not a static
-    /// owner: those are sent as they are) answers with at itself.
+    /// Appends the records of `types` a name of `zone` that the database makes (not a
+    /// static owner: those are sent as they are) answers with at itself.
     async fn records_of_made_name(
         &self,
         catalog: &Catalog,
         zone: &Zone,
         text: &str,
+        types: &[RecordType],
         out: &mut Vec<Record>,
     ) -> Result<(), StoreError> {
         let Ok(name) = parse_absolute(text) else { return Ok(()) };
@@ -111,7 +128,7 @@ impl<S: Store> Resolver<S> {
         if catalog.find_zone(&name).map(|z| z.id) != Some(zone.id) {
             return Ok(());
         }
-        for qtype in MADE_TYPES {
+        for &qtype in types {
             let resolution = self.resolve(&name, qtype).await?;
             let own = resolution.sections.answers.into_iter().filter(|r| r.name == name);
             let before = out.len();

@@ -83,6 +83,10 @@ impl Store for Database {
         .collect()
     }
 
+    async fn instances_after(&self, after: i64, limit: i64) -> Result<Vec<Instance>, StoreError> {
+        self.select("FROM instances WHERE id > $1 ORDER BY id LIMIT $2", params![after, limit]).await
+    }
+
     async fn acme_names(&self) -> Result<Vec<String>, StoreError> {
         self.query("SELECT DISTINCT name FROM acme_challenges", vec![])
             .await?

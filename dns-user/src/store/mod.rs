@@ -232,6 +232,12 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<InstanceIdentity>, StoreError>> + Send;
+    /// A page of instances, whole, by id after `after`: what a zone walk reads ahead.
+    fn instances_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Instance>, StoreError>> + Send;
     /// Every name with an ACME challenge (without the `_acme-challenge` label).
     fn acme_names(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Whether every instance is in this store (not looked up elsewhere, as with

@@ -24,7 +24,7 @@ impl<S: Store> Resolver<S> {
         for rule in &zone.rules {
             let Some(caps) = rule.pattern.matches_ancestor(relative) else { continue };
             let exists = match (caps.id, caps.owner.as_deref()) {
-                (Some(id), _) => self.store.instance_by_id(id).await?.is_some(),
+                (Some(id), _) => self.instance_by_id(id).await?.is_some(),
                 (None, Some(owner)) => self.store.owner_exists(owner).await?,
                 // Only literal labels: the rule's subtree is a part of the zone's layout.
                 (None, None) if caps.name.is_none() && caps.service.is_none() => true,

@@ -11,7 +11,7 @@ use hickory_proto::rr::{
 };
 
 use super::super::{
-    At, Catalog, Cluster, Resolution, Resolver, Rule, Step, Tag,
+    At, Catalog, Cluster, Resolution, Resolver, Rule, Step, Tag, read_ahead,
     steering::{self, Variation},
 };
 use crate::{
@@ -94,16 +94,29 @@ impl<S: Store> Resolver<S> {
         caps: &Captures,
     ) -> Result<Option<Instance>, StoreError> {
         let instance = match (caps.id, caps.owner.as_deref(), caps.name.as_deref()) {
-            (Some(id), _, _) => self.store.instance_by_id(id).await?,
-            (None, Some(owner), Some(instance_name)) => {
-                self.store.instance_by_owner_name(owner, instance_name).await?
-            }
+            (Some(id), _, _) => self.instance_by_id(id).await?,
+            (None, Some(owner), Some(instance_name)) => match read_ahead::by_owner_name(owner, instance_name)
+            {
+                Some(instance) => Some(instance),
+                None => self.store.instance_by_owner_name(owner, instance_name).await?,
+            },
             _ => None,
         };
         Ok(instance.filter(|i| {
             caps.owner.is_none()
                 || (i.owner.as_deref() == caps.owner.as_deref() && i.name.as_deref() == caps.name.as_deref())
         }))
+    }
+
+    /// The instance `id`: read ahead by a zone walk, else from the store.
+    pub(in crate::resolution) async fn instance_by_id(
+        &self,
+        id: i64,
+    ) -> Result<Option<Instance>, StoreError> {
+        match read_ahead::by_id(id) {
+            Some(instance) => Ok(Some(instance)),
+            None => self.store.instance_by_id(id).await,
+        }
     }
 
     /// The cluster's addresses of the query's family at `name`.
