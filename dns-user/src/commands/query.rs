@@ -29,7 +29,7 @@ pub async fn run(args: QueryArgs) -> Result<()> {
         .map_err(|_| Usage(format!("TYPE: {:?} is not a query type", args.qtype)))?;
     let qname = parse_user_name(&args.name).context("NAME")?;
     let resolver = Resolver::new(args.db.open().await?).await?;
-    let res = resolver.resolve(&qname, qtype).await?;
+    let res = resolver.explain(&qname, qtype).await?;
     println!(";; {qname} {qtype}: {}", rcode::name(res.rcode));
     for (title, records) in [
         ("ANSWER", &res.sections.answers),

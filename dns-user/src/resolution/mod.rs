@@ -86,15 +86,18 @@ pub struct Resolution {
     /// How the answer varies (by territory, by weighted pick), if it does.
     pub variation: Option<steering::Variation>,
     pub tags: Vec<Tag>,
-    /// Human-readable steps: which zone, rule, instance and cluster produced it.
+    /// Human-readable steps: which zone, rule, instance and cluster produced it (only
+    /// when the resolution was asked to explain itself: [`Resolver::explain`]).
     pub trace: Vec<String>,
+    /// Whether to note the steps in `trace` (formatting them costs on every query).
+    explain: bool,
     /// The closest encloser, when the question's answer is synthesized from its
     /// wildcard (RFC 4592): every name below it that does not exist gets the same.
     pub synthesized_below: Option<Name>,
 }
 
 impl Resolution {
-    fn new(selection: Selection) -> Self {
+    fn new(selection: Selection, explain: bool) -> Self {
         Self {
             rcode: rcode::NOERROR,
             authoritative: true,
@@ -105,7 +108,21 @@ impl Resolution {
             variation: None,
             tags: Vec::new(),
             trace: Vec::new(),
+            explain,
             synthesized_below: None,
+        }
+    }
+
+    /// Notes a step of the resolution, if it explains itself.
+    fn note(&mut self, step: impl FnOnce() -> String) {
+        if self.explain {
+            self.trace.push(step());
+        }
+    }
+
+    fn notes(&mut self, steps: Vec<String>) {
+        if self.explain {
+            self.trace.extend(steps);
         }
     }
 
@@ -399,6 +416,11 @@ impl<S: Store> Resolver<S> {
         self.resolve_selected(qname, qtype, Selection::Default).await
     }
 
+    /// The same, with every step noted in [`Resolution::trace`] (`instadns query`).
+    pub async fn explain(&self, qname: &Name, qtype: RecordType) -> Result<Resolution, StoreError> {
+        self.resolve_with(qname, qtype, Selection::Default, true).await
+    }
+
     /// Answers with the `selection` variant of a steered answer (a territory's, a
     /// weighted pick's); [`Resolution::variation`] says which variants exist.
     pub async fn resolve_selected(
@@ -407,8 +429,18 @@ impl<S: Store> Resolver<S> {
         qtype: RecordType,
         selection: Selection,
     ) -> Result<Resolution, StoreError> {
+        self.resolve_with(qname, qtype, selection, false).await
+    }
+
+    async fn resolve_with(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        selection: Selection,
+        explain: bool,
+    ) -> Result<Resolution, StoreError> {
         let catalog = self.catalog().ok_or_else(|| StoreError::Unavailable("zones not loaded yet".into()))?;
-        let mut res = Resolution::new(selection);
+        let mut res = Resolution::new(selection, explain);
         let mut name = qname.clone();
         for depth in 0..=MAX_CNAME_CHAIN {
             let Some(zone) = catalog.find_zone(&name) else {
@@ -416,20 +448,20 @@ impl<S: Store> Resolver<S> {
                     // Not ours: we are never an open resolver.
                     res.rcode = rcode::REFUSED;
                     res.authoritative = false;
-                    res.trace.push(format!("{name} is in none of our zones"));
+                    res.note(|| format!("{name} is in none of our zones"));
                     return Ok(res);
                 }
-                res.trace.push(format!("CNAME target {name} is outside our zones: not followed"));
+                res.note(|| format!("CNAME target {name} is outside our zones: not followed"));
                 break;
             };
             res.tag(Tag::Zone(zone.id));
-            res.trace.push(format!("{name}: zone {}", zone.apex));
+            res.note(|| format!("{name}: zone {}", zone.apex));
             let at = At { catalog: &catalog, zone, name: &name, qtype, chasing: depth > 0 };
             match self.step(at, &mut res).await? {
                 Step::Done => break,
                 Step::Chase(target) => {
                     if depth == MAX_CNAME_CHAIN {
-                        res.trace.push(format!("CNAME chain longer than {MAX_CNAME_CHAIN}: stopped"));
+                        res.note(|| format!("CNAME chain longer than {MAX_CNAME_CHAIN}: stopped"));
                     }
                     name = target;
                 }
@@ -450,19 +482,19 @@ impl<S: Store> Resolver<S> {
         if let Some(cut) = zone.cut_above(name) {
             if at.chasing {
                 // The child's data: a resolver follows the CNAME there itself.
-                res.trace.push(format!("CNAME target {name} is below the delegation {cut}: not followed"));
+                res.note(|| format!("CNAME target {name} is below the delegation {cut}: not followed"));
                 return Ok(Step::Done);
             }
             return Ok(sources::delegation::answer(at, &cut, res));
         }
         if let Some(records) = zone.records_at(name) {
-            res.trace.push("static records".into());
+            res.note(|| "static records".into());
             return Ok(sources::records::answer(records, at, res));
         }
         // A name known not to exist needs no database lookup (a random-subdomain flood).
         let absent = self.known_read().is_absent(zone.id, name);
         if absent {
-            res.trace.push("not among the names that exist".into());
+            res.note(|| "not among the names that exist".into());
         } else {
             if let Some(step) = self.acme(at, res).await? {
                 return Ok(step);
@@ -481,12 +513,12 @@ impl<S: Store> Resolver<S> {
         // Nothing at this name: an empty non-terminal (NODATA), a wildcard's, or nothing
         // (NXDOMAIN).
         if !absent && self.is_empty_non_terminal(zone, &relative, name).await? {
-            res.trace.push("empty non-terminal".into());
+            res.note(|| "empty non-terminal".into());
             res.negative(zone, name, rcode::NOERROR);
         } else if let Some(step) = self.wildcard(at, res).await? {
             return Ok(step);
         } else {
-            res.trace.push("no such name".into());
+            res.note(|| "no such name".into());
             res.negative(zone, name, rcode::NXDOMAIN);
         }
         Ok(Step::Done)

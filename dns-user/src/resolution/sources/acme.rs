@@ -39,7 +39,7 @@ impl<S: Store> Resolver<S> {
             return Ok(None);
         }
         res.tag(Tag::Name(name.to_ascii()));
-        res.trace.push(format!("ACME challenge for {validated}"));
+        res.note(|| format!("ACME challenge for {validated}"));
         if let Some(c) = challenges.iter().find(|c| c.kind == AcmeKind::Cname) {
             let target = parse_absolute(&c.value)?;
             res.sections.answers.push(Record::from_rdata(

@@ -16,7 +16,7 @@ pub fn answer(at: At<'_>, cut: &Name, res: &mut Resolution) -> Step {
     if name == cut && qtype == RecordType::DS {
         // The parent side of the cut (RFC 4035 section 3.1.4.1): its DS set, or NODATA.
         let ds: Vec<Record> = at_cut.iter().filter(|r| r.record_type() == RecordType::DS).cloned().collect();
-        res.trace.push(format!("DS at the delegation {cut}: answered by the parent"));
+        res.note(|| format!("DS at the delegation {cut}: answered by the parent"));
         if ds.is_empty() {
             res.negative(zone, name, rcode::NOERROR);
         } else {
@@ -24,7 +24,7 @@ pub fn answer(at: At<'_>, cut: &Name, res: &mut Resolution) -> Step {
         }
         return Step::Done;
     }
-    res.trace.push(format!("below the delegation {cut}: a referral"));
+    res.note(|| format!("below the delegation {cut}: a referral"));
     res.authoritative = false;
     let ns: Vec<Record> = at_cut.iter().filter(|r| r.record_type() == RecordType::NS).cloned().collect();
     let (mut required, mut optional) = (Vec::new(), Vec::new());

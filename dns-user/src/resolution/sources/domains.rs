@@ -20,7 +20,7 @@ impl<S: Store> Resolver<S> {
         let Some(instance) = self.store.instance_by_id(id).await? else { return Ok(None) };
         let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
         res.tag(Tag::Name(name.to_ascii()));
-        res.trace.push(format!("custom domain of instance {id}"));
+        res.note(|| format!("custom domain of instance {id}"));
         self.host_answer(at, cluster, instance.ttl.unwrap_or(DOMAIN_TTL), res);
         Ok(Some(Step::Done))
     }

@@ -34,7 +34,7 @@ pub fn answer(records: &[Record], at: At<'_>, res: &mut Resolution) -> Step {
             return Step::Chase(target.to_lowercase());
         }
     }
-    res.trace.push(format!("no {qtype} records at {name}"));
+    res.note(|| format!("no {qtype} records at {name}"));
     res.negative(zone, name, rcode::NOERROR);
     Step::Done
 }

@@ -30,9 +30,9 @@ impl<S: Store> Resolver<S> {
         let cluster = catalog.clusters.get(&instance.cluster_id);
         match cluster {
             Some(c) => res.tag(Tag::Cluster(c.id)),
-            None => res
-                .trace
-                .push(format!("instance {} is on unknown cluster {}", instance.id, instance.cluster_id)),
+            None => {
+                res.note(|| format!("instance {} is on unknown cluster {}", instance.id, instance.cluster_id))
+            }
         }
         cluster
     }
@@ -51,24 +51,26 @@ impl<S: Store> Resolver<S> {
             return self.tombstone(at, rule, caps, res).await;
         }
         let Some(instance) = self.rule_instance(caps).await? else {
-            res.trace.push(format!("rule {} matched, but no such instance", rule.pattern));
+            res.note(|| format!("rule {} matched, but no such instance", rule.pattern));
             return Ok(None);
         };
         let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
-        res.trace.push(format!(
-            "rule {} ({:?}): instance {}{} on cluster {}",
-            rule.pattern,
-            rule.kind,
-            instance.id,
-            describe_instance(&instance),
-            cluster.name
-        ));
+        res.note(|| {
+            format!(
+                "rule {} ({:?}): instance {}{} on cluster {}",
+                rule.pattern,
+                rule.kind,
+                instance.id,
+                describe_instance(&instance),
+                cluster.name
+            )
+        });
         let ttl = instance.ttl.unwrap_or(rule.ttl);
         match rule.kind {
             RuleKind::Service => {
                 let service = caps.service.as_deref().unwrap_or_default();
                 let Some(target) = cluster.services.get(service) else {
-                    res.trace.push(format!("cluster {} has no service {service:?}", cluster.name));
+                    res.note(|| format!("cluster {} has no service {service:?}", cluster.name));
                     return Ok(None);
                 };
                 let cname = Record::from_rdata(name.clone(), ttl, RData::CNAME(CNAME(target.clone())));
@@ -136,7 +138,7 @@ impl<S: Store> Resolver<S> {
         };
         let choice =
             steering::choose(&cluster.addresses, &cluster.steering, &self.health, wanted, res.selection);
-        res.trace.extend(choice.notes);
+        res.notes(choice.notes);
         if let Some(variation) = choice.variation
             && res.variation.is_none()
         {
@@ -147,7 +149,7 @@ impl<S: Store> Resolver<S> {
         }
         let records = address_records(name, ttl, &choice.addresses, qtype);
         if records.is_empty() {
-            res.trace.push(format!("no {qtype} records for cluster {}", cluster.name));
+            res.note(|| format!("no {qtype} records for cluster {}", cluster.name));
             res.negative(zone, name, rcode::NOERROR);
             return;
         }

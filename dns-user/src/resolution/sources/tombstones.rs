@@ -22,11 +22,11 @@ impl<S: Store> Resolver<S> {
         let Some(id) = caps.id else { return Ok(None) };
         res.tag(Tag::Instance(id));
         let Some(t) = self.store.last_tombstone(id).await? else {
-            res.trace.push(format!("rule {}: instance {id} never moved", rule.pattern));
+            res.note(|| format!("rule {}: instance {id} never moved", rule.pattern));
             return Ok(None);
         };
         res.tag(Tag::Name(name.to_ascii()));
-        res.trace.push(format!("tombstone of instance {id}: {} -> {}", t.from_cluster, t.to_cluster));
+        res.note(|| format!("tombstone of instance {id}: {} -> {}", t.from_cluster, t.to_cluster));
         if !matches!(qtype, RecordType::TXT | RecordType::ANY) {
             res.negative(zone, name, rcode::NOERROR);
             return Ok(Some(Step::Done));

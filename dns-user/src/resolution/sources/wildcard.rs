@@ -36,7 +36,7 @@ impl<S: Store> Resolver<S> {
             }
             return Ok(step);
         };
-        res.trace.push(format!("synthesized from the wildcard {source}"));
+        res.note(|| format!("synthesized from the wildcard {source}"));
         if !at.chasing {
             res.synthesized_below = Some(encloser.clone());
         }
@@ -65,7 +65,7 @@ impl<S: Store> Resolver<S> {
         for rule in at.zone.rules.iter().filter(|r| r.pattern.is_wildcard()) {
             let Some(caps) = rule.pattern.matches(&relative) else { continue };
             if let Some(step) = self.apply_rule(at, rule, &caps, res).await? {
-                res.trace.push(format!("synthesized from the wildcard rule {} at {source}", rule.pattern));
+                res.note(|| format!("synthesized from the wildcard rule {} at {source}", rule.pattern));
                 res.tag(Tag::Name(at.name.to_ascii()));
                 return Ok(Some(step));
             }
