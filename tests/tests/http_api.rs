@@ -791,6 +791,28 @@ const THROUGH_THE_API: &[&[&str]] = &[
     &["cluster", "set", "mt1", "--remove-address", "198.18.9.9"],
     &["territory", "rm", "eu"],
     &["territory", "show", "eu"],
+    &[
+        "key",
+        "add",
+        "acme-cli",
+        "--zone",
+        "example.org",
+        "--name",
+        "_acme-challenge.*",
+        "--allow",
+        "update",
+        "--algorithm",
+        "hmac-sha512",
+        "--secret",
+        "c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
+    ],
+    &["key", "add", "acme-cli", "--secret", "c2VjcmV0LXNlY3JldC1zZWNyZXQ="],
+    &["key", "add", "other", "--zone", "bad..zone"],
+    &["key", "add", "other", "--secret", "not base64!"],
+    &["key", "list"],
+    &["key", "list", "--json"],
+    &["key", "rm", "acme-cli"],
+    &["key", "rm", "acme-cli"],
     &["zone", "rm", "example.net"],
     &["zone", "rm", "example.net", "--force"],
     &["zone", "list", "--json"],
@@ -834,7 +856,7 @@ fn without_times(text: &str) -> String {
 }
 
 /// `instadns --api URL --token-file F` (issue 15): the commands of zones, rules,
-/// records, clusters, instances, custom domains, ACME answers and territories act
+/// records, clusters, instances, custom domains, ACME answers, territories and keys act
 /// through the HTTP API of a running node and
 /// print what they print on the database; a read token cannot write; what the API
 /// does not offer says so.
@@ -946,10 +968,18 @@ fn the_cli_through_the_api(served: &str, dir: tempfile::TempDir) {
         "the refused write happened"
     );
 
+    // A key made through the API: its secret printed once, in the BIND clause.
+    let made = through(&ops, &["key", "add", "xfr", "--allow", "transfer"]);
+    let secret = tests::server::key_secret(&made.stdout);
+    assert!(made.code == 0 && secret.len() == 44, "{} {}", made.stdout, made.stderr);
+    assert!(cli(&served, &["key", "show", "xfr"]).contains(&secret));
+
     // What needs the database, and what is wrong with the flags, says what to do.
-    for needs_the_database in
-        [&["instance", "move", "123456", "--to", "mt1", "--prepare"][..], &["zone", "export", "example.org"]]
-    {
+    for needs_the_database in [
+        &["instance", "move", "123456", "--to", "mt1", "--prepare"][..],
+        &["zone", "export", "example.org"],
+        &["key", "show", "xfr"],
+    ] {
         let run = through(&ops, needs_the_database);
         assert!(run.code == 1 && run.stderr.contains("--db"), "{needs_the_database:?}: {}", run.stderr);
     }

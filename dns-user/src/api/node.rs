@@ -215,10 +215,12 @@ pub struct NewKey {
     /// What it may do (default: update, transfer and query).
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// Its secret in base64, if it has one already (default: a new random one).
+    pub secret: Option<String>,
 }
 
 /// A key just made, with its secret (base64), shown this once.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MadeKey {
     #[serde(flatten)]
     pub key: KeyRow,
@@ -241,7 +243,10 @@ pub async fn add_key(
         .collect::<Result<Vec<_>, _>>()?;
     let names = new.names.iter().map(|n| n.parse()).collect::<Result<Vec<NamePattern>, _>>()?;
     let operations = if new.operations.is_empty() { Operation::ALL.to_vec() } else { new.operations };
-    let secret = Secret::generate(algorithm.output_len());
+    let secret = match &new.secret {
+        Some(text) => Secret::from_base64(text)?,
+        None => Secret::generate(algorithm.output_len()),
+    };
     let key = state.db.add_key(&new.name, algorithm, &secret, &KeyScope { zones, names, operations }).await?;
     Ok((StatusCode::CREATED, Json(MadeKey { key, secret: secret.to_base64() })))
 }

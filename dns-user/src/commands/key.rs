@@ -3,12 +3,15 @@
 use anyhow::Result;
 use clap::Subcommand;
 use instadns::{
-    model::key::{KeyScope, NamePattern, Operation, Secret, TsigAlgorithm},
+    model::{
+        Invalid,
+        key::{KeyScope, NamePattern, Operation, Secret, TsigAlgorithm},
+    },
     protocol::parse_user_name,
-    store::{Database, keys::KeyRow},
+    store::keys::KeyRow,
 };
 
-use super::{Format, output::emit};
+use super::{Format, output::emit, target::Target};
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
@@ -45,26 +48,35 @@ pub enum KeyCommand {
     Show { name: String },
 }
 
-pub async fn run(db: &Database, command: KeyCommand) -> Result<()> {
+pub async fn run(target: &Target, command: KeyCommand) -> Result<()> {
     match command {
         KeyCommand::Add { name, algorithm, zones, names, operations, secret } => {
-            let secret = match secret {
-                Some(text) => Secret::from_base64(&text)?,
-                None => Secret::generate(algorithm.output_len()),
-            };
-            let zones = zones.iter().map(|z| parse_user_name(z)).collect::<Result<Vec<_>, _>>()?;
+            let secret = secret.as_deref().map(Secret::from_base64).transpose()?;
+            let zones = zones
+                .iter()
+                .map(|z| parse_user_name(z).map_err(|e| Invalid(format!("key zone {z:?}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
             let operations = if operations.is_empty() { Operation::ALL.to_vec() } else { operations };
-            let key = db.add_key(&name, algorithm, &secret, &KeyScope { zones, names, operations }).await?;
+            let scope = KeyScope { zones, names, operations };
+            let key = target.add_key(&name, algorithm, secret, &scope).await?;
             print!("{}", bind_clause(&key));
         }
         KeyCommand::Rm { name } => {
-            db.remove_key(&name).await?;
+            target.remove_key(&name).await?;
             println!("key {name} removed");
         }
-        KeyCommand::List { format } => emit(format.json, &db.list_keys().await?, |keys| {
+        KeyCommand::List { format } => emit(format.json, &target.list_keys().await?, |keys| {
             keys.iter().map(|k| format!("{}  {}\n", k.name, describe_scope(k))).collect()
         })?,
-        KeyCommand::Show { name } => print!("{}", bind_clause(&db.key(&name).await?)),
+        KeyCommand::Show { name } => print!(
+            "{}",
+            bind_clause(
+                &target
+                    .database("key show (the API answers a secret only when the key is made)")?
+                    .key(&name)
+                    .await?
+            )
+        ),
     }
     Ok(())
 }

@@ -113,7 +113,7 @@ pub enum Command {
     /// TSIG keys for signed updates, zone transfers and queries.
     Key {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: key::KeyCommand,
     },
@@ -200,7 +200,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Territory { target, command } => territory::run(&target.open().await?, command).await,
         Command::Domain { target, command } => domain::run(&target.open().await?, command).await,
         Command::Acme { target, command } => acme::run(&target.open().await?, command).await,
-        Command::Key { db, command } => key::run(&db.open().await?, command).await,
+        Command::Key { target, command } => key::run(&target.open().await?, command).await,
         Command::Token { db, command } => token::run(&db.open().await?, command).await,
         Command::Fleet { db, command } => fleet::run(&db.open().await?, command).await,
         Command::Health(args) => health::run(args).await,

@@ -8,10 +8,14 @@ use anyhow::{Result, bail};
 use axum::http::{Method, header};
 use clap::Args;
 use instadns::{
-    model::{Prefix, rule::RuleSpec},
+    model::{
+        Prefix,
+        key::{KeyScope, Secret, TsigAlgorithm},
+        rule::RuleSpec,
+    },
     store::{
         AcmeChallenge, ClusterInfo, ClusterUpdate, Database, DomainRow, InstanceInfo, NewZone, RecordRow,
-        RuleRow, StoreError, Tombstone, ZoneInfo, ZoneUpdate, instances::InstanceListed,
+        RuleRow, StoreError, Tombstone, ZoneInfo, ZoneUpdate, instances::InstanceListed, keys::KeyRow,
         territories::TerritoryInfo,
     },
 };
@@ -510,6 +514,59 @@ impl Target {
         match self {
             Self::Db(db) => Ok(db.show_territory(name).await?),
             Self::Api(api) => api.get(&format!("/v1/territories/{}", encode(name))).await,
+        }
+    }
+}
+
+impl Target {
+    // TSIG keys.
+
+    /// Adds a key with `secret`, or a new random one: the key with its secret.
+    pub async fn add_key(
+        &self,
+        name: &str,
+        algorithm: TsigAlgorithm,
+        secret: Option<Secret>,
+        scope: &KeyScope,
+    ) -> Result<KeyRow> {
+        match self {
+            Self::Db(db) => {
+                let secret = secret.unwrap_or_else(|| Secret::generate(algorithm.output_len()));
+                Ok(db.add_key(name, algorithm, &secret, scope).await?)
+            }
+            Self::Api(api) => {
+                let body = json!({
+                    "name": name,
+                    "algorithm": algorithm.as_str(),
+                    "zones": scope.zones.iter().map(|z| z.to_ascii()).collect::<Vec<_>>(),
+                    "names": scope.names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                    "operations": scope.operations.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+                    "secret": secret.map(|s| s.to_base64()),
+                });
+                #[derive(serde::Deserialize)]
+                struct Made {
+                    #[serde(flatten)]
+                    key: KeyRow,
+                    secret: String,
+                }
+                let made: Made = api.json(Method::POST, "/v1/keys", Some(body), None).await?;
+                Ok(KeyRow { secret: Secret::from_base64(&made.secret)?, ..made.key })
+            }
+        }
+    }
+
+    pub async fn remove_key(&self, name: &str) -> Result<()> {
+        match self {
+            Self::Db(db) => Ok(db.remove_key(name).await?),
+            Self::Api(api) => api.call(Method::DELETE, &format!("/v1/keys/{}", encode(name))).await,
+        }
+    }
+
+    /// The keys, without their secrets through the API.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRow>> {
+        match self {
+            Self::Db(db) => Ok(db.list_keys().await?),
+            Self::Api(api) => api.list("/v1/keys", "", None, usize::MAX).await,
         }
     }
 }

@@ -61,8 +61,9 @@ super::setting!(
     }
 );
 
-/// A key's secret: bytes, written as base64.
-#[derive(Clone, PartialEq, Eq)]
+/// A key's secret: bytes, written as base64. Empty (the default) for a key read from
+/// the HTTP API, which never answers a secret but once, when the key is made.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(pub Vec<u8>);
 
 impl Secret {

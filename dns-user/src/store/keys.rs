@@ -1,12 +1,12 @@
 //! TSIG keys: name, algorithm, secret and scope.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Database, FromRow, Row, StoreError, sql::params};
 use crate::model::key::{KeyScope, Secret, TsigAlgorithm, key_name};
 
 /// A stored key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyRow {
     /// Lower-case, absolute.
     pub name: String,
