@@ -83,6 +83,30 @@ impl Api<'_> {
     }
 }
 
+/// A daemon on `db` (working in `dir`) with XDP, serving the API over HTTPS at
+/// [`API_PORT`] with a certificate of a test authority made in `ca_dir`; and that
+/// authority's certificate, for clients.
+fn serve_api(db: &str, dir: tempfile::TempDir, ca_dir: &std::path::Path) -> (Deployment, std::path::PathBuf) {
+    let authority = Authority::new(ca_dir, "api-ca");
+    let (cert, key) = authority.issue_server("api", &SERVER_V4.to_string());
+    let listen = format!("{SERVER_V4}:{API_PORT}");
+    let d = Deployment::start_on(
+        db,
+        dir,
+        &[
+            "--xdp-mode",
+            "native",
+            "--api-listen",
+            &listen,
+            "--api-tls-certificate",
+            cert.to_str().expect("UTF-8"),
+            "--api-tls-key",
+            key.to_str().expect("UTF-8"),
+        ],
+    );
+    (d, authority.cert())
+}
+
 struct Row {
     what: &'static str,
     /// 0 none, 1 read, 2 write (every zone), 3 write in example.org only.
@@ -483,9 +507,6 @@ fn every_endpoint_with_its_scopes_problems_pages_and_audit_postgres() {
 
 fn every_endpoint(db: &str, dir: tempfile::TempDir) {
     let db = db.to_owned();
-    let authority = Authority::new(dir.path(), "api-ca");
-    let (cert, key) = authority.issue_server("api", &SERVER_V4.to_string());
-    let listen = format!("{SERVER_V4}:{API_PORT}");
     let tokens = [
         String::new(),
         cli(&db, &["token", "add", "reader"]).trim().to_owned(),
@@ -494,21 +515,9 @@ fn every_endpoint(db: &str, dir: tempfile::TempDir) {
         "instadns_not-a-token-we-made".to_owned(),
     ];
     assert!(tokens[1..4].iter().all(|t| t.starts_with("instadns_") && t.len() > 40), "{tokens:?}");
-    let d = Deployment::start_on(
-        &db,
-        dir,
-        &[
-            "--xdp-mode",
-            "native",
-            "--api-listen",
-            &listen,
-            "--api-tls-certificate",
-            cert.to_str().expect("UTF-8"),
-            "--api-tls-key",
-            key.to_str().expect("UTF-8"),
-        ],
-    );
-    let api = Api { d: &d, ca: authority.cert() };
+    let ca_dir = dir.path().to_owned();
+    let (d, ca) = serve_api(&db, dir, &ca_dir);
+    let api = Api { d: &d, ca };
     eventually("the API answers", Duration::from_secs(10), || {
         api.call(None, "GET", "/openapi.json", None).status == 200
     });
@@ -881,8 +890,6 @@ fn the_cli_through_the_api(served: &str, dir: tempfile::TempDir) {
     let served = served.to_owned();
     let direct_dir = tempfile::tempdir().expect("temporary directory");
     let direct = demo_db(direct_dir.path());
-    let authority = Authority::new(direct_dir.path(), "api-ca");
-    let (cert, key) = authority.issue_server("api", &SERVER_V4.to_string());
     let token_file = |name: &str, access: &str| {
         let token = cli(&served, &["token", "add", name, "--access", access]);
         let file = direct_dir.path().join(name);
@@ -890,21 +897,8 @@ fn the_cli_through_the_api(served: &str, dir: tempfile::TempDir) {
         file.to_str().expect("UTF-8").to_owned()
     };
     let (ops, reader) = (token_file("ops", "write"), token_file("reader", "read"));
-    let listen = format!("{SERVER_V4}:{API_PORT}");
-    let d = Deployment::start_on(
-        &served,
-        dir,
-        &[
-            "--api-listen",
-            &listen,
-            "--api-tls-certificate",
-            cert.to_str().expect("UTF-8"),
-            "--api-tls-key",
-            key.to_str().expect("UTF-8"),
-        ],
-    );
-    let url = format!("https://{listen}");
-    let ca = authority.cert();
+    let (d, ca) = serve_api(&served, dir, direct_dir.path());
+    let url = format!("https://{SERVER_V4}:{API_PORT}");
     let through = |token: &str, args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--api", &url, "--token-file", token, "--api-ca", ca.to_str().expect("UTF-8")]);
