@@ -116,7 +116,7 @@ fn received(text: &str) -> Result<(u64, u64, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
+mod reading_kdig {
     #[test]
     fn kdig_statistics_are_read() {
         let text = ";; Received 8388749 B (1024 messages, 200023 records)\n;; Time 2026-12-06 22:00:00 UTC\n";
