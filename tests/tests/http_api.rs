@@ -407,6 +407,16 @@ const ROWS: &[Row] = &[
     ),
     row("custom domains", READ, "GET", "/v1/domains", None, 200, "shop.example.org."),
     row("the custom domain removed", WRITE, "DELETE", "/v1/domains/shop.example.org", None, 204, ""),
+    row(
+        "a cluster's TTL lowered",
+        WRITE,
+        "POST",
+        "/v1/ttl",
+        Some(r#"{"cluster":"mt2","ttl":30,"dry_run":true}"#),
+        200,
+        "would set TTL of",
+    ),
+    row("a TTL for nobody", WRITE, "POST", "/v1/ttl", Some(r#"{"ttl":30}"#), 422, "one of cluster"),
     row("the instance removed", WRITE, "DELETE", "/v1/instances/777001", None, 204, ""),
     row(
         "a challenge answer",
@@ -631,7 +641,7 @@ fn every_endpoint(db: &str, dir: tempfile::TempDir) {
         String::from_utf8_lossy(&out.stderr)
     );
     let paths = doc.json()["paths"].as_object().expect("paths").len();
-    assert_eq!(paths, 21, "{}", doc.body);
+    assert_eq!(paths, 22, "{}", doc.body);
 }
 
 /// `instadns token` on SQLite and PostgreSQL: a token is printed once and stored only
@@ -822,6 +832,17 @@ const THROUGH_THE_API: &[&[&str]] = &[
     &["key", "list", "--json"],
     &["key", "rm", "acme-cli"],
     &["key", "rm", "acme-cli"],
+    &["ttl", "apply", "--cluster", "mt1", "--ttl", "30", "--dry-run"],
+    &["ttl", "apply", "--cluster", "mt1", "--ttl", "30"],
+    &["ttl", "apply", "--cluster", "nope", "--ttl", "30"],
+    &["ttl", "apply", "--instance", "123456", "--clear"],
+    &["ttl", "apply", "--instance", "999", "--ttl", "30"],
+    &["ttl", "apply", "--name", "mail.example.net", "--ttl", "90"],
+    &["ttl", "apply", "--name", "mail.example.net", "--clear"],
+    &["ttl", "apply", "--name", "blog.alice.example.org", "--ttl", "45"],
+    &["ttl", "apply", "--name", "nothing.example.org", "--ttl", "5"],
+    &["instance", "list"],
+    &["zone", "record", "list", "example.net"],
     &["zone", "rm", "example.net"],
     &["zone", "rm", "example.net", "--force"],
     &["zone", "list", "--json"],

@@ -18,7 +18,7 @@ const PLANES: &[(&str, &[&str])] = &[
     ("frontend", &["engine", "store"]),
     ("control", &["engine", "resolution", "store", "model", "protocol"]),
     // Management over HTTP: through the store like the CLI, never the maps.
-    ("api", &["frontend", "resolution", "store", "model", "protocol"]),
+    ("api", &["frontend", "control", "resolution", "store", "model", "protocol"]),
 ];
 
 /// The binary's folders (on top of every plane) and what each may import of the binary.

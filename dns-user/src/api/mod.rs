@@ -11,7 +11,7 @@
 //!   below ([`ApiDoc`]), the one route without a token.
 //!
 //! May import: `store`, `model`, `protocol` (names), `resolution` (health state),
-//! `frontend` (connection limits). The API never touches BPF maps.
+//! `frontend` (connection limits), `control` (TTL changes). The API never touches BPF maps.
 
 pub mod caller;
 pub mod extract;
@@ -22,6 +22,7 @@ pub mod names;
 pub mod node;
 pub mod page;
 pub mod problem;
+pub mod ttl;
 pub mod zones;
 
 use std::sync::Arc;
@@ -61,7 +62,7 @@ pub struct ApiState {
         zones::list_rules, zones::add_rule, zones::change_rule, zones::remove_rule,
         instances::list_clusters, instances::add_cluster, instances::show_cluster,
         instances::change_cluster, instances::remove_cluster, instances::list_instances, instances::show_instance, instances::add_instance, instances::change_instance,
-        instances::move_instance, instances::remove_instance,
+        instances::move_instance, instances::remove_instance, ttl::apply_ttl,
         names::list_domains, names::show_domain, names::put_domain, names::remove_domain,
         names::list_challenges, names::show_challenge, names::add_challenge, names::remove_challenge,
         node::health, node::fleet, node::territories, node::show_territory, node::add_territory, node::change_territory,
@@ -137,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
                 .delete(instances::remove_instance),
         )
         .route("/v1/instances/{id}/move", post(instances::move_instance))
+        .route("/v1/ttl", post(ttl::apply_ttl))
         .route("/v1/domains", get(names::list_domains))
         .route(
             "/v1/domains/{hostname}",

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{model::Invalid, store::StoreError};
+use crate::{control::ttl::TtlError, model::Invalid, store::StoreError};
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -85,6 +85,15 @@ impl From<StoreError> for Problem {
             tracing::error!("api: {e}");
         }
         Self::new(status, e.to_string())
+    }
+}
+
+impl From<TtlError> for Problem {
+    fn from(e: TtlError) -> Self {
+        match e {
+            TtlError::Store(e) => e.into(),
+            TtlError::Invalid(what) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, what),
+        }
     }
 }
 

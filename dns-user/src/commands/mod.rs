@@ -85,7 +85,7 @@ pub enum Command {
     /// and restore it afterwards.
     Ttl {
         #[command(flatten)]
-        db: DbArg,
+        target: TargetArg,
         #[command(subcommand)]
         command: ttl::TtlCommand,
     },
@@ -196,7 +196,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Zone { target, command } => zone::run(&target.open().await?, command).await,
         Command::Cluster { target, command } => cluster::run(&target.open().await?, command).await,
         Command::Instance { target, command } => instance::run(&target.open().await?, command).await,
-        Command::Ttl { db, command } => ttl::run(&db.open().await?, command).await,
+        Command::Ttl { target, command } => ttl::run(&target.open().await?, command).await,
         Command::Territory { target, command } => territory::run(&target.open().await?, command).await,
         Command::Domain { target, command } => domain::run(&target.open().await?, command).await,
         Command::Acme { target, command } => acme::run(&target.open().await?, command).await,

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use axum::http::{Method, header};
 use clap::Args;
 use instadns::{
+    control::ttl,
     model::{
         Prefix,
         key::{KeyScope, Secret, TsigAlgorithm},
@@ -567,6 +568,32 @@ impl Target {
         match self {
             Self::Db(db) => Ok(db.list_keys().await?),
             Self::Api(api) => api.list("/v1/keys", "", None, usize::MAX).await,
+        }
+    }
+}
+
+impl Target {
+    /// Sets (`Some`) or clears the TTL of `whose` answers; with `dry_run` only says
+    /// what would change. A line per change.
+    pub async fn apply_ttl(
+        &self,
+        whose: &ttl::Target,
+        ttl: Option<u32>,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        match self {
+            Self::Db(db) => Ok(ttl::apply(db, whose, ttl, dry_run).await?.lines),
+            Self::Api(api) => {
+                let mut body = json!({"ttl": ttl, "clear": ttl.is_none(), "dry_run": dry_run});
+                match whose {
+                    ttl::Target::Cluster(cluster) => body["cluster"] = cluster.as_str().into(),
+                    ttl::Target::Instance(id) => body["instance"] = (*id).into(),
+                    ttl::Target::Name(name) => body["name"] = name.as_str().into(),
+                }
+                let applied: instadns::api::ttl::TtlApplied =
+                    api.json(Method::POST, "/v1/ttl", Some(body), None).await?;
+                Ok(applied.lines)
+            }
         }
     }
 }

@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use instadns::{control::ttl, store::Database};
+use instadns::control::ttl;
 
-use super::output::Usage;
+use super::{output::Usage, target::Target};
 
 #[derive(Subcommand)]
 pub enum TtlCommand {
@@ -38,7 +38,7 @@ pub struct TtlTarget {
     name: Option<String>,
 }
 
-pub async fn run(db: &Database, command: TtlCommand) -> Result<()> {
+pub async fn run(target_of: &Target, command: TtlCommand) -> Result<()> {
     match command {
         TtlCommand::Apply { target, ttl, clear: _, dry_run } => {
             // clap makes one of --ttl and --clear present.
@@ -48,7 +48,7 @@ pub async fn run(db: &Database, command: TtlCommand) -> Result<()> {
                 (_, _, Some(name)) => ttl::Target::Name(name),
                 (None, None, None) => return Err(Usage("give --cluster, --instance or --name".into()).into()),
             };
-            for line in ttl::apply(db, &target, ttl, dry_run).await?.lines {
+            for line in target_of.apply_ttl(&target, ttl, dry_run).await? {
                 println!("{line}");
             }
         }

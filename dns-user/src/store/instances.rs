@@ -136,7 +136,7 @@ impl Database {
         let cluster_id = self.cluster_id(cluster).await?;
         let rows = self
             .query(
-                "SELECT ttl, COUNT(*) FROM instances WHERE cluster_id = $1 GROUP BY ttl ORDER BY ttl",
+                "SELECT ttl, COUNT(*) FROM instances WHERE cluster_id = $1 GROUP BY ttl ORDER BY ttl IS NOT NULL, ttl",
                 params![cluster_id],
             )
             .await?;
