@@ -257,44 +257,16 @@ pub async fn add_zone(
     Ok((StatusCode::CREATED, Json(state.db.show_zone(&body.apex).await?)))
 }
 
-/// Changes to a zone's SOA fields and name servers; what is absent stays.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneChange {
-    pub soa_mname: Option<String>,
-    pub soa_rname: Option<String>,
-    pub ttl: Option<u32>,
-    pub soa_minimum: Option<u32>,
-    pub soa_refresh: Option<u32>,
-    pub soa_retry: Option<u32>,
-    pub soa_expire: Option<u32>,
-    #[serde(default)]
-    pub add_ns: Vec<String>,
-    #[serde(default)]
-    pub remove_ns: Vec<String>,
-}
-
 #[utoipa::path(patch, path = "/v1/zones/{zone}", tag = "zones", params(("zone" = String, Path, description = "The apex")),
-    request_body = ZoneChange, responses((status = 200, body = ZoneInfo)))]
+    request_body = ZoneUpdate, responses((status = 200, body = ZoneInfo)))]
 pub async fn change_zone(
     State(state): State<ApiState>,
     caller: Caller,
     Path(zone): Path<String>,
-    Json(change): Json<ZoneChange>,
+    Json(update): Json<ZoneUpdate>,
 ) -> Result<Json<ZoneInfo>, Problem> {
     let apex = apex(&zone)?;
     caller.require_zone(Access::Write, &apex)?;
-    let update = ZoneUpdate {
-        soa_mname: change.soa_mname,
-        soa_rname: change.soa_rname,
-        ttl: change.ttl,
-        soa_minimum: change.soa_minimum,
-        soa_refresh: change.soa_refresh,
-        soa_retry: change.soa_retry,
-        soa_expire: change.soa_expire,
-        add_ns: change.add_ns,
-        remove_ns: change.remove_ns,
-    };
     state.db.set_zone(&zone, &update).await?;
     Ok(Json(state.db.show_zone(&zone).await?))
 }

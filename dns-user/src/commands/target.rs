@@ -340,17 +340,7 @@ impl Target {
         match self {
             Self::Db(db) => Ok(db.set_zone(apex, update).await?),
             Self::Api(api) => {
-                let body = json!({
-                    "soa_mname": update.soa_mname,
-                    "soa_rname": update.soa_rname,
-                    "ttl": update.ttl,
-                    "soa_minimum": update.soa_minimum,
-                    "soa_refresh": update.soa_refresh,
-                    "soa_retry": update.soa_retry,
-                    "soa_expire": update.soa_expire,
-                    "add_ns": update.add_ns,
-                    "remove_ns": update.remove_ns,
-                });
+                let body = serde_json::to_value(update)?;
                 let path = format!("/v1/zones/{}", encode(apex));
                 api.json::<Ignored>(Method::PATCH, &path, Some(body), None).await.map(drop)
             }

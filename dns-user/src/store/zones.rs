@@ -53,8 +53,10 @@ impl NewZone {
     }
 }
 
-/// Changes to a zone's SOA fields and name servers.
-#[derive(Clone, Debug, Default)]
+/// Changes to a zone's SOA fields and name servers; what is absent stays (also the
+/// HTTP API's body of `PATCH /v1/zones/{zone}`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ZoneUpdate {
     pub soa_mname: Option<String>,
     pub soa_rname: Option<String>,
@@ -64,7 +66,9 @@ pub struct ZoneUpdate {
     pub soa_refresh: Option<u32>,
     pub soa_retry: Option<u32>,
     pub soa_expire: Option<u32>,
+    #[serde(default)]
     pub add_ns: Vec<String>,
+    #[serde(default)]
     pub remove_ns: Vec<String>,
 }
 
