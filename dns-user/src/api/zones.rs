@@ -115,7 +115,7 @@ pub struct RecordSelector {
     pub data: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Removed {
     pub removed: u64,
 }

@@ -13,6 +13,7 @@ use axum::{
 };
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use instadns::api::page::Page;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
 use serde::{Deserialize, de::DeserializeOwned};
 use tokio::{net::TcpStream, sync::Mutex};
@@ -52,12 +53,6 @@ impl ApiProblem {
 struct ProblemBody {
     detail: Option<String>,
     title: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PageOf<T> {
-    items: Vec<T>,
-    next: Option<String>,
 }
 
 /// Where the API is and how to reach it.
@@ -156,7 +151,7 @@ impl ApiClient {
             if let Some(cursor) = &after {
                 query = format!("{query}&after={}", encode(cursor));
             }
-            let page: PageOf<T> = self.get(&query).await?;
+            let page: Page<T> = self.get(&query).await?;
             let got = page.items.len();
             items.extend(page.items);
             match page.next {

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use axum::http::{Method, header};
 use clap::Args;
 use instadns::{
+    api::{node::MadeKey, ttl::TtlApplied, zones::Removed},
     control::ttl,
     model::{
         Prefix,
@@ -313,9 +314,7 @@ impl Target {
             (Self::Api(api), None) => api.list("/v1/acme", "", None, usize::MAX).await,
         }
     }
-}
 
-impl Target {
     // Zones, their rules and static records.
 
     pub async fn add_zone(&self, zone: &NewZone) -> Result<()> {
@@ -507,9 +506,7 @@ impl Target {
             Self::Api(api) => api.get(&format!("/v1/territories/{}", encode(name))).await,
         }
     }
-}
 
-impl Target {
     // TSIG keys.
 
     /// Adds a key with `secret`, or a new random one: the key with its secret.
@@ -534,13 +531,7 @@ impl Target {
                     "operations": scope.operations.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
                     "secret": secret.map(|s| s.to_base64()),
                 });
-                #[derive(serde::Deserialize)]
-                struct Made {
-                    #[serde(flatten)]
-                    key: KeyRow,
-                    secret: String,
-                }
-                let made: Made = api.json(Method::POST, "/v1/keys", Some(body), None).await?;
+                let made: MadeKey = api.json(Method::POST, "/v1/keys", Some(body), None).await?;
                 Ok(KeyRow { secret: Secret::from_base64(&made.secret)?, ..made.key })
             }
         }
@@ -560,9 +551,9 @@ impl Target {
             Self::Api(api) => api.list("/v1/keys", "", None, usize::MAX).await,
         }
     }
-}
 
-impl Target {
+    // TTL changes.
+
     /// Sets (`Some`) or clears the TTL of `whose` answers; with `dry_run` only says
     /// what would change. A line per change.
     pub async fn apply_ttl(
@@ -580,18 +571,11 @@ impl Target {
                     ttl::Target::Instance(id) => body["instance"] = (*id).into(),
                     ttl::Target::Name(name) => body["name"] = name.as_str().into(),
                 }
-                let applied: instadns::api::ttl::TtlApplied =
-                    api.json(Method::POST, "/v1/ttl", Some(body), None).await?;
+                let applied: TtlApplied = api.json(Method::POST, "/v1/ttl", Some(body), None).await?;
                 Ok(applied.lines)
             }
         }
     }
-}
-
-/// What a DELETE of several things answers.
-#[derive(serde::Deserialize)]
-struct Removed {
-    removed: u64,
 }
 
 fn texts(prefixes: &[Prefix]) -> Vec<String> {
@@ -610,10 +594,9 @@ fn cluster_change(update: &ClusterUpdate) -> serde_json::Map<String, Value> {
     body.insert("remove_services".into(), json!(update.remove_services));
     body.insert("addresses".into(), update.add_addresses.iter().map(|a| a.to_string()).collect());
     body.insert("remove_addresses".into(), update.remove_addresses.iter().map(|a| a.to_string()).collect());
-    let setting = |value: Option<&'static str>| value.map_or(Value::Null, Value::from);
-    body.insert("order".into(), setting(update.order.map(|o| o.as_str())));
-    body.insert("pick".into(), setting(update.pick.map(|p| p.as_str())));
-    body.insert("fallback".into(), setting(update.fallback.map(|f| f.as_str())));
+    body.insert("order".into(), json!(update.order));
+    body.insert("pick".into(), json!(update.pick));
+    body.insert("fallback".into(), json!(update.fallback));
     if let Some(check) = &update.check {
         body.insert(
             "check".into(),
