@@ -342,14 +342,14 @@ impl<S: Store> Resolver<S> {
         let mut sources = Vec::new();
         let mut after = i64::MIN;
         loop {
-            let page = self.store.instance_identities(after, REBUILD_PAGE).await?;
-            let Some(last) = page.last().map(|(id, _, _)| *id) else { break };
+            let page = self.store.instances_after(after, REBUILD_PAGE).await?;
+            let Some(last) = page.last().map(|i| i.id) else { break };
             after = last;
             let full = page.len() as i64 == REBUILD_PAGE;
-            sources.extend(page.into_iter().map(|(id, owner, name)| known::Source::Instance {
-                id,
-                owner,
-                name,
+            sources.extend(page.into_iter().map(|i| known::Source::Instance {
+                id: i.id,
+                owner: i.owner,
+                name: i.name,
             }));
             if !full {
                 break;

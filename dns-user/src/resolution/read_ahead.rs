@@ -12,7 +12,6 @@ tokio::task_local! {
 }
 
 /// A page of instances, by id and by (owner, name).
-#[derive(Default)]
 pub struct ReadAhead {
     by_id: HashMap<i64, Instance>,
     by_owner_name: HashMap<(String, String), i64>,

@@ -68,21 +68,6 @@ impl Store for Database {
         .await
     }
 
-    async fn instance_identities(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<super::InstanceIdentity>, StoreError> {
-        self.query(
-            "SELECT id, owner, name FROM instances WHERE id > $1 ORDER BY id LIMIT $2",
-            params![after, limit],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok((r.int(0)?, r.opt_text(1)?, r.opt_text(2)?)))
-        .collect()
-    }
-
     async fn instances_after(&self, after: i64, limit: i64) -> Result<Vec<Instance>, StoreError> {
         self.select("FROM instances WHERE id > $1 ORDER BY id LIMIT $2", params![after, limit]).await
     }

@@ -202,9 +202,6 @@ impl<'de> serde::Deserialize<'de> for DbLocation {
 
 /// What the resolver reads. Large tables (instances, domains, challenges) are queried
 /// per lookup; small ones are loaded whole.
-/// An instance's (id, owner, name): what the names its rules make depend on.
-pub type InstanceIdentity = (i64, Option<String>, Option<String>);
-
 pub trait Store: Send + Sync + 'static {
     fn catalog_rows(&self) -> impl Future<Output = Result<CatalogRows, StoreError>> + Send;
     fn instance_by_id(&self, id: i64) -> impl Future<Output = Result<Option<Instance>, StoreError>> + Send;
@@ -225,14 +222,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         instance_id: i64,
     ) -> impl Future<Output = Result<Option<Tombstone>, StoreError>> + Send;
-    /// A page of instances' (id, owner, name), by id after `after`: for the names that
-    /// exist.
-    fn instance_identities(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<InstanceIdentity>, StoreError>> + Send;
-    /// A page of instances, whole, by id after `after`: what a zone walk reads ahead.
+    /// A page of instances by id after `after`: for the names that exist, and what a
+    /// zone walk reads ahead.
     fn instances_after(
         &self,
         after: i64,

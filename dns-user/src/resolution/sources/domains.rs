@@ -17,7 +17,7 @@ impl<S: Store> Resolver<S> {
             return Ok(None);
         }
         let Some(id) = self.store.domain_instance(&hostname).await? else { return Ok(None) };
-        let Some(instance) = self.store.instance_by_id(id).await? else { return Ok(None) };
+        let Some(instance) = self.instance_by_id(id).await? else { return Ok(None) };
         let Some(cluster) = self.cluster_of(catalog, &instance, res) else { return Ok(None) };
         res.tag(Tag::Name(name.to_ascii()));
         res.note(|| format!("custom domain of instance {id}"));
