@@ -1,5 +1,14 @@
 //! dig's output, parsed: status, flags, EDNS line, sections.
 
+/// kdig's statistics of a transfer, `;; Received B B (M messages, R records)`:
+/// (bytes, messages, records).
+pub fn kdig_received(output: &str) -> Option<(u64, u64, u64)> {
+    let line = output.lines().find(|l| l.starts_with(";; Received ") && l.contains("messages"))?;
+    let mut numbers = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut next = || numbers.next()?.parse().ok();
+    Some((next()?, next()?, next()?))
+}
+
 /// What dig printed, parsed.
 pub struct Dig {
     pub text: String,
@@ -55,5 +64,15 @@ impl Dig {
                 Some((owner, ttl, rtype, f.collect::<Vec<_>>().join(" ")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod kdig_output {
+    #[test]
+    fn transfer_statistics_are_read() {
+        let text = ";; Received 8388749 B (1024 messages, 200023 records)\n;; Time 2026-12-06 22:00:00 UTC\n";
+        assert_eq!(super::kdig_received(text), Some((8388749, 1024, 200023)));
+        assert_eq!(super::kdig_received(";; Received 61 B\n"), None);
     }
 }

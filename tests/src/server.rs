@@ -341,14 +341,19 @@ pub struct CliRun {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for CliRun {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs the instadns CLI on database `db`, whatever its outcome.
 pub fn cli_run(db: &str, args: &[&str]) -> CliRun {
-    let out = Command::new(instadns_bin()).args(args).args(["--db", db]).output().expect("instadns CLI");
-    CliRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Command::new(instadns_bin()).args(args).args(["--db", db]).output().expect("instadns CLI").into()
 }
 
 /// The base64 secret of a `key` clause (`instadns key add` and `key show` print one).

@@ -924,12 +924,7 @@ fn the_cli_through_the_api(served: &str, dir: tempfile::TempDir) {
         let mut all = args.to_vec();
         all.extend(["--api", &url, "--token-file", token, "--api-ca", ca.to_str().expect("UTF-8")]);
         let bin = tests::server::instadns_bin();
-        let out = ns_exec(&d.rig.client_ns, bin.to_str().expect("UTF-8"), &all);
-        tests::server::CliRun {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        tests::server::CliRun::from(ns_exec(&d.rig.client_ns, bin.to_str().expect("UTF-8"), &all))
     };
     eventually("the API answers", Duration::from_secs(10), || {
         through(&reader, &["cluster", "list"]).code == 0

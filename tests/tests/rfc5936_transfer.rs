@@ -45,11 +45,8 @@ fn records(output: &str) -> Vec<String> {
 }
 
 /// kdig's ";; Received N B (M messages, K records)": (messages, records).
-fn received(output: &str) -> Option<(u32, u32)> {
-    let line = output.lines().find(|l| l.starts_with(";; Received") && l.contains("messages"))?;
-    let inner = line.split('(').nth(1)?;
-    let mut numbers = inner.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
-    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+fn received(output: &str) -> Option<(u64, u64)> {
+    tests::dig::kdig_received(output).map(|(_, messages, records)| (messages, records))
 }
 
 fn serial(d: &Deployment, at: &str, port: u16, zone: &str) -> Option<u32> {

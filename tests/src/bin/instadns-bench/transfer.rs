@@ -54,7 +54,7 @@ pub fn transfer(instances: u32, out: &Path) -> Result<()> {
             );
             times.push(started.elapsed());
             let text = String::from_utf8_lossy(&run.stdout);
-            stats = received(&text).with_context(|| {
+            stats = tests::dig::kdig_received(&text).with_context(|| {
                 format!("{}: kdig AXFR: {text}{}", server.label(), String::from_utf8_lossy(&run.stderr))
             })?;
         }
@@ -99,27 +99,4 @@ pub fn transfer(instances: u32, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("transfer.md"), text)?;
     Ok(())
-}
-
-/// kdig's `;; Received B B (M messages, R records)`.
-fn received(text: &str) -> Result<(u64, u64, u64)> {
-    let line = text.lines().find(|l| l.starts_with(";; Received ")).context("no ';; Received' line")?;
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse())
-        .collect::<Result<_, _>>()?;
-    match numbers[..] {
-        [bytes, messages, records, ..] => Ok((bytes, messages, records)),
-        _ => bail!("{line:?}: not B bytes, M messages, R records"),
-    }
-}
-
-#[cfg(test)]
-mod reading_kdig {
-    #[test]
-    fn kdig_statistics_are_read() {
-        let text = ";; Received 8388749 B (1024 messages, 200023 records)\n;; Time 2026-12-06 22:00:00 UTC\n";
-        assert_eq!(super::received(text).unwrap(), (8388749, 1024, 200023));
-    }
 }
