@@ -15,11 +15,11 @@ use crate::{
     store::{NewZone, RecordRow, RuleRow, ZoneInfo, ZoneUpdate},
 };
 
-/// A zone's apex as the path gives it, absolute and lower-case, for the token's scope.
-/// The store is given the path's text, as the CLI gives it what was typed, so that
-/// both say the same in their errors.
-fn apex(zone: &str) -> Result<String, Problem> {
-    Ok(names::absolute(zone, "zone")?)
+/// Refuses a token that may not `access` the zone the path names (its apex made
+/// absolute and lower-case for the check). The store is then given the path's text, as
+/// the CLI gives it what was typed, so that both say the same in their errors.
+fn require_zone(caller: &Caller, access: Access, zone: &str) -> Result<(), Problem> {
+    caller.require_zone(access, &names::absolute(zone, "zone")?)
 }
 
 /// The zones the token may read.
@@ -42,8 +42,7 @@ pub async fn show_zone(
     caller: Caller,
     Path(zone): Path<String>,
 ) -> Result<Json<ZoneInfo>, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Read, &apex)?;
+    require_zone(&caller, Access::Read, &zone)?;
     Ok(Json(state.db.show_zone(&zone).await?))
 }
 
@@ -65,8 +64,7 @@ pub async fn list_records(
     Path(zone): Path<String>,
     Query(filter): Query<RecordFilter>,
 ) -> Result<Json<Page<RecordRow>>, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Read, &apex)?;
+    require_zone(&caller, Access::Read, &zone)?;
     let records = state.db.list_records(&zone, filter.name.as_deref()).await?;
     let page = PageQuery { limit: filter.limit, after: filter.after };
     // The store's order (names and types have no spaces).
@@ -96,8 +94,7 @@ pub async fn add_record(
     Path(zone): Path<String>,
     Json(record): Json<NewRecord>,
 ) -> Result<(StatusCode, Json<Vec<RecordRow>>), Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     state.db.add_record(&zone, &record.name, &record.rtype, record.ttl, &record.data).await?;
     let mut at_name = state.db.list_records(&zone, Some(&record.name)).await?;
     at_name.retain(|r| r.rtype.eq_ignore_ascii_case(&record.rtype));
@@ -129,8 +126,7 @@ pub async fn remove_records(
     Path(zone): Path<String>,
     Query(selector): Query<RecordSelector>,
 ) -> Result<Json<Removed>, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     let removed =
         state.db.remove_record(&zone, &selector.name, &selector.rtype, selector.data.as_deref()).await?;
     Ok(Json(Removed { removed }))
@@ -143,8 +139,7 @@ pub async fn list_rules(
     caller: Caller,
     Path(zone): Path<String>,
 ) -> Result<Json<Vec<RuleRow>>, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Read, &apex)?;
+    require_zone(&caller, Access::Read, &zone)?;
     Ok(Json(state.db.list_rules(&zone).await?))
 }
 
@@ -173,8 +168,7 @@ pub async fn add_rule(
     Path(zone): Path<String>,
     Json(rule): Json<NewRule>,
 ) -> Result<(StatusCode, Json<Vec<RuleRow>>), Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     state.db.add_rule(&zone, &rule.spec()?).await?;
     Ok((StatusCode::CREATED, Json(state.db.list_rules(&zone).await?)))
 }
@@ -189,8 +183,7 @@ pub async fn change_rule(
     Path(zone): Path<String>,
     Json(rule): Json<NewRule>,
 ) -> Result<Json<Vec<RuleRow>>, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     state.db.set_rule(&zone, &rule.spec()?).await?;
     Ok(Json(state.db.list_rules(&zone).await?))
 }
@@ -210,8 +203,7 @@ pub async fn remove_rule(
     Path(zone): Path<String>,
     Query(selector): Query<RuleSelector>,
 ) -> Result<StatusCode, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     state.db.remove_rule(&zone, &selector.pattern).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,8 +257,7 @@ pub async fn change_zone(
     Path(zone): Path<String>,
     Json(update): Json<ZoneUpdate>,
 ) -> Result<Json<ZoneInfo>, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     state.db.set_zone(&zone, &update).await?;
     Ok(Json(state.db.show_zone(&zone).await?))
 }
@@ -288,8 +279,7 @@ pub async fn remove_zone(
     Path(zone): Path<String>,
     Query(options): Query<RemoveZone>,
 ) -> Result<StatusCode, Problem> {
-    let apex = apex(&zone)?;
-    caller.require_zone(Access::Write, &apex)?;
+    require_zone(&caller, Access::Write, &zone)?;
     state.db.remove_zone(&zone, options.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
