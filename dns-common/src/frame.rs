@@ -8,6 +8,9 @@ pub const ETH_DEST: usize = 0;
 pub const ETH_SOURCE: usize = 6;
 pub const ETH_TYPE: usize = 12;
 pub const ETH_ALEN: usize = 6;
+/// The individual/group bit of a MAC address's first byte: set on multicast and
+/// broadcast addresses, never on a station's own.
+pub const ETH_GROUP_BIT: u8 = 0x01;
 
 pub const ETH_P_IPV4: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;

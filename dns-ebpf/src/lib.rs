@@ -37,6 +37,18 @@ pub fn words_at<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<*mut 
     ptr_at::<[u16; N]>(ctx, offset)
 }
 
+/// Unfolded one's complement sum of 16-bit words (native order).
+#[inline(always)]
+pub fn words_sum<const N: usize>(words: &[u16; N]) -> u64 {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < N {
+        sum += words[i] as u64;
+        i += 1;
+    }
+    sum
+}
+
 /// The big-endian 16-bit field at `offset`.
 #[inline(always)]
 pub fn read_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {

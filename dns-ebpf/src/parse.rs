@@ -9,12 +9,13 @@ use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use dns_common::{
     cookie::{CLIENT_COOKIE_LEN, COOKIE_BUF_LEN, EDNS_OPTION_COOKIE, MAX_COOKIE_DATA},
     frame::{
-        DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_ALEN, ETH_DEST, ETH_HLEN,
-        ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_TYPE, IPPROTO_UDP, IPV4_DEST, IPV4_FRAG,
-        IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL, IPV4_SOURCE, IPV4_TOTAL_LEN, IPV4_VERSION_IHL,
-        IPV6_ADDR_LEN, IPV6_DEST, IPV6_HLEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, IPV6_SOURCE, MAX_DNS_OFFSET,
-        MAX_VLAN_TAGS, OPT_FLAGS, OPT_OWNER, OPT_PAYLOAD, OPT_RDLEN, OPT_TYPE, OPT_VERSION, OPTION_HLEN,
-        UDP_CHECKSUM, UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN, VLAN_TYPE, is_ipv6_extension,
+        DNS_ANCOUNT, DNS_ARCOUNT, DNS_FLAGS, DNS_NSCOUNT, DNS_QDCOUNT, ETH_ALEN, ETH_DEST, ETH_GROUP_BIT,
+        ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_SOURCE, ETH_TYPE, IPPROTO_UDP,
+        IPV4_DEST, IPV4_FRAG, IPV4_FRAG_MASK, IPV4_HLEN, IPV4_PROTOCOL, IPV4_SOURCE, IPV4_TOTAL_LEN,
+        IPV4_VERSION_IHL, IPV6_ADDR_LEN, IPV6_DEST, IPV6_HLEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN,
+        IPV6_SOURCE, MAX_DNS_OFFSET, MAX_VLAN_TAGS, OPT_FLAGS, OPT_OWNER, OPT_PAYLOAD, OPT_RDLEN, OPT_TYPE,
+        OPT_VERSION, OPTION_HLEN, UDP_CHECKSUM, UDP_DEST, UDP_HLEN, UDP_LEN, UDP_SOURCE, VLAN_HLEN,
+        VLAN_TYPE, is_ipv6_extension,
     },
     limits::{
         DNS_HEADER_LEN, ECS_OPTION_MASK, ECS_OPTION_MAX_LEN, ECS_OPTION_MIN_LEN, MAX_LABEL_LEN, MAX_LABELS,
@@ -23,11 +24,11 @@ use dns_common::{
     maps::Scratch,
     stats::Outcome,
     wire::{
-        CLASS_IN, EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT,
+        CLASS_IN, EDNS_FLAG_DO, EDNS_OPTION_ECS, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_OPT, csum_fold,
         is_loop_prone_port,
     },
 };
-use dns_ebpf::{ptr_at, read_be16, read_u8};
+use dns_ebpf::{ptr_at, read_be16, read_u8, words_sum};
 
 use crate::{IFACE_MACS, LOCAL_V4, LOCAL_V6, config_port, launder};
 
@@ -101,6 +102,12 @@ pub fn parse_frame(ctx: &XdpContext, scratch: *mut Scratch) -> Result<Frame, Out
             if ip[0] != IPV4_VERSION_IHL || frag & IPV4_FRAG_MASK != 0 {
                 return Err(Outcome::PassUnsupported);
             }
+            // The kernel drops a header whose checksum fails (ip_rcv): never answered.
+            // SAFETY: twenty bytes read as ten 16-bit words, by value.
+            let words: [u16; IPV4_HLEN / 2] = unsafe { core::mem::transmute(ip) };
+            if csum_fold(words_sum(&words)) != 0xffff {
+                return Err(Outcome::PassUnsupported);
+            }
             let total = u16::from_be_bytes([ip[IPV4_TOTAL_LEN], ip[IPV4_TOTAL_LEN + 1]]) as usize;
             if total < IPV4_HLEN || l3 + total > frame_len {
                 return Err(Outcome::PassUnsupported);
@@ -166,6 +173,11 @@ pub fn addressed_to_us(ctx: &XdpContext, f: &Frame) -> Result<(), Outcome> {
     let dest = ptr_at::<[u8; ETH_ALEN]>(ctx, ETH_DEST).ok_or(not_ours)?;
     // SAFETY: ptr_at checked the bounds.
     if unsafe { read_unaligned(dest) } != [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]] {
+        return Err(not_ours);
+    }
+    // A source with the group bit set is no station (IEEE 802): the answer would go to
+    // every host of the segment.
+    if read_u8(ctx, ETH_SOURCE).ok_or(not_ours)? & ETH_GROUP_BIT != 0 {
         return Err(not_ours);
     }
     let source_port = read_be16(ctx, f.l4 + UDP_SOURCE).ok_or(not_ours)?;

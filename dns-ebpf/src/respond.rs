@@ -29,7 +29,7 @@ use dns_common::{
         udp_response_limit,
     },
 };
-use dns_ebpf::{ptr_at, swap_macs, words_at};
+use dns_ebpf::{ptr_at, swap_macs, words_at, words_sum};
 
 use crate::{
     ANSWERS, config_edns_payload,
@@ -412,18 +412,6 @@ fn swap_addresses<const N: usize, const A: usize>(w: &mut [u16; N], source: usiz
     for k in 0..A {
         w.swap(source + k, dest + k);
         sum += w[source + k] as u64 + w[dest + k] as u64;
-    }
-    sum
-}
-
-/// Unfolded one's complement sum of 16-bit words (native order).
-#[inline(always)]
-fn words_sum<const N: usize>(words: &[u16; N]) -> u64 {
-    let mut sum = 0u64;
-    let mut i = 0;
-    while i < N {
-        sum += words[i] as u64;
-        i += 1;
     }
     sum
 }

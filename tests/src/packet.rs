@@ -226,3 +226,60 @@ pub fn check_checksums(frame: &[u8]) -> Result<Vec<u8>, String> {
     }
     Ok(udp[UDP_HLEN..].to_vec())
 }
+
+/// Where a frame's IP header starts and its ethertype, past up to any number of VLAN
+/// tags; None if the frame ends first.
+fn l3_of(frame: &[u8]) -> Option<(usize, u16)> {
+    let mut at = ETH_TYPE;
+    let mut ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
+    while ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        at += VLAN_HLEN;
+        ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
+    }
+    Some((at + 2, ethertype))
+}
+
+/// The UDP payload of an Ethernet frame (VLAN tags, IPv4 with options or IPv6 without
+/// extension headers), as its UDP length says: what the kernel would deliver to a
+/// socket. None if the frame does not hold a well-formed datagram.
+pub fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
+    let (l3, ethertype) = l3_of(frame)?;
+    let (l4, ip_end) = match ethertype {
+        ETH_P_IPV4 => {
+            let ihl = (*frame.get(l3)? & 0xf) as usize * 4;
+            let total = u16::from_be_bytes(frame.get(l3 + 2..l3 + 4)?.try_into().ok()?) as usize;
+            (l3 + ihl, l3 + total)
+        }
+        ETH_P_IPV6 => {
+            let payload = u16::from_be_bytes(frame.get(l3 + 4..l3 + 6)?.try_into().ok()?) as usize;
+            (l3 + IPV6_HLEN, l3 + IPV6_HLEN + payload)
+        }
+        _ => return None,
+    };
+    let udp_len = u16::from_be_bytes(frame.get(l4 + UDP_LEN..l4 + UDP_LEN + 2)?.try_into().ok()?) as usize;
+    if udp_len < UDP_HLEN || l4 + udp_len > ip_end.min(frame.len()) {
+        return None;
+    }
+    frame.get(l4 + UDP_HLEN..l4 + udp_len)
+}
+
+/// The IP source address of an Ethernet frame (past VLAN tags).
+pub fn source_address(frame: &[u8]) -> Option<std::net::IpAddr> {
+    let (l3, ethertype) = l3_of(frame)?;
+    match ethertype {
+        ETH_P_IPV4 => {
+            let a: [u8; 4] = frame.get(l3 + IPV4_SOURCE..l3 + IPV4_SOURCE + 4)?.try_into().ok()?;
+            Some(Ipv4Addr::from(a).into())
+        }
+        ETH_P_IPV6 => {
+            let a: [u8; 16] = frame.get(l3 + IPV6_SOURCE..l3 + IPV6_SOURCE + 16)?.try_into().ok()?;
+            Some(Ipv6Addr::from(a).into())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `reply` is addressed back to the sender of `frame`: MACs swapped.
+pub fn addressed_back(frame: &[u8], reply: &[u8]) -> bool {
+    frame.len() >= 12 && reply.len() >= 12 && reply[..6] == frame[6..12] && reply[6..12] == frame[..6]
+}

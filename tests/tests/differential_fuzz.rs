@@ -12,32 +12,18 @@
 //! `cargo xtask fuzz differential` sets) runs the long campaign. Failures are collected
 //! and reported with the case number, which replays it (`INSTADNS_FUZZ_FIRST=N`).
 
-use std::net::IpAddr;
-
 use hickory_proto::op::Message;
 use tests::{
     data::fixture_sql,
     dns::QueryBuilder,
     fuzz::{Rng, campaign, mutate_frame, mutate_message, report, seed_message, seeds},
-    packet::{Frame, Ips, check_checksums},
+    packet::{Frame, addressed_back, check_checksums, source_address, udp_payload},
     testrun::{FastPathRig, XDP_PASS, XDP_TX},
 };
 
 const DEFAULT_CASES: u64 = 100_000;
 /// Mutations applied to one seed: 1 to this many.
 const MAX_MUTATIONS: u64 = 3;
-
-fn client_of(frame: &Frame) -> IpAddr {
-    match frame.ips {
-        Ips::V4(source, _) => source.into(),
-        Ips::V6(source, _) => source.into(),
-    }
-}
-
-/// Whether `out` is addressed back to the sender of `frame`: MACs swapped.
-fn addressed_back(frame: &[u8], out: &[u8]) -> bool {
-    out.len() >= 12 && out[..6] == frame[6..12] && out[6..12] == frame[..6]
-}
 
 #[test]
 fn xdp_answers_mutated_frames_as_userspace_does_or_passes_them_untouched() {
@@ -73,7 +59,7 @@ fn xdp_answers_mutated_frames_as_userspace_does_or_passes_them_untouched() {
         let failure = match action {
             XDP_TX => {
                 answered += 1;
-                judge_answer(&rig, &frame, &bytes, &out)
+                judge_answer(&rig, &bytes, &out)
             }
             XDP_PASS if out == bytes => {
                 passed += 1;
@@ -93,37 +79,8 @@ fn xdp_answers_mutated_frames_as_userspace_does_or_passes_them_untouched() {
     report(cases, started.elapsed(), &what, &failures);
 }
 
-/// The UDP payload of an Ethernet frame (VLAN tags, IPv4 with options or IPv6 without
-/// extension headers), as its UDP length says; None if the frame does not hold it.
-fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
-    let mut at = 12;
-    let mut ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
-    while ethertype == 0x8100 || ethertype == 0x88a8 {
-        at += 4;
-        ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
-    }
-    let l3 = at + 2;
-    let (l4, ip_end) = match ethertype {
-        0x0800 => {
-            let ihl = (*frame.get(l3)? & 0xf) as usize * 4;
-            let total = u16::from_be_bytes(frame.get(l3 + 2..l3 + 4)?.try_into().ok()?) as usize;
-            (l3 + ihl, l3 + total)
-        }
-        0x86dd => {
-            let payload = u16::from_be_bytes(frame.get(l3 + 4..l3 + 6)?.try_into().ok()?) as usize;
-            (l3 + 40, l3 + 40 + payload)
-        }
-        _ => return None,
-    };
-    let udp_len = u16::from_be_bytes(frame.get(l4 + 4..l4 + 6)?.try_into().ok()?) as usize;
-    if udp_len < 8 || l4 + udp_len > ip_end.min(frame.len()) {
-        return None;
-    }
-    frame.get(l4 + 8..l4 + udp_len)
-}
-
 /// Checks an XDP answer against userspace's; None when it holds.
-fn judge_answer(rig: &FastPathRig, frame: &Frame, bytes: &[u8], out: &[u8]) -> Option<String> {
+fn judge_answer(rig: &FastPathRig, bytes: &[u8], out: &[u8]) -> Option<String> {
     if !addressed_back(bytes, out) {
         return Some("the reply is not addressed back to the sender".into());
     }
@@ -136,7 +93,10 @@ fn judge_answer(rig: &FastPathRig, frame: &Frame, bytes: &[u8], out: &[u8]) -> O
     let Some(payload) = udp_payload(bytes) else {
         return Some("XDP answered a frame that is not a well-formed UDP datagram".into());
     };
-    let Some(from_userspace) = rig.userspace_from(payload, client_of(frame)) else {
+    let Some(client) = source_address(bytes) else {
+        return Some("XDP answered a frame without an IP source address".into());
+    };
+    let Some(from_userspace) = rig.userspace_from(payload, client) else {
         return Some(format!("XDP answered what userspace drops: {from_xdp:02x?}"));
     };
     if from_xdp == from_userspace {

@@ -389,8 +389,9 @@ impl<S: Store> Handler<S> {
             // AXFR is offered over TCP only, IXFR over UDP gets its SOA before this (see
             // `super::transfer`).
             RecordType::AXFR | RecordType::IXFR => return (Arc::new(EncodedAnswer::refused()), 0),
-            // MAILA and MAILB are obsolete (RFC 883): not implemented.
-            RecordType::Unknown(253) | RecordType::Unknown(254) => {
+            // MAILA and MAILB are obsolete (RFC 883), TKEY key agreement (RFC 2930) is
+            // not offered: not implemented.
+            RecordType::Unknown(253) | RecordType::Unknown(254) | RecordType::Unknown(249) => {
                 return (Arc::new(EncodedAnswer::empty(rcode::NOTIMP, false)), 0);
             }
             _ => {}

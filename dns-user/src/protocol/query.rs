@@ -275,7 +275,9 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, Rejection> {
     {
         return Err(error(rcode::BADVERS, question_len, edns));
     }
-    if qtype == TYPE_OPT {
+    // Records only a message carries (RFC 6891 6.1.1, RFC 8945 4.2) are never asked
+    // for: FORMERR, as BIND answers them.
+    if qtype == TYPE_OPT || qtype == TYPE_TSIG {
         return Err(error(rcode::FORMERR, question_len, edns));
     }
     let question = &msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len];
