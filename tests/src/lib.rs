@@ -8,6 +8,7 @@ pub mod db;
 pub mod dig;
 pub mod dns;
 pub mod fuzz;
+pub mod garbage;
 pub mod load;
 pub mod netns;
 pub mod packet;

@@ -1,6 +1,7 @@
 //! The seed corpora of the libFuzzer targets (`dns-user/fuzz`, issue 18) are made from
 //! the fixtures: the fuzzing seeds' queries, signed queries, transfers, updates and
-//! notifies, slots of real answers, exported zones and the documented configuration.
+//! notifies, the garbage corpus's messages, slots of real answers, exported zones and
+//! the documented configuration.
 //! This test checks that the committed corpora are exactly what the fixtures make now;
 //! `INSTADNS_WRITE_CORPUS=1` rewrites them.
 
@@ -113,7 +114,15 @@ fn corpora() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         .map(|(i, (q, v6))| [vec![(i % 2) as u8 | if *v6 { 2 } else { 0 }], q.clone()].concat())
         .collect();
     handler.extend(updates().into_iter().map(|u| [vec![1], u].concat()));
-    let query: Vec<Vec<u8>> = queries.iter().map(|(q, _)| q.clone()).collect();
+    let mut query: Vec<Vec<u8>> = queries.iter().map(|(q, _)| q.clone()).collect();
+    // The garbage corpus's DNS messages (those that reach a socket), over UDP.
+    let garbage: Vec<Vec<u8>> = tests::garbage::cases()
+        .iter()
+        .filter(|c| c.userspace != tests::garbage::Userspace::Kernel)
+        .filter_map(|c| tests::packet::udp_payload(&c.frame).map(<[u8]>::to_vec))
+        .collect();
+    handler.extend(garbage.iter().map(|g| [vec![0], g.clone()].concat()));
+    query.extend(garbage);
     let mut names: Vec<Vec<u8>> = seeds().iter().map(|s| wire_name(s.name)).collect();
     names.dedup();
     // Compressed names: a message whose answers point back into the question.
