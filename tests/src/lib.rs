@@ -13,6 +13,7 @@ pub mod load;
 pub mod netns;
 pub mod packet;
 pub mod postgres;
+pub mod proxy;
 pub mod server;
 pub mod testrun;
 pub mod tls;

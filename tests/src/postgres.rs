@@ -109,6 +109,11 @@ impl PgServer {
         server
     }
 
+    /// The server's Unix socket (what a [`crate::proxy::FaultProxy`] forwards to).
+    pub fn unix_socket(&self) -> PathBuf {
+        self.dir.path().join("sock/.s.PGSQL.5432")
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -299,6 +299,35 @@ pub fn render(handler: &Handler<Database>, status: &DaemonStatus) -> String {
         "Misses over their zone's database lookup budget (answered stale or SERVFAIL).",
     );
     let _ = writeln!(out, "instadns_lookups_over_budget_total {}", s.over_budget.load(Ordering::Relaxed));
+    if let Some(pg) = handler.resolver().store().postgres() {
+        let breaker = pg.breaker();
+        help(
+            &mut out,
+            "instadns_database_breaker_open",
+            "gauge",
+            "1 while PostgreSQL statements fail at once because the database failed to answer a moment ago.",
+        );
+        let _ = writeln!(out, "instadns_database_breaker_open {}", u8::from(breaker.is_open()));
+        help(
+            &mut out,
+            "instadns_database_breaker_trips_total",
+            "counter",
+            "Times the database stopped answering (unreachable or silent past the statement deadline).",
+        );
+        let _ =
+            writeln!(out, "instadns_database_breaker_trips_total {}", breaker.opened.load(Ordering::Relaxed));
+        help(
+            &mut out,
+            "instadns_database_statements_refused_total",
+            "counter",
+            "Statements failed at once while the breaker was open.",
+        );
+        let _ = writeln!(
+            out,
+            "instadns_database_statements_refused_total {}",
+            breaker.refused.load(Ordering::Relaxed)
+        );
+    }
     render_rrl(handler, &mut out);
     help(
         &mut out,

@@ -8,6 +8,7 @@
 
 pub mod acme;
 pub mod audit;
+pub mod breaker;
 pub mod byo;
 mod catalog;
 pub mod changes;

@@ -12,6 +12,7 @@ use tokio_postgres::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::breaker::{BACKOFF, Breaker, Verdict};
 use super::{
     StoreError,
     schema::postgres_migrations,
@@ -22,6 +23,17 @@ use super::{
 const POOL_SIZE: usize = 16;
 /// How long a statement may wait for a connection before the database counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How much longer than the statement timeout we wait for a statement's answer before
+/// the connection counts as dead (a stalled link, a vanished server): the server's own
+/// cancel normally answers first.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// TCP keepalive on idle connections (the LISTEN one): first probe after this, then
+/// every KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES unanswered probes close it.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Data sent and not acknowledged for this long closes the connection (TCP_USER_TIMEOUT).
+const UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -30,6 +42,11 @@ pub struct PgStore {
     /// For connections outside the pool (LISTEN).
     config: std::sync::Arc<tokio_postgres::Config>,
     tls: Option<MakeRustlsConnect>,
+    /// How long a statement's answer may take on our side (see [`DEADLINE_MARGIN`]);
+    /// set for the serving daemon, which also keeps statements away from a database
+    /// that stopped answering (the breaker).
+    deadline: Option<Duration>,
+    breaker: std::sync::Arc<Breaker>,
 }
 
 fn unavailable(e: impl std::error::Error) -> StoreError {
@@ -54,6 +71,14 @@ impl PgStore {
         config.ssl_mode(tls.ssl_mode());
         let tls = tls.connector(url)?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A link that dies quietly (a partition) closes its connections instead of
+        // leaving them waiting for minutes of retransmissions.
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(UNACKNOWLEDGED_TIMEOUT);
         if let Some(timeout) = statement_timeout {
             // Every wait has a deadline: a slow statement fails (the database counts as
             // unavailable for it) instead of holding a connection.
@@ -71,7 +96,9 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
-        let store = Self { pool, url: url.to_owned(), config: std::sync::Arc::new(config), tls };
+        let deadline = statement_timeout.map(|t| t + DEADLINE_MARGIN);
+        let config = std::sync::Arc::new(config);
+        let store = Self { pool, url: url.to_owned(), config, tls, deadline, breaker: Default::default() };
         store.query("SELECT 1", vec![]).await?;
         Ok(store)
     }
@@ -84,12 +111,50 @@ impl PgStore {
         self.pool.get().await.map_err(unavailable)
     }
 
+    /// Runs `work` on a pooled connection within the deadline. A connection whose
+    /// answer did not come in time leaves the pool: its link may never deliver again,
+    /// and a late answer would arrive on it anyway.
+    /// While the serving daemon's breaker is open (the database failed to answer a
+    /// moment ago), the statement fails at once as unavailable, but for one probe.
+    async fn on_connection<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(deadline) = self.deadline else { return work(&mut self.client().await?).await };
+        let verdict = self.breaker.verdict();
+        if verdict == Verdict::StayAway {
+            return Err(StoreError::Unavailable(format!(
+                "the database failed to answer less than {BACKOFF:?} ago (it is probed again then)"
+            )));
+        }
+        let result = async {
+            let mut client = self.client().await?;
+            match tokio::time::timeout(deadline, work(&mut client)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    drop(deadpool_postgres::Client::take(client));
+                    Err(StoreError::Unavailable(format!("the database did not answer within {deadline:?}")))
+                }
+            }
+        }
+        .await;
+        self.breaker.record(verdict, !result.as_ref().is_err_and(StoreError::is_unavailable));
+        result
+    }
+
+    /// The serving daemon's breaker (see [`Breaker`]), for metrics.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(sql).await?;
-        let boxed = to_params(&params);
-        let rows = client.query(&stmt, &refs(&boxed)).await?;
-        rows.iter().map(from_row).collect()
+        self.on_connection(async |client| {
+            let stmt = client.prepare_cached(sql).await?;
+            let boxed = to_params(&params);
+            let rows = client.query(&stmt, &refs(&boxed)).await?;
+            rows.iter().map(from_row).collect()
+        })
+        .await
     }
 
     /// Runs the statements in one transaction, only if each guard (a query returning
@@ -101,7 +166,14 @@ impl PgStore {
         guards: Vec<Statement>,
         statements: Vec<Statement>,
     ) -> Result<Result<Vec<(Vec<Row>, u64)>, usize>, StoreError> {
-        let mut client = self.client().await?;
+        self.on_connection(async |client| Self::guarded_on(client, &guards, &statements).await).await
+    }
+
+    async fn guarded_on(
+        client: &mut deadpool_postgres::Client,
+        guards: &[Statement],
+        statements: &[Statement],
+    ) -> Result<Result<Vec<(Vec<Row>, u64)>, usize>, StoreError> {
         let tx = client.transaction().await?;
         for (index, (sql, params)) in guards.iter().enumerate() {
             let boxed = to_params(params);
@@ -116,7 +188,7 @@ impl PgStore {
             }
         }
         let mut results = Vec::with_capacity(statements.len());
-        for (sql, params) in &statements {
+        for (sql, params) in statements {
             let boxed = to_params(params);
             let stmt = tx.prepare(sql.as_str()).await?;
             results.push(if stmt.columns().is_empty() {
