@@ -283,3 +283,61 @@ fn postgresql_behind_a_slow_stalled_or_resetting_link_answers_stay_bounded_and_r
     assert!(got.iter().all(|g| matches!(g, Some((0, _)))), "lookups work again after the resets: {got:?}");
     assert_eq!(d.server.sample("instadns_database_breaker_open"), 0.0, "the breaker closed again");
 }
+
+/// Another writer holds the SQLite database locked for 8 s (a long transaction of some
+/// other tool): the daemon keeps answering, from XDP and from the database (WAL readers
+/// are not blocked); a CLI write that cannot get the lock within the 5 s busy timeout
+/// fails saying so and what to do, with nothing committed; one that starts later waits
+/// for the lock instead of failing, commits, and reaches the answers.
+#[test]
+fn a_sqlite_database_held_locked_by_another_writer_delays_writes_without_losing_them_or_answers() {
+    let d = Deployment::start(&["--xdp-mode", "native"]);
+    let db = d.db();
+    let blog = QueryBuilder::new("blog.alice.example.org", RecordType::A).bytes();
+    poll_until(&d.rig, server(), &blog, Duration::from_secs(5), |r| !answer_data(r).is_empty())
+        .expect("the demo data is answered");
+    const HELD: Duration = Duration::from_secs(8);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).expect("another writer");
+            conn.execute_batch("BEGIN EXCLUSIVE; UPDATE zones SET soa_refresh = soa_refresh;")
+                .expect("the lock");
+            locked_tx.send(std::time::Instant::now()).expect("locked");
+            std::thread::sleep(HELD);
+            conn.execute_batch("COMMIT").expect("releasing the lock");
+        })
+    };
+    let locked_at = locked_rx.recv().expect("the lock is held");
+
+    // Answers go on: from XDP, and a name never asked before from the database.
+    poll_until(&d.rig, server(), &blog, Duration::from_secs(1), |r| !answer_data(r).is_empty())
+        .unwrap_or_else(|| panic!("not answered while the database is locked\n{}", d.server.log_text()));
+    let shop = QueryBuilder::new("shop.bob.example.org", RecordType::A).bytes();
+    poll_until(&d.rig, server(), &shop, Duration::from_secs(2), |r| answer_data(r) == ["192.0.2.2"])
+        .unwrap_or_else(|| panic!("a lookup while the database is locked\n{}", d.server.log_text()));
+
+    // A write that cannot get the lock in time fails clearly, committing nothing.
+    let failed =
+        cli_run(&db, &["instance", "add", "700011", "--cluster", "mt2", "--name", "early", "--owner", "zed"]);
+    assert_ne!(failed.code, 0, "a write past the busy timeout fails: {}", failed.stdout);
+    assert!(
+        failed.stderr.contains("locked by another writer") && failed.stderr.contains("retry"),
+        "the error says what happened and what to do: {}",
+        failed.stderr
+    );
+    assert!(!failed.stderr.contains("panicked"), "{}", failed.stderr);
+    // One that starts less than the busy timeout before the lock goes waits for it.
+    let wait = (locked_at + HELD).saturating_duration_since(std::time::Instant::now());
+    std::thread::sleep(wait.saturating_sub(Duration::from_secs(3)));
+    let waited =
+        cli_run(&db, &["instance", "add", "700012", "--cluster", "mt2", "--name", "late", "--owner", "zed"]);
+    assert_eq!(waited.code, 0, "a write within the busy timeout waits and commits: {}", waited.stderr);
+    holder.join().expect("the other writer");
+    let late = QueryBuilder::new("late.zed.example.org", RecordType::A).bytes();
+    poll_until(&d.rig, server(), &late, Duration::from_secs(5), |r| answer_data(r) == ["192.0.2.2"])
+        .unwrap_or_else(|| panic!("the waited write is not answered\n{}", d.server.log_text()));
+    let list = cli(&db, &["instance", "list"]);
+    assert!(!list.contains("700011") && list.contains("700012"), "{list}");
+}

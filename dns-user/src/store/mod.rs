@@ -83,6 +83,18 @@ impl From<rusqlite::Error> for StoreError {
                  (nothing of this write was committed)"
                     .into(),
             ),
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                Self::Unavailable(format!(
+                    "the SQLite database stayed locked by another writer for {} s (a long transaction \
+                     elsewhere?): retry when it is done (nothing of this write was committed)",
+                    sqlite::BUSY_TIMEOUT.as_secs()
+                ))
+            }
             _ => Self::Sqlite(e),
         }
     }

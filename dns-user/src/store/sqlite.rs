@@ -16,7 +16,7 @@ use super::{
 };
 
 /// How long a writer waits for another writer (the daemon, another CLI) to finish.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most idle connections kept for reuse.
 const MAX_IDLE_CONNECTIONS: usize = 8;
 /// Most statements running at once (each on its own connection and blocking thread).
