@@ -80,6 +80,14 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Set up, then soak (as root): the release build under UDP and TCP load while an
+    /// instance moves every 10 ms, checking memory, map fill and every answer against
+    /// the database; writes benchmarks/soak.md. `cargo xtask test` runs 20 s of it.
+    Soak {
+        /// How long the load runs.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
     /// Build the release binary and install it with a configuration file (kept if it
     /// exists), a state directory and a systemd unit; a manifest records what was added.
     Install(install::InstallArgs),
@@ -140,6 +148,15 @@ fn run_task(cli: Cli) -> Result<()> {
         Task::Fuzz { target, cases, first, seconds } => {
             setup::setup()?;
             fuzz::fuzz(&root, target, cases, first, seconds)
+        }
+        Task::Soak { seconds } => {
+            setup::setup()?;
+            build_release()?;
+            run(Command::new("cargo")
+                .env("INSTADNS_BIN", root.join("target/release/instadns"))
+                .env("INSTADNS_SOAK_SECONDS", seconds.to_string())
+                .env("INSTADNS_SOAK_REPORT", root.join("benchmarks/soak.md"))
+                .args(["test", "--release", "--package", "tests", "--test", "soak", "--", "--nocapture"]))
         }
         Task::Bench { suite, quick, servers } => {
             setup::setup()?;
