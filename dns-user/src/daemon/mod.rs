@@ -71,7 +71,7 @@ async fn warm(handler: &Handler<Database>, keys: Vec<CacheKey>) {
 }
 
 /// Opens the database; a fleet node may start before it, so an unreachable one is
-/// retried (other errors, and every SQLite error, are final).
+/// retried, as is a SQLite file another writer holds locked (other errors are final).
 async fn open_database(config: &Config) -> Result<Database> {
     let timeout = Duration::from_millis(config.database.statement_timeout_ms);
     let mut db = loop {
