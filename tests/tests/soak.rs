@@ -317,9 +317,11 @@ fn soak_under_udp_and_tcp_load_with_a_change_every_10_ms_memory_stays_bounded_an
     let last = samples.last().map_or(0, |s| s.rss);
     let most_names = samples.iter().map(|s| s.names).fold(0.0, f64::max);
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let bin = tests::server::instadns_bin();
+    let build = bin.parent().and_then(|p| p.file_name()).map_or("?".into(), |n| n.to_string_lossy());
     let report = format!(
         "# Soak: UDP and TCP load with an instance moved every 10 ms\n\n\
-         `cargo xtask soak` ({}, on SQLite, native XDP on a veth rig; {} s).\n\n\
+         `cargo xtask soak` (the {} build, on SQLite, native XDP on a veth rig; {} s).\n\n\
          | | UDP | TCP |\n| --- | ---: | ---: |\n\
          | queries sent | {} | {} |\n| answered | {} | {} |\n\
          | answers naming a cluster the instance was not in (within {} ms) | {} | {} |\n\
@@ -327,7 +329,7 @@ fn soak_under_udp_and_tcp_load_with_a_change_every_10_ms_memory_stays_bounded_an
          Changes committed: {} ({:.0}/s). Daemon RSS: {:.1} MiB after the warm-up, peak {:.1} MiB, \
          at the end {:.1} MiB (bound: +{} MiB). Names in the XDP name maps: at most {} \
          ({} instances asked for).\n",
-        tests::server::instadns_bin().display(),
+        build,
         elapsed.as_secs(),
         get(&udp.sent),
         get(&tcp.sent),
