@@ -1282,7 +1282,8 @@ fn response_cookie(dns: &[u8]) -> (Vec<u8>, Vec<u8>) {
 /// server's format get a fresh one, with the answer (section 5.2.3); with Client Subnet
 /// both options come back; IPv6 too. Every response is exactly userspace's, and every
 /// server cookie checks against an independent SipHash-2-4. Malformed cookies go up for
-/// FORMERR; a client proven by its cookie is not rate limited.
+/// FORMERR; errors (BADVERS, FORMERR) carry the cookie; a client proven by its cookie is
+/// not rate limited, for answers and errors alike.
 #[test]
 fn dns_cookies_are_answered_in_the_kernel_exactly_as_userspace_answers_them() {
     use instadns::fastpath::{cookies::CookieSettings, rrl::RrlSettings};
@@ -1407,6 +1408,35 @@ fn dns_cookies_are_answered_in_the_kernel_exactly_as_userspace_answers_them() {
         assert_eq!(response[3] & 0xf, FORMERR as u8, "{description}: FORMERR");
     }
 
+    // Errors after the OPT record was read carry the cookie too (RFC 7873 section 5.2):
+    // BADVERS for EDNS version 1, FORMERR for a question of type OPT, each with the
+    // client cookie echoed and a valid server cookie of ours. Both come from userspace.
+    let badvers = q(name, RecordType::A).edns(EdnsQuery {
+        version: 1,
+        options: vec![(10, cc.to_vec())],
+        ..Default::default()
+    });
+    let mut opt_question = with_options(vec![(10, cc.to_vec())]);
+    opt_question.qtype = 41;
+    for (description, bytes, rcode, outcome) in [
+        ("BADVERS", badvers.bytes(), BADVERS, Outcome::PassUnsupported),
+        // The kernel holds no answer of type OPT: a miss.
+        ("FORMERR for QTYPE OPT", opt_question.bytes(), FORMERR, Outcome::Miss),
+    ] {
+        run_table(&rig, &[Fixture::pass(description, Frame::v4(bytes.clone()).build(), outcome)]);
+        let response = rig.userspace_from(&bytes, client_v4).expect("an error response");
+        let edns = Message::from_vec(&response).expect("the error parses").edns.expect("with OPT");
+        let got_rcode = (response[3] & 0xf) as u16 | (edns.rcode_high() as u16) << 4;
+        assert_eq!(got_rcode, rcode, "{description}");
+        let (echoed, server) = response_cookie(&response);
+        assert_eq!(echoed, cc.to_vec(), "{description}: the client cookie is echoed");
+        assert_eq!(
+            server,
+            rfc9018_cookie(&SECRET, &cc, now_of(&server), &v4),
+            "{description}: a valid server cookie of ours"
+        );
+    }
+
     // Proven by a valid cookie, a client is not rate limited; without one it is.
     at_start_of_second();
     let unproven = q(name, RecordType::A).bytes();
@@ -1424,10 +1454,20 @@ fn dns_cookies_are_answered_in_the_kernel_exactly_as_userspace_answers_them() {
     assert_eq!(rig.userspace_from(&unproven, limited), None, "userspace limits it too");
     // A valid cookie for this client's address (the one above was for CLIENT_V4).
     let its = cookie(&rfc9018_cookie(&SECRET, &cc, now, &[198, 18, 44, 1]));
-    let proven = with_options(vec![(10, its)]).bytes();
+    let proven = with_options(vec![(10, its.clone())]).bytes();
     let actions: Vec<u32> = (0..10).map(|_| rig.run(&frame(&proven).build()).0).collect();
     assert!(actions.iter().all(|a| *a == XDP_TX), "with a valid cookie: always answered, {actions:?}");
     assert!(rig.userspace_from(&proven, limited).is_some(), "userspace exempts it too");
+    // Errors too: a proven client's BADVERS is never limited, an unproven one's is.
+    let badvers_with = |options: Vec<(u16, Vec<u8>)>| {
+        q(name, RecordType::A).edns(EdnsQuery { version: 1, options, ..Default::default() }).bytes()
+    };
+    let proven_error = badvers_with(vec![(10, its)]);
+    let answered = (0..6).filter(|_| rig.userspace_from(&proven_error, limited).is_some()).count();
+    assert_eq!(answered, 6, "a proven client's errors are not rate limited");
+    let unproven_error = badvers_with(vec![]);
+    let answered = (0..6).filter(|_| rig.userspace_from(&unproven_error, limited).is_some()).count();
+    assert!(answered < 6, "an unproven client's errors are rate limited: {answered} of 6 answered");
 }
 
 /// The timestamp of a server cookie.

@@ -171,11 +171,12 @@ impl<S: Store> Handler<S> {
         let query = match parse_query(msg) {
             Ok(q) => q,
             Err(rejection) => {
-                let response = self.reject(msg, &rejection)?;
-                // Errors are limited like answers (CVE-2024-2169: error loops).
+                let (response, proven) = self.reject_from(msg, &rejection, client);
+                // Errors are limited like answers (CVE-2024-2169: error loops), but for
+                // a client whose cookie proved its address.
                 return match transport {
-                    Transport::Udp => self.limit_error(response, client),
-                    Transport::Tcp => Some(response),
+                    Transport::Udp if !proven => self.limit_error(response?, client),
+                    _ => response,
                 };
             }
         };
@@ -233,7 +234,23 @@ impl<S: Store> Handler<S> {
         if let Rejection::Error { rcode, .. } = rejection {
             self.count_rcode(*rcode);
         }
-        error_response(msg, rejection, self.edns_payload)
+        error_response(msg, rejection, self.edns_payload, None)
+    }
+
+    /// The same for a query from `client`: a client cookie in its OPT record gets our
+    /// server cookie back with the error, as with an answer (RFC 7873 section 5.2).
+    /// Also says whether a valid server cookie proved the client's address.
+    fn reject_from(&self, msg: &[u8], rejection: &Rejection, client: IpAddr) -> (Option<Vec<u8>>, bool) {
+        let Rejection::Error { rcode, edns: Some(edns), .. } = rejection else {
+            return (self.reject(msg, rejection), false);
+        };
+        self.count_rcode(*rcode);
+        let cookie = edns.cookie.and_then(|c| self.cookies.respond(&c, client));
+        if let Some((_, check)) = cookie {
+            self.stats.cookies[check as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        let proven = cookie.is_some_and(|(_, check)| check.is_valid());
+        (error_response(msg, rejection, self.edns_payload, cookie.as_ref().map(|(c, _)| c)), proven)
     }
 
     /// The response to `query`, leaving `reserve` bytes of the UDP limit free (for a TSIG

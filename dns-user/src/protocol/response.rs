@@ -70,9 +70,7 @@ fn assemble(
         .map(|s| s.response_option(echo.subnet_scope))
         .unwrap_or_default();
     if let (Some(cookie), Some(_)) = (echo.cookie, query.edns) {
-        options.extend_from_slice(&EDNS_OPTION_COOKIE.to_be_bytes());
-        options.extend_from_slice(&(COOKIE_DATA_LEN as u16).to_be_bytes());
-        options.extend_from_slice(&cookie);
+        push_cookie_option(&mut options, &cookie);
     }
     let options = options.as_slice();
     let opt_len = if query.edns.is_some() { 11 + options.len() } else { 0 };
@@ -118,9 +116,22 @@ fn assemble(
     out
 }
 
+/// The COOKIE option (RFC 7873 section 4) holding `cookie` (client and server cookie).
+fn push_cookie_option(options: &mut Vec<u8>, cookie: &[u8; COOKIE_DATA_LEN]) {
+    options.extend_from_slice(&EDNS_OPTION_COOKIE.to_be_bytes());
+    options.extend_from_slice(&(COOKIE_DATA_LEN as u16).to_be_bytes());
+    options.extend_from_slice(cookie);
+}
+
 /// The response to a rejected query: the error RCODE, the question if it parsed, our
-/// OPT record if the query had one (with BADVERS in its extended RCODE bits).
-pub fn error_response(msg: &[u8], rejection: &Rejection, our_payload: u16) -> Option<Vec<u8>> {
+/// OPT record if the query had one (with BADVERS in its extended RCODE bits), holding
+/// `cookie` if given (RFC 7873 section 5.2: errors carry the server cookie too).
+pub fn error_response(
+    msg: &[u8],
+    rejection: &Rejection,
+    our_payload: u16,
+    cookie: Option<&[u8; COOKIE_DATA_LEN]>,
+) -> Option<Vec<u8>> {
     let Rejection::Error { id, flags, rcode, question_len, edns } = *rejection else {
         return None;
     };
@@ -137,7 +148,14 @@ pub fn error_response(msg: &[u8], rejection: &Rejection, our_payload: u16) -> Op
     );
     out.extend_from_slice(&msg[DNS_HEADER_LEN..DNS_HEADER_LEN + question_len]);
     if let Some(edns) = edns {
-        out.extend_from_slice(&opt_record(our_payload, (rcode >> 4) as u8, edns.dnssec_ok));
+        let mut opt = opt_record(our_payload, (rcode >> 4) as u8, edns.dnssec_ok);
+        let mut options = Vec::new();
+        if let Some(cookie) = cookie {
+            push_cookie_option(&mut options, cookie);
+        }
+        opt[9..11].copy_from_slice(&(options.len() as u16).to_be_bytes());
+        out.extend_from_slice(&opt);
+        out.extend_from_slice(&options);
     }
     Some(out)
 }
@@ -201,7 +219,7 @@ mod tests {
             Err(Rejection::Error { rcode, edns: Some(e), .. }) => {
                 assert_eq!(rcode, rcode::BADVERS);
                 assert!(e.dnssec_ok);
-                let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
+                let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232, None).unwrap();
                 // RCODE low bits 0, extended RCODE 1 in the OPT TTL, version 0.
                 assert_eq!(r[3] & 0xf, 0);
                 assert_eq!(&r[r.len() - 11..], &opt_record(1232, 1, true));
@@ -214,14 +232,14 @@ mod tests {
     fn unknown_opcodes_get_notimp_with_the_question() {
         let m = query_bytes(NAME, 1, [0x2 << 3, 0], &[], 0);
         let rejection = parse_query(&m).unwrap_err();
-        let r = error_response(&m, &rejection, 1232).unwrap();
+        let r = error_response(&m, &rejection, 1232, None).unwrap();
         assert_eq!(r[3] & 0xf, rcode::NOTIMP as u8);
         assert_eq!(r[2] & FLAG1_OPCODE_MASK, 0x2 << 3, "opcode echoed");
         assert_eq!(&r[12..], &m[12..]);
         // Every header flag set (AA, TC, RD; RA, Z, AD, CD): only the opcode, RD and QR,
         // no AA, and the RCODE.
         let m = query_bytes(NAME, 1, [(0x2 << 3) | 0x07, 0xf0], &[], 0);
-        let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232).unwrap();
+        let r = error_response(&m, &parse_query(&m).unwrap_err(), 1232, None).unwrap();
         assert_eq!(r[2..4], [0x80 | (0x2 << 3) | 0x01, rcode::NOTIMP as u8]);
     }
 }
