@@ -61,9 +61,16 @@ impl ChangeCursor {
         cursor
     }
 
-    /// Reads the newest changes' ids: call before loading what they describe.
+    /// Reads the newest changes' ids: call before loading what they describe. A log
+    /// pruned empty still has a newest id, its pruned mark: the cursor starts there
+    /// (from 0, every catch-up would take the empty log for missed changes and reload
+    /// everything again, once a second).
     pub async fn start(db: &Database) -> Result<Self, StoreError> {
-        Ok(Self::from_seen(&db.newest_change_ids(START_WINDOW).await?, Instant::now()))
+        let ids = db.newest_change_ids(START_WINDOW).await?;
+        let (_, pruned_through) = db.log_bounds().await?;
+        let mut cursor = Self::from_seen(&ids, Instant::now());
+        cursor.newest = cursor.newest.max(pruned_through);
+        Ok(cursor)
     }
 
     pub fn newest(&self) -> i64 {
