@@ -380,7 +380,7 @@ pub fn cases() -> Vec<Case> {
         HIT_NXDOMAIN,
         Rcode(NXDOMAIN),
     );
-    // Names in no zone of ours are refused (RFC 8906 section 3.1.2).
+    // Names in no zone of ours are refused: we are authoritative only.
     c.dns("name-root", question(&[0], 1, 1), MISS, Rcode(REFUSED));
     c.dns("name-another-zone", QueryBuilder::new("example.net", RecordType::A).bytes(), MISS, Rcode(REFUSED));
     c.dns("name-a-zone-s-parent", QueryBuilder::new("org", RecordType::SOA).bytes(), MISS, Rcode(REFUSED));
@@ -523,7 +523,7 @@ pub fn cases() -> Vec<Case> {
         Rcode(FORMERR),
     );
     // Options a server ignores (unknown codes, NSID it does not send, keepalive over
-    // UDP: RFC 7828 3.2.1, padding: RFC 7830).
+    // UDP: RFC 7828, padding: RFC 7830).
     for (what, options) in [
         ("unknown-empty", vec![(65001u16, vec![])]),
         ("unknown-with-data", vec![(65001, vec![1, 2, 3, 4, 5])]),

@@ -15,7 +15,7 @@ use std::{
 pub const BACKOFF: Duration = Duration::from_secs(1);
 
 pub struct Breaker {
-    /// Milliseconds since `epoch` until which misses stay away; 0: closed.
+    /// Milliseconds since `epoch` until which statements stay away; 0: closed.
     open_until_ms: AtomicU64,
     /// A probe is under way.
     probing: AtomicBool,
@@ -95,7 +95,7 @@ mod breaker_tests {
     use super::*;
 
     #[test]
-    fn a_failure_keeps_misses_away_then_one_probe_at_a_time_closes_it() {
+    fn a_failure_keeps_statements_away_then_one_probe_at_a_time_closes_it() {
         let b = Breaker::default();
         assert_eq!(b.verdict(), Verdict::Ask);
         b.record(Verdict::Ask, false);
