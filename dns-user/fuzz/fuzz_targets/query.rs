@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(rejection) => {
-            if let Some(response) = error_response(data, &rejection, OUR_PAYLOAD)
+            if let Some(response) = error_response(data, &rejection, OUR_PAYLOAD, None)
                 && let Some(why) = judge_response(data, &response, Transport::Udp)
             {
                 panic!("error response: {why}\n  query {data:02x?}");

@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use tests::{fuzz::judge_response, testrun::OUR_PAYLOAD};
 
 fn check(data: &[u8], what: &str, rejection: &Rejection) {
-    if let Some(response) = error_response(data, rejection, OUR_PAYLOAD)
+    if let Some(response) = error_response(data, rejection, OUR_PAYLOAD, None)
         && let Some(why) = judge_response(data, &response, Transport::Udp)
     {
         panic!("{what}: {why}\n  request {data:02x?}");
