@@ -8,6 +8,7 @@ use std::{
 };
 
 use dns_common::{
+    cookie::COOKIE_DATA_LEN,
     maps::key_check,
     rrl::Verdict,
     wire::{CLASS_IN, FLAG1_OPCODE_MASK, FLAG1_QR, FLAG1_TC, TYPE_IXFR, TYPE_SOA, rcode, udp_response_limit},
@@ -27,8 +28,8 @@ use crate::{
     },
     model::{key::Operation, time::unix_now},
     protocol::{
-        CacheKey, Echo, EncodeError, EncodedAnswer, Query, Rejection, Sections, Steered, VariantChoice,
-        display_wire_name, encode, error_response,
+        CacheKey, CookieOption, Echo, EncodeError, EncodedAnswer, Query, Rejection, Sections, Steered,
+        VariantChoice, display_wire_name, encode, error_response,
         name::{NameError, name_from_wire},
         parse_query, response, truncated_response,
         tsig::{self, TsigFailure, TsigRecord},
@@ -231,26 +232,46 @@ impl<S: Store> Handler<S> {
     }
 
     pub(super) fn reject(&self, msg: &[u8], rejection: &Rejection) -> Option<Vec<u8>> {
-        if let Rejection::Error { rcode, .. } = rejection {
-            self.count_rcode(*rcode);
-        }
-        error_response(msg, rejection, self.edns_payload, None)
+        self.reject_carrying(msg, rejection, None)
     }
 
     /// The same for a query from `client`: a client cookie in its OPT record gets our
     /// server cookie back with the error, as with an answer (RFC 7873 section 5.2).
     /// Also says whether a valid server cookie proved the client's address.
     fn reject_from(&self, msg: &[u8], rejection: &Rejection, client: IpAddr) -> (Option<Vec<u8>>, bool) {
-        let Rejection::Error { rcode, edns: Some(edns), .. } = rejection else {
-            return (self.reject(msg, rejection), false);
+        let sent = match rejection {
+            Rejection::Error { edns: Some(edns), .. } => edns.cookie,
+            _ => None,
         };
-        self.count_rcode(*rcode);
-        let cookie = edns.cookie.and_then(|c| self.cookies.respond(&c, client));
-        if let Some((_, check)) = cookie {
-            self.stats.cookies[check as usize].fetch_add(1, Ordering::Relaxed);
+        let (cookie, proven) = self.server_cookie(sent, client);
+        (self.reject_carrying(msg, rejection, cookie.as_ref()), proven)
+    }
+
+    fn reject_carrying(
+        &self,
+        msg: &[u8],
+        rejection: &Rejection,
+        cookie: Option<&[u8; COOKIE_DATA_LEN]>,
+    ) -> Option<Vec<u8>> {
+        if let Rejection::Error { rcode, .. } = rejection {
+            self.count_rcode(*rcode);
         }
-        let proven = cookie.is_some_and(|(_, check)| check.is_valid());
-        (error_response(msg, rejection, self.edns_payload, cookie.as_ref().map(|(c, _)| c)), proven)
+        error_response(msg, rejection, self.edns_payload, cookie)
+    }
+
+    /// The COOKIE option data a response to `sent` carries (the client cookie and our
+    /// server cookie), counted by what the server cookie sent was worth, and whether it
+    /// proved the client's address (RFC 7873 section 5.2).
+    fn server_cookie(
+        &self,
+        sent: Option<CookieOption>,
+        client: IpAddr,
+    ) -> (Option<[u8; COOKIE_DATA_LEN]>, bool) {
+        let Some((cookie, check)) = sent.and_then(|c| self.cookies.respond(&c, client)) else {
+            return (None, false);
+        };
+        self.stats.cookies[check as usize].fetch_add(1, Ordering::Relaxed);
+        (Some(cookie), check.is_valid())
     }
 
     /// The response to `query`, leaving `reserve` bytes of the UDP limit free (for a TSIG
@@ -274,13 +295,8 @@ impl<S: Store> Handler<S> {
             ),
             Transport::Tcp => None,
         };
-        // RFC 7873 section 5.2: a valid server cookie proves the client's address.
-        let cookie = query.edns.and_then(|e| e.cookie).and_then(|c| self.cookies.respond(&c, client));
-        if let Some((_, check)) = cookie {
-            self.stats.cookies[check as usize].fetch_add(1, Ordering::Relaxed);
-        }
-        let proven = cookie.is_some_and(|(_, check)| check.is_valid());
-        let echo = Echo { subnet_scope: scope, cookie: cookie.map(|(c, _)| c) };
+        let (cookie, proven) = self.server_cookie(query.edns.and_then(|e| e.cookie), client);
+        let echo = Echo { subnet_scope: scope, cookie };
         // The token is worked out only when something is limited (RRL on, client unproven).
         if transport == Transport::Udp && !proven && self.limiter.is_on() {
             let (kind, token) = self.rate_token(query, answer.rcode);
