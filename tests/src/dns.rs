@@ -223,3 +223,9 @@ pub fn answer_data(response: &[u8]) -> Vec<String> {
 pub fn record_type(t: &str) -> RecordType {
     RecordType::from_str(t).expect("record type")
 }
+
+/// The RCODE of a response, extended by its OPT record's upper bits (BADVERS is 16).
+pub fn response_rcode(response: &[u8]) -> u16 {
+    let high = Message::from_vec(response).ok().and_then(|m| m.edns).map_or(0, |e| e.rcode_high() as u16);
+    (response[3] & 0xf) as u16 | high << 4
+}

@@ -16,7 +16,7 @@ use std::{
 use dns_common::{
     frame::{ETH_HLEN, IPV4_CHECKSUM},
     stats::Outcome,
-    wire::rcode::{BADVERS, FORMERR, NOTAUTH, NOTIMP, REFUSED},
+    wire::rcode::{self, BADVERS, FORMERR, NOERROR, NOTAUTH, NOTIMP, NXDOMAIN, REFUSED},
 };
 use hickory_proto::rr::RecordType;
 
@@ -35,9 +35,6 @@ pub fn corpus_dir() -> PathBuf {
 pub const MANIFEST: &str = "expected.txt";
 /// What a case's frame file is called: its name and this extension.
 pub const FRAME_EXTENSION: &str = "frame";
-
-pub const NOERROR: u16 = 0;
-pub const NXDOMAIN: u16 = 3;
 
 /// What the XDP program must do with a case's frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -838,26 +835,11 @@ pub fn xdp_text(x: Xdp) -> String {
     }
 }
 
-const RCODES: [(&str, u16); 9] = [
-    ("NOERROR", 0),
-    ("FORMERR", 1),
-    ("SERVFAIL", 2),
-    ("NXDOMAIN", 3),
-    ("NOTIMP", 4),
-    ("REFUSED", 5),
-    ("NOTAUTH", 9),
-    ("NOTZONE", 10),
-    ("BADVERS", 16),
-];
-
 pub fn userspace_text(u: Userspace) -> String {
     match u {
         Userspace::Drops => "drop".into(),
         Userspace::Kernel => "kernel".into(),
-        Userspace::Rcode(r) => RCODES
-            .iter()
-            .find(|(_, code)| *code == r)
-            .map_or_else(|| format!("rcode-{r}"), |(n, _)| (*n).into()),
+        Userspace::Rcode(r) => rcode::name(r).into(),
     }
 }
 
@@ -896,12 +878,10 @@ pub fn parse_manifest_line(line: &str) -> Result<(String, Xdp, Userspace), Strin
     let userspace = match userspace {
         "drop" => Userspace::Drops,
         "kernel" => Userspace::Kernel,
-        rcode => Userspace::Rcode(
-            RCODES
-                .iter()
-                .find(|(n, _)| *n == rcode)
-                .map(|(_, code)| *code)
-                .ok_or_else(|| format!("{name}: no RCODE {rcode:?}"))?,
+        text => Userspace::Rcode(
+            (0..=rcode::BADVERS)
+                .find(|code| rcode::name(*code) == text)
+                .ok_or_else(|| format!("{name}: no RCODE {text:?}"))?,
         ),
     };
     Ok((name.to_owned(), xdp, userspace))

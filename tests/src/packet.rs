@@ -187,13 +187,7 @@ pub fn internet_checksum(data: &[u8]) -> u16 {
 /// Verifies the IPv4 header and UDP checksums of a built or captured frame; returns
 /// the UDP payload.
 pub fn check_checksums(frame: &[u8]) -> Result<Vec<u8>, String> {
-    let mut off = ETH_TYPE;
-    let mut ethertype = u16::from_be_bytes([frame[off], frame[off + 1]]);
-    while ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
-        off += VLAN_HLEN;
-        ethertype = u16::from_be_bytes([frame[off], frame[off + 1]]);
-    }
-    let l3 = off + 2;
+    let (l3, ethertype) = l3_of(frame).ok_or("the frame ends inside its Ethernet header")?;
     let (pseudo, l4) = match ethertype {
         ETH_P_IPV4 => {
             let ihl = (frame[l3] & 0xf) as usize * 4;

@@ -192,6 +192,28 @@ impl FastPathRig {
         self.rt.block_on(self.handler.handle(query, Transport::Udp, client))
     }
 
+    /// What XDP answered to `frame` with `reply` (an XDP_TX output) and what userspace
+    /// answers the same frame's UDP payload from the same source, as the kernel's stack
+    /// would deliver it: (XDP's DNS message, userspace's). An error says why the reply
+    /// cannot be right: not addressed back, a checksum that fails, a frame without a
+    /// well-formed datagram, or a query userspace drops.
+    pub fn xdp_and_userspace(&self, frame: &[u8], reply: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+        use crate::packet::{addressed_back, check_checksums, source_address, udp_payload};
+        if !addressed_back(frame, reply) {
+            return Err("the XDP answer is not addressed back to the sender".into());
+        }
+        let from_xdp = check_checksums(reply).map_err(|e| format!("the XDP answer: {e}"))?;
+        // The UDP payload as sent: its checksum is not checked by XDP, which may see
+        // offloaded partial sums.
+        let (Some(payload), Some(client)) = (udp_payload(frame), source_address(frame)) else {
+            return Err("XDP answered a frame that holds no well-formed UDP datagram".into());
+        };
+        let from_userspace = self
+            .userspace_from(payload, client)
+            .ok_or_else(|| format!("XDP answered what userspace drops: {from_xdp:02x?}"))?;
+        Ok((from_xdp, from_userspace))
+    }
+
     /// A program of the fast-path object, or a baseline of the benchmark object.
     fn program(&self, name: &str) -> &Xdp {
         let program = self.ebpf.program(name).or_else(|| self.bench.program(name));

@@ -17,7 +17,7 @@ use tests::{
     data::fixture_sql,
     dns::QueryBuilder,
     fuzz::{Rng, campaign, mutate_frame, mutate_message, report, seed_message, seeds},
-    packet::{Frame, addressed_back, check_checksums, source_address, udp_payload},
+    packet::Frame,
     testrun::{FastPathRig, XDP_PASS, XDP_TX},
 };
 
@@ -81,23 +81,9 @@ fn xdp_answers_mutated_frames_as_userspace_does_or_passes_them_untouched() {
 
 /// Checks an XDP answer against userspace's; None when it holds.
 fn judge_answer(rig: &FastPathRig, bytes: &[u8], out: &[u8]) -> Option<String> {
-    if !addressed_back(bytes, out) {
-        return Some("the reply is not addressed back to the sender".into());
-    }
-    let from_xdp = match check_checksums(out) {
-        Ok(m) => m,
-        Err(e) => return Some(format!("reply: {e}")),
-    };
-    // Userspace sees what the kernel's stack would deliver: the UDP payload as sent
-    // (its checksum is not checked by XDP, which may see offloaded partial sums).
-    let Some(payload) = udp_payload(bytes) else {
-        return Some("XDP answered a frame that is not a well-formed UDP datagram".into());
-    };
-    let Some(client) = source_address(bytes) else {
-        return Some("XDP answered a frame without an IP source address".into());
-    };
-    let Some(from_userspace) = rig.userspace_from(payload, client) else {
-        return Some(format!("XDP answered what userspace drops: {from_xdp:02x?}"));
+    let (from_xdp, from_userspace) = match rig.xdp_and_userspace(bytes, out) {
+        Ok(both) => both,
+        Err(why) => return Some(why),
     };
     if from_xdp == from_userspace {
         return None;

@@ -8,19 +8,18 @@
 use std::collections::BTreeSet;
 
 use dns_common::stats::Outcome;
-use hickory_proto::op::Message;
 use instadns::{
     engine::Transport,
     fastpath::{cookies::CookieSettings, rrl::RrlSettings},
 };
 use tests::{
     data::fixture_sql,
-    dns::QueryBuilder,
+    dns::{QueryBuilder, response_rcode},
     fuzz::judge_response,
     garbage::{
         Case, FRAME_EXTENSION, MANIFEST, Userspace, Xdp, cases, corpus_dir, manifest, parse_manifest_line,
     },
-    packet::{addressed_back, check_checksums, source_address, udp_payload},
+    packet::{source_address, udp_payload},
     testrun::{FastPathRig, XDP_PASS, XDP_TX},
 };
 
@@ -86,12 +85,6 @@ fn the_committed_corpus_is_what_the_generator_makes() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The RCODE of a response, extended by its OPT record.
-fn rcode_of(response: &[u8]) -> u16 {
-    let high = Message::from_vec(response).ok().and_then(|m| m.edns).map_or(0, |e| e.rcode_high() as u16);
-    (response[3] & 0xf) as u16 | high << 4
-}
-
 /// Why the XDP program's handling of `case` breaks the manifest, or None.
 fn judge_xdp(rig: &FastPathRig, case: &Case) -> Option<String> {
     let outcome = match case.xdp {
@@ -115,22 +108,12 @@ fn judge_xdp(rig: &FastPathRig, case: &Case) -> Option<String> {
 
 /// Checks an XDP answer: addressed back, checksums verify, the message is userspace's.
 fn judge_answer(rig: &FastPathRig, case: &Case, out: &[u8]) -> Option<String> {
-    if !addressed_back(&case.frame, out) {
-        return Some("the XDP answer is not addressed back to the sender".into());
-    }
-    let from_xdp = match check_checksums(out) {
-        Ok(message) => message,
-        Err(e) => return Some(format!("the XDP answer: {e}")),
-    };
-    let (Some(payload), Some(client)) = (udp_payload(&case.frame), source_address(&case.frame)) else {
-        return Some("XDP answered a frame that holds no well-formed UDP datagram".into());
-    };
-    match rig.userspace_from(payload, client) {
-        Some(from_userspace) if from_userspace == from_xdp => None,
-        Some(from_userspace) => {
+    match rig.xdp_and_userspace(&case.frame, out) {
+        Ok((from_xdp, from_userspace)) if from_xdp == from_userspace => None,
+        Ok((from_xdp, from_userspace)) => {
             Some(format!("XDP and userspace differ:\n  xdp  {from_xdp:02x?}\n  user {from_userspace:02x?}"))
         }
-        None => Some(format!("XDP answered what userspace drops: {from_xdp:02x?}")),
+        Err(why) => Some(why),
     }
 }
 
@@ -146,11 +129,11 @@ fn judge_userspace(rig: &FastPathRig, case: &Case) -> Option<String> {
     match (case.userspace, response) {
         (Userspace::Drops, None) => None,
         (Userspace::Drops, Some(r)) => {
-            Some(format!("userspace answered (RCODE {}), expected silence", rcode_of(&r)))
+            Some(format!("userspace answered (RCODE {}), expected silence", response_rcode(&r)))
         }
         (Userspace::Rcode(_), None) => Some("userspace sent nothing, expected an answer".into()),
         (Userspace::Rcode(expected), Some(r)) => judge_response(payload, &r, Transport::Udp).or_else(|| {
-            let got = rcode_of(&r);
+            let got = response_rcode(&r);
             (got != expected).then(|| format!("userspace answered RCODE {got}, expected {expected}"))
         }),
         (Userspace::Kernel, _) => None,
